@@ -1,0 +1,23 @@
+# Third-party dependencies: Debian -dev packages, plus the ONNX Runtime SDK from scripts/setup.sh
+# (or any official ONNX Runtime release passed as -DQ3VL_ORT_ROOT=...).
+find_package(ONNX REQUIRED)            # libonnx-dev: protobuf classes for writing models
+find_package(Protobuf REQUIRED)
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(Threads REQUIRED)
+
+find_path(Q3VL_ORT_INCLUDE onnxruntime_cxx_api.h
+  PATHS "${Q3VL_ORT_ROOT}/include" "${Q3VL_ORT_ROOT}/include/onnxruntime" NO_DEFAULT_PATH)
+find_library(Q3VL_ORT_LIBRARY onnxruntime PATHS "${Q3VL_ORT_ROOT}/lib" NO_DEFAULT_PATH)
+if(NOT Q3VL_ORT_INCLUDE OR NOT Q3VL_ORT_LIBRARY)
+  message(FATAL_ERROR "ONNX Runtime not found under Q3VL_ORT_ROOT=${Q3VL_ORT_ROOT}. "
+                      "Run scripts/setup.sh (or `make setup`), or pass -DQ3VL_ORT_ROOT=<sdk root>.")
+endif()
+add_library(q3vl_onnxruntime SHARED IMPORTED GLOBAL)
+set_target_properties(q3vl_onnxruntime PROPERTIES
+  IMPORTED_LOCATION "${Q3VL_ORT_LIBRARY}"
+  INTERFACE_INCLUDE_DIRECTORIES "${Q3VL_ORT_INCLUDE}")
+get_filename_component(Q3VL_ORT_LIBDIR "${Q3VL_ORT_LIBRARY}" DIRECTORY)
+# Binaries find the SDK's library without LD_LIBRARY_PATH.
+set(CMAKE_BUILD_RPATH "${Q3VL_ORT_LIBDIR}")
+set(CMAKE_INSTALL_RPATH "${Q3VL_ORT_LIBDIR}")
