@@ -1,0 +1,76 @@
+#pragma once
+// The one place that reads a Qwen3-VL config.json (spec §1). Everything else takes ModelConfig.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace q3vl {
+
+struct TextConfig {
+  std::int64_t vocab_size = 0;
+  std::int64_t hidden_size = 0;
+  std::int64_t intermediate_size = 0;
+  std::int64_t num_hidden_layers = 0;
+  std::int64_t num_attention_heads = 0;
+  std::int64_t num_key_value_heads = 0;
+  std::int64_t head_dim = 0;
+  std::int64_t max_position_embeddings = 0;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 5000000.0;
+  // Rotary slots per axis (T, H, W); they sum to head_dim / 2. The interleaved layout is
+  // implied: HF hard-codes it and never reads "mrope_interleaved".
+  std::vector<std::int64_t> mrope_section;
+  bool attention_bias = false;
+  std::string hidden_act = "silu";
+  std::int64_t bos_token_id = -1;
+  std::int64_t eos_token_id = -1;
+};
+
+struct VisionConfig {
+  std::int64_t depth = 0;
+  std::int64_t hidden_size = 0;
+  std::int64_t intermediate_size = 0;
+  std::int64_t num_heads = 0;
+  std::int64_t in_channels = 3;
+  std::int64_t patch_size = 16;
+  std::int64_t temporal_patch_size = 2;
+  std::int64_t spatial_merge_size = 2;
+  std::int64_t out_hidden_size = 0;
+  std::int64_t num_position_embeddings = 0;
+  std::vector<std::int64_t> deepstack_visual_indexes;
+  std::string hidden_act = "gelu_pytorch_tanh";
+
+  std::int64_t head_dim() const { return hidden_size / num_heads; }
+  // Length of one flattened patch: C * Tp * P * P (1536 for the released models).
+  std::int64_t patch_input_size() const {
+    return in_channels * temporal_patch_size * patch_size * patch_size;
+  }
+  // Side of the learned position-embedding grid (48 for 2304 embeddings).
+  std::int64_t position_grid_side() const;
+};
+
+struct ModelConfig {
+  TextConfig text;
+  VisionConfig vision;
+  std::int64_t image_token_id = 151655;
+  std::int64_t video_token_id = 151656;
+  std::int64_t vision_start_token_id = 151652;
+  std::int64_t vision_end_token_id = 151653;
+  bool tie_word_embeddings = false;
+};
+
+// Parses config.json text; `source` names the file in error messages. Accepts both the
+// transformers 4.57 form (rope_theta + rope_scaling) and the v5 form (rope_parameters).
+// Throws InvalidInput for malformed or inconsistent values, Unsupported for MoE or non-default
+// RoPE scaling.
+ModelConfig parse_model_config(const nlohmann::json& json, const std::string& source);
+ModelConfig parse_model_config_text(const std::string& text, const std::string& source);
+ModelConfig load_model_config(const std::filesystem::path& config_json);
+
+// The 4.57-style config.json (as shipped on the hub) for this configuration.
+nlohmann::json to_config_json(const ModelConfig& config);
+
+}  // namespace q3vl

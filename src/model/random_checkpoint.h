@@ -1,0 +1,34 @@
+#pragma once
+// Random-weight Qwen3-VL checkpoints in Hugging Face layout (`q3vl make-tiny`): small configs
+// for tests and demos, and the real 2B/4B/8B shapes for benchmarks. Weights are streamed to disk
+// one tensor at a time, so an 8B checkpoint needs no more memory than a tiny one.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace q3vl {
+
+// Names of the presets, e.g. "tiny", "small", "2b", "4b", "8b".
+std::vector<std::string> random_checkpoint_presets();
+// The config of a preset; throws InvalidInput for an unknown name.
+ModelConfig random_checkpoint_config(const std::string& preset);
+
+struct RandomCheckpointOptions {
+  std::uint64_t seed = 0;
+  // Folder with tokenizer.json and tokenizer_config.json (the real Qwen tokenizer).
+  std::filesystem::path tokenizer_dir;
+  // Shards larger than this are split (HF's sharded layout with model.safetensors.index.json).
+  std::uint64_t max_shard_bytes = 4ull << 30;
+  bool overwrite = false;
+  bool show_progress = true;
+};
+
+// Writes config.json, safetensors weights (bf16), tokenizer, chat template, preprocessor and
+// generation configs into `out_dir`. The folder appears only when complete.
+void write_random_checkpoint(const ModelConfig& config, const std::filesystem::path& out_dir,
+                             const RandomCheckpointOptions& options);
+
+}  // namespace q3vl

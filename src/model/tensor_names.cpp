@@ -1,0 +1,84 @@
+#include "model/tensor_names.h"
+
+namespace q3vl::names {
+
+std::string vision_block(std::int64_t block, const std::string& leaf) {
+  return "model.visual.blocks." + std::to_string(block) + "." + leaf;
+}
+std::string merger(const std::string& leaf) { return "model.visual.merger." + leaf; }
+std::string deepstack_merger(std::int64_t level, const std::string& leaf) {
+  return "model.visual.deepstack_merger_list." + std::to_string(level) + "." + leaf;
+}
+std::string text_layer(std::int64_t layer, const std::string& leaf) {
+  return "model.language_model.layers." + std::to_string(layer) + "." + leaf;
+}
+
+}  // namespace q3vl::names
+
+namespace q3vl {
+
+std::vector<TensorSpec> expected_tensors(const ModelConfig& config) {
+  using Init = TensorSpec::Init;
+  const VisionConfig& v = config.vision;
+  const TextConfig& t = config.text;
+  const std::int64_t D = v.hidden_size;
+  const std::int64_t merged = D * v.spatial_merge_size * v.spatial_merge_size;
+  const std::int64_t H = t.hidden_size;
+  std::vector<TensorSpec> out;
+  auto add = [&out](std::string name, std::vector<std::int64_t> shape, Init init = Init::Random) {
+    out.push_back(TensorSpec{std::move(name), std::move(shape), true, init});
+  };
+
+  add(names::kPatchEmbedWeight, {D, v.in_channels, v.temporal_patch_size, v.patch_size, v.patch_size});
+  add(names::kPatchEmbedBias, {D}, Init::Zeros);
+  add(names::kPositionEmbedding, {v.num_position_embeddings, D});
+  for (std::int64_t i = 0; i < v.depth; ++i) {
+    add(names::vision_block(i, "norm1.weight"), {D}, Init::Ones);
+    add(names::vision_block(i, "norm1.bias"), {D}, Init::Zeros);
+    add(names::vision_block(i, "norm2.weight"), {D}, Init::Ones);
+    add(names::vision_block(i, "norm2.bias"), {D}, Init::Zeros);
+    add(names::vision_block(i, "attn.qkv.weight"), {3 * D, D});
+    add(names::vision_block(i, "attn.qkv.bias"), {3 * D}, Init::Zeros);
+    add(names::vision_block(i, "attn.proj.weight"), {D, D});
+    add(names::vision_block(i, "attn.proj.bias"), {D}, Init::Zeros);
+    add(names::vision_block(i, "mlp.linear_fc1.weight"), {v.intermediate_size, D});
+    add(names::vision_block(i, "mlp.linear_fc1.bias"), {v.intermediate_size}, Init::Zeros);
+    add(names::vision_block(i, "mlp.linear_fc2.weight"), {D, v.intermediate_size});
+    add(names::vision_block(i, "mlp.linear_fc2.bias"), {D}, Init::Zeros);
+  }
+  auto add_merger = [&](auto name_of, std::int64_t norm_size) {
+    add(name_of("norm.weight"), {norm_size}, Init::Ones);
+    add(name_of("norm.bias"), {norm_size}, Init::Zeros);
+    add(name_of("linear_fc1.weight"), {merged, merged});
+    add(name_of("linear_fc1.bias"), {merged}, Init::Zeros);
+    add(name_of("linear_fc2.weight"), {v.out_hidden_size, merged});
+    add(name_of("linear_fc2.bias"), {v.out_hidden_size}, Init::Zeros);
+  };
+  add_merger([](const std::string& leaf) { return names::merger(leaf); }, D);  // norm before 2x2 concat
+  for (std::size_t j = 0; j < v.deepstack_visual_indexes.size(); ++j) {
+    add_merger([j](const std::string& leaf) { return names::deepstack_merger(static_cast<std::int64_t>(j), leaf); },
+               merged);  // norm after the concat
+  }
+
+  const std::int64_t q_size = t.num_attention_heads * t.head_dim;
+  const std::int64_t kv_size = t.num_key_value_heads * t.head_dim;
+  add(names::kEmbedTokens, {t.vocab_size, H});
+  for (std::int64_t l = 0; l < t.num_hidden_layers; ++l) {
+    add(names::text_layer(l, "input_layernorm.weight"), {H}, Init::Ones);
+    add(names::text_layer(l, "post_attention_layernorm.weight"), {H}, Init::Ones);
+    add(names::text_layer(l, "self_attn.q_proj.weight"), {q_size, H});
+    add(names::text_layer(l, "self_attn.k_proj.weight"), {kv_size, H});
+    add(names::text_layer(l, "self_attn.v_proj.weight"), {kv_size, H});
+    add(names::text_layer(l, "self_attn.o_proj.weight"), {H, q_size});
+    add(names::text_layer(l, "self_attn.q_norm.weight"), {t.head_dim}, Init::Ones);
+    add(names::text_layer(l, "self_attn.k_norm.weight"), {t.head_dim}, Init::Ones);
+    add(names::text_layer(l, "mlp.gate_proj.weight"), {t.intermediate_size, H});
+    add(names::text_layer(l, "mlp.up_proj.weight"), {t.intermediate_size, H});
+    add(names::text_layer(l, "mlp.down_proj.weight"), {H, t.intermediate_size});
+  }
+  add(names::kFinalNorm, {H}, Init::Ones);
+  out.push_back(TensorSpec{names::kLmHead, {t.vocab_size, H}, !config.tie_word_embeddings, Init::Random});
+  return out;
+}
+
+}  // namespace q3vl

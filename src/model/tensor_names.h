@@ -1,0 +1,44 @@
+#pragma once
+// Checkpoint tensor names and shapes (spec §2): the single map from model structure to the
+// names in a Hugging Face Qwen3-VL checkpoint. Validation, random checkpoints and the graph
+// builders all take names from here.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace q3vl::names {
+
+inline constexpr const char* kLmHead = "lm_head.weight";
+inline constexpr const char* kEmbedTokens = "model.language_model.embed_tokens.weight";
+inline constexpr const char* kFinalNorm = "model.language_model.norm.weight";
+inline constexpr const char* kPatchEmbedWeight = "model.visual.patch_embed.proj.weight";
+inline constexpr const char* kPatchEmbedBias = "model.visual.patch_embed.proj.bias";
+inline constexpr const char* kPositionEmbedding = "model.visual.pos_embed.weight";
+
+// "model.visual.blocks.{block}.{leaf}", e.g. leaf "attn.qkv.weight".
+std::string vision_block(std::int64_t block, const std::string& leaf);
+// "model.visual.merger.{leaf}", the final patch merger.
+std::string merger(const std::string& leaf);
+// "model.visual.deepstack_merger_list.{level}.{leaf}".
+std::string deepstack_merger(std::int64_t level, const std::string& leaf);
+// "model.language_model.layers.{layer}.{leaf}", e.g. leaf "self_attn.q_proj.weight".
+std::string text_layer(std::int64_t layer, const std::string& leaf);
+
+}  // namespace q3vl::names
+
+namespace q3vl {
+
+struct TensorSpec {
+  std::string name;
+  std::vector<std::int64_t> shape;
+  bool required = true;  // lm_head is optional when embeddings are tied
+  // What a random checkpoint puts here: norm scales are ones, biases zeros, the rest random.
+  enum class Init { Random, Ones, Zeros } init = Init::Random;
+};
+
+// Every tensor a checkpoint with this config holds, in a stable order (vision, then text).
+std::vector<TensorSpec> expected_tensors(const ModelConfig& config);
+
+}  // namespace q3vl
