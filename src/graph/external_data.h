@@ -1,0 +1,42 @@
+#pragma once
+// The side file that holds an ONNX model's weights ("external data"). Weights are appended as the
+// graph is built and never kept in memory; offsets are aligned so ONNX Runtime can map them.
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <span>
+#include <string>
+
+namespace q3vl::graph {
+
+class ExternalDataWriter {
+ public:
+  struct Range {
+    std::uint64_t offset;
+    std::uint64_t length;
+  };
+
+  // `path` is where the file is written; `location` is the name the model records (relative to
+  // the .onnx file, normally just the file name).
+  ExternalDataWriter(const std::filesystem::path& path, std::string location, std::uint64_t alignment = 4096);
+
+  const std::string& location() const { return location_; }
+  Range append(std::span<const std::uint8_t> bytes);
+  // Starts a tensor whose bytes arrive in pieces (append_piece), for tensors produced in chunks.
+  Range begin_tensor(std::uint64_t length);
+  void append_piece(std::span<const std::uint8_t> bytes);
+  void close();
+  std::uint64_t size() const { return size_; }
+
+ private:
+  void pad_to_alignment();
+
+  std::filesystem::path path_;
+  std::string location_;
+  std::uint64_t alignment_;
+  std::ofstream out_;
+  std::uint64_t size_ = 0;
+  std::uint64_t pending_ = 0;  // bytes still owed to the tensor started by begin_tensor
+};
+
+}  // namespace q3vl::graph
