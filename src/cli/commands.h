@@ -1,0 +1,11 @@
+#pragma once
+// Each subcommand registers itself on the CLI11 app; its callback does the work and throws
+// q3vl::Error on failure (main turns that into a message and an exit code).
+#include <CLI/CLI.hpp>
+
+namespace q3vl::cli {
+
+void add_make_tiny_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
+
+}  // namespace q3vl::cli
