@@ -1,0 +1,48 @@
+#include "support/test_support.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+
+namespace q3vl::test {
+
+TempDir::TempDir() {
+  std::string pattern = (std::filesystem::temp_directory_path() / "q3vl-test-XXXXXX").string();
+  if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+std::filesystem::path source_dir() { return Q3VL_SOURCE_DIR; }
+std::filesystem::path golden_dir() { return source_dir() / "tests" / "fixtures" / "golden"; }
+std::filesystem::path reference_model_files() { return source_dir() / "assets" / "qwen3-vl"; }
+
+std::filesystem::path fake_tokenizer_dir(const TempDir& dir) {
+  const auto path = dir / "fake-tokenizer";
+  std::filesystem::create_directories(path);
+  write_file(path / "tokenizer.json", "{\"model\": {\"type\": \"BPE\"}}");
+  write_file(path / "tokenizer_config.json", "{\"chat_template\": \"text-only\", \"eos_token\": \"<|im_end|>\"}");
+  return path;
+}
+
+void write_file(const std::filesystem::path& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+  if (!out) throw std::runtime_error("cannot write " + path.string());
+}
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path.string());
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace q3vl::test
