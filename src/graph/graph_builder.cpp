@@ -154,6 +154,13 @@ std::string GraphBuilder::scalar_f32(float value, const std::string& hint) {
   return name;
 }
 
+std::string GraphBuilder::scalar_i64(std::int64_t value, const std::string& hint) {
+  const std::string name = unique_name(hint);
+  onnx::TensorProto& tensor = new_initializer(name, kInt64, {});
+  tensor.set_raw_data(&value, sizeof value);
+  return name;
+}
+
 std::string GraphBuilder::unique_name(const std::string& prefix) {
   return prefix + "_" + std::to_string(name_counter_++);
 }

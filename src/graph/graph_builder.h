@@ -69,6 +69,7 @@ class GraphBuilder {
   // Small constants used as op inputs (shapes, axes, scalars); inline in the model.
   std::string constant_i64(const std::vector<std::int64_t>& values, const std::string& hint = "const");
   std::string scalar_f32(float value, const std::string& hint = "scalar");
+  std::string scalar_i64(std::int64_t value, const std::string& hint = "scalar");
 
   // Adds a node; returns its output names (`num_outputs` fresh names derived from `hint`).
   std::vector<std::string> node(const std::string& op_type, const std::vector<std::string>& inputs,

@@ -1,0 +1,33 @@
+#pragma once
+// Names shared by the package writer and every runtime that reads a q3vl package: file names,
+// graph input/output names (onnxruntime-genai's Qwen3-VL contract), and the wide visual channel.
+#include <cstdint>
+
+#include "model/config.h"
+
+namespace q3vl::package {
+
+inline constexpr const char* kVisionModel = "vision.onnx";
+inline constexpr const char* kEmbeddingModel = "embedding.onnx";
+inline constexpr const char* kTextModel = "text.onnx";
+inline constexpr const char* kGenaiConfig = "genai_config.json";
+inline constexpr const char* kProcessorConfig = "processor_config.json";
+inline constexpr const char* kManifest = "q3vl_package.json";
+
+inline constexpr const char* kPixelValues = "pixel_values";
+inline constexpr const char* kImageGridThw = "image_grid_thw";
+inline constexpr const char* kImageFeatures = "image_features";
+inline constexpr const char* kInputIds = "input_ids";
+inline constexpr const char* kInputsEmbeds = "inputs_embeds";
+inline constexpr const char* kAttentionMask = "attention_mask";
+inline constexpr const char* kPositionIds = "position_ids";
+inline constexpr const char* kLogits = "logits";
+
+// DeepStack rides along the visual features and token embeddings as extra columns: each row is
+// [merged features | DeepStack level 0 | ... | level K-1], each H wide (K = number of levels), so
+// stock onnxruntime-genai carries it unchanged from vision to decoder (decoder.hidden_size = this).
+inline std::int64_t visual_channel_width(const ModelConfig& config) {
+  return config.text.hidden_size * (1 + static_cast<std::int64_t>(config.vision.deepstack_visual_indexes.size()));
+}
+
+}  // namespace q3vl::package

@@ -1,0 +1,127 @@
+#include "export/weights.h"
+
+#include <algorithm>
+
+#include "q3vl/error.h"
+
+namespace q3vl {
+namespace {
+
+constexpr std::size_t kSliceElements = 1 << 20;
+
+std::span<const std::uint8_t> as_bytes(std::span<const float> values) {
+  return {reinterpret_cast<const std::uint8_t*>(values.data()), values.size() * sizeof(float)};
+}
+
+}  // namespace
+
+WeightFormat parse_weight_format(const std::string& text) {
+  if (text == "fp32") return WeightFormat::F32;
+  if (text == "int8") return WeightFormat::Int8;
+  if (text == "int4") return WeightFormat::Int4;
+  throw InvalidInput("unknown weight precision \"" + text + "\" (expected fp32, int8 or int4)");
+}
+
+std::string to_string(WeightFormat format) {
+  switch (format) {
+    case WeightFormat::F32: return "fp32";
+    case WeightFormat::Int8: return "int8";
+    case WeightFormat::Int4: return "int4";
+  }
+  return "?";
+}
+
+std::string WeightWriter::float_tensor(const std::string& checkpoint_name) {
+  const TensorView tensor = checkpoint_.tensor(checkpoint_name);
+  const std::size_t count = static_cast<std::size_t>(tensor.element_count());
+  if (count * sizeof(float) < 1024 || g_.external() == nullptr) {
+    const std::vector<float> values = read_as_float(tensor);
+    return g_.initializer(checkpoint_name, tensor.shape(), values);
+  }
+  const std::string name = g_.streamed_initializer(checkpoint_name, graph::kFloat, tensor.shape());
+  std::vector<float> slice(std::min(count, kSliceElements));
+  for (std::size_t done = 0; done < count;) {
+    const std::size_t n = std::min(kSliceElements, count - done);
+    read_as_float(tensor, done, std::span<float>(slice.data(), n));
+    g_.external()->append_piece(as_bytes(std::span<const float>(slice.data(), n)));
+    done += n;
+  }
+  return name;
+}
+
+std::string WeightWriter::transposed_float(const TensorView& weight, std::int64_t out_features,
+                                           std::int64_t in_features) {
+  const std::string name = g_.streamed_initializer(weight.name() + ".T", graph::kFloat, {in_features, out_features});
+  // Transpose in bands of input features: read a [out, band] slab row by row, write [band, out].
+  constexpr std::int64_t kBand = 64;
+  std::vector<float> row_part(kBand);
+  std::vector<float> band_out(static_cast<std::size_t>(kBand * out_features));
+  for (std::int64_t i0 = 0; i0 < in_features; i0 += kBand) {
+    const std::int64_t band = std::min(kBand, in_features - i0);
+    for (std::int64_t o = 0; o < out_features; ++o) {
+      read_as_float(weight, static_cast<std::size_t>(o * in_features + i0), std::span<float>(row_part.data(), static_cast<std::size_t>(band)));
+      for (std::int64_t i = 0; i < band; ++i) band_out[static_cast<std::size_t>(i * out_features + o)] = row_part[static_cast<std::size_t>(i)];
+    }
+    g_.external()->append_piece(as_bytes(std::span<const float>(band_out.data(), static_cast<std::size_t>(band * out_features))));
+  }
+  return name;
+}
+
+std::string WeightWriter::quantized(const std::string& x, const TensorView& weight, std::int64_t N, std::int64_t K,
+                                    const LinearOptions& options, const std::string& hint) {
+  BlockQuantOptions quant;
+  quant.bits = options.format == WeightFormat::Int4 ? 4 : 8;
+  quant.block_size = options.block_size;
+  quant.symmetric = options.symmetric;
+  validate(quant);
+  const std::int64_t blocks = (K + quant.block_size - 1) / quant.block_size;
+  const std::int64_t blob = quant.block_size * quant.bits / 8;
+  const std::string packed_name =
+      g_.streamed_initializer(weight.name() + ".qweight", graph::kUInt8, {N, blocks, blob});
+  std::vector<float> scales;
+  std::vector<std::uint8_t> zero_points;
+  // Rows are independent: quantize a slab of rows at a time, append its packed bytes.
+  const std::int64_t rows_per_slab = std::max<std::int64_t>(1, static_cast<std::int64_t>(kSliceElements) / K);
+  std::vector<float> slab;
+  for (std::int64_t r0 = 0; r0 < N; r0 += rows_per_slab) {
+    const std::int64_t rows = std::min(rows_per_slab, N - r0);
+    slab.resize(static_cast<std::size_t>(rows * K));
+    read_as_float(weight, static_cast<std::size_t>(r0 * K), slab);
+    const QuantizedMatrix q = quantize_blocks(slab, rows, K, quant);
+    g_.external()->append_piece(q.packed);
+    scales.insert(scales.end(), q.scales.begin(), q.scales.end());
+    zero_points.insert(zero_points.end(), q.zero_points.begin(), q.zero_points.end());
+  }
+  std::vector<std::string> inputs = {x, packed_name, g_.initializer(weight.name() + ".scales", {N, blocks}, scales)};
+  if (!quant.symmetric) {
+    const std::int64_t zp_bytes = (blocks * quant.bits + 7) / 8;
+    inputs.push_back(g_.initializer(weight.name() + ".zero_points", graph::kUInt8, {N, zp_bytes}, zero_points));
+  }
+  return g_.op("MatMulNBits", inputs,
+               {{"K", K}, {"N", N}, {"bits", std::int64_t{quant.bits}}, {"block_size", quant.block_size},
+                {"accuracy_level", options.accuracy_level}},
+               graph::kMicrosoftDomain, hint);
+}
+
+std::string WeightWriter::linear(const std::string& x, const std::string& weight_name, const std::string& bias_name,
+                                 const LinearOptions& options, const std::string& hint) {
+  const TensorView weight = checkpoint_.tensor(weight_name);
+  if (weight.shape().size() != 2) throw InvalidInput("linear weight " + weight_name + " is not 2-D");
+  return linear(x, weight, weight.shape()[0], weight.shape()[1], bias_name, options, hint);
+}
+
+std::string WeightWriter::linear(const std::string& x, const TensorView& weight, std::int64_t out_features,
+                                 std::int64_t in_features, const std::string& bias_name, const LinearOptions& options,
+                                 const std::string& hint) {
+  if (out_features * in_features != weight.element_count()) {
+    throw InvalidInput("weight " + weight.name() + " does not hold " + std::to_string(out_features) + " x " +
+                       std::to_string(in_features) + " values");
+  }
+  std::string y = options.format == WeightFormat::F32
+                      ? g_.op("MatMul", {x, transposed_float(weight, out_features, in_features)}, {}, "", hint)
+                      : quantized(x, weight, out_features, in_features, options, hint);
+  if (!bias_name.empty()) y = g_.op("Add", {y, float_tensor(bias_name)}, {}, "", hint + "_bias");
+  return y;
+}
+
+}  // namespace q3vl

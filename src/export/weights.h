@@ -1,0 +1,48 @@
+#pragma once
+// Checkpoint tensors into an ONNX graph: float initializers and linear layers (y = x Wᵀ + b) in
+// the chosen weight format. Weights stream from the memory-mapped checkpoint to the external data
+// file in slices, so no full model (and no large tensor twice) is ever held in memory.
+#include <string>
+
+#include "graph/graph_builder.h"
+#include "model/checkpoint.h"
+#include "quant/block_quant.h"
+
+namespace q3vl {
+
+enum class WeightFormat { F32, Int8, Int4 };
+
+WeightFormat parse_weight_format(const std::string& text);  // "fp32", "int8", "int4"
+std::string to_string(WeightFormat format);
+
+struct LinearOptions {
+  WeightFormat format = WeightFormat::F32;
+  std::int64_t block_size = 32;
+  bool symmetric = true;
+  std::int64_t accuracy_level = 4;  // MatMulNBits: 4 = int8 activations (fast on CPU)
+};
+
+class WeightWriter {
+ public:
+  WeightWriter(graph::GraphBuilder& g, const Checkpoint& checkpoint) : g_(g), checkpoint_(checkpoint) {}
+
+  // The checkpoint tensor as a float32 initializer of the same shape.
+  std::string float_tensor(const std::string& checkpoint_name);
+  // y = x · Wᵀ (+ b) for the checkpoint's Linear weight [out, in] (bias may be empty).
+  std::string linear(const std::string& x, const std::string& weight, const std::string& bias,
+                     const LinearOptions& options, const std::string& hint);
+  // The same for a weight stored with more dims whose row-major layout is [out, in] (Conv3d kernels).
+  std::string linear(const std::string& x, const TensorView& weight, std::int64_t out_features,
+                     std::int64_t in_features, const std::string& bias, const LinearOptions& options,
+                     const std::string& hint);
+
+ private:
+  std::string transposed_float(const TensorView& weight, std::int64_t out_features, std::int64_t in_features);
+  std::string quantized(const std::string& x, const TensorView& weight, std::int64_t N, std::int64_t K,
+                        const LinearOptions& options, const std::string& hint);
+
+  graph::GraphBuilder& g_;
+  const Checkpoint& checkpoint_;
+};
+
+}  // namespace q3vl

@@ -1,0 +1,49 @@
+#pragma once
+// One ONNX Runtime session over a package model, with the environment shared by all sessions of
+// a process. Errors from ONNX Runtime come back as q3vl::Error naming the model.
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <onnxruntime_cxx_api.h>
+
+namespace q3vl {
+
+struct SessionOptions {
+  int intra_op_threads = 0;  // 0: ONNX Runtime's default (one per physical core)
+};
+
+class OnnxEnvironment {
+ public:
+  OnnxEnvironment();
+  Ort::Env& env() { return env_; }
+
+ private:
+  Ort::Env env_;
+};
+
+class OnnxSession {
+ public:
+  OnnxSession(OnnxEnvironment& environment, const std::filesystem::path& model, const SessionOptions& options = {});
+
+  const std::filesystem::path& path() const { return path_; }
+  std::vector<std::string> input_names() const;
+  std::vector<std::string> output_names() const;
+
+  // Runs with named inputs and returns the requested outputs in order.
+  std::vector<Ort::Value> run(const std::vector<std::string>& input_names, std::vector<Ort::Value>& inputs,
+                              const std::vector<std::string>& output_names);
+
+ private:
+  std::filesystem::path path_;
+  Ort::Session session_{nullptr};
+};
+
+// Tensors over caller-owned memory (no copy); the memory must outlive the value.
+Ort::Value tensor_view(std::span<float> data, const std::vector<std::int64_t>& shape);
+Ort::Value tensor_view(std::span<std::int64_t> data, const std::vector<std::int64_t>& shape);
+std::vector<std::int64_t> tensor_shape(const Ort::Value& value);
+
+}  // namespace q3vl

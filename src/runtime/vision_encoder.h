@@ -1,0 +1,46 @@
+#pragma once
+// Runs vision.onnx: flattened patches + their grids -> merged visual features and DeepStack
+// features. Grids are checked against the config and the patch count before ONNX Runtime sees
+// them, so a crafted grid gives a clear error instead of an out-of-range read.
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "model/config.h"
+#include "runtime/onnx_session.h"
+
+namespace q3vl {
+
+// image_grid_thw rows (t, h, w) in patches.
+struct GridThw {
+  std::int64_t t = 1;
+  std::int64_t h = 0;
+  std::int64_t w = 0;
+  std::int64_t patches() const { return t * h * w; }
+  std::int64_t tokens() const { return patches() / 4; }
+};
+
+// Throws InvalidInput unless every grid is positive, even in h and w, not absurdly large, and the
+// grids add up to `patch_rows`.
+void validate_grids(std::span<const GridThw> grids, std::int64_t patch_rows, const ModelConfig& config);
+
+struct VisualFeatures {
+  std::int64_t tokens = 0;   // rows: one per merged 2x2 block
+  std::int64_t width = 0;    // (1 + K) * H: merged features then K DeepStack levels
+  std::vector<float> data;   // [tokens, width]
+};
+
+class VisionEncoder {
+ public:
+  VisionEncoder(OnnxEnvironment& environment, const std::filesystem::path& model, const ModelConfig& config,
+                const SessionOptions& options = {});
+
+  // pixel_values: [rows, C*Tp*P*P] in HF patch order.
+  VisualFeatures encode(std::span<const float> pixel_values, std::span<const GridThw> grids);
+
+ private:
+  OnnxSession session_;
+  ModelConfig config_;
+};
+
+}  // namespace q3vl

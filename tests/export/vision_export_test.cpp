@@ -1,0 +1,111 @@
+// vision.onnx against Hugging Face: merged features and every DeepStack level for each golden case
+// with images (two images of different sizes in one call included).
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "export/vision_export.h"
+#include "model/checkpoint.h"
+#include "q3vl/error.h"
+#include "runtime/vision_encoder.h"
+#include "support/golden.h"
+#include "support/test_support.h"
+
+namespace q3vl {
+namespace {
+
+std::vector<GridThw> grids_of(const test::GoldenCase& c) {
+  const std::vector<std::int64_t> thw = c.load("image_grid_thw").as_int64();
+  std::vector<GridThw> grids;
+  for (std::size_t i = 0; i + 2 < thw.size(); i += 3) grids.push_back({thw[i], thw[i + 1], thw[i + 2]});
+  return grids;
+}
+
+// Runs every image case of the fixtures through an exported vision model and returns, per case,
+// the largest relative error over the merged features and the DeepStack levels.
+std::map<std::string, double> vision_errors(const VisionExportOptions& options, const test::TempDir& dir) {
+  OnnxEnvironment env;
+  std::map<std::string, double> errors;
+  for (const test::GoldenCase& c : test::golden_cases()) {
+    if (!c.has("pixel_values")) continue;
+    const auto model_dir = dir / (c.model() + "-" + to_string(options.linear.format));
+    const Checkpoint ckpt = Checkpoint::open(c.model_dir());
+    if (!std::filesystem::exists(model_dir / "vision.onnx")) {
+      std::filesystem::create_directories(model_dir);
+      export_vision(ckpt, options, model_dir);
+    }
+    VisionEncoder encoder(env, model_dir / "vision.onnx", ckpt.config());
+    const std::vector<float> pixels = c.load("pixel_values").as_float();
+    const std::vector<GridThw> grids = grids_of(c);
+    const VisualFeatures out = encoder.encode(pixels, grids);
+    const std::int64_t H = ckpt.config().text.hidden_size;
+    const std::int64_t levels = static_cast<std::int64_t>(ckpt.config().vision.deepstack_visual_indexes.size());
+    EXPECT_EQ(out.width, H * (1 + levels)) << c.name;
+    const std::vector<float> merged = c.load("image_features").as_float();
+    const std::vector<float> deepstack = c.load("deepstack_features").as_float();
+    EXPECT_EQ(out.tokens * H, static_cast<std::int64_t>(merged.size())) << c.name;
+    double worst = 0;
+    for (std::int64_t slice = 0; slice <= levels; ++slice) {
+      std::vector<float> actual;
+      for (std::int64_t r = 0; r < out.tokens; ++r) {
+        const float* row = out.data.data() + r * out.width + slice * H;
+        actual.insert(actual.end(), row, row + H);
+      }
+      const std::span<const float> expected =
+          slice == 0 ? std::span<const float>(merged)
+                     : std::span<const float>(deepstack).subspan(static_cast<std::size_t>((slice - 1) * out.tokens * H),
+                                                                 static_cast<std::size_t>(out.tokens * H));
+      const test::Difference d = test::compare(actual, expected);
+      worst = std::max(worst, d.relative());
+    }
+    errors[c.name] = worst;
+  }
+  return errors;
+}
+
+TEST(VisionExport, Fp32MatchesHfOnEveryImageCaseIncludingTwoImagesOfDifferentSizes) {
+  test::TempDir dir;
+  const auto errors = vision_errors({}, dir);
+  ASSERT_GE(errors.size(), 4u);
+  for (const auto& [name, error] : errors) {
+    EXPECT_LT(error, 1e-4) << name;
+    std::printf("[ vision fp32 ] %-22s max relative error %.3g\n", name.c_str(), error);
+  }
+}
+
+TEST(VisionExport, QuantizedLinearsStayCloseToHf) {
+  test::TempDir dir;
+  for (WeightFormat format : {WeightFormat::Int8, WeightFormat::Int4}) {
+    VisionExportOptions options;
+    options.linear.format = format;
+    options.linear.block_size = 16;  // the tiny models' widths are 32..192
+    for (const auto& [name, error] : vision_errors(options, dir)) {
+      std::printf("[ vision %s ] %-22s max relative error %.3g\n", to_string(format).c_str(), name.c_str(), error);
+      EXPECT_LT(error, format == WeightFormat::Int8 ? 0.05 : 0.5) << name;
+    }
+  }
+}
+
+TEST(VisionEncoder, RejectsBadGridsBeforeRunning) {
+  const ModelConfig config = load_model_config(test::reference_model_files() / "config.json");
+  auto expect_invalid = [&](std::vector<GridThw> grids, std::int64_t rows, const std::string& needle) {
+    try {
+      validate_grids(grids, rows, config);
+      FAIL() << "accepted a bad grid: " << needle;
+    } catch (const InvalidInput& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_invalid({{1, 3, 4}}, 12, "even");
+  expect_invalid({{1, 0, 4}}, 0, "positive");
+  expect_invalid({{-1, 4, 4}}, 16, "positive");
+  expect_invalid({{1, 4, 4}}, 20, "16 patches but pixel_values has 20 rows");
+  expect_invalid({{1, 4, 4}, {1, 2, 2}}, 16, "20 patches");
+  expect_invalid({{1, 1 << 20, 2}}, 2, "too large");
+  expect_invalid({{1 << 13, 1 << 13, 2}}, 2, "more than");
+  expect_invalid({}, 0, "empty");
+  EXPECT_NO_THROW(validate_grids(std::vector<GridThw>{{1, 4, 6}, {2, 2, 2}}, 32, config));
+}
+
+}  // namespace
+}  // namespace q3vl

@@ -1,0 +1,44 @@
+#include "support/golden.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "support/test_support.h"
+
+namespace q3vl::test {
+
+const nlohmann::json& golden_manifest() {
+  static const nlohmann::json kManifest = nlohmann::json::parse(read_file(golden_dir() / "manifest.json"));
+  return kManifest;
+}
+
+std::filesystem::path GoldenCase::model_dir() const {
+  return golden_dir() / golden_manifest()["models"][model()]["dir"].get<std::string>();
+}
+
+NpyArray GoldenCase::load(const std::string& array) const {
+  const auto& info = entry["arrays"].at(array);
+  return read_npy(golden_dir() / entry["dir"].get<std::string>() / info["file"].get<std::string>());
+}
+
+std::vector<GoldenCase> golden_cases() {
+  std::vector<GoldenCase> cases;
+  for (const auto& [name, entry] : golden_manifest()["cases"].items()) cases.push_back(GoldenCase{name, entry});
+  return cases;
+}
+
+Difference compare(std::span<const float> actual, std::span<const float> expected) {
+  Difference d;
+  if (actual.size() != expected.size()) {
+    d.max_abs = INFINITY;
+    return d;
+  }
+  for (std::size_t i = 0; i < actual.size(); ++i) {
+    d.max_abs = std::max(d.max_abs, static_cast<double>(std::fabs(actual[i] - expected[i])));
+    d.reference_scale = std::max(d.reference_scale, static_cast<double>(std::fabs(expected[i])));
+    if (std::isnan(actual[i])) d.max_abs = INFINITY;
+  }
+  return d;
+}
+
+}  // namespace q3vl::test

@@ -1,0 +1,36 @@
+#pragma once
+// Access to the golden fixtures (tests/fixtures/golden/manifest.json) and tensor comparison.
+#include <filesystem>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "util/npy.h"
+
+namespace q3vl::test {
+
+const nlohmann::json& golden_manifest();
+
+struct GoldenCase {
+  std::string name;
+  nlohmann::json entry;
+
+  std::string model() const { return entry["model"].get<std::string>(); }
+  std::filesystem::path model_dir() const;
+  bool has(const std::string& array) const { return entry["arrays"].contains(array); }
+  NpyArray load(const std::string& array) const;
+};
+
+std::vector<GoldenCase> golden_cases();
+
+// Largest absolute difference relative to the largest magnitude in the reference.
+struct Difference {
+  double max_abs = 0;
+  double reference_scale = 0;
+  double relative() const { return reference_scale > 0 ? max_abs / reference_scale : max_abs; }
+};
+Difference compare(std::span<const float> actual, std::span<const float> expected);
+
+}  // namespace q3vl::test
