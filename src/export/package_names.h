@@ -2,6 +2,7 @@
 // Names shared by the package writer and every runtime that reads a q3vl package: file names,
 // graph input/output names (onnxruntime-genai's Qwen3-VL contract), and the wide visual channel.
 #include <cstdint>
+#include <string>
 
 #include "model/config.h"
 
@@ -29,5 +30,15 @@ inline constexpr const char* kLogits = "logits";
 inline std::int64_t visual_channel_width(const ModelConfig& config) {
   return config.text.hidden_size * (1 + static_cast<std::int64_t>(config.vision.deepstack_visual_indexes.size()));
 }
+
+}  // namespace q3vl::package
+
+namespace q3vl::package {
+
+inline std::string past_key(std::int64_t layer) { return "past_key_values." + std::to_string(layer) + ".key"; }
+inline std::string past_value(std::int64_t layer) { return "past_key_values." + std::to_string(layer) + ".value"; }
+inline std::string present_key(std::int64_t layer) { return "present." + std::to_string(layer) + ".key"; }
+inline std::string present_value(std::int64_t layer) { return "present." + std::to_string(layer) + ".value"; }
+inline std::string hidden_state(std::int64_t layer) { return "hidden_states." + std::to_string(layer); }
 
 }  // namespace q3vl::package

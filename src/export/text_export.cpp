@@ -1,0 +1,157 @@
+#include "export/text_export.h"
+
+#include <cmath>
+#include <limits>
+
+#include "export/package_names.h"
+#include "math/mrope.h"
+#include "model/tensor_names.h"
+
+namespace q3vl {
+namespace {
+
+using graph::GraphBuilder;
+
+std::string slice_last_axis(GraphBuilder& g, const std::string& x, std::int64_t begin, std::int64_t end) {
+  return g.op("Slice", {x, g.constant_i64({begin}), g.constant_i64({end}), g.constant_i64({-1})});
+}
+
+std::string rms_norm(GraphBuilder& g, WeightWriter& weights, const std::string& x, const std::string& weight, double eps) {
+  return g.op("SimplifiedLayerNormalization", {x, weights.float_tensor(weight)},
+              {{"axis", std::int64_t{-1}}, {"epsilon", static_cast<float>(eps)}, {"stash_type", std::int64_t{1}}});
+}
+
+// cos/sin [B, S, 1, head_dim] for interleaved MRoPE, computed once per forward from position_ids [3, B, S].
+std::pair<std::string, std::string> mrope_tables(GraphBuilder& g, const TextConfig& t, const std::string& positions) {
+  const std::vector<std::int64_t> axes = mrope::slot_axes(t.mrope_section, t.head_dim);
+  const std::vector<float> inv = mrope::inverse_frequencies(t.rope_theta, t.head_dim);
+  const std::string per_token = g.op("Transpose", {g.op("Cast", {positions}, {{"to", std::int64_t{graph::kFloat}}})},
+                                     {{"perm", std::vector<std::int64_t>{1, 2, 0}}});  // [B, S, 3]
+  const std::string slot_positions = g.op("Gather", {per_token, g.initializer_i64("mrope_slot_axes", {static_cast<std::int64_t>(axes.size())}, axes)},
+                                          {{"axis", std::int64_t{2}}});  // [B, S, head_dim/2]
+  const std::string angles = g.op("Mul", {slot_positions, g.initializer("mrope_inv_freq", {static_cast<std::int64_t>(inv.size())}, inv)});
+  const std::string full = g.op("Unsqueeze", {g.op("Concat", {angles, angles}, {{"axis", std::int64_t{-1}}}), g.constant_i64({2})});
+  return {g.op("Cos", {full}), g.op("Sin", {full})};
+}
+
+// x [B, S, heads, hd] -> x * cos + rotate_half(x) * sin.
+std::string rotate(GraphBuilder& g, const std::string& x, const std::pair<std::string, std::string>& table, std::int64_t hd) {
+  const auto halves = g.node("Split", {x, g.constant_i64({hd / 2, hd / 2})}, {{"axis", std::int64_t{3}}}, 2);
+  const std::string rotated = g.op("Concat", {g.op("Neg", {halves[1]}), halves[0]}, {{"axis", std::int64_t{3}}});
+  return g.op("Add", {g.op("Mul", {x, table.first}), g.op("Mul", {rotated, table.second})});
+}
+
+}  // namespace
+
+void export_embedding(const Checkpoint& checkpoint, const std::filesystem::path& dir) {
+  const ModelConfig& config = checkpoint.config();
+  const std::int64_t H = config.text.hidden_size;
+  const std::int64_t W = package::visual_channel_width(config);
+  graph::ExternalDataWriter external(dir / (std::string(package::kEmbeddingModel) + ".data"),
+                                     std::string(package::kEmbeddingModel) + ".data");
+  GraphBuilder g("q3vl_embedding", {}, &external);
+  WeightWriter weights(g, checkpoint);
+  const std::string ids = g.input(package::kInputIds, graph::kInt64, {std::string("batch_size"), std::string("sequence_length")});
+  const std::string features = g.input(package::kImageFeatures, graph::kFloat, {std::string("num_image_tokens"), W});
+
+  // Text rows: [embed_tokens(id), 0, ..., 0] (exact zeros: the decoder adds those columns).
+  const std::string table = weights.float_tensor(names::kEmbedTokens);
+  const std::string embedded = g.op("Gather", {table, ids});  // [B, S, H]
+  const std::string padded = g.op("Pad", {embedded, g.constant_i64({0, 0, 0, 0, 0, W - H})});
+  // Visual rows: the k-th pad token (row-major over batch and position) takes feature row k.
+  const std::string is_visual = g.op("Or", {g.op("Equal", {ids, g.scalar_i64(config.image_token_id)}),
+                                            g.op("Equal", {ids, g.scalar_i64(config.video_token_id)})});
+  const std::string flat_visual = g.op("Reshape", {g.op("Cast", {is_visual}, {{"to", std::int64_t{graph::kInt64}}}), g.constant_i64({-1})});
+  const std::string order = g.op("Sub", {g.op("CumSum", {flat_visual, g.scalar_i64(0)}), g.scalar_i64(1)});
+  // Rows with no feature read an appended zero row, so zero features (decode steps) work too.
+  const std::string feature_count = g.op("Gather", {g.op("Shape", {features}), g.scalar_i64(0)});
+  const std::string zero_row = g.op("ConstantOfShape", {g.constant_i64({1, W})}, {});
+  const std::string extended = g.op("Concat", {features, zero_row}, {{"axis", std::int64_t{0}}});
+  const std::string index = g.op("Where", {g.op("Cast", {flat_visual}, {{"to", std::int64_t{graph::kBool}}}), order, feature_count});
+  const std::string rows = g.op("Gather", {extended, index});  // [B*S, W]
+  const std::string shaped = g.op("Reshape", {rows, g.op("Shape", {padded})});
+  const std::string out = g.op("Where", {g.op("Unsqueeze", {is_visual, g.constant_i64({2})}), shaped, padded});
+  g.output(out, package::kInputsEmbeds, graph::kFloat, {std::string("batch_size"), std::string("sequence_length"), W});
+  external.close();
+  g.save(dir / package::kEmbeddingModel);
+}
+
+void export_text(const Checkpoint& checkpoint, const TextExportOptions& options, const std::filesystem::path& dir) {
+  const ModelConfig& config = checkpoint.config();
+  const TextConfig& t = config.text;
+  const std::int64_t H = t.hidden_size;
+  const std::int64_t W = package::visual_channel_width(config);
+  const std::int64_t levels = static_cast<std::int64_t>(config.vision.deepstack_visual_indexes.size());
+  graph::ExternalDataWriter external(dir / (std::string(package::kTextModel) + ".data"),
+                                     std::string(package::kTextModel) + ".data");
+  GraphBuilder g("q3vl_text", {}, &external);
+  WeightWriter weights(g, checkpoint);
+  const graph::Dim batch = std::string("batch_size");
+  const graph::Dim seq = std::string("sequence_length");
+  const graph::Dim total = std::string("total_sequence_length");
+  const graph::Dim past = std::string("past_sequence_length");
+  const std::string embeds = g.input(package::kInputsEmbeds, graph::kFloat, {batch, seq, W});
+  const std::string mask = g.input(package::kAttentionMask, graph::kInt64, {batch, total});
+  const std::string positions = g.input(package::kPositionIds, graph::kInt64, {3, batch, seq});
+
+  // GQA's sequence bookkeeping from the attention mask (shared by all layers).
+  const std::string seqlens_k = g.op("Cast", {g.op("Sub", {g.op("ReduceSum", {mask, g.constant_i64({1})}, {{"keepdims", std::int64_t{0}}}),
+                                                           g.scalar_i64(1)})},
+                                     {{"to", std::int64_t{graph::kInt32}}});
+  const std::string total_length = g.op("Cast", {g.op("Gather", {g.op("Shape", {mask}), g.scalar_i64(1)})},
+                                        {{"to", std::int64_t{graph::kInt32}}});
+  const auto table = mrope_tables(g, t, positions);
+
+  std::string x = levels > 0 ? slice_last_axis(g, embeds, 0, H) : embeds;
+  const std::string q_shape = g.constant_i64({0, 0, t.num_attention_heads, t.head_dim});
+  const std::string k_shape = g.constant_i64({0, 0, t.num_key_value_heads, t.head_dim});
+  const std::string flat_shape = g.constant_i64({0, 0, -1});
+  for (std::int64_t l = 0; l < t.num_hidden_layers; ++l) {
+    auto name = [l](const std::string& leaf) { return names::text_layer(l, leaf); };
+    const std::string hint = "layer" + std::to_string(l);
+    const std::string a = rms_norm(g, weights, x, name("input_layernorm.weight"), t.rms_norm_eps);
+    auto project_heads = [&](const std::string& proj, const std::string& norm, const std::string& shape) {
+      const std::string y = weights.linear(a, name("self_attn." + proj + ".weight"), "", options.linear, hint + "_" + proj);
+      const std::string normed = rms_norm(g, weights, g.op("Reshape", {y, shape}), name("self_attn." + norm + ".weight"), t.rms_norm_eps);
+      return g.op("Reshape", {rotate(g, normed, table, t.head_dim), flat_shape});
+    };
+    const std::string q = project_heads("q_proj", "q_norm", q_shape);
+    const std::string k = project_heads("k_proj", "k_norm", k_shape);
+    const std::string v = weights.linear(a, name("self_attn.v_proj.weight"), "", options.linear, hint + "_v_proj");
+    const std::string past_k = g.input(package::past_key(l), graph::kFloat, {batch, t.num_key_value_heads, past, t.head_dim});
+    const std::string past_v = g.input(package::past_value(l), graph::kFloat, {batch, t.num_key_value_heads, past, t.head_dim});
+    const auto attn = g.node("GroupQueryAttention", {q, k, v, past_k, past_v, seqlens_k, total_length},
+                             {{"num_heads", t.num_attention_heads},
+                              {"kv_num_heads", t.num_key_value_heads},
+                              {"scale", static_cast<float>(1.0 / std::sqrt(static_cast<double>(t.head_dim)))}},
+                             3, graph::kMicrosoftDomain, hint + "_gqa");
+    g.output(attn[1], package::present_key(l), graph::kFloat, {batch, t.num_key_value_heads, total, t.head_dim});
+    g.output(attn[2], package::present_value(l), graph::kFloat, {batch, t.num_key_value_heads, total, t.head_dim});
+    const std::string o = weights.linear(attn[0], name("self_attn.o_proj.weight"), "", options.linear, hint + "_o_proj");
+    const auto fused = g.node("SkipSimplifiedLayerNormalization", {o, x, weights.float_tensor(name("post_attention_layernorm.weight"))},
+                              {{"epsilon", static_cast<float>(t.rms_norm_eps)}}, 4, graph::kMicrosoftDomain, hint + "_post_norm");
+    const std::string& m = fused[0];
+    const std::string& residual = fused[3];
+    const std::string gate = weights.linear(m, name("mlp.gate_proj.weight"), "", options.linear, hint + "_gate");
+    const std::string up = weights.linear(m, name("mlp.up_proj.weight"), "", options.linear, hint + "_up");
+    const std::string act = g.op("Mul", {g.op("Mul", {gate, g.op("Sigmoid", {gate})}), up});
+    x = g.op("Add", {residual, weights.linear(act, name("mlp.down_proj.weight"), "", options.linear, hint + "_down")});
+    // Layer outputs as HF reports them: before the DeepStack add.
+    if (options.hidden_state_outputs) g.output(x, package::hidden_state(l), graph::kFloat, {batch, seq, H});
+    if (l < levels) {
+      // DeepStack level l lives in columns (l+1)H..(l+2)H; text rows hold zeros there (spec §9).
+      x = g.op("Add", {x, slice_last_axis(g, embeds, (l + 1) * H, (l + 2) * H)});
+    }
+  }
+  std::string final_hidden = x;
+  if (!options.all_logits) {
+    final_hidden = g.op("Slice", {x, g.constant_i64({-1}), g.constant_i64({std::numeric_limits<std::int64_t>::max()}), g.constant_i64({1})});
+  }
+  const std::string normed = rms_norm(g, weights, final_hidden, names::kFinalNorm, t.rms_norm_eps);
+  const std::string logits = weights.linear(normed, names::kLmHead, "", options.lm_head, "lm_head");
+  g.output(logits, package::kLogits, graph::kFloat, {batch, options.all_logits ? seq : graph::Dim{std::int64_t{1}}, t.vocab_size});
+  external.close();
+  g.save(dir / package::kTextModel);
+}
+
+}  // namespace q3vl

@@ -1,0 +1,25 @@
+#pragma once
+// embedding.onnx and text.onnx (spec §9, §11): token embeddings with visual rows scattered in and
+// DeepStack carried in the wide channel; the Qwen3 decoder with interleaved MRoPE, GQA over a
+// BNSH KV cache, and the DeepStack adds after the first decoder layers.
+#include <filesystem>
+
+#include "export/weights.h"
+#include "model/checkpoint.h"
+
+namespace q3vl {
+
+struct TextExportOptions {
+  LinearOptions linear;         // attention and MLP projections
+  LinearOptions lm_head;        // the output projection
+  bool all_logits = false;      // logits for every position (default: the last one only)
+  bool hidden_state_outputs = false;  // extra outputs hidden_states.%d (layer outputs, for tests)
+};
+
+// Writes dir/embedding.onnx (+ .data): input_ids [B,S], image_features [N,(1+K)H] -> inputs_embeds [B,S,(1+K)H].
+void export_embedding(const Checkpoint& checkpoint, const std::filesystem::path& dir);
+
+// Writes dir/text.onnx (+ .data).
+void export_text(const Checkpoint& checkpoint, const TextExportOptions& options, const std::filesystem::path& dir);
+
+}  // namespace q3vl

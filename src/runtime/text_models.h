@@ -1,0 +1,55 @@
+#pragma once
+// The text side of a package at run time: embedding.onnx (tokens + visual features -> wide
+// embeddings) and text.onnx with its KV cache. The cache carries over between calls, so a later
+// turn only processes its new tokens.
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "model/config.h"
+#include "runtime/onnx_session.h"
+#include "runtime/vision_encoder.h"
+
+namespace q3vl {
+
+class EmbeddingModel {
+ public:
+  EmbeddingModel(OnnxEnvironment& environment, const std::filesystem::path& model, const ModelConfig& config,
+                 const SessionOptions& options = {});
+  // [ids.size(), (1+K)H] row-major. `features` may be null (no images); its rows must match the
+  // number of image/video pad tokens in `ids`.
+  std::vector<float> embed(std::span<const std::int64_t> ids, const VisualFeatures* features);
+
+ private:
+  OnnxSession session_;
+  ModelConfig config_;
+};
+
+struct DecoderOutput {
+  std::vector<float> logits;  // [positions, vocab]: the last position, or all with an all-logits export
+  std::int64_t positions = 0;
+  std::vector<std::vector<float>> hidden_states;  // per layer [S, H], when the model exports them
+};
+
+class TextDecoder {
+ public:
+  TextDecoder(OnnxEnvironment& environment, const std::filesystem::path& model, const ModelConfig& config,
+              const SessionOptions& options = {});
+
+  // Runs `S` new tokens (embeddings [S, (1+K)H], 3-D positions [3, S]) after the cached ones.
+  DecoderOutput forward(std::span<const float> embeddings, std::span<const std::int64_t> positions);
+
+  std::int64_t cached_tokens() const { return cached_; }
+  void reset();
+
+ private:
+  OnnxSession session_;
+  ModelConfig config_;
+  std::vector<std::string> input_names_;
+  std::vector<std::string> output_names_;
+  bool has_hidden_states_ = false;
+  std::vector<Ort::Value> cache_;  // past key/value per layer, alternating
+  std::int64_t cached_ = 0;
+};
+
+}  // namespace q3vl

@@ -1,0 +1,183 @@
+// embedding.onnx + text.onnx against Hugging Face on every golden case: prefill logits, per-layer
+// outputs, and 32 greedy tokens decoded step by step through the KV cache; plus cache consistency.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+
+#include "export/text_export.h"
+#include "export/vision_export.h"
+#include "model/checkpoint.h"
+#include "runtime/text_models.h"
+#include "support/golden.h"
+#include "support/test_support.h"
+
+namespace q3vl {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Exports (once per model and options) into a shared temporary folder.
+class PackageCache {
+ public:
+  fs::path text_package(const test::GoldenCase& c, const TextExportOptions& options, const std::string& tag) {
+    const fs::path dir = dir_ / (c.model() + "-" + tag);
+    if (!fs::exists(dir / "text.onnx")) {
+      fs::create_directories(dir);
+      const Checkpoint ckpt = Checkpoint::open(c.model_dir());
+      export_embedding(ckpt, dir);
+      export_text(ckpt, options, dir);
+    }
+    return dir;
+  }
+
+ private:
+  test::TempDir dir_;
+};
+
+PackageCache& packages() {
+  static PackageCache cache;
+  return cache;
+}
+
+// The wide visual rows [merged | deepstack...] from the fixture's HF vision outputs.
+VisualFeatures hf_visual_features(const test::GoldenCase& c, const ModelConfig& config) {
+  VisualFeatures f;
+  const std::vector<float> merged = c.load("image_features").as_float();
+  const std::vector<float> deepstack = c.load("deepstack_features").as_float();
+  const std::int64_t H = config.text.hidden_size;
+  const std::int64_t levels = static_cast<std::int64_t>(config.vision.deepstack_visual_indexes.size());
+  f.tokens = static_cast<std::int64_t>(merged.size()) / H;
+  f.width = H * (1 + levels);
+  for (std::int64_t r = 0; r < f.tokens; ++r) {
+    f.data.insert(f.data.end(), merged.begin() + r * H, merged.begin() + (r + 1) * H);
+    for (std::int64_t k = 0; k < levels; ++k) {
+      const auto level = deepstack.begin() + (k * f.tokens + r) * H;
+      f.data.insert(f.data.end(), level, level + H);
+    }
+  }
+  return f;
+}
+
+std::int64_t argmax(std::span<const float> v) { return std::max_element(v.begin(), v.end()) - v.begin(); }
+
+struct GreedyRun {
+  std::vector<std::int64_t> tokens;
+  std::vector<std::vector<float>> step_logits;
+  DecoderOutput prefill;
+};
+
+GreedyRun run_greedy(const test::GoldenCase& c, const fs::path& package, int steps) {
+  const ModelConfig config = load_model_config(c.model_dir() / "config.json");
+  OnnxEnvironment env;
+  EmbeddingModel embedding(env, package / "embedding.onnx", config);
+  TextDecoder decoder(env, package / "text.onnx", config);
+  const std::vector<std::int64_t> ids = c.load("input_ids").as_int64();
+  const std::vector<std::int64_t> positions = c.load("position_ids").as_int64();
+  const std::int64_t delta = c.load("rope_deltas").as_int64()[0];
+  VisualFeatures features;
+  if (c.has("pixel_values")) features = hf_visual_features(c, config);
+  GreedyRun run;
+  run.prefill = decoder.forward(embedding.embed(ids, c.has("pixel_values") ? &features : nullptr), positions);
+  std::vector<float> logits(run.prefill.logits.end() - config.text.vocab_size, run.prefill.logits.end());
+  for (int step = 0; step < steps; ++step) {
+    run.step_logits.push_back(logits);
+    const std::int64_t token = argmax(logits);
+    run.tokens.push_back(token);
+    if (step + 1 == steps) break;
+    const std::int64_t position = decoder.cached_tokens() + delta;
+    const std::vector<std::int64_t> next = {token};
+    const DecoderOutput out = decoder.forward(embedding.embed(next, nullptr), std::vector<std::int64_t>{position, position, position});
+    logits = out.logits;
+  }
+  return run;
+}
+
+TEST(TextExport, Fp32GreedyDecodingMatchesHfOnEveryCase) {
+  TextExportOptions options;
+  options.hidden_state_outputs = true;
+  for (const test::GoldenCase& c : test::golden_cases()) {
+    SCOPED_TRACE(c.name);
+    const GreedyRun run = run_greedy(c, packages().text_package(c, options, "fp32-debug"), 32);
+    const std::vector<float> prefill = c.load("prefill_logits").as_float();
+    const std::size_t V = run.step_logits[0].size();
+    const test::Difference d = test::compare(run.step_logits[0], std::span<const float>(prefill).last(V));
+    EXPECT_LT(d.relative(), 1e-4);
+    // Per-layer outputs: HF hidden_states[l + 1] is layer l's output before the DeepStack add, except
+    // the last entry, which HF replaces by the final norm's output.
+    const NpyArray hidden = c.load("hidden_states");
+    const std::vector<float> all_hidden = hidden.as_float();
+    const std::size_t per_layer = static_cast<std::size_t>(hidden.shape[1] * hidden.shape[2]);
+    double worst_layer = 0;
+    for (std::size_t l = 0; l + 1 < run.prefill.hidden_states.size(); ++l) {
+      const test::Difference dl = test::compare(run.prefill.hidden_states[l],
+                                                std::span<const float>(all_hidden).subspan((l + 1) * per_layer, per_layer));
+      worst_layer = std::max(worst_layer, dl.relative());
+    }
+    EXPECT_LT(worst_layer, 1e-4);
+    EXPECT_EQ(run.tokens, c.load("greedy_tokens").as_int64());
+    double worst_step = 0;
+    if (c.has("step_logits")) {
+      const std::vector<float> steps = c.load("step_logits").as_float();
+      for (std::size_t s = 0; s < run.step_logits.size(); ++s) {
+        worst_step = std::max(worst_step, test::compare(run.step_logits[s], std::span<const float>(steps).subspan(s * V, V)).relative());
+      }
+    } else {  // full vocabulary: HF stored the 16 largest logits of each step
+      const std::vector<std::int64_t> ids = c.load("step_topk_ids").as_int64();
+      const std::vector<float> values = c.load("step_topk_logits").as_float();
+      for (std::size_t s = 0; s < run.step_logits.size(); ++s) {
+        std::vector<float> ours;
+        for (std::size_t k = 0; k < 16; ++k) ours.push_back(run.step_logits[s][static_cast<std::size_t>(ids[s * 16 + k])]);
+        worst_step = std::max(worst_step, test::compare(ours, std::span<const float>(values).subspan(s * 16, 16)).relative());
+      }
+    }
+    EXPECT_LT(worst_step, 1e-4);
+    std::printf("[ text fp32 ] %-20s prefill %.2g  layers %.2g  steps %.2g  tokens %s\n", c.name.c_str(), d.relative(),
+                worst_layer, worst_step, run.tokens == c.load("greedy_tokens").as_int64() ? "identical" : "DIFFER");
+  }
+}
+
+// Prefill N then single steps == one prefill of the longer sequence; a second prompt appended to
+// the cache (multi-turn) == prefill of both.
+TEST(TextExport, KvCacheStepsEqualALongerPrefill) {
+  for (const test::GoldenCase& c : test::golden_cases()) {
+    if (c.name != "small_a_two_images" && c.name != "full_two_turn") continue;
+    SCOPED_TRACE(c.name);
+    const fs::path package = packages().text_package(c, {}, "fp32");
+    const ModelConfig config = load_model_config(c.model_dir() / "config.json");
+    OnnxEnvironment env;
+    EmbeddingModel embedding(env, package / "embedding.onnx", config);
+    const std::vector<std::int64_t> ids = c.load("input_ids").as_int64();
+    const std::vector<std::int64_t> positions = c.load("position_ids").as_int64();
+    const VisualFeatures features = hf_visual_features(c, config);
+    const std::vector<float> embeds = embedding.embed(ids, &features);
+    const std::size_t S = ids.size();
+    const std::size_t W = embeds.size() / S;
+    auto positions_of = [&](std::size_t begin, std::size_t end) {
+      std::vector<std::int64_t> p;
+      for (std::size_t axis = 0; axis < 3; ++axis) p.insert(p.end(), positions.begin() + static_cast<std::ptrdiff_t>(axis * S + begin), positions.begin() + static_cast<std::ptrdiff_t>(axis * S + end));
+      return p;
+    };
+    auto embeds_of = [&](std::size_t begin, std::size_t end) {
+      return std::vector<float>(embeds.begin() + static_cast<std::ptrdiff_t>(begin * W), embeds.begin() + static_cast<std::ptrdiff_t>(end * W));
+    };
+    TextDecoder whole(env, package / "text.onnx", config);
+    const std::vector<float> reference = whole.forward(embeds, positions).logits;
+
+    // The split points leave the image blocks inside the first part.
+    const std::size_t first = S - 4;
+    TextDecoder stepped(env, package / "text.onnx", config);
+    stepped.forward(embeds_of(0, first), positions_of(0, first));
+    std::vector<float> last;
+    for (std::size_t i = first; i < S; ++i) last = stepped.forward(embeds_of(i, i + 1), positions_of(i, i + 1)).logits;
+    EXPECT_LT(test::compare(last, reference).relative(), 1e-5);
+
+    TextDecoder appended(env, package / "text.onnx", config);
+    appended.forward(embeds_of(0, first), positions_of(0, first));
+    const std::vector<float> second = appended.forward(embeds_of(first, S), positions_of(first, S)).logits;
+    EXPECT_LT(test::compare(second, reference).relative(), 1e-5);
+  }
+}
+
+}  // namespace
+}  // namespace q3vl

@@ -1,0 +1,110 @@
+// The shared model math against the Hugging Face fixtures: 3-D positions and rope_deltas (exact),
+// the patch geometry and position-embedding interpolation, and the MRoPE slot layout.
+#include <gtest/gtest.h>
+
+#include "math/mrope.h"
+#include "math/rope_index.h"
+#include "math/vision_geometry.h"
+#include "model/checkpoint.h"
+#include "model/tensor_names.h"
+#include "q3vl/error.h"
+#include "support/golden.h"
+#include "support/test_support.h"
+
+namespace q3vl {
+namespace {
+
+std::vector<VisionGrid> grids_of(const test::GoldenCase& c) {
+  std::vector<VisionGrid> grids;
+  if (!c.has("image_grid_thw")) return grids;
+  const std::vector<std::int64_t> thw = c.load("image_grid_thw").as_int64();
+  for (std::size_t i = 0; i + 2 < thw.size(); i += 3) grids.push_back({thw[i], thw[i + 1], thw[i + 2]});
+  return grids;
+}
+
+TEST(RopeIndex, PositionsAndDeltasEqualHfExactly) {
+  for (const test::GoldenCase& c : test::golden_cases()) {
+    SCOPED_TRACE(c.name);
+    const ModelConfig config = load_model_config(c.model_dir() / "config.json");
+    const std::vector<std::int64_t> ids = c.load("input_ids").as_int64();
+    const RopePositions p = rope_positions(ids, grids_of(c), config);
+    std::vector<std::int64_t> ours = p.t;
+    ours.insert(ours.end(), p.h.begin(), p.h.end());
+    ours.insert(ours.end(), p.w.begin(), p.w.end());
+    EXPECT_EQ(ours, c.load("position_ids").as_int64());
+    EXPECT_EQ(p.rope_delta, c.load("rope_deltas").as_int64()[0]);
+  }
+}
+
+TEST(RopeIndex, PadsAndGridsMustAgree) {
+  const ModelConfig config = load_model_config(test::reference_model_files() / "config.json");
+  const std::int64_t pad = config.image_token_id;
+  const std::vector<std::int64_t> ids = {1, pad, pad, pad, pad, 2};
+  EXPECT_NO_THROW(rope_positions(ids, std::vector<VisionGrid>{{1, 4, 4}}, config));
+  EXPECT_THROW(rope_positions(ids, std::vector<VisionGrid>{}, config), InvalidInput);
+  EXPECT_THROW(rope_positions(ids, std::vector<VisionGrid>{{1, 4, 6}}, config), InvalidInput);
+  EXPECT_THROW(rope_positions(ids, std::vector<VisionGrid>{{1, 2, 4}}, config), InvalidInput);
+  // A video of 2 frame pairs is two blocks; with timestamp text between them.
+  const std::vector<std::int64_t> video = {1, pad, pad, 7, pad, pad, 2};
+  const RopePositions p = rope_positions(video, std::vector<VisionGrid>{{2, 2, 4}}, config);
+  EXPECT_EQ(p.t, (std::vector<std::int64_t>{0, 1, 1, 3, 4, 4, 6}));
+  EXPECT_EQ(p.w, (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6}));
+}
+
+// The scalar instance of the shared geometry reproduces HF's interpolated position embedding.
+TEST(VisionGeometry, PositionEmbeddingInterpolationMatchesHf) {
+  for (const test::GoldenCase& c : test::golden_cases()) {
+    if (!c.has("vision_pos_embed")) continue;
+    SCOPED_TRACE(c.name);
+    const Checkpoint ckpt = Checkpoint::open(c.model_dir());
+    const std::vector<float> table = read_as_float(ckpt.tensor(names::kPositionEmbedding));
+    const std::int64_t D = ckpt.config().vision.hidden_size;
+    const std::int64_t side = ckpt.config().vision.position_grid_side();
+    vision_geometry::ScalarArith a;
+    std::vector<float> ours;
+    for (const VisionGrid& g : grids_of(c)) {
+      for (std::int64_t f = 0; f < g.t; ++f) {
+        for (std::int64_t r = 0; r < g.h * g.w; ++r) {
+          const auto [row, col] = vision_geometry::patch_row_col(a, r, g.w);
+          const auto corners = vision_geometry::position_corners(a, row, col, g.h, g.w, side);
+          for (std::int64_t d = 0; d < D; ++d) {
+            float sum = 0;
+            for (int k = 0; k < 4; ++k) sum += table[static_cast<std::size_t>(corners.index[k] * D + d)] * corners.weight[k];
+            ours.push_back(sum);
+          }
+        }
+      }
+    }
+    EXPECT_LT(test::compare(ours, c.load("vision_pos_embed").as_float()).relative(), 1e-6);
+  }
+}
+
+TEST(VisionGeometry, PatchOrderIsTwoByTwoBlocksRowMajor) {
+  vision_geometry::ScalarArith a;
+  // A 4 x 6 grid: rows 0..3 of pixel_values are the block at (0,0): (0,0) (0,1) (1,0) (1,1).
+  std::vector<std::pair<std::int64_t, std::int64_t>> order;
+  for (std::int64_t r = 0; r < 24; ++r) order.push_back(vision_geometry::patch_row_col(a, r, 6));
+  EXPECT_EQ(order[0], std::make_pair(std::int64_t{0}, std::int64_t{0}));
+  EXPECT_EQ(order[3], std::make_pair(std::int64_t{1}, std::int64_t{1}));
+  EXPECT_EQ(order[4], std::make_pair(std::int64_t{0}, std::int64_t{2}));
+  EXPECT_EQ(order[12], std::make_pair(std::int64_t{2}, std::int64_t{0}));
+  std::sort(order.begin(), order.end());
+  EXPECT_EQ(std::unique(order.begin(), order.end()), order.end()) << "every patch exactly once";
+}
+
+TEST(Mrope, SlotLayoutIsInterleaved) {
+  const std::vector<std::int64_t> axes = mrope::slot_axes({24, 20, 20}, 128);
+  ASSERT_EQ(axes.size(), 64u);
+  std::int64_t counts[3] = {0, 0, 0};
+  for (std::size_t j = 0; j < axes.size(); ++j) {
+    ++counts[axes[j]];
+    if (j >= 60) EXPECT_EQ(axes[j], 0) << j;
+    else EXPECT_EQ(axes[j], static_cast<std::int64_t>(j % 3)) << j;
+  }
+  EXPECT_EQ(counts[0], 24);
+  EXPECT_EQ(counts[1], 20);
+  EXPECT_EQ(counts[2], 20);
+}
+
+}  // namespace
+}  // namespace q3vl
