@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 
 #include "export/text_export.h"
@@ -67,7 +68,10 @@ struct GreedyRun {
   DecoderOutput prefill;
 };
 
-GreedyRun run_greedy(const test::GoldenCase& c, const fs::path& package, int steps) {
+// Greedy decoding; with `forced`, the given tokens are fed instead of our own argmax (teacher
+// forcing, so a quantized model is compared with the reference step by step on the same prefix).
+GreedyRun run_greedy(const test::GoldenCase& c, const fs::path& package, int steps,
+                     const std::vector<std::int64_t>* forced = nullptr) {
   const ModelConfig config = load_model_config(c.model_dir() / "config.json");
   OnnxEnvironment env;
   EmbeddingModel embedding(env, package / "embedding.onnx", config);
@@ -82,8 +86,8 @@ GreedyRun run_greedy(const test::GoldenCase& c, const fs::path& package, int ste
   std::vector<float> logits(run.prefill.logits.end() - config.text.vocab_size, run.prefill.logits.end());
   for (int step = 0; step < steps; ++step) {
     run.step_logits.push_back(logits);
-    const std::int64_t token = argmax(logits);
-    run.tokens.push_back(token);
+    run.tokens.push_back(argmax(logits));
+    const std::int64_t token = forced != nullptr ? (*forced)[static_cast<std::size_t>(step)] : run.tokens.back();
     if (step + 1 == steps) break;
     const std::int64_t position = decoder.cached_tokens() + delta;
     const std::vector<std::int64_t> next = {token};
@@ -176,6 +180,53 @@ TEST(TextExport, KvCacheStepsEqualALongerPrefill) {
     appended.forward(embeds_of(0, first), positions_of(0, first));
     const std::vector<float> second = appended.forward(embeds_of(first, S), positions_of(first, S)).logits;
     EXPECT_LT(test::compare(second, reference).relative(), 1e-5);
+  }
+}
+
+// int8 / int4 decoders against HF along HF's own greedy path: top-1 agreement per step and the
+// mean KL divergence of the next-token distributions (reported; loose bounds catch a broken export).
+TEST(TextExport, QuantizedDecodersAgreeWithHf) {
+  for (WeightFormat format : {WeightFormat::Int8, WeightFormat::Int4}) {
+    TextExportOptions options;
+    options.linear.format = format;
+    options.linear.block_size = 16;  // the tiny models' widths are 16..192
+    options.lm_head = options.linear;
+    double agree_sum = 0;
+    double kl_sum = 0;
+    int cases = 0;
+    for (const test::GoldenCase& c : test::golden_cases()) {
+      if (!c.has("step_logits")) continue;  // full logits are stored for the small-vocabulary models
+      const std::vector<std::int64_t> reference_tokens = c.load("greedy_tokens").as_int64();
+      const GreedyRun run = run_greedy(c, packages().text_package(c, options, to_string(format)), 32, &reference_tokens);
+      const std::vector<float> steps = c.load("step_logits").as_float();
+      const std::size_t V = run.step_logits[0].size();
+      int agree = 0;
+      double kl = 0;
+      for (std::size_t s = 0; s < 32; ++s) {
+        const std::span<const float> p_logits = std::span<const float>(steps).subspan(s * V, V);
+        agree += run.tokens[s] == reference_tokens[s];
+        const float p_max = *std::max_element(p_logits.begin(), p_logits.end());
+        const float q_max = *std::max_element(run.step_logits[s].begin(), run.step_logits[s].end());
+        double p_norm = 0, q_norm = 0;
+        for (std::size_t v = 0; v < V; ++v) {
+          p_norm += std::exp(static_cast<double>(p_logits[v] - p_max));
+          q_norm += std::exp(static_cast<double>(run.step_logits[s][v] - q_max));
+        }
+        for (std::size_t v = 0; v < V; ++v) {
+          const double log_p = p_logits[v] - p_max - std::log(p_norm);
+          const double log_q = run.step_logits[s][v] - q_max - std::log(q_norm);
+          kl += std::exp(log_p) * (log_p - log_q);
+        }
+      }
+      std::printf("[ text %s ] %-20s top-1 agreement %2d/32  mean KL %.4f\n", to_string(format).c_str(), c.name.c_str(),
+                  agree, kl / 32);
+      agree_sum += agree / 32.0;
+      kl_sum += kl / 32;
+      ++cases;
+    }
+    ASSERT_GT(cases, 0);
+    EXPECT_GT(agree_sum / cases, format == WeightFormat::Int8 ? 0.9 : 0.5);
+    EXPECT_LT(kl_sum / cases, format == WeightFormat::Int8 ? 0.05 : 0.5);
   }
 }
 
