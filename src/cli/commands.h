@@ -7,5 +7,6 @@ namespace q3vl::cli {
 
 void add_make_tiny_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
+void add_build_command(CLI::App& app);
 
 }  // namespace q3vl::cli

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "q3vl 0.1.0");
   q3vl::cli::add_make_tiny_command(app);
   q3vl::cli::add_inspect_command(app);
+  q3vl::cli::add_build_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

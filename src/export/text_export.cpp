@@ -90,6 +90,7 @@ void export_text(const Checkpoint& checkpoint, const TextExportOptions& options,
   const graph::Dim seq = std::string("sequence_length");
   const graph::Dim total = std::string("total_sequence_length");
   const graph::Dim past = std::string("past_sequence_length");
+  const graph::Dim present_len = std::string("present_sequence_length");  // max_length with shared buffers
   const std::string embeds = g.input(package::kInputsEmbeds, graph::kFloat, {batch, seq, W});
   const std::string mask = g.input(package::kAttentionMask, graph::kInt64, {batch, total});
   const std::string positions = g.input(package::kPositionIds, graph::kInt64, {3, batch, seq});
@@ -125,8 +126,8 @@ void export_text(const Checkpoint& checkpoint, const TextExportOptions& options,
                               {"kv_num_heads", t.num_key_value_heads},
                               {"scale", static_cast<float>(1.0 / std::sqrt(static_cast<double>(t.head_dim)))}},
                              3, graph::kMicrosoftDomain, hint + "_gqa");
-    g.output(attn[1], package::present_key(l), graph::kFloat, {batch, t.num_key_value_heads, total, t.head_dim});
-    g.output(attn[2], package::present_value(l), graph::kFloat, {batch, t.num_key_value_heads, total, t.head_dim});
+    g.output(attn[1], package::present_key(l), graph::kFloat, {batch, t.num_key_value_heads, present_len, t.head_dim});
+    g.output(attn[2], package::present_value(l), graph::kFloat, {batch, t.num_key_value_heads, present_len, t.head_dim});
     const std::string o = weights.linear(attn[0], name("self_attn.o_proj.weight"), "", options.linear, hint + "_o_proj");
     const auto fused = g.node("SkipSimplifiedLayerNormalization", {o, x, weights.float_tensor(name("post_attention_layernorm.weight"))},
                               {{"epsilon", static_cast<float>(t.rms_norm_eps)}}, 4, graph::kMicrosoftDomain, hint + "_post_norm");

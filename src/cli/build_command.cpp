@@ -1,0 +1,91 @@
+// `q3vl build`: export a Hugging Face Qwen3-VL checkpoint to a q3vl / onnxruntime-genai package.
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "cli/commands.h"
+#include "export/package_names.h"
+#include "export/package_writer.h"
+#include "util/progress.h"
+
+namespace q3vl::cli {
+namespace {
+
+struct BuildArgs {
+  std::string model;
+  std::string out;
+  std::string only;
+  std::string precision = "fp32";
+  std::string vision_precision;
+  std::int64_t block_size = 32;
+  bool asymmetric = false;
+  std::int64_t accuracy_level = 4;
+  bool float_lm_head = false;
+  bool all_logits = false;
+  std::int64_t max_length = 8192;
+  bool force = false;
+  std::string tokenizer_dir;
+};
+
+std::uint64_t folder_bytes(const std::filesystem::path& dir) {
+  std::uint64_t total = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.is_regular_file()) total += entry.file_size();
+  }
+  return total;
+}
+
+void run_build(const BuildArgs& args) {
+  PackageOptions options;
+  if (!args.only.empty()) options.parts = {parse_package_part(args.only)};
+  LinearOptions linear;
+  linear.format = parse_weight_format(args.precision);
+  linear.block_size = args.block_size;
+  linear.symmetric = !args.asymmetric;
+  linear.accuracy_level = args.accuracy_level;
+  options.text.linear = linear;
+  options.text.lm_head = args.float_lm_head ? LinearOptions{} : linear;
+  options.text.all_logits = args.all_logits;
+  options.vision.linear = linear;
+  options.vision.linear.format = parse_weight_format(args.vision_precision.empty() ? "fp32" : args.vision_precision);
+  options.max_length = args.max_length;
+  options.overwrite = args.force;
+  options.tokenizer_dir = args.tokenizer_dir;
+  const auto start = std::chrono::steady_clock::now();
+  build_package(args.model, args.out, options);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::fprintf(stderr, "wrote %s in %.1f s:\n", args.out.c_str(), seconds);
+  for (const char* part : {package::kVisionModel, package::kEmbeddingModel, package::kTextModel}) {
+    const std::filesystem::path model = std::filesystem::path(args.out) / part;
+    if (!std::filesystem::exists(model)) continue;
+    const std::filesystem::path data = model.string() + ".data";
+    const std::uint64_t bytes = std::filesystem::file_size(model) + (std::filesystem::exists(data) ? std::filesystem::file_size(data) : 0);
+    std::fprintf(stderr, "  %-16s %s\n", part, format_bytes(bytes).c_str());
+  }
+  std::fprintf(stderr, "  %-16s %s\n", "total", format_bytes(folder_bytes(args.out)).c_str());
+}
+
+}  // namespace
+
+void add_build_command(CLI::App& app) {
+  auto args = std::make_shared<BuildArgs>();
+  CLI::App* cmd = app.add_subcommand("build", "Export a Hugging Face Qwen3-VL checkpoint to an ONNX package");
+  cmd->add_option("--model", args->model, "Hugging Face checkpoint folder")->required();
+  cmd->add_option("--out", args->out, "Package folder to write")->required();
+  cmd->add_option("--only", args->only, "Build one part: vision, embedding or text (default: all)");
+  cmd->add_option("--precision", args->precision, "Decoder weights: fp32, int8 or int4")->capture_default_str();
+  cmd->add_option("--vision-precision", args->vision_precision, "Vision linear weights: fp32 (default), int8 or int4");
+  cmd->add_option("--block-size", args->block_size, "int8/int4 block size (16..256)")->capture_default_str();
+  cmd->add_flag("--asymmetric", args->asymmetric, "int8/int4 with zero points (default: symmetric)");
+  cmd->add_option("--accuracy-level", args->accuracy_level, "MatMulNBits accuracy_level (0-4; 4 = int8 compute)")
+      ->capture_default_str();
+  cmd->add_flag("--float-lm-head", args->float_lm_head, "Keep lm_head in fp32 when quantizing");
+  cmd->add_flag("--all-logits", args->all_logits, "Logits for every prompt position (default: last only)");
+  cmd->add_option("--max-length", args->max_length, "Context length written to genai_config.json")->capture_default_str();
+  cmd->add_flag("--force", args->force, "Replace an existing package folder");
+  cmd->add_option("--tokenizer-dir", args->tokenizer_dir, "Tokenizer files, when the checkpoint has none");
+  cmd->callback([args] { run_build(*args); });
+}
+
+}  // namespace q3vl::cli

@@ -1,0 +1,267 @@
+#include "export/package_writer.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "export/package_names.h"
+#include "model/checkpoint.h"
+#include "q3vl/error.h"
+#include "util/assets.h"
+
+namespace q3vl {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+json read_json(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InvalidInput("cannot open " + path.string());
+  try {
+    return json::parse(in);
+  } catch (const json::parse_error& e) {
+    throw InvalidInput(path.string() + ": not valid JSON (" + e.what() + ")");
+  }
+}
+
+void write_json(const fs::path& path, const json& value) {
+  const fs::path temp = path.string() + ".partial";
+  {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    out << value.dump(2) << "\n";
+    if (!out) throw Error("cannot write " + temp.string());
+  }
+  fs::rename(temp, path);
+}
+
+// The checkpoint's file if present, else the reference Qwen3-VL-4B-Instruct one.
+json checkpoint_or_default(const fs::path& checkpoint_dir, const char* name) {
+  return fs::exists(checkpoint_dir / name) ? read_json(checkpoint_dir / name) : json::parse(assets::get(name));
+}
+
+std::string chat_template(const fs::path& checkpoint_dir) {
+  if (fs::exists(checkpoint_dir / "chat_template.jinja")) {
+    std::ifstream in(checkpoint_dir / "chat_template.jinja", std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+  }
+  return checkpoint_or_default(checkpoint_dir, "chat_template.json").at("chat_template").get<std::string>();
+}
+
+struct PixelBounds {
+  std::int64_t min_pixels;
+  std::int64_t max_pixels;
+};
+
+PixelBounds pixel_bounds(const json& preprocessor) {
+  if (preprocessor.contains("size") && preprocessor["size"].contains("shortest_edge")) {
+    return {preprocessor["size"]["shortest_edge"].get<std::int64_t>(), preprocessor["size"]["longest_edge"].get<std::int64_t>()};
+  }
+  return {preprocessor.value("min_pixels", std::int64_t{65536}), preprocessor.value("max_pixels", std::int64_t{16777216})};
+}
+
+json genai_config(const ModelConfig& c, const json& generation, const PackageOptions& o) {
+  const TextConfig& t = c.text;
+  const json session = {{"log_id", "onnxruntime-genai"}, {"provider_options", json::array()}};
+  json eos = generation.contains("eos_token_id") ? generation["eos_token_id"] : json(t.eos_token_id);
+  if (!eos.is_array()) eos = json::array({eos});
+  const std::int64_t pad = generation.value("pad_token_id", t.bos_token_id);
+  return {
+      {"model",
+       {{"type", "qwen3_vl"},
+        {"bos_token_id", generation.value("bos_token_id", t.bos_token_id)},
+        {"eos_token_id", eos},
+        {"pad_token_id", pad},
+        {"image_token_id", c.image_token_id},
+        {"video_token_id", c.video_token_id},
+        {"vision_start_token_id", c.vision_start_token_id},
+        {"vocab_size", t.vocab_size},
+        {"context_length", t.max_position_embeddings},
+        {"decoder",
+         {{"filename", package::kTextModel},
+          {"session_options", session},
+          // The wide channel: DeepStack travels in columns H.. of image_features/inputs_embeds.
+          {"hidden_size", package::visual_channel_width(c)},
+          {"head_size", t.head_dim},
+          {"num_attention_heads", t.num_attention_heads},
+          {"num_key_value_heads", t.num_key_value_heads},
+          {"num_hidden_layers", t.num_hidden_layers},
+          {"inputs",
+           {{"inputs_embeds", package::kInputsEmbeds},
+            {"attention_mask", package::kAttentionMask},
+            {"position_ids", package::kPositionIds},
+            {"past_key_names", "past_key_values.%d.key"},
+            {"past_value_names", "past_key_values.%d.value"}}},
+          {"outputs",
+           {{"logits", package::kLogits},
+            {"present_key_names", "present.%d.key"},
+            {"present_value_names", "present.%d.value"}}}}},
+        {"embedding",
+         {{"filename", package::kEmbeddingModel},
+          {"session_options", session},
+          {"inputs", {{"input_ids", package::kInputIds}, {"image_features", package::kImageFeatures}}},
+          {"outputs", {{"inputs_embeds", package::kInputsEmbeds}}}}},
+        {"vision",
+         {{"filename", package::kVisionModel},
+          {"config_filename", package::kProcessorConfig},
+          {"session_options", session},
+          {"spatial_merge_size", c.vision.spatial_merge_size},
+          {"tokens_per_second", 2.0},
+          {"patch_size", c.vision.patch_size},
+          {"inputs", {{"pixel_values", package::kPixelValues}, {"image_grid_thw", package::kImageGridThw}}},
+          {"outputs", {{"image_features", package::kImageFeatures}}}}}}},
+      {"search",
+       {{"max_length", std::min(o.max_length, t.max_position_embeddings)},
+        {"min_length", 0},
+        {"do_sample", generation.value("do_sample", false)},
+        {"num_beams", 1},
+        {"num_return_sequences", 1},
+        {"past_present_share_buffer", true},
+        {"temperature", generation.value("temperature", 1.0)},
+        {"top_k", generation.value("top_k", 50)},
+        {"top_p", generation.value("top_p", 1.0)},
+        {"repetition_penalty", generation.value("repetition_penalty", 1.0)},
+        {"length_penalty", 1.0},
+        {"diversity_penalty", 0.0},
+        {"no_repeat_ngram_size", 0},
+        {"early_stopping", true}}},
+  };
+}
+
+json processor_config(const ModelConfig& c, const json& preprocessor) {
+  const PixelBounds bounds = pixel_bounds(preprocessor);
+  const json mean = preprocessor.value("image_mean", json::array({0.5, 0.5, 0.5}));
+  const json std_dev = preprocessor.value("image_std", json::array({0.5, 0.5, 0.5}));
+  auto op = [](const char* name, const char* type, json attrs) {
+    json operation = {{"name", name}, {"type", type}};
+    if (!attrs.is_null()) operation["attrs"] = std::move(attrs);
+    return json{{"operation", operation}};
+  };
+  return {{"processor",
+           {{"name", "qwen3_vl_image_processor"},
+            {"transforms",
+             {op("decode_image", "DecodeImage", {{"color_space", "RGB"}}), op("convert_to_rgb", "ConvertRGB", nullptr),
+              op("resize", "Resize",
+                 {{"width", 540}, {"height", 360}, {"smart_resize", 1}, {"min_pixels", bounds.min_pixels},
+                  {"max_pixels", bounds.max_pixels}, {"patch_size", c.vision.patch_size},
+                  {"merge_size", c.vision.spatial_merge_size}}),
+              op("rescale", "Rescale", {{"rescale_factor", 1.0 / 255.0}}),
+              op("normalize", "Normalize", {{"mean", mean}, {"std", std_dev}, {"qwen3_vl", 1}}),
+              op("patch_image", "PatchImage",
+                 {{"patch_size", c.vision.patch_size}, {"temporal_patch_size", c.vision.temporal_patch_size},
+                  {"merge_size", c.vision.spatial_merge_size}})}}}}};
+}
+
+void write_tokenizer(const fs::path& checkpoint_dir, const fs::path& fallback_dir, const fs::path& out) {
+  fs::path source = checkpoint_dir;
+  if (!fs::exists(source / "tokenizer.json") && !fallback_dir.empty()) source = fallback_dir;
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
+    if (!fs::exists(source / name)) {
+      throw InvalidInput(source.string() + ": " + name + " is missing (the package needs the tokenizer; pass --tokenizer-dir)");
+    }
+  }
+  fs::copy_file(source / "tokenizer.json", out / "tokenizer.json", fs::copy_options::overwrite_existing);
+  // Runtimes read the chat template from tokenizer_config.json: make it the Qwen3-VL one.
+  json config = read_json(source / "tokenizer_config.json");
+  config["chat_template"] = chat_template(checkpoint_dir);
+  write_json(out / "tokenizer_config.json", config);
+}
+
+json part_record(PackagePart part, const PackageOptions& o) {
+  auto linear = [](const LinearOptions& l) {
+    return json{{"weights", to_string(l.format)}, {"block_size", l.block_size}, {"symmetric", l.symmetric},
+                {"accuracy_level", l.accuracy_level}};
+  };
+  switch (part) {
+    case PackagePart::Vision: return {{"file", package::kVisionModel}, {"linear", linear(o.vision.linear)}};
+    case PackagePart::Embedding: return {{"file", package::kEmbeddingModel}, {"weights", "fp32"}};
+    case PackagePart::Text:
+      return {{"file", package::kTextModel}, {"linear", linear(o.text.linear)}, {"lm_head", linear(o.text.lm_head)},
+              {"all_logits", o.text.all_logits}};
+  }
+  return {};
+}
+
+void export_part(const Checkpoint& ckpt, PackagePart part, const PackageOptions& o, const fs::path& dir) {
+  switch (part) {
+    case PackagePart::Vision: export_vision(ckpt, o.vision, dir); break;
+    case PackagePart::Embedding: export_embedding(ckpt, dir); break;
+    case PackagePart::Text: export_text(ckpt, o.text, dir); break;
+  }
+}
+
+void write_configs(const Checkpoint& ckpt, const PackageOptions& o, const fs::path& dir, json manifest) {
+  const fs::path& src = ckpt.dir();
+  const json generation = checkpoint_or_default(src, "generation_config.json");
+  const json preprocessor = checkpoint_or_default(src, "preprocessor_config.json");
+  write_tokenizer(src, o.tokenizer_dir, dir);
+  write_json(dir / package::kGenaiConfig, genai_config(ckpt.config(), generation, o));
+  write_json(dir / package::kProcessorConfig, processor_config(ckpt.config(), preprocessor));
+  manifest["format"] = "q3vl-package";
+  manifest["format_version"] = 1;
+  manifest["config"] = read_json(src / "config.json");
+  manifest["generation_config"] = generation;
+  manifest["preprocessor_config"] = preprocessor;
+  manifest["visual_channel_width"] = package::visual_channel_width(ckpt.config());
+  write_json(dir / package::kManifest, manifest);  // last: its presence marks a complete package
+}
+
+}  // namespace
+
+PackagePart parse_package_part(const std::string& text) {
+  if (text == "vision") return PackagePart::Vision;
+  if (text == "embedding") return PackagePart::Embedding;
+  if (text == "text") return PackagePart::Text;
+  throw InvalidInput("unknown package part \"" + text + "\" (expected vision, embedding or text)");
+}
+
+std::string to_string(PackagePart part) {
+  switch (part) {
+    case PackagePart::Vision: return "vision";
+    case PackagePart::Embedding: return "embedding";
+    case PackagePart::Text: return "text";
+  }
+  return "?";
+}
+
+void build_package(const fs::path& checkpoint_dir, const fs::path& out, const PackageOptions& o) {
+  // Every tensor is checked before anything is written.
+  const Checkpoint ckpt = Checkpoint::open(checkpoint_dir);
+  if (!fs::exists(checkpoint_dir / "tokenizer.json") && !fs::exists(o.tokenizer_dir / "tokenizer.json")) {
+    throw InvalidInput(checkpoint_dir.string() + ": no tokenizer.json (the package needs the tokenizer; pass --tokenizer-dir)");
+  }
+  const bool update = o.parts.size() < 3 && fs::exists(out / package::kManifest);
+  if (!update && fs::exists(out) && !fs::is_empty(out) && !o.overwrite) {
+    throw InvalidInput(out.string() + " already exists and is not empty (use --force to replace it)");
+  }
+  const fs::path stage = out.string() + ".partial";
+  fs::remove_all(stage);
+  fs::create_directories(stage);
+  try {
+    json manifest = update ? read_json(out / package::kManifest) : json::object();
+    for (PackagePart part : o.parts) {
+      export_part(ckpt, part, o, stage);
+      manifest["parts"][to_string(part)] = part_record(part, o);
+    }
+    if (update) {
+      for (const auto& entry : fs::directory_iterator(stage)) {
+        fs::rename(entry.path(), out / entry.path().filename());
+      }
+      write_configs(ckpt, o, out, manifest);
+      fs::remove_all(stage);
+    } else {
+      write_configs(ckpt, o, stage, manifest);
+      if (fs::exists(out)) fs::remove_all(out);
+      fs::rename(stage, out);
+    }
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(stage, ignored);
+    throw;
+  }
+}
+
+}  // namespace q3vl

@@ -1,0 +1,36 @@
+#pragma once
+// `q3vl build`: a Hugging Face checkpoint -> a package folder that both q3vl and stock
+// onnxruntime-genai 0.15.2 run: vision.onnx, embedding.onnx, text.onnx (weights in .data files),
+// genai_config.json, processor_config.json, tokenizer files, and q3vl_package.json (our manifest:
+// the model config, preprocessing, generation defaults and the build options).
+#include <filesystem>
+#include <set>
+#include <string>
+
+#include "export/text_export.h"
+#include "export/vision_export.h"
+
+namespace q3vl {
+
+enum class PackagePart { Vision, Embedding, Text };
+
+struct PackageOptions {
+  std::set<PackagePart> parts = {PackagePart::Vision, PackagePart::Embedding, PackagePart::Text};
+  VisionExportOptions vision;
+  TextExportOptions text;
+  // Where tokenizer.json / tokenizer_config.json come from when the checkpoint has none.
+  std::filesystem::path tokenizer_dir;
+  std::int64_t max_length = 8192;  // genai search.max_length: KV buffers are allocated at this length
+  bool overwrite = false;
+  bool show_progress = true;
+};
+
+PackagePart parse_package_part(const std::string& text);  // "vision", "embedding", "text"
+std::string to_string(PackagePart part);
+
+// Builds the package. All parts: written to OUT.partial and renamed into place only when
+// complete. One part into an existing package: its files are replaced and the manifest updated.
+void build_package(const std::filesystem::path& checkpoint_dir, const std::filesystem::path& out,
+                   const PackageOptions& options);
+
+}  // namespace q3vl
