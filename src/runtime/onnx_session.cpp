@@ -55,6 +55,14 @@ std::vector<Ort::Value> OnnxSession::run(const std::vector<std::string>& input_n
   }
 }
 
+void OnnxSession::run(Ort::IoBinding& binding) {
+  try {
+    session_.Run(Ort::RunOptions{nullptr}, binding);
+  } catch (const Ort::Exception& e) {
+    throw Error(path_.string() + ": inference failed: " + e.what());
+  }
+}
+
 Ort::Value tensor_view(std::span<float> data, const std::vector<std::int64_t>& shape) {
   return Ort::Value::CreateTensor<float>(cpu_memory(), data.data(), data.size(), shape.data(), shape.size());
 }

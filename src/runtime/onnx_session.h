@@ -35,6 +35,9 @@ class OnnxSession {
   // Runs with named inputs and returns the requested outputs in order.
   std::vector<Ort::Value> run(const std::vector<std::string>& input_names, std::vector<Ort::Value>& inputs,
                               const std::vector<std::string>& output_names);
+  // Runs with inputs and outputs bound in advance (outputs may alias inputs: in-place KV cache).
+  void run(Ort::IoBinding& binding);
+  Ort::Session& session() { return session_; }
 
  private:
   std::filesystem::path path_;

@@ -7,16 +7,6 @@
 #include "q3vl/error.h"
 
 namespace q3vl {
-namespace {
-
-Ort::Value empty_cache(const TextConfig& t) {
-  Ort::AllocatorWithDefaultOptions allocator;
-  const std::vector<std::int64_t> shape = {1, t.num_key_value_heads, 0, t.head_dim};
-  return Ort::Value::CreateTensor<float>(allocator, shape.data(), shape.size());
-}
-
-}  // namespace
-
 EmbeddingModel::EmbeddingModel(OnnxEnvironment& environment, const std::filesystem::path& model,
                                const ModelConfig& config, const SessionOptions& options)
     : session_(environment, model, options), config_(config) {}
@@ -51,31 +41,38 @@ std::vector<float> EmbeddingModel::embed(std::span<const std::int64_t> ids, cons
 }
 
 TextDecoder::TextDecoder(OnnxEnvironment& environment, const std::filesystem::path& model, const ModelConfig& config,
-                         const SessionOptions& options)
-    : session_(environment, model, options), config_(config) {
-  input_names_ = {package::kInputsEmbeds, package::kAttentionMask, package::kPositionIds};
-  output_names_ = {package::kLogits};
-  for (std::int64_t l = 0; l < config.text.num_hidden_layers; ++l) {
-    input_names_.push_back(package::past_key(l));
-    input_names_.push_back(package::past_value(l));
-    output_names_.push_back(package::present_key(l));
-    output_names_.push_back(package::present_value(l));
-  }
+                         std::int64_t context_length, const SessionOptions& options)
+    : session_(environment, model, options), config_(config), context_length_(context_length) {
+  if (context_length <= 0) throw InvalidInput("context length must be positive");
   const std::vector<std::string> outputs = session_.output_names();
   has_hidden_states_ = std::find(outputs.begin(), outputs.end(), package::hidden_state(0)) != outputs.end();
-  if (has_hidden_states_) {
-    for (std::int64_t l = 0; l < config.text.num_hidden_layers; ++l) output_names_.push_back(package::hidden_state(l));
-  }
-  reset();
+  kv_.resize(static_cast<std::size_t>(2 * config.text.num_hidden_layers));
 }
 
-void TextDecoder::reset() {
-  cache_.clear();
-  for (std::int64_t l = 0; l < 2 * config_.text.num_hidden_layers; ++l) cache_.push_back(empty_cache(config_.text));
-  cached_ = 0;
+void TextDecoder::truncate(std::int64_t tokens) {
+  if (tokens < 0 || tokens > cached_) throw Error("cannot truncate the KV cache to " + std::to_string(tokens) + " tokens");
+  cached_ = tokens;  // GQA reads only the first seqlens_k + 1 entries; the rest is overwritten later
+}
+
+void TextDecoder::reserve(std::int64_t tokens) {
+  if (tokens <= capacity_) return;
+  std::int64_t capacity = std::max<std::int64_t>(capacity_, 256);
+  while (capacity < tokens) capacity *= 2;
+  capacity = std::min(capacity, context_length_);
+  const TextConfig& t = config_.text;
+  for (std::vector<float>& buffer : kv_) {
+    std::vector<float> grown(static_cast<std::size_t>(t.num_key_value_heads * capacity * t.head_dim), 0.0f);
+    for (std::int64_t head = 0; head < t.num_key_value_heads && capacity_ > 0; ++head) {
+      std::copy_n(buffer.begin() + head * capacity_ * t.head_dim, cached_ * t.head_dim,
+                  grown.begin() + head * capacity * t.head_dim);
+    }
+    buffer = std::move(grown);
+  }
+  capacity_ = capacity;
 }
 
 DecoderOutput TextDecoder::forward(std::span<const float> embeddings, std::span<const std::int64_t> positions) {
+  const TextConfig& t = config_.text;
   const std::int64_t width = package::visual_channel_width(config_);
   const std::int64_t S = static_cast<std::int64_t>(positions.size()) / 3;
   if (S <= 0 || static_cast<std::int64_t>(positions.size()) != 3 * S ||
@@ -83,32 +80,58 @@ DecoderOutput TextDecoder::forward(std::span<const float> embeddings, std::span<
     throw InvalidInput("decoder input: " + std::to_string(embeddings.size()) + " embedding values and " +
                        std::to_string(positions.size()) + " position ids do not describe the same tokens");
   }
+  if (cached_ + S > context_length_) {
+    throw InvalidInput("context overflow: " + std::to_string(cached_) + " cached + " + std::to_string(S) +
+                       " new tokens exceed the context length of " + std::to_string(context_length_) +
+                       " (raise it with --context)");
+  }
+  reserve(cached_ + S);
   std::vector<float> embed_copy(embeddings.begin(), embeddings.end());
   std::vector<std::int64_t> position_copy(positions.begin(), positions.end());
   std::vector<std::int64_t> mask(static_cast<std::size_t>(cached_ + S), 1);
-  std::vector<Ort::Value> inputs;
-  inputs.push_back(tensor_view(embed_copy, {1, S, width}));
-  inputs.push_back(tensor_view(mask, {1, cached_ + S}));
-  inputs.push_back(tensor_view(position_copy, {3, 1, S}));
-  for (Ort::Value& past : cache_) inputs.push_back(std::move(past));
-  std::vector<Ort::Value> outputs;
-  try {
-    outputs = session_.run(input_names_, inputs, output_names_);
-  } catch (...) {
-    reset();  // the cache was handed to the failed run
-    throw;
+  const std::vector<std::int64_t> kv_shape = {1, t.num_key_value_heads, capacity_, t.head_dim};
+
+  Ort::IoBinding binding(session_.session());
+  Ort::Value embeds_value = tensor_view(embed_copy, {1, S, width});
+  Ort::Value mask_value = tensor_view(mask, {1, cached_ + S});
+  Ort::Value position_value = tensor_view(position_copy, {3, 1, S});
+  binding.BindInput(package::kInputsEmbeds, embeds_value);
+  binding.BindInput(package::kAttentionMask, mask_value);
+  binding.BindInput(package::kPositionIds, position_value);
+  std::vector<Ort::Value> kv_values;
+  for (std::int64_t l = 0; l < t.num_hidden_layers; ++l) {
+    for (int which = 0; which < 2; ++which) {
+      std::vector<float>& buffer = kv_[static_cast<std::size_t>(2 * l + which)];
+      kv_values.push_back(tensor_view(buffer, kv_shape));
+      binding.BindInput((which == 0 ? package::past_key(l) : package::past_value(l)).c_str(), kv_values.back());
+      binding.BindOutput((which == 0 ? package::present_key(l) : package::present_value(l)).c_str(), kv_values.back());
+    }
   }
-  DecoderOutput result;
-  const std::vector<std::int64_t> logit_shape = tensor_shape(outputs[0]);
-  result.positions = logit_shape.at(1);
-  const float* logits = outputs[0].GetTensorData<float>();
-  result.logits.assign(logits, logits + result.positions * logit_shape.at(2));
-  for (std::size_t i = 0; i < cache_.size(); ++i) cache_[i] = std::move(outputs[1 + i]);
+  const Ort::MemoryInfo cpu = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+  binding.BindOutput(package::kLogits, cpu);
   if (has_hidden_states_) {
-    for (std::int64_t l = 0; l < config_.text.num_hidden_layers; ++l) {
-      const Ort::Value& h = outputs[1 + cache_.size() + static_cast<std::size_t>(l)];
-      const float* data = h.GetTensorData<float>();
-      result.hidden_states.emplace_back(data, data + S * config_.text.hidden_size);
+    for (std::int64_t l = 0; l < t.num_hidden_layers; ++l) binding.BindOutput(package::hidden_state(l).c_str(), cpu);
+  }
+  session_.run(binding);
+  std::vector<Ort::Value> outputs = binding.GetOutputValues();
+  const std::vector<std::string> names = binding.GetOutputNames();
+
+  DecoderOutput result;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == package::kLogits) {
+      const std::vector<std::int64_t> shape = tensor_shape(outputs[i]);
+      result.positions = shape.at(1);
+      const float* logits = outputs[i].GetTensorData<float>();
+      result.logits.assign(logits, logits + result.positions * shape.at(2));
+    }
+  }
+  if (has_hidden_states_) {
+    for (std::int64_t l = 0; l < t.num_hidden_layers; ++l) {
+      for (std::size_t i = 0; i < names.size(); ++i) {
+        if (names[i] != package::hidden_state(l)) continue;
+        const float* data = outputs[i].GetTensorData<float>();
+        result.hidden_states.emplace_back(data, data + S * t.hidden_size);
+      }
     }
   }
   cached_ += S;

@@ -1,7 +1,8 @@
 #pragma once
 // The text side of a package at run time: embedding.onnx (tokens + visual features -> wide
-// embeddings) and text.onnx with its KV cache. The cache carries over between calls, so a later
-// turn only processes its new tokens.
+// embeddings) and text.onnx with its KV cache. The cache lives in buffers we own, bound as both
+// past and present so GroupQueryAttention appends in place; it grows by doubling up to the
+// context length and carries over between calls, so a later turn only processes its new tokens.
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -33,22 +34,29 @@ struct DecoderOutput {
 
 class TextDecoder {
  public:
+  // `context_length`: the most tokens the cache may hold (prompt and generated together).
   TextDecoder(OnnxEnvironment& environment, const std::filesystem::path& model, const ModelConfig& config,
-              const SessionOptions& options = {});
+              std::int64_t context_length = 4096, const SessionOptions& options = {});
 
   // Runs `S` new tokens (embeddings [S, (1+K)H], 3-D positions [3, S]) after the cached ones.
+  // Throws InvalidInput if they would not fit in the context.
   DecoderOutput forward(std::span<const float> embeddings, std::span<const std::int64_t> positions);
 
   std::int64_t cached_tokens() const { return cached_; }
-  void reset();
+  std::int64_t context_length() const { return context_length_; }
+  // Forgets every cached token from `tokens` on (a later turn that diverges from the cache).
+  void truncate(std::int64_t tokens);
+  void reset() { truncate(0); }
 
  private:
+  void reserve(std::int64_t tokens);
+
   OnnxSession session_;
   ModelConfig config_;
-  std::vector<std::string> input_names_;
-  std::vector<std::string> output_names_;
+  std::int64_t context_length_;
   bool has_hidden_states_ = false;
-  std::vector<Ort::Value> cache_;  // past key/value per layer, alternating
+  std::int64_t capacity_ = 0;                 // tokens the KV buffers hold
+  std::vector<std::vector<float>> kv_;        // per layer: key, value; each [1, kv_heads, capacity, head_dim]
   std::int64_t cached_ = 0;
 };
 

@@ -9,6 +9,7 @@
 #include "export/text_export.h"
 #include "export/vision_export.h"
 #include "model/checkpoint.h"
+#include "q3vl/error.h"
 #include "runtime/text_models.h"
 #include "support/golden.h"
 #include "support/test_support.h"
@@ -181,6 +182,51 @@ TEST(TextExport, KvCacheStepsEqualALongerPrefill) {
     const std::vector<float> second = appended.forward(embeds_of(first, S), positions_of(first, S)).logits;
     EXPECT_LT(test::compare(second, reference).relative(), 1e-5);
   }
+}
+
+// The cache grows past its first allocation, can be truncated to a prefix and continued, and
+// refuses to overflow the context: all against a plain prefill of the same tokens.
+TEST(TextDecoder, CacheGrowsTruncatesAndReportsOverflow) {
+  const test::GoldenCase c = [] {
+    for (const test::GoldenCase& g : test::golden_cases()) if (g.name == "small_b_text_only") return g;
+    throw std::runtime_error("missing case");
+  }();
+  const fs::path package = packages().text_package(c, {}, "fp32");
+  const ModelConfig config = load_model_config(c.model_dir() / "config.json");
+  OnnxEnvironment env;
+  EmbeddingModel embedding(env, package / "embedding.onnx", config);
+  std::vector<std::int64_t> ids;
+  for (std::int64_t i = 0; i < 300; ++i) ids.push_back((i * 37 + 11) % 300);  // text ids of this vocabulary
+  const std::vector<float> embeds = embedding.embed(ids, nullptr);
+  const std::size_t W = embeds.size() / ids.size();
+  auto positions = [](std::int64_t begin, std::int64_t end) {
+    std::vector<std::int64_t> p;
+    for (int axis = 0; axis < 3; ++axis) for (std::int64_t i = begin; i < end; ++i) p.push_back(i);
+    return p;
+  };
+  auto slice = [&](std::int64_t begin, std::int64_t end) {
+    return std::vector<float>(embeds.begin() + begin * static_cast<std::ptrdiff_t>(W), embeds.begin() + end * static_cast<std::ptrdiff_t>(W));
+  };
+  TextDecoder whole(env, package / "text.onnx", config, 512);
+  const std::vector<float> reference = whole.forward(embeds, positions(0, 300)).logits;
+
+  TextDecoder stepped(env, package / "text.onnx", config, 512);
+  stepped.forward(slice(0, 200), positions(0, 200));
+  std::vector<float> last;
+  for (std::int64_t i = 200; i < 300; ++i) last = stepped.forward(slice(i, i + 1), positions(i, i + 1)).logits;  // crosses 256
+  EXPECT_LT(test::compare(last, reference).relative(), 1e-5);
+
+  TextDecoder rewound(env, package / "text.onnx", config, 512);
+  std::vector<float> wrong = slice(0, 300);
+  std::fill(wrong.begin() + 250 * static_cast<std::ptrdiff_t>(W), wrong.end(), 0.5f);  // a diverging tail
+  rewound.forward(wrong, positions(0, 300));
+  rewound.truncate(250);
+  EXPECT_LT(test::compare(rewound.forward(slice(250, 300), positions(250, 300)).logits, reference).relative(), 1e-5);
+
+  TextDecoder small(env, package / "text.onnx", config, 64);
+  EXPECT_THROW(small.forward(slice(0, 65), positions(0, 65)), InvalidInput);
+  small.forward(slice(0, 60), positions(0, 60));
+  EXPECT_THROW(small.forward(slice(60, 65), positions(60, 65)), InvalidInput);
 }
 
 // int8 / int4 decoders against HF along HF's own greedy path: top-1 agreement per step and the
