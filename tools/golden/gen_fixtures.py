@@ -174,6 +174,22 @@ CASES = {
 }
 
 
+# Multi-turn chats generated turn by turn, as a chat front end would: each reply is HF's own
+# greedy generation (stopping at EOS or max_new_tokens), fed back as the assistant message.
+CHATS = {
+    "full_chat": dict(
+        model="full", seed=41, max_new_tokens=12,
+        turns=[
+            dict(text="Hello!", images=[]),
+            dict(text="What is in this picture?", images=[(96, 64)]),
+            dict(text="And now?", images=[(64, 64)]),
+        ],
+        notes="Three user turns through the chat template; images in turns 2 and 3; every assistant "
+              "message is HF's greedy reply to the previous prompt (EOS stops it).",
+    ),
+}
+
+
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
@@ -698,6 +714,43 @@ CONVENTIONS = {
 }
 
 
+def run_chat(chat_name, chat, model, case_dir, processor, tokenizer, log):
+    torch.manual_seed(chat["seed"])
+    eos = [151645, 151643]
+    messages, images, turns = [], [], []
+    for t, turn in enumerate(chat["turns"]):
+        content = []
+        for i, (h, w) in enumerate(turn["images"]):
+            fname = f"turn{t}_image{i}.png"
+            arr = make_image(h, w, seed=chat["seed"] * 100 + 10 * t + i)
+            Image.fromarray(arr, mode="RGB").save(os.path.join(case_dir, fname), format="PNG")
+            with Image.open(os.path.join(case_dir, fname)) as im:
+                im.load()
+                images.append(im.copy())
+            content.append({"type": "image"})
+        content.append({"type": "text", "text": turn["text"]})
+        messages.append({"role": "user", "content": content})
+        prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        enc = processor(text=[prompt], images=images or None, return_tensors="pt")
+        with torch.no_grad():
+            out = model.generate(**enc, do_sample=False, max_new_tokens=chat["max_new_tokens"],
+                                 eos_token_id=eos, pad_token_id=151643)
+        new = [int(x) for x in out[0, enc["input_ids"].shape[1]:].tolist()]
+        stopped = bool(new) and new[-1] in eos
+        if stopped:
+            new = new[:-1]
+        reply = tokenizer.decode(new, skip_special_tokens=True)
+        messages.append({"role": "assistant", "content": reply})
+        np.save(os.path.join(case_dir, f"turn{t}_input_ids.npy"), enc["input_ids"].numpy().astype(np.int64))
+        np.save(os.path.join(case_dir, f"turn{t}_output_ids.npy"), np.array(new, dtype=np.int64))
+        turns.append({"user": turn["text"], "images": [f"turn{t}_image{i}.png" for i in range(len(turn["images"]))],
+                      "input_ids": f"turn{t}_input_ids.npy", "output_ids": f"turn{t}_output_ids.npy",
+                      "prompt_tokens": int(enc["input_ids"].shape[1]), "reply": reply, "stopped_at_eos": stopped})
+        log(f"chat {chat_name} turn {t}: {len(new)} tokens, eos={stopped}, reply={reply!r}")
+    return {"dir": f"cases/{chat_name}", "model": chat["model"], "notes": chat["notes"],
+            "max_new_tokens": chat["max_new_tokens"], "eos_token_ids": eos, "turns": turns}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="/repo/tests/fixtures/golden")
@@ -740,6 +793,7 @@ def main():
         "conventions": CONVENTIONS,
         "models": {},
         "cases": {},
+        "chats": {},
     }
     for name, spec in MODELS.items():
         needed = [c for c, cs in CASES.items() if cs["model"] == name
@@ -782,6 +836,12 @@ def main():
             case_dir = os.path.join(out, "cases", case_name)
             os.makedirs(case_dir, exist_ok=True)
             manifest["cases"][case_name] = run_case(case_name, case, model, spec, case_dir, processor, log)
+        for chat_name, chat in CHATS.items():
+            if chat["model"] != name or args.only_case is not None:
+                continue
+            chat_dir = os.path.join(out, "cases", chat_name)
+            os.makedirs(chat_dir, exist_ok=True)
+            manifest["chats"][chat_name] = run_chat(chat_name, chat, model, chat_dir, processor, tokenizer, log)
         del model
 
     # final consistency check of the manifest against the files
