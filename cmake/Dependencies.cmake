@@ -5,6 +5,12 @@ find_package(Protobuf REQUIRED)
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(Threads REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)     # libpcre2-dev: tokenizer pre-split regex
+pkg_check_modules(UTF8PROC REQUIRED IMPORTED_TARGET libutf8proc)  # libutf8proc-dev: tokenizer NFC
+find_package(JPEG REQUIRED)                                      # libjpeg-dev (libjpeg-turbo): image decoding
+find_package(PNG REQUIRED)                                       # libpng-dev: image decoding
+pkg_check_modules(WEBP REQUIRED IMPORTED_TARGET libwebp libwebpdemux)  # libwebp-dev: image decoding
 
 find_path(Q3VL_ORT_INCLUDE onnxruntime_cxx_api.h
   PATHS "${Q3VL_ORT_ROOT}/include" "${Q3VL_ORT_ROOT}/include/onnxruntime" NO_DEFAULT_PATH)

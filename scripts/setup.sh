@@ -10,8 +10,8 @@ log() { echo "[setup] $*" >&2; }
 
 APT_PACKAGES=(build-essential cmake pkg-config git
   libonnx-dev libprotobuf-dev protobuf-compiler nlohmann-json3-dev libcli11-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev libutf8proc-dev libstb-dev
-  clang libclang-rt-14-dev)
+  libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev libutf8proc-dev libjpeg-dev libpng-dev libwebp-dev
+  clang libclang-rt-14-dev time)
 
 install_apt() {
   local missing=()

@@ -1,0 +1,82 @@
+#include "bench_util.h"
+
+#include <algorithm>
+#include <numeric>
+#include <thread>
+#include <vector>
+
+#include "graph/graph_builder.h"
+#include "runtime/onnx_session.h"
+
+namespace q3vl::bench {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+double read_bandwidth_gbs(int threads, std::size_t bytes) {
+  const std::size_t count = bytes / sizeof(std::uint64_t);
+  std::vector<std::uint64_t> data(count);
+  std::iota(data.begin(), data.end(), 1);  // touch every page
+  double best = 0;
+  for (int pass = 0; pass < 4; ++pass) {
+    std::vector<std::uint64_t> sums(static_cast<std::size_t>(threads));
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t) {
+      workers.emplace_back([&, t] {
+        const std::size_t begin = count * static_cast<std::size_t>(t) / static_cast<std::size_t>(threads);
+        const std::size_t end = count * static_cast<std::size_t>(t + 1) / static_cast<std::size_t>(threads);
+        std::uint64_t a = 0, b = 0, c = 0, d = 0;
+        for (std::size_t i = begin; i + 3 < end; i += 4) {
+          a += data[i];
+          b += data[i + 1];
+          c += data[i + 2];
+          d += data[i + 3];
+        }
+        sums[static_cast<std::size_t>(t)] = a + b + c + d;
+      });
+    }
+    for (std::thread& w : workers) w.join();
+    const double s = seconds_since(start);
+    volatile std::uint64_t sink = std::accumulate(sums.begin(), sums.end(), std::uint64_t{0});
+    (void)sink;
+    best = std::max(best, static_cast<double>(bytes) / s / 1e9);
+  }
+  return best;
+}
+
+double onnxruntime_gemm_gflops(const std::filesystem::path& scratch_dir, std::int64_t n, int threads) {
+  const std::filesystem::path model = scratch_dir / "gemm_peak.onnx";
+  {
+    graph::GraphBuilder g("gemm");
+    const std::string a = g.input("a", graph::kFloat, {n, n});
+    const std::string b = g.input("b", graph::kFloat, {n, n});
+    g.output(g.op("MatMul", {a, b}), "c", graph::kFloat, {n, n});
+    g.save(model);
+  }
+  OnnxEnvironment env;
+  OnnxSession session(env, model, SessionOptions{threads});
+  std::vector<float> a(static_cast<std::size_t>(n * n), 0.5f);
+  std::vector<float> b(static_cast<std::size_t>(n * n), 0.25f);
+  double best = 0;
+  for (int run = 0; run < 4; ++run) {
+    std::vector<Ort::Value> inputs;
+    inputs.push_back(tensor_view(a, {n, n}));
+    inputs.push_back(tensor_view(b, {n, n}));
+    const auto start = std::chrono::steady_clock::now();
+    session.run({"a", "b"}, inputs, {"c"});
+    best = std::max(best, 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n) / seconds_since(start) / 1e9);
+  }
+  std::filesystem::remove(model);
+  return best;
+}
+
+std::uint64_t model_bytes(const std::filesystem::path& onnx) {
+  std::uint64_t total = std::filesystem::file_size(onnx);
+  const std::filesystem::path data = onnx.string() + ".data";
+  if (std::filesystem::exists(data)) total += std::filesystem::file_size(data);
+  return total;
+}
+
+}  // namespace q3vl::bench

@@ -1,0 +1,23 @@
+#pragma once
+// Small helpers shared by the benchmark programs: timing, memory bandwidth, peak FP32 GEMM rate.
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+namespace q3vl::bench {
+
+double seconds_since(std::chrono::steady_clock::time_point start);
+
+// Read bandwidth of this machine in GB/s: `threads` threads summing a buffer much larger than
+// the caches (best of a few passes).
+double read_bandwidth_gbs(int threads, std::size_t bytes = std::size_t{1} << 30);
+
+// FP32 GEMM rate of ONNX Runtime's MatMul on an n x n x n product (GFLOP/s, best of a few runs):
+// the practical compute peak the vision encoder and prefill can reach here.
+double onnxruntime_gemm_gflops(const std::filesystem::path& scratch_dir, std::int64_t n = 2048, int threads = 0);
+
+// Bytes of a model's weights (the .onnx file plus its .data file).
+std::uint64_t model_bytes(const std::filesystem::path& onnx);
+
+}  // namespace q3vl::bench

@@ -1,0 +1,68 @@
+// Text decoder speed on a package: prefill tokens/s and decode tokens/s, with decode set against
+// the memory-bandwidth bound (weights read per token / measured read bandwidth).
+//   decode_bench PACKAGE [--prompt N] [--decode N] [--threads N]
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "bench_util.h"
+#include "runtime/package.h"
+#include "runtime/text_models.h"
+
+int main(int argc, char** argv) {
+  using namespace q3vl;
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: decode_bench PACKAGE [--prompt N] [--decode N] [--threads N]\n");
+    return 2;
+  }
+  std::int64_t prompt = 128;
+  std::int64_t decode = 32;
+  int threads = 0;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    if (std::string(argv[i]) == "--prompt") prompt = std::atoll(argv[i + 1]);
+    if (std::string(argv[i]) == "--decode") decode = std::atoll(argv[i + 1]);
+    if (std::string(argv[i]) == "--threads") threads = std::atoi(argv[i + 1]);
+  }
+  try {
+    const Package package = Package::open(argv[1]);
+    const ModelConfig& config = package.config();
+    const double bandwidth = bench::read_bandwidth_gbs(threads > 0 ? threads : 2);
+    // Per decoded token the decoder reads all its weights once; the embedding reads one row.
+    const double bytes_per_token = static_cast<double>(bench::model_bytes(package.text_model()));
+    std::printf("machine: read bandwidth %.1f GB/s; text.onnx weights %.2f GB -> decode bound %.1f tok/s\n", bandwidth,
+                bytes_per_token / 1e9, bandwidth * 1e9 / bytes_per_token);
+    OnnxEnvironment env;
+    EmbeddingModel embedding(env, package.embedding_model(), config, SessionOptions{threads});
+    TextDecoder decoder(env, package.text_model(), config, prompt + decode + 8, SessionOptions{threads});
+    std::vector<std::int64_t> ids;
+    for (std::int64_t i = 0; i < prompt; ++i) ids.push_back((i * 7919 + 13) % 150000);
+    auto positions = [](std::int64_t begin, std::int64_t end) {
+      std::vector<std::int64_t> p;
+      for (int axis = 0; axis < 3; ++axis) for (std::int64_t i = begin; i < end; ++i) p.push_back(i);
+      return p;
+    };
+    {  // warm-up run (session initialization, first allocations)
+      TextDecoder warm(env, package.text_model(), config, 16, SessionOptions{threads});
+      warm.forward(embedding.embed(std::vector<std::int64_t>{1, 2, 3, 4}, nullptr), positions(0, 4));
+    }
+    const auto prefill_start = std::chrono::steady_clock::now();
+    DecoderOutput out = decoder.forward(embedding.embed(ids, nullptr), positions(0, prompt));
+    const double prefill_s = bench::seconds_since(prefill_start);
+    std::int64_t token = 0;
+    const auto decode_start = std::chrono::steady_clock::now();
+    for (std::int64_t step = 0; step < decode; ++step) {
+      token = std::max_element(out.logits.begin(), out.logits.end()) - out.logits.begin();
+      out = decoder.forward(embedding.embed(std::vector<std::int64_t>{token}, nullptr), positions(prompt + step, prompt + step + 1));
+    }
+    const double decode_s = bench::seconds_since(decode_start);
+    const double decode_rate = static_cast<double>(decode) / decode_s;
+    std::printf("prefill %lld tokens: %.0f ms (%.1f tok/s)\n", static_cast<long long>(prompt), prefill_s * 1000,
+                static_cast<double>(prompt) / prefill_s);
+    std::printf("decode %lld tokens: %.1f tok/s (%.0f%% of the bandwidth bound)\n", static_cast<long long>(decode), decode_rate,
+                100.0 * decode_rate * bytes_per_token / (bandwidth * 1e9));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "decode_bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

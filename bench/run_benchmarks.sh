@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Real-shape benchmarks on random weights: writes the 2B (and with --4b the 4B) checkpoint with
+# `q3vl make-tiny`, exports it (export time and peak RSS), and runs the vision and decoder
+# benchmarks at fp32 and int4. Needs ~30 GB of disk for both sizes; numbers go to stdout.
+#   bench/run_benchmarks.sh [--4b] [--work DIR]
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+work=${TMPDIR:-/tmp}/q3vl-bench
+sizes=(2b)
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --4b) sizes=(2b 4b) ;;
+    --work) work=$2; shift ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+q3vl=$here/build/q3vl
+bench=$here/build/bench
+mkdir -p "$work"
+
+measure() {  # measure LABEL CMD...: wall time and peak RSS of a command
+  local label=$1; shift
+  /usr/bin/time -f "$label: %e s, peak RSS %M KB" "$@" 2>&1 | grep -E "^$label:|wrote|total|MB|GB" || true
+}
+
+for size in "${sizes[@]}"; do
+  ckpt=$work/hf-$size
+  [ -f "$ckpt/config.json" ] || "$q3vl" make-tiny --preset "$size" --out "$ckpt" --force
+  echo "== $size: export"
+  measure "export $size fp32" "$q3vl" build --model "$ckpt" --out "$work/pkg-$size-fp32" --force
+  measure "export $size int4" "$q3vl" build --model "$ckpt" --out "$work/pkg-$size-int4" --precision int4 --force
+  echo "== $size: vision (fp32)"
+  "$bench/vision_bench" "$work/pkg-$size-fp32" --runs 2
+  for precision in int4 fp32; do
+    echo "== $size: decoder ($precision)"
+    "$bench/decode_bench" "$work/pkg-$size-$precision" --prompt 128 --decode 32
+  done
+done

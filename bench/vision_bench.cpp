@@ -1,0 +1,76 @@
+// Vision encoder speed: ms per image at 448x448 and 896x896 through a package's vision.onnx,
+// the GFLOP/s that is, and that figure against this machine's measured FP32 GEMM rate.
+//   vision_bench PACKAGE [--runs N] [--threads N]
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+
+#include "bench_util.h"
+#include "runtime/package.h"
+#include "runtime/vision_encoder.h"
+
+namespace {
+
+using namespace q3vl;
+
+// Multiply-adds x2 of one pass over `patches` patches (one image, one attention segment).
+double vision_flops(const ModelConfig& c, double patches) {
+  const double D = static_cast<double>(c.vision.hidden_size);
+  const double I = static_cast<double>(c.vision.intermediate_size);
+  const double H = static_cast<double>(c.text.hidden_size);
+  const double N = patches;
+  double flops = 2 * N * static_cast<double>(c.vision.patch_input_size()) * D;
+  const double block = 2 * N * D * 3 * D + 2 * 2 * N * N * D + 2 * N * D * D + 2 * 2 * N * D * I;
+  flops += block * static_cast<double>(c.vision.depth);
+  const double merger = 2 * (N / 4) * (16 * D * D + 4 * D * H);
+  flops += merger * (1 + static_cast<double>(c.vision.deepstack_visual_indexes.size()));
+  return flops;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: vision_bench PACKAGE [--runs N] [--threads N]\n");
+    return 2;
+  }
+  int runs = 3;
+  int threads = 0;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    if (std::string(argv[i]) == "--runs") runs = std::atoi(argv[i + 1]);
+    if (std::string(argv[i]) == "--threads") threads = std::atoi(argv[i + 1]);
+  }
+  try {
+    const Package package = Package::open(argv[1]);
+    const ModelConfig& config = package.config();
+    const double peak = bench::onnxruntime_gemm_gflops(std::filesystem::temp_directory_path(), 2048, threads);
+    std::printf("machine: ONNX Runtime FP32 GEMM 2048^3: %.1f GFLOP/s (the practical peak)\n", peak);
+    OnnxEnvironment env;
+    VisionEncoder encoder(env, package.vision_model(), config, SessionOptions{threads});
+    std::mt19937 rng(1);
+    std::uniform_real_distribution<float> pixel(-1.0f, 1.0f);
+    for (std::int64_t side : {448, 896}) {
+      const std::int64_t grid = side / config.vision.patch_size;
+      const std::vector<GridThw> grids = {{1, grid, grid}};
+      std::vector<float> pixels(static_cast<std::size_t>(grid * grid * config.vision.patch_input_size()));
+      for (float& p : pixels) p = pixel(rng);
+      encoder.encode(pixels, grids);  // warm-up: session initialization and allocations
+      double best = 1e30;
+      for (int r = 0; r < runs; ++r) {
+        const auto start = std::chrono::steady_clock::now();
+        encoder.encode(pixels, grids);
+        best = std::min(best, bench::seconds_since(start));
+      }
+      const double flops = vision_flops(config, static_cast<double>(grid * grid));
+      std::printf("vision %lldx%lld (%lld patches, %lld tokens): %.0f ms/image, %.1f GFLOP (%.1f GFLOP/s, %.0f%% of the GEMM peak)\n",
+                  static_cast<long long>(side), static_cast<long long>(side), static_cast<long long>(grid * grid),
+                  static_cast<long long>(grid * grid / 4), best * 1000, flops / 1e9, flops / best / 1e9,
+                  100.0 * flops / best / 1e9 / peak);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "vision_bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

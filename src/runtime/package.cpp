@@ -1,0 +1,73 @@
+#include "runtime/package.h"
+
+#include <fstream>
+
+#include "export/package_names.h"
+#include "q3vl/error.h"
+
+namespace q3vl {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+json read_json(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InvalidInput("cannot open " + path.string());
+  try {
+    return json::parse(in);
+  } catch (const json::parse_error& e) {
+    throw InvalidInput(path.string() + ": not valid JSON (" + e.what() + ")");
+  }
+}
+
+GenerationDefaults read_generation(const json& g, const ModelConfig& config) {
+  GenerationDefaults out;
+  SamplingOptions& s = out.sampling;
+  s.greedy = !g.value("do_sample", false);
+  s.temperature = g.value("temperature", 1.0f);
+  s.top_k = g.value("top_k", std::int64_t{0});
+  s.top_p = g.value("top_p", 1.0f);
+  s.min_p = g.value("min_p", 0.0f);
+  s.repetition_penalty = g.value("repetition_penalty", 1.0f);
+  const json eos = g.contains("eos_token_id") ? g["eos_token_id"] : json(config.text.eos_token_id);
+  if (eos.is_array()) {
+    for (const json& id : eos) out.eos_token_ids.push_back(id.get<std::int64_t>());
+  } else if (eos.is_number_integer()) {
+    out.eos_token_ids.push_back(eos.get<std::int64_t>());
+  }
+  return out;
+}
+
+}  // namespace
+
+Package Package::open(const fs::path& dir) {
+  const fs::path manifest_path = dir / package::kManifest;
+  if (!fs::exists(manifest_path)) {
+    throw InvalidInput(dir.string() + " is not a q3vl package (no " + package::kManifest + "; build one with q3vl build)");
+  }
+  const json manifest = read_json(manifest_path);
+  Package p;
+  p.dir_ = dir;
+  if (!manifest.contains("config")) throw InvalidInput(manifest_path.string() + ": no model config");
+  p.config_ = parse_model_config(manifest["config"], manifest_path.string() + " (config)");
+  p.preprocessor_ = manifest.value("preprocessor_config", json::object());
+  p.generation_ = read_generation(manifest.value("generation_config", json::object()), p.config_);
+  if (fs::exists(dir / package::kGenaiConfig)) {
+    const json genai = read_json(dir / package::kGenaiConfig);
+    if (genai.contains("search") && genai["search"].contains("max_length")) {
+      p.max_length_ = genai["search"]["max_length"].get<std::int64_t>();
+    }
+  }
+  for (const fs::path& file : {p.embedding_model(), p.text_model(), p.tokenizer_json()}) {
+    if (!fs::exists(file)) throw InvalidInput(file.string() + " is missing from the package");
+  }
+  return p;
+}
+
+fs::path Package::vision_model() const { return dir_ / package::kVisionModel; }
+fs::path Package::embedding_model() const { return dir_ / package::kEmbeddingModel; }
+fs::path Package::text_model() const { return dir_ / package::kTextModel; }
+fs::path Package::tokenizer_json() const { return dir_ / "tokenizer.json"; }
+
+}  // namespace q3vl

@@ -1,0 +1,42 @@
+#pragma once
+// A q3vl package folder as the runtime sees it: the manifest (model config, preprocessing,
+// generation defaults) and the paths of its models and tokenizer. Checked on open.
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "model/config.h"
+#include "runtime/sampler.h"
+
+namespace q3vl {
+
+struct GenerationDefaults {
+  SamplingOptions sampling;
+  std::vector<std::int64_t> eos_token_ids;
+};
+
+class Package {
+ public:
+  // Throws InvalidInput if the folder is not a complete q3vl package.
+  static Package open(const std::filesystem::path& dir);
+
+  const std::filesystem::path& dir() const { return dir_; }
+  const ModelConfig& config() const { return config_; }
+  const nlohmann::json& preprocessor_config() const { return preprocessor_; }
+  const GenerationDefaults& generation_defaults() const { return generation_; }
+  // genai_config.json's search.max_length: the default context length.
+  std::int64_t max_length() const { return max_length_; }
+  std::filesystem::path vision_model() const;
+  std::filesystem::path embedding_model() const;
+  std::filesystem::path text_model() const;
+  std::filesystem::path tokenizer_json() const;
+
+ private:
+  std::filesystem::path dir_;
+  ModelConfig config_;
+  nlohmann::json preprocessor_;
+  GenerationDefaults generation_;
+  std::int64_t max_length_ = 4096;
+};
+
+}  // namespace q3vl
