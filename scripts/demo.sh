@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# `make demo`: the main job end to end on a small random-weight model. Its text would be
-# gibberish: the weights are random. Runs as far as the code goes and says what is missing.
+# `make demo`: the main job end to end on a small random-weight model: write a Hugging Face
+# checkpoint, export it to an ONNX package, and answer a question about an image, streaming the
+# reply. The weights are random, so the reply is gibberish by design; the pipeline is the real one.
 set -euo pipefail
 q3vl=${1:-build/q3vl}
 out=demo-out
 mkdir -p "$out"
-echo "== 1. a random-weight Qwen3-VL checkpoint (tiny preset, real tokenizer) -> $out/tiny-hf"
-"$q3vl" make-tiny --preset tiny --out "$out/tiny-hf" --seed 0 --force
+echo "== 1/3  q3vl make-tiny: a random-weight Qwen3-VL checkpoint (tiny preset, real tokenizer) -> $out/tiny-hf"
+"$q3vl" make-tiny --preset tiny --out "$out/tiny-hf" --seed 0 --force --quiet
+echo "== 2/3  q3vl build: export to ONNX (vision + embedding + decoder, DeepStack kept) -> $out/tiny-pkg"
+"$q3vl" build --model "$out/tiny-hf" --out "$out/tiny-pkg" --force
+echo "== 3/3  q3vl run: image + prompt in, streamed text out (gibberish: random weights)"
 echo
-echo "== 2. validate it the way an export starts: every tensor, dtype and shape"
-"$q3vl" inspect --model "$out/tiny-hf"
-echo
-echo "== 3. export to ONNX and run: not built yet."
-echo "   q3vl build (vision/text export) and q3vl run (image + prompt -> streamed text) come with"
-echo "   the export and runtime issues; this demo will run them once they exist."
+"$q3vl" run --model "$out/tiny-pkg" --image assets/demo/sample.png --prompt "Describe this image." \
+  --max-new-tokens 32 --seed 0 --verbose

@@ -8,5 +8,7 @@ namespace q3vl::cli {
 void add_make_tiny_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_build_command(CLI::App& app);
+void add_run_command(CLI::App& app);
+void add_chat_command(CLI::App& app);
 
 }  // namespace q3vl::cli

@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   q3vl::cli::add_make_tiny_command(app);
   q3vl::cli::add_inspect_command(app);
   q3vl::cli::add_build_command(app);
+  q3vl::cli::add_run_command(app);
+  q3vl::cli::add_chat_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,240 @@
+#include "runtime/conversation.h"
+
+#include <algorithm>
+
+#include "math/rope_index.h"
+#include "q3vl/error.h"
+#include "runtime/sampler.h"
+#include "runtime/stop_strings.h"
+#include "util/npy.h"
+
+namespace q3vl {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// Replaces the k-th single image pad with the k-th image's pad tokens; returns where each
+// image's block starts.
+std::vector<std::int64_t> expand_image_pads(std::vector<std::int64_t>& ids, const std::vector<ImageInput>& images,
+                                            std::int64_t pad, std::vector<std::size_t>& block_starts) {
+  std::vector<std::int64_t> out;
+  std::size_t image = 0;
+  for (std::int64_t id : ids) {
+    if (id != pad) {
+      out.push_back(id);
+      continue;
+    }
+    if (image >= images.size()) throw InvalidInput("the chat has more image placeholders than images");
+    block_starts.push_back(out.size());
+    out.insert(out.end(), static_cast<std::size_t>(images[image++].grid.tokens()), pad);
+  }
+  if (image != images.size()) throw InvalidInput("the chat has fewer image placeholders than images");
+  return out;
+}
+
+}  // namespace
+
+Engine::Engine(const std::filesystem::path& package, const EngineOptions& options)
+    : package_(Package::open(package)),
+      session_options_{options.threads},
+      tokenizer_(Tokenizer::load(package_.tokenizer_json())),
+      embedding_(environment_, package_.embedding_model(), package_.config(), session_options_) {
+  if (std::filesystem::exists(package_.vision_model())) {
+    vision_.emplace(environment_, package_.vision_model(), package_.config(), session_options_);
+  }
+}
+
+VisionEncoder& Engine::vision() {
+  if (!vision_) throw InvalidInput(package_.dir().string() + " has no vision model (built with --only?)");
+  return *vision_;
+}
+
+std::unique_ptr<TextDecoder> Engine::new_decoder(std::int64_t context_length) {
+  return std::make_unique<TextDecoder>(environment_, package_.text_model(), package_.config(), context_length,
+                                       session_options_);
+}
+
+Conversation::Conversation(Engine& engine, ConversationOptions options)
+    : engine_(engine), options_(std::move(options)) {
+  if (options_.context_length <= 0) options_.context_length = engine.package().max_length();
+  decoder_ = engine.new_decoder(options_.context_length);
+  if (!options_.system_prompt.empty()) messages_.push_back(text_message("system", options_.system_prompt));
+}
+
+Reply Conversation::send(const std::vector<RgbImage>& images, const std::string& text, const ReplyOptions& options,
+                         const std::function<void(std::string_view)>& on_text, TurnTrace* trace) {
+  const std::size_t message_count = messages_.size();
+  const std::size_t image_count = images_.size();
+  try {
+    return send_turn(images, text, options, on_text, trace);
+  } catch (...) {
+    // A failed turn leaves the conversation as it was; the cache keeps only what was fed.
+    messages_.resize(message_count);
+    images_.resize(image_count);
+    cached_ids_.resize(std::min<std::size_t>(cached_ids_.size(), static_cast<std::size_t>(decoder_->cached_tokens())));
+    cached_max_position_.resize(cached_ids_.size());
+    decoder_->truncate(static_cast<std::int64_t>(cached_ids_.size()));
+    throw;
+  }
+}
+
+Reply Conversation::send_turn(const std::vector<RgbImage>& images, const std::string& text, const ReplyOptions& options,
+                              const std::function<void(std::string_view)>& on_text, TurnTrace* trace) {
+  const auto start = Clock::now();
+  const ModelConfig& config = engine_.config();
+  const Tokenizer& tokenizer = engine_.tokenizer();
+  Reply reply;
+  Sampler sampler(options.sampling);  // validates the options before any work
+
+  // 1. The conversation so far plus this turn, as tokens with every image's pads expanded.
+  std::vector<ChatContent> content;
+  for (const RgbImage& image : images) {
+    images_.push_back(preprocess_image(image, config, options_.preprocess));
+    content.push_back({ChatContent::Kind::Image, ""});
+  }
+  if (!text.empty()) content.push_back({ChatContent::Kind::Text, text});
+  messages_.push_back(user_message(std::move(content)));
+  std::vector<std::int64_t> rendered = tokenizer.encode(render_chat(messages_));
+  std::vector<std::size_t> block_starts;
+  const std::vector<std::int64_t> ids = expand_image_pads(rendered, images_, config.image_token_id, block_starts);
+
+  // 2. Reuse the cache up to the first difference, never splitting an image block.
+  std::size_t keep = 0;
+  while (keep < cached_ids_.size() && keep < ids.size() && cached_ids_[keep] == ids[keep]) ++keep;
+  if (keep == ids.size()) --keep;  // always feed at least one token to get logits
+  std::size_t first_image = 0;
+  while (first_image < block_starts.size() &&
+         block_starts[first_image] + static_cast<std::size_t>(images_[first_image].grid.tokens()) <= keep) {
+    ++first_image;
+  }
+  if (first_image < block_starts.size() && block_starts[first_image] < keep) keep = block_starts[first_image];
+  decoder_->truncate(static_cast<std::int64_t>(keep));
+  cached_ids_.resize(keep);
+  cached_max_position_.resize(keep);
+
+  // 3. Vision on the images whose blocks are in the new tokens.
+  VisualFeatures features;
+  std::vector<float> pixels;
+  std::vector<GridThw> grids;
+  for (std::size_t i = first_image; i < images_.size(); ++i) {
+    pixels.insert(pixels.end(), images_[i].pixel_values.begin(), images_[i].pixel_values.end());
+    grids.push_back(images_[i].grid);
+  }
+  if (!grids.empty()) {
+    const auto vision_start = Clock::now();
+    features = engine_.vision().encode(pixels, grids);
+    reply.timings.vision_ms = ms_since(vision_start);
+    reply.timings.image_tokens = features.tokens;
+  }
+
+  // 4. Prefill the new tokens at positions continuing from the cache.
+  const std::vector<std::int64_t> segment(ids.begin() + static_cast<std::ptrdiff_t>(keep), ids.end());
+  std::int64_t next_position = 0;
+  for (std::int64_t p : cached_max_position_) next_position = std::max(next_position, p + 1);
+  std::vector<VisionGrid> rope_grids;
+  for (const GridThw& g : grids) rope_grids.push_back({g.t, g.h, g.w});
+  const RopePositions positions = rope_positions(segment, rope_grids, config, next_position);
+  std::vector<std::int64_t> position_ids = positions.t;
+  position_ids.insert(position_ids.end(), positions.h.begin(), positions.h.end());
+  position_ids.insert(position_ids.end(), positions.w.begin(), positions.w.end());
+  const auto prefill_start = Clock::now();
+  const std::vector<float> embeds = engine_.embedding().embed(segment, grids.empty() ? nullptr : &features);
+  DecoderOutput out = decoder_->forward(embeds, position_ids);
+  reply.timings.prefill_tokens = static_cast<std::int64_t>(segment.size());
+  reply.timings.prefill_ms = ms_since(prefill_start);
+  for (std::size_t i = 0; i < segment.size(); ++i) {
+    cached_ids_.push_back(segment[i]);
+    cached_max_position_.push_back(std::max({positions.t[i], positions.h[i], positions.w[i]}));
+  }
+  std::int64_t position = positions.next_position;
+  const std::int64_t vocab = config.text.vocab_size;
+  std::vector<float> logits(out.logits.end() - vocab, out.logits.end());
+  if (trace != nullptr) {
+    trace->prompt_ids = ids;
+    trace->input_ids = segment;
+    trace->pixel_values = pixels;
+    trace->grids = grids;
+    trace->position_ids = position_ids;
+    trace->rope_delta = positions.next_position - static_cast<std::int64_t>(ids.size());
+    trace->features = features;
+    trace->prefill_logits = logits;
+  }
+
+  // 5. Decode: sample, stream, stop on EOS, a stop string, the token limit or a full context.
+  std::vector<std::int64_t> history = ids;
+  TokenStreamDecoder stream(tokenizer, /*skip_special_tokens=*/true);
+  StopStringMatcher stops(options.stop_strings);
+  const auto& eos = engine_.package().generation_defaults().eos_token_ids;
+  auto emit = [&](const std::string& piece) {
+    if (piece.empty()) return;
+    reply.text += piece;
+    if (on_text) on_text(piece);
+  };
+  const auto decode_start = Clock::now();
+  reply.finish_reason = "length";
+  for (std::int64_t step = 0; step < options.max_new_tokens; ++step) {
+    const std::int64_t token = sampler.next(logits, history);
+    if (step == 0) reply.timings.time_to_first_token_ms = ms_since(start);
+    if (std::find(eos.begin(), eos.end(), token) != eos.end()) {
+      reply.finish_reason = "stop";
+      break;
+    }
+    reply.tokens.push_back(token);
+    history.push_back(token);
+    emit(stops.push(stream.push(token)));
+    if (stops.stopped()) {
+      reply.finish_reason = "stop";
+      break;
+    }
+    if (step + 1 == options.max_new_tokens || decoder_->cached_tokens() >= decoder_->context_length()) break;
+    const std::vector<std::int64_t> next = {token};
+    out = decoder_->forward(engine_.embedding().embed(next, nullptr), std::vector<std::int64_t>{position, position, position});
+    cached_ids_.push_back(token);
+    cached_max_position_.push_back(position++);
+    logits.assign(out.logits.end() - vocab, out.logits.end());
+    ++reply.timings.decode_tokens;
+  }
+  reply.timings.decode_ms = ms_since(decode_start);
+  if (!stops.stopped()) emit(stops.push(stream.flush()) + stops.flush());
+  messages_.push_back(text_message("assistant", reply.text));
+  if (trace != nullptr) trace->output_ids = reply.tokens;
+  return reply;
+}
+
+void TurnTrace::write(const std::filesystem::path& dir, const ModelConfig& config) const {
+  std::filesystem::create_directories(dir);
+  const std::int64_t S = static_cast<std::int64_t>(input_ids.size());
+  write_npy(dir / "input_ids.npy", std::span<const std::int64_t>(input_ids), {1, S});
+  write_npy(dir / "position_ids.npy", std::span<const std::int64_t>(position_ids), {3, 1, S});
+  const std::vector<std::int64_t> delta = {rope_delta};
+  write_npy(dir / "rope_deltas.npy", std::span<const std::int64_t>(delta), {1, 1});
+  write_npy(dir / "logits.npy", std::span<const float>(prefill_logits), {1, static_cast<std::int64_t>(prefill_logits.size())});
+  write_npy(dir / "output_ids.npy", std::span<const std::int64_t>(output_ids), {1, static_cast<std::int64_t>(output_ids.size())});
+  if (grids.empty()) return;
+  const std::int64_t width = config.vision.patch_input_size();
+  write_npy(dir / "pixel_values.npy", std::span<const float>(pixel_values),
+            {static_cast<std::int64_t>(pixel_values.size()) / width, width});
+  std::vector<std::int64_t> thw;
+  for (const GridThw& g : grids) thw.insert(thw.end(), {g.t, g.h, g.w});
+  write_npy(dir / "image_grid_thw.npy", std::span<const std::int64_t>(thw), {static_cast<std::int64_t>(grids.size()), 3});
+  // Split the wide rows back into the merged features and the DeepStack levels.
+  const std::int64_t H = config.text.hidden_size;
+  const std::int64_t levels = features.width / H - 1;
+  std::vector<float> merged;
+  std::vector<float> deepstack(static_cast<std::size_t>(levels * features.tokens * H));
+  for (std::int64_t r = 0; r < features.tokens; ++r) {
+    const float* row = features.data.data() + r * features.width;
+    merged.insert(merged.end(), row, row + H);
+    for (std::int64_t k = 0; k < levels; ++k) {
+      std::copy_n(row + (k + 1) * H, H, deepstack.begin() + (k * features.tokens + r) * H);
+    }
+  }
+  write_npy(dir / "image_features.npy", std::span<const float>(merged), {features.tokens, H});
+  write_npy(dir / "deepstack_features.npy", std::span<const float>(deepstack), {levels, features.tokens, H});
+}
+
+}  // namespace q3vl
