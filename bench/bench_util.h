@@ -10,8 +10,8 @@ namespace q3vl::bench {
 double seconds_since(std::chrono::steady_clock::time_point start);
 
 // Read bandwidth of this machine in GB/s: `threads` threads summing a buffer much larger than
-// the caches (best of a few passes).
-double read_bandwidth_gbs(int threads, std::size_t bytes = std::size_t{1} << 30);
+// the caches (median of several passes).
+double read_bandwidth_gbs(int threads, std::size_t bytes = std::size_t{2} << 30);
 
 // FP32 GEMM rate of ONNX Runtime's MatMul on an n x n x n product (GFLOP/s, best of a few runs):
 // the practical compute peak the vision encoder and prefill can reach here.

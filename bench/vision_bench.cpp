@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
     const double peak = bench::onnxruntime_gemm_gflops(std::filesystem::temp_directory_path(), 2048, threads);
     std::printf("machine: ONNX Runtime FP32 GEMM 2048^3: %.1f GFLOP/s (the practical peak)\n", peak);
     OnnxEnvironment env;
-    VisionEncoder encoder(env, package.vision_model(), config, SessionOptions{threads});
+    VisionEncoder encoder(env, package.vision_model(), config, SessionOptions::with_threads(threads));
     std::mt19937 rng(1);
     std::uniform_real_distribution<float> pixel(-1.0f, 1.0f);
     for (std::int64_t side : {448, 896}) {

@@ -21,24 +21,35 @@ std::string rms_norm(GraphBuilder& g, WeightWriter& weights, const std::string& 
               {{"axis", std::int64_t{-1}}, {"epsilon", static_cast<float>(eps)}, {"stash_type", std::int64_t{1}}});
 }
 
-// cos/sin [B, S, 1, head_dim] for interleaved MRoPE, computed once per forward from position_ids [3, B, S].
-std::pair<std::string, std::string> mrope_tables(GraphBuilder& g, const TextConfig& t, const std::string& positions) {
+// Interleaved MRoPE as ONNX Runtime's RotaryEmbedding sees it: every token gets its own row of
+// the cos/sin caches ([B*S, head_dim/2], computed once per forward from position_ids [3, B, S]),
+// and position_ids [B, S] just number the tokens, so one fused kernel rotates each of q and k.
+struct RotaryTables {
+  std::string cos;
+  std::string sin;
+  std::string token_rows;  // [B, S] = 0 .. B*S-1
+};
+
+RotaryTables mrope_tables(GraphBuilder& g, const TextConfig& t, const std::string& positions) {
   const std::vector<std::int64_t> axes = mrope::slot_axes(t.mrope_section, t.head_dim);
   const std::vector<float> inv = mrope::inverse_frequencies(t.rope_theta, t.head_dim);
   const std::string per_token = g.op("Transpose", {g.op("Cast", {positions}, {{"to", std::int64_t{graph::kFloat}}})},
                                      {{"perm", std::vector<std::int64_t>{1, 2, 0}}});  // [B, S, 3]
-  const std::string slot_positions = g.op("Gather", {per_token, g.initializer_i64("mrope_slot_axes", {static_cast<std::int64_t>(axes.size())}, axes)},
-                                          {{"axis", std::int64_t{2}}});  // [B, S, head_dim/2]
-  const std::string angles = g.op("Mul", {slot_positions, g.initializer("mrope_inv_freq", {static_cast<std::int64_t>(inv.size())}, inv)});
-  const std::string full = g.op("Unsqueeze", {g.op("Concat", {angles, angles}, {{"axis", std::int64_t{-1}}}), g.constant_i64({2})});
-  return {g.op("Cos", {full}), g.op("Sin", {full})};
+  const std::string slot_positions =
+      g.op("Gather", {per_token, g.initializer_i64("mrope_slot_axes", {static_cast<std::int64_t>(axes.size())}, axes)},
+           {{"axis", std::int64_t{2}}});  // [B, S, head_dim/2]
+  const std::string angles = g.op("Reshape", {g.op("Mul", {slot_positions, g.initializer("mrope_inv_freq", {static_cast<std::int64_t>(inv.size())}, inv)}),
+                                              g.constant_i64({-1, t.head_dim / 2})});
+  const std::string batch_seq = g.op("Slice", {g.op("Shape", {positions}), g.constant_i64({1}), g.constant_i64({3})});  // [B, S]
+  const std::string count = g.op("ReduceProd", {batch_seq}, {{"keepdims", std::int64_t{0}}});
+  const std::string rows = g.op("Range", {g.scalar_i64(0), count, g.scalar_i64(1)});
+  return {g.op("Cos", {angles}), g.op("Sin", {angles}), g.op("Reshape", {rows, batch_seq})};
 }
 
-// x [B, S, heads, hd] -> x * cos + rotate_half(x) * sin.
-std::string rotate(GraphBuilder& g, const std::string& x, const std::pair<std::string, std::string>& table, std::int64_t hd) {
-  const auto halves = g.node("Split", {x, g.constant_i64({hd / 2, hd / 2})}, {{"axis", std::int64_t{3}}}, 2);
-  const std::string rotated = g.op("Concat", {g.op("Neg", {halves[1]}), halves[0]}, {{"axis", std::int64_t{3}}});
-  return g.op("Add", {g.op("Mul", {x, table.first}), g.op("Mul", {rotated, table.second})});
+// x [B, S, heads * hd] rotated as HF's rotate_half RoPE (non-interleaved pairs i, i + hd/2).
+std::string rotate(GraphBuilder& g, const std::string& x, const RotaryTables& table, std::int64_t heads) {
+  return g.op("RotaryEmbedding", {x, table.token_rows, table.cos, table.sin},
+              {{"interleaved", std::int64_t{0}}, {"num_heads", heads}}, graph::kMicrosoftDomain);
 }
 
 }  // namespace
@@ -111,14 +122,17 @@ void export_text(const Checkpoint& checkpoint, const TextExportOptions& options,
     auto name = [l](const std::string& leaf) { return names::text_layer(l, leaf); };
     const std::string hint = "layer" + std::to_string(l);
     const std::string a = rms_norm(g, weights, x, name("input_layernorm.weight"), t.rms_norm_eps);
-    auto project_heads = [&](const std::string& proj, const std::string& norm, const std::string& shape) {
-      const std::string y = weights.linear(a, name("self_attn." + proj + ".weight"), "", options.linear, hint + "_" + proj);
+    // q, k, v in one matmul; q_norm / k_norm per head (over head_dim) before the rotation.
+    const auto qkv = weights.stacked_linear(
+        a, {name("self_attn.q_proj.weight"), name("self_attn.k_proj.weight"), name("self_attn.v_proj.weight")},
+        options.linear, hint + "_qkv");
+    auto norm_rotate = [&](const std::string& y, const std::string& norm, const std::string& shape, std::int64_t heads) {
       const std::string normed = rms_norm(g, weights, g.op("Reshape", {y, shape}), name("self_attn." + norm + ".weight"), t.rms_norm_eps);
-      return g.op("Reshape", {rotate(g, normed, table, t.head_dim), flat_shape});
+      return rotate(g, g.op("Reshape", {normed, flat_shape}), table, heads);
     };
-    const std::string q = project_heads("q_proj", "q_norm", q_shape);
-    const std::string k = project_heads("k_proj", "k_norm", k_shape);
-    const std::string v = weights.linear(a, name("self_attn.v_proj.weight"), "", options.linear, hint + "_v_proj");
+    const std::string q = norm_rotate(qkv[0], "q_norm", q_shape, t.num_attention_heads);
+    const std::string k = norm_rotate(qkv[1], "k_norm", k_shape, t.num_key_value_heads);
+    const std::string& v = qkv[2];
     const std::string past_k = g.input(package::past_key(l), graph::kFloat, {batch, t.num_key_value_heads, past, t.head_dim});
     const std::string past_v = g.input(package::past_value(l), graph::kFloat, {batch, t.num_key_value_heads, past, t.head_dim});
     const auto attn = g.node("GroupQueryAttention", {q, k, v, past_k, past_v, seqlens_k, total_length},
@@ -133,9 +147,10 @@ void export_text(const Checkpoint& checkpoint, const TextExportOptions& options,
                               {{"epsilon", static_cast<float>(t.rms_norm_eps)}}, 4, graph::kMicrosoftDomain, hint + "_post_norm");
     const std::string& m = fused[0];
     const std::string& residual = fused[3];
-    const std::string gate = weights.linear(m, name("mlp.gate_proj.weight"), "", options.linear, hint + "_gate");
-    const std::string up = weights.linear(m, name("mlp.up_proj.weight"), "", options.linear, hint + "_up");
-    const std::string act = g.op("Mul", {g.op("Mul", {gate, g.op("Sigmoid", {gate})}), up});
+    const auto gate_up = weights.stacked_linear(m, {name("mlp.gate_proj.weight"), name("mlp.up_proj.weight")},
+                                                options.linear, hint + "_gate_up");
+    const std::string& gate = gate_up[0];
+    const std::string act = g.op("Mul", {g.op("Mul", {gate, g.op("Sigmoid", {gate})}), gate_up[1]});
     x = g.op("Add", {residual, weights.linear(act, name("mlp.down_proj.weight"), "", options.linear, hint + "_down")});
     // Layer outputs as HF reports them: before the DeepStack add.
     if (options.hidden_state_outputs) g.output(x, package::hidden_state(l), graph::kFloat, {batch, seq, H});

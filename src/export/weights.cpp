@@ -46,61 +46,85 @@ std::string WeightWriter::float_tensor(const std::string& checkpoint_name) {
     g_.external()->append_piece(as_bytes(std::span<const float>(slice.data(), n)));
     done += n;
   }
+  checkpoint_.release(tensor);
   return name;
 }
 
-std::string WeightWriter::transposed_float(const TensorView& weight, std::int64_t out_features,
-                                           std::int64_t in_features) {
-  const std::string name = g_.streamed_initializer(weight.name() + ".T", graph::kFloat, {in_features, out_features});
+std::string WeightWriter::transposed_float(const std::vector<Rows>& parts, const std::string& name) {
+  const std::int64_t in_features = parts.front().in;
+  std::int64_t out_features = 0;
+  for (const Rows& part : parts) out_features += part.out;
+  const std::string initializer = g_.streamed_initializer(name, graph::kFloat, {in_features, out_features});
   // Transpose in bands of input features: read a [out, band] slab row by row, write [band, out].
   constexpr std::int64_t kBand = 64;
   std::vector<float> row_part(kBand);
   std::vector<float> band_out(static_cast<std::size_t>(kBand * out_features));
   for (std::int64_t i0 = 0; i0 < in_features; i0 += kBand) {
     const std::int64_t band = std::min(kBand, in_features - i0);
-    for (std::int64_t o = 0; o < out_features; ++o) {
-      read_as_float(weight, static_cast<std::size_t>(o * in_features + i0), std::span<float>(row_part.data(), static_cast<std::size_t>(band)));
-      for (std::int64_t i = 0; i < band; ++i) band_out[static_cast<std::size_t>(i * out_features + o)] = row_part[static_cast<std::size_t>(i)];
+    std::int64_t column = 0;
+    for (const Rows& part : parts) {
+      for (std::int64_t o = 0; o < part.out; ++o, ++column) {
+        read_as_float(part.tensor, static_cast<std::size_t>(o * part.in + i0),
+                      std::span<float>(row_part.data(), static_cast<std::size_t>(band)));
+        for (std::int64_t i = 0; i < band; ++i) {
+          band_out[static_cast<std::size_t>(i * out_features + column)] = row_part[static_cast<std::size_t>(i)];
+        }
+      }
     }
     g_.external()->append_piece(as_bytes(std::span<const float>(band_out.data(), static_cast<std::size_t>(band * out_features))));
   }
-  return name;
+  return initializer;
 }
 
-std::string WeightWriter::quantized(const std::string& x, const TensorView& weight, std::int64_t N, std::int64_t K,
+std::string WeightWriter::quantized(const std::string& x, const std::vector<Rows>& parts, const std::string& name,
                                     const LinearOptions& options, const std::string& hint) {
   BlockQuantOptions quant;
   quant.bits = options.format == WeightFormat::Int4 ? 4 : 8;
   quant.block_size = options.block_size;
   quant.symmetric = options.symmetric;
   validate(quant);
+  const std::int64_t K = parts.front().in;
+  std::int64_t N = 0;
+  for (const Rows& part : parts) N += part.out;
   const std::int64_t blocks = (K + quant.block_size - 1) / quant.block_size;
   const std::int64_t blob = quant.block_size * quant.bits / 8;
-  const std::string packed_name =
-      g_.streamed_initializer(weight.name() + ".qweight", graph::kUInt8, {N, blocks, blob});
+  const std::string packed_name = g_.streamed_initializer(name + ".qweight", graph::kUInt8, {N, blocks, blob});
   std::vector<float> scales;
   std::vector<std::uint8_t> zero_points;
   // Rows are independent: quantize a slab of rows at a time, append its packed bytes.
   const std::int64_t rows_per_slab = std::max<std::int64_t>(1, static_cast<std::int64_t>(kSliceElements) / K);
   std::vector<float> slab;
-  for (std::int64_t r0 = 0; r0 < N; r0 += rows_per_slab) {
-    const std::int64_t rows = std::min(rows_per_slab, N - r0);
-    slab.resize(static_cast<std::size_t>(rows * K));
-    read_as_float(weight, static_cast<std::size_t>(r0 * K), slab);
-    const QuantizedMatrix q = quantize_blocks(slab, rows, K, quant);
-    g_.external()->append_piece(q.packed);
-    scales.insert(scales.end(), q.scales.begin(), q.scales.end());
-    zero_points.insert(zero_points.end(), q.zero_points.begin(), q.zero_points.end());
+  for (const Rows& part : parts) {
+    for (std::int64_t r0 = 0; r0 < part.out; r0 += rows_per_slab) {
+      const std::int64_t rows = std::min(rows_per_slab, part.out - r0);
+      slab.resize(static_cast<std::size_t>(rows * K));
+      read_as_float(part.tensor, static_cast<std::size_t>(r0 * K), slab);
+      const QuantizedMatrix q = quantize_blocks(slab, rows, K, quant);
+      g_.external()->append_piece(q.packed);
+      scales.insert(scales.end(), q.scales.begin(), q.scales.end());
+      zero_points.insert(zero_points.end(), q.zero_points.begin(), q.zero_points.end());
+    }
   }
-  std::vector<std::string> inputs = {x, packed_name, g_.initializer(weight.name() + ".scales", {N, blocks}, scales)};
+  std::vector<std::string> inputs = {x, packed_name, g_.initializer(name + ".scales", {N, blocks}, scales)};
   if (!quant.symmetric) {
     const std::int64_t zp_bytes = (blocks * quant.bits + 7) / 8;
-    inputs.push_back(g_.initializer(weight.name() + ".zero_points", graph::kUInt8, {N, zp_bytes}, zero_points));
+    inputs.push_back(g_.initializer(name + ".zero_points", graph::kUInt8, {N, zp_bytes}, zero_points));
   }
   return g_.op("MatMulNBits", inputs,
                {{"K", K}, {"N", N}, {"bits", std::int64_t{quant.bits}}, {"block_size", quant.block_size},
                 {"accuracy_level", options.accuracy_level}},
                graph::kMicrosoftDomain, hint);
+}
+
+std::string WeightWriter::matmul(const std::string& x, const std::vector<Rows>& parts, const LinearOptions& options,
+                                 const std::string& hint) {
+  std::string name = parts.front().tensor.name();
+  for (std::size_t i = 1; i < parts.size(); ++i) name += "+" + parts[i].tensor.name();
+  const std::string y = options.format == WeightFormat::F32
+                            ? g_.op("MatMul", {x, transposed_float(parts, name + ".T")}, {}, "", hint)
+                            : quantized(x, parts, name, options, hint);
+  for (const Rows& part : parts) checkpoint_.release(part.tensor);
+  return y;
 }
 
 std::string WeightWriter::linear(const std::string& x, const std::string& weight_name, const std::string& bias_name,
@@ -117,11 +141,26 @@ std::string WeightWriter::linear(const std::string& x, const TensorView& weight,
     throw InvalidInput("weight " + weight.name() + " does not hold " + std::to_string(out_features) + " x " +
                        std::to_string(in_features) + " values");
   }
-  std::string y = options.format == WeightFormat::F32
-                      ? g_.op("MatMul", {x, transposed_float(weight, out_features, in_features)}, {}, "", hint)
-                      : quantized(x, weight, out_features, in_features, options, hint);
+  std::string y = matmul(x, {Rows{weight, out_features, in_features}}, options, hint);
   if (!bias_name.empty()) y = g_.op("Add", {y, float_tensor(bias_name)}, {}, "", hint + "_bias");
   return y;
+}
+
+std::vector<std::string> WeightWriter::stacked_linear(const std::string& x, const std::vector<std::string>& weights,
+                                                      const LinearOptions& options, const std::string& hint) {
+  std::vector<Rows> parts;
+  std::vector<std::int64_t> sizes;
+  for (const std::string& name : weights) {
+    const TensorView weight = checkpoint_.tensor(name);
+    if (weight.shape().size() != 2 || (!parts.empty() && weight.shape()[1] != parts.front().in)) {
+      throw InvalidInput("weights stacked in one matmul must be 2-D with equal input sizes: " + name);
+    }
+    parts.push_back(Rows{weight, weight.shape()[0], weight.shape()[1]});
+    sizes.push_back(weight.shape()[0]);
+  }
+  const std::string y = matmul(x, parts, options, hint);
+  return g_.node("Split", {y, g_.constant_i64(sizes)}, {{"axis", std::int64_t{-1}}}, static_cast<int>(sizes.size()), "",
+                 hint + "_split");
 }
 
 }  // namespace q3vl

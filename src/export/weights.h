@@ -35,10 +35,21 @@ class WeightWriter {
   std::string linear(const std::string& x, const TensorView& weight, std::int64_t out_features,
                      std::int64_t in_features, const std::string& bias, const LinearOptions& options,
                      const std::string& hint);
+  // Several Linear layers on the same input as one matmul (their weights stacked along the output
+  // features), split back into one output per weight: fewer, larger kernels per step.
+  std::vector<std::string> stacked_linear(const std::string& x, const std::vector<std::string>& weights,
+                                          const LinearOptions& options, const std::string& hint);
 
  private:
-  std::string transposed_float(const TensorView& weight, std::int64_t out_features, std::int64_t in_features);
-  std::string quantized(const std::string& x, const TensorView& weight, std::int64_t N, std::int64_t K,
+  struct Rows {  // a weight seen as [out, in]
+    TensorView tensor;
+    std::int64_t out;
+    std::int64_t in;
+  };
+  std::string matmul(const std::string& x, const std::vector<Rows>& parts, const LinearOptions& options,
+                     const std::string& hint);
+  std::string transposed_float(const std::vector<Rows>& parts, const std::string& name);
+  std::string quantized(const std::string& x, const std::vector<Rows>& parts, const std::string& name,
                         const LinearOptions& options, const std::string& hint);
 
   graph::GraphBuilder& g_;

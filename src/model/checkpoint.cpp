@@ -109,6 +109,11 @@ TensorView Checkpoint::tensor(const std::string& name) const {
   return shards_[it->second.shard]->view(*it->second.info);
 }
 
+void Checkpoint::release(const TensorView& tensor) const {
+  const auto it = tensors_.find(tensor.name());
+  if (it != tensors_.end()) shards_[it->second.shard]->release(tensor);
+}
+
 std::vector<std::string> Checkpoint::tensor_names() const {
   std::vector<std::string> out;
   for (const auto& [name, location] : tensors_) out.push_back(name);

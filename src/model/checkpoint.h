@@ -25,6 +25,8 @@ class Checkpoint {
   // embedding when the file has no lm_head.
   TensorView tensor(const std::string& name) const;
   std::vector<std::string> tensor_names() const;
+  // Lets the memory under a tensor go once it has been exported (see MappedFile::release).
+  void release(const TensorView& tensor) const;
   const std::vector<std::filesystem::path>& shard_paths() const { return shard_paths_; }
   // Tensors in the files that the config does not account for (reported, not fatal).
   const std::vector<std::string>& unexpected_tensors() const { return unexpected_; }

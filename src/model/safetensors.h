@@ -62,6 +62,7 @@ class SafetensorsFile {
   const std::map<std::string, std::string>& metadata() const { return header_.metadata; }
   const TensorInfo* find(const std::string& name) const;
   TensorView view(const TensorInfo& info) const;
+  void release(const TensorView& tensor) const { file_.release(tensor.bytes); }
 
  private:
   MappedFile file_;

@@ -1,5 +1,7 @@
 #include "runtime/onnx_session.h"
 
+#include <cstdlib>
+
 #include "q3vl/error.h"
 
 namespace q3vl {
@@ -20,6 +22,9 @@ OnnxSession::OnnxSession(OnnxEnvironment& environment, const std::filesystem::pa
   Ort::SessionOptions session_options;
   if (options.intra_op_threads > 0) session_options.SetIntraOpNumThreads(options.intra_op_threads);
   session_options.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
+  std::string profile = options.profile_prefix;
+  if (const char* env = std::getenv("Q3VL_ORT_PROFILE"); profile.empty() && env != nullptr) profile = env;
+  if (!profile.empty()) session_options.EnableProfiling((profile + "-" + model.stem().string()).c_str());
   try {
     session_ = Ort::Session(environment.env(), model.c_str(), session_options);
   } catch (const Ort::Exception& e) {

@@ -18,6 +18,10 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
 
   std::span<const std::uint8_t> bytes() const { return {data_, size_}; }
+  // Drops the pages under `range` (a part of bytes()) from this process's memory; they are read
+  // from the file again if touched. Streaming exports call this after each tensor, so resident
+  // memory stays near one tensor instead of growing to the whole checkpoint.
+  void release(std::span<const std::uint8_t> range) const;
   std::size_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
 
