@@ -22,6 +22,7 @@ struct BuildArgs {
   bool asymmetric = false;
   std::int64_t accuracy_level = 4;
   bool float_lm_head = false;
+  bool float_embedding = false;
   bool all_logits = false;
   std::int64_t max_length = 8192;
   bool force = false;
@@ -46,6 +47,7 @@ void run_build(const BuildArgs& args) {
   linear.accuracy_level = args.accuracy_level;
   options.text.linear = linear;
   options.text.lm_head = args.float_lm_head ? LinearOptions{} : linear;
+  options.embedding = args.float_embedding ? LinearOptions{} : linear;
   options.text.all_logits = args.all_logits;
   options.vision.linear = linear;
   options.vision.linear.format = parse_weight_format(args.vision_precision.empty() ? "fp32" : args.vision_precision);
@@ -81,6 +83,7 @@ void add_build_command(CLI::App& app) {
   cmd->add_option("--accuracy-level", args->accuracy_level, "MatMulNBits accuracy_level (0-4; 4 = int8 compute)")
       ->capture_default_str();
   cmd->add_flag("--float-lm-head", args->float_lm_head, "Keep lm_head in fp32 when quantizing");
+  cmd->add_flag("--float-embedding", args->float_embedding, "Keep the token embedding table in fp32 when quantizing");
   cmd->add_flag("--all-logits", args->all_logits, "Logits for every prompt position (default: last only)");
   cmd->add_option("--max-length", args->max_length, "Context length written to genai_config.json")->capture_default_str();
   cmd->add_flag("--force", args->force, "Replace an existing package folder");

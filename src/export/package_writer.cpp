@@ -177,7 +177,7 @@ json part_record(PackagePart part, const PackageOptions& o) {
   };
   switch (part) {
     case PackagePart::Vision: return {{"file", package::kVisionModel}, {"linear", linear(o.vision.linear)}};
-    case PackagePart::Embedding: return {{"file", package::kEmbeddingModel}, {"weights", "fp32"}};
+    case PackagePart::Embedding: return {{"file", package::kEmbeddingModel}, {"table", linear(o.embedding)}};
     case PackagePart::Text:
       return {{"file", package::kTextModel}, {"linear", linear(o.text.linear)}, {"lm_head", linear(o.text.lm_head)},
               {"all_logits", o.text.all_logits}};
@@ -188,7 +188,7 @@ json part_record(PackagePart part, const PackageOptions& o) {
 void export_part(const Checkpoint& ckpt, PackagePart part, const PackageOptions& o, const fs::path& dir) {
   switch (part) {
     case PackagePart::Vision: export_vision(ckpt, o.vision, dir); break;
-    case PackagePart::Embedding: export_embedding(ckpt, dir); break;
+    case PackagePart::Embedding: export_embedding(ckpt, dir, o.embedding); break;
     case PackagePart::Text: export_text(ckpt, o.text, dir); break;
   }
 }

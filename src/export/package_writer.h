@@ -17,6 +17,7 @@ enum class PackagePart { Vision, Embedding, Text };
 struct PackageOptions {
   std::set<PackagePart> parts = {PackagePart::Vision, PackagePart::Embedding, PackagePart::Text};
   VisionExportOptions vision;
+  LinearOptions embedding;  // the token embedding table
   TextExportOptions text;
   // Where tokenizer.json / tokenizer_config.json come from when the checkpoint has none.
   std::filesystem::path tokenizer_dir;

@@ -54,7 +54,7 @@ std::string rotate(GraphBuilder& g, const std::string& x, const RotaryTables& ta
 
 }  // namespace
 
-void export_embedding(const Checkpoint& checkpoint, const std::filesystem::path& dir) {
+void export_embedding(const Checkpoint& checkpoint, const std::filesystem::path& dir, const LinearOptions& table_options) {
   const ModelConfig& config = checkpoint.config();
   const std::int64_t H = config.text.hidden_size;
   const std::int64_t W = package::visual_channel_width(config);
@@ -66,8 +66,7 @@ void export_embedding(const Checkpoint& checkpoint, const std::filesystem::path&
   const std::string features = g.input(package::kImageFeatures, graph::kFloat, {std::string("num_image_tokens"), W});
 
   // Text rows: [embed_tokens(id), 0, ..., 0] (exact zeros: the decoder adds those columns).
-  const std::string table = weights.float_tensor(names::kEmbedTokens);
-  const std::string embedded = g.op("Gather", {table, ids});  // [B, S, H]
+  const std::string embedded = weights.gather_rows(ids, names::kEmbedTokens, table_options);  // [B, S, H]
   const std::string padded = g.op("Pad", {embedded, g.constant_i64({0, 0, 0, 0, 0, W - H})});
   // Visual rows: the k-th pad token (row-major over batch and position) takes feature row k.
   const std::string is_visual = g.op("Or", {g.op("Equal", {ids, g.scalar_i64(config.image_token_id)}),

@@ -17,7 +17,8 @@ struct TextExportOptions {
 };
 
 // Writes dir/embedding.onnx (+ .data): input_ids [B,S], image_features [N,(1+K)H] -> inputs_embeds [B,S,(1+K)H].
-void export_embedding(const Checkpoint& checkpoint, const std::filesystem::path& dir);
+// `table`: fp32, or int8/int4 (GatherBlockQuantized) for the token embedding table.
+void export_embedding(const Checkpoint& checkpoint, const std::filesystem::path& dir, const LinearOptions& table = {});
 
 // Writes dir/text.onnx (+ .data).
 void export_text(const Checkpoint& checkpoint, const TextExportOptions& options, const std::filesystem::path& dir);

@@ -76,8 +76,8 @@ std::string WeightWriter::transposed_float(const std::vector<Rows>& parts, const
   return initializer;
 }
 
-std::string WeightWriter::quantized(const std::string& x, const std::vector<Rows>& parts, const std::string& name,
-                                    const LinearOptions& options, const std::string& hint) {
+WeightWriter::QuantizedTensors WeightWriter::quantize_rows(const std::vector<Rows>& parts, const std::string& name,
+                                                         const LinearOptions& options, bool flat_rows) {
   BlockQuantOptions quant;
   quant.bits = options.format == WeightFormat::Int4 ? 4 : 8;
   quant.block_size = options.block_size;
@@ -88,7 +88,10 @@ std::string WeightWriter::quantized(const std::string& x, const std::vector<Rows
   for (const Rows& part : parts) N += part.out;
   const std::int64_t blocks = (K + quant.block_size - 1) / quant.block_size;
   const std::int64_t blob = quant.block_size * quant.bits / 8;
-  const std::string packed_name = g_.streamed_initializer(name + ".qweight", graph::kUInt8, {N, blocks, blob});
+  const std::vector<std::int64_t> dims =
+      flat_rows ? std::vector<std::int64_t>{N, blocks * blob} : std::vector<std::int64_t>{N, blocks, blob};
+  QuantizedTensors out{g_.streamed_initializer(name + ".qweight", graph::kUInt8, dims), "", "", N, K, quant.bits,
+                       quant.block_size};
   std::vector<float> scales;
   std::vector<std::uint8_t> zero_points;
   // Rows are independent: quantize a slab of rows at a time, append its packed bytes.
@@ -105,15 +108,42 @@ std::string WeightWriter::quantized(const std::string& x, const std::vector<Rows
       zero_points.insert(zero_points.end(), q.zero_points.begin(), q.zero_points.end());
     }
   }
-  std::vector<std::string> inputs = {x, packed_name, g_.initializer(name + ".scales", {N, blocks}, scales)};
+  out.scales = g_.initializer(name + ".scales", {N, blocks}, scales);
   if (!quant.symmetric) {
     const std::int64_t zp_bytes = (blocks * quant.bits + 7) / 8;
-    inputs.push_back(g_.initializer(name + ".zero_points", graph::kUInt8, {N, zp_bytes}, zero_points));
+    out.zero_points = g_.initializer(name + ".zero_points", graph::kUInt8, {N, zp_bytes}, zero_points);
   }
+  return out;
+}
+
+std::string WeightWriter::quantized(const std::string& x, const std::vector<Rows>& parts, const std::string& name,
+                                    const LinearOptions& options, const std::string& hint) {
+  const QuantizedTensors q = quantize_rows(parts, name, options, /*flat_rows=*/false);
+  std::vector<std::string> inputs = {x, q.packed, q.scales};
+  if (!q.zero_points.empty()) inputs.push_back(q.zero_points);
   return g_.op("MatMulNBits", inputs,
-               {{"K", K}, {"N", N}, {"bits", std::int64_t{quant.bits}}, {"block_size", quant.block_size},
+               {{"K", q.cols}, {"N", q.rows}, {"bits", q.bits}, {"block_size", q.block_size},
                 {"accuracy_level", options.accuracy_level}},
                graph::kMicrosoftDomain, hint);
+}
+
+std::string WeightWriter::gather_rows(const std::string& indices, const std::string& table_name,
+                                      const LinearOptions& options) {
+  const TensorView table = checkpoint_.tensor(table_name);
+  if (table.shape().size() != 2) throw InvalidInput("embedding table " + table_name + " is not 2-D");
+  const std::int64_t width = table.shape()[1];
+  // GatherBlockQuantized needs whole blocks per row; other widths (tiny test models) stay float.
+  if (options.format == WeightFormat::F32 || width % options.block_size != 0) {
+    return g_.op("Gather", {float_tensor(table_name), indices});
+  }
+  const QuantizedTensors q = quantize_rows({Rows{table, table.shape()[0], width}}, table_name, options, /*flat_rows=*/true);
+  checkpoint_.release(table);
+  std::vector<std::string> inputs = {q.packed, indices, q.scales};
+  if (!q.zero_points.empty()) inputs.push_back(q.zero_points);
+  return g_.op("GatherBlockQuantized", inputs,
+               {{"gather_axis", std::int64_t{0}}, {"quantize_axis", std::int64_t{1}}, {"block_size", q.block_size},
+                {"bits", q.bits}},
+               graph::kMicrosoftDomain, "embed_tokens");
 }
 
 std::string WeightWriter::matmul(const std::string& x, const std::vector<Rows>& parts, const LinearOptions& options,

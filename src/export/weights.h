@@ -39,6 +39,9 @@ class WeightWriter {
   // features), split back into one output per weight: fewer, larger kernels per step.
   std::vector<std::string> stacked_linear(const std::string& x, const std::vector<std::string>& weights,
                                           const LinearOptions& options, const std::string& hint);
+  // Rows of an embedding table [rows, width] at `indices` (any shape) -> [..., width]; int8/int4
+  // tables are gathered and dequantized by GatherBlockQuantized.
+  std::string gather_rows(const std::string& indices, const std::string& table, const LinearOptions& options);
 
  private:
   struct Rows {  // a weight seen as [out, in]
@@ -49,6 +52,14 @@ class WeightWriter {
   std::string matmul(const std::string& x, const std::vector<Rows>& parts, const LinearOptions& options,
                      const std::string& hint);
   std::string transposed_float(const std::vector<Rows>& parts, const std::string& name);
+  struct QuantizedTensors {
+    std::string packed, scales, zero_points;  // zero_points empty when symmetric
+    std::int64_t rows, cols, bits, block_size;
+  };
+  // Quantizes the rows of `parts` (stacked) into initializers; the packed bytes are shaped
+  // [rows, blocks, blob] for MatMulNBits or, with `flat_rows`, [rows, cols * bits / 8].
+  QuantizedTensors quantize_rows(const std::vector<Rows>& parts, const std::string& name, const LinearOptions& options,
+                                 bool flat_rows);
   std::string quantized(const std::string& x, const std::vector<Rows>& parts, const std::string& name,
                         const LinearOptions& options, const std::string& hint);
 

@@ -90,5 +90,49 @@ TEST(BlockQuant, OnnxRuntimeMatMulNBitsReadsOurLayout) {
   }
 }
 
+// GatherBlockQuantized, fed our flat row packing, returns the dequantized rows.
+TEST(BlockQuant, OnnxRuntimeGatherBlockQuantizedReadsOurLayout) {
+  constexpr std::int64_t rows = 7;
+  constexpr std::int64_t width = 64;
+  const std::vector<float> table = wave(rows * width, 0.7f);
+  for (int bits : {4, 8}) {
+    for (bool symmetric : {true, false}) {
+      const BlockQuantOptions o{bits, 32, symmetric};
+      const QuantizedMatrix q = quantize_blocks(table, rows, width, o);
+      test::TempDir dir;
+      {
+        graph::GraphBuilder g("gbq");
+        std::vector<std::string> inputs = {g.initializer("t", graph::kUInt8, {rows, width * bits / 8}, q.packed),
+                                           g.input("ids", graph::kInt64, {3}),
+                                           g.initializer("s", {rows, q.blocks_per_row}, q.scales)};
+        if (!symmetric) {
+          inputs.push_back(g.initializer("zp", graph::kUInt8, {rows, static_cast<std::int64_t>(q.zero_points.size()) / rows},
+                                         q.zero_points));
+        }
+        const std::string y = g.op("GatherBlockQuantized", inputs,
+                                   {{"gather_axis", std::int64_t{0}}, {"quantize_axis", std::int64_t{1}},
+                                    {"block_size", std::int64_t{32}}, {"bits", std::int64_t{bits}}},
+                                   graph::kMicrosoftDomain);
+        g.output(y, "y", graph::kFloat, {3, width});
+        g.save(dir / "m.onnx");
+      }
+      OnnxEnvironment env;
+      OnnxSession session(env, dir / "m.onnx");
+      std::vector<std::int64_t> ids = {5, 0, 3};
+      std::vector<Ort::Value> in;
+      in.push_back(tensor_view(ids, {3}));
+      auto out = session.run({"ids"}, in, {"y"});
+      const float* y = out[0].GetTensorData<float>();
+      const std::vector<float> dequantized = dequantize_blocks(q, o);
+      for (std::size_t r = 0; r < ids.size(); ++r) {
+        for (std::int64_t c = 0; c < width; ++c) {
+          EXPECT_FLOAT_EQ(y[static_cast<std::int64_t>(r) * width + c], dequantized[static_cast<std::size_t>(ids[r] * width + c)])
+              << bits << " " << symmetric;
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace q3vl
