@@ -27,6 +27,7 @@ struct BuildArgs {
   std::int64_t max_length = 8192;
   bool force = false;
   std::string tokenizer_dir;
+  bool quiet = false;
 };
 
 std::uint64_t folder_bytes(const std::filesystem::path& dir) {
@@ -54,8 +55,10 @@ void run_build(const BuildArgs& args) {
   options.max_length = args.max_length;
   options.overwrite = args.force;
   options.tokenizer_dir = args.tokenizer_dir;
+  options.show_progress = !args.quiet;
   const auto start = std::chrono::steady_clock::now();
   build_package(args.model, args.out, options);
+  if (args.quiet) return;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(stderr, "wrote %s in %.1f s:\n", args.out.c_str(), seconds);
   for (const char* part : {package::kVisionModel, package::kEmbeddingModel, package::kTextModel}) {
@@ -88,6 +91,7 @@ void add_build_command(CLI::App& app) {
   cmd->add_option("--max-length", args->max_length, "Context length written to genai_config.json")->capture_default_str();
   cmd->add_flag("--force", args->force, "Replace an existing package folder");
   cmd->add_option("--tokenizer-dir", args->tokenizer_dir, "Tokenizer files, when the checkpoint has none");
+  cmd->add_flag("--quiet", args->quiet, "No progress bar");
   cmd->callback([args] { run_build(*args); });
 }
 

@@ -7,6 +7,7 @@
 
 #include "export/package_names.h"
 #include "model/checkpoint.h"
+#include "model/tensor_names.h"
 #include "q3vl/error.h"
 #include "util/assets.h"
 
@@ -185,12 +186,27 @@ json part_record(PackagePart part, const PackageOptions& o) {
   return {};
 }
 
-void export_part(const Checkpoint& ckpt, PackagePart part, const PackageOptions& o, const fs::path& dir) {
+void export_part(const Checkpoint& ckpt, PackagePart part, const PackageOptions& o, const fs::path& dir,
+                 ProgressBar& progress) {
   switch (part) {
-    case PackagePart::Vision: export_vision(ckpt, o.vision, dir); break;
-    case PackagePart::Embedding: export_embedding(ckpt, dir, o.embedding); break;
-    case PackagePart::Text: export_text(ckpt, o.text, dir); break;
+    case PackagePart::Vision: export_vision(ckpt, o.vision, dir, &progress); break;
+    case PackagePart::Embedding: export_embedding(ckpt, dir, o.embedding, &progress); break;
+    case PackagePart::Text: export_text(ckpt, o.text, dir, &progress); break;
   }
+}
+
+// Checkpoint bytes the export reads, for the progress bar: each part's tensors once (the
+// embedding table twice when lm_head is tied to it).
+std::uint64_t bytes_to_export(const Checkpoint& ckpt, const std::set<PackagePart>& parts) {
+  std::uint64_t total = 0;
+  for (const std::string& name : ckpt.tensor_names()) {
+    const bool vision = name.rfind("model.visual.", 0) == 0;
+    const bool embedding = name == names::kEmbedTokens;
+    const PackagePart part = vision ? PackagePart::Vision : embedding ? PackagePart::Embedding : PackagePart::Text;
+    if (parts.count(part) != 0) total += ckpt.tensor(name).bytes.size();
+  }
+  if (parts.count(PackagePart::Text) != 0 && !ckpt.has(names::kLmHead)) total += ckpt.tensor(names::kLmHead).bytes.size();
+  return total;
 }
 
 void write_configs(const Checkpoint& ckpt, const PackageOptions& o, const fs::path& dir, json manifest) {
@@ -242,10 +258,12 @@ void build_package(const fs::path& checkpoint_dir, const fs::path& out, const Pa
   fs::create_directories(stage);
   try {
     json manifest = update ? read_json(out / package::kManifest) : json::object();
+    ProgressBar progress("exporting", bytes_to_export(ckpt, o.parts), o.show_progress);
     for (PackagePart part : o.parts) {
-      export_part(ckpt, part, o, stage);
+      export_part(ckpt, part, o, stage, progress);
       manifest["parts"][to_string(part)] = part_record(part, o);
     }
+    progress.finish();
     if (update) {
       for (const auto& entry : fs::directory_iterator(stage)) {
         fs::rename(entry.path(), out / entry.path().filename());

@@ -54,14 +54,15 @@ std::string rotate(GraphBuilder& g, const std::string& x, const RotaryTables& ta
 
 }  // namespace
 
-void export_embedding(const Checkpoint& checkpoint, const std::filesystem::path& dir, const LinearOptions& table_options) {
+void export_embedding(const Checkpoint& checkpoint, const std::filesystem::path& dir, const LinearOptions& table_options,
+                      ProgressBar* progress) {
   const ModelConfig& config = checkpoint.config();
   const std::int64_t H = config.text.hidden_size;
   const std::int64_t W = package::visual_channel_width(config);
   graph::ExternalDataWriter external(dir / (std::string(package::kEmbeddingModel) + ".data"),
                                      std::string(package::kEmbeddingModel) + ".data");
   GraphBuilder g("q3vl_embedding", {}, &external);
-  WeightWriter weights(g, checkpoint);
+  WeightWriter weights(g, checkpoint, progress);
   const std::string ids = g.input(package::kInputIds, graph::kInt64, {std::string("batch_size"), std::string("sequence_length")});
   const std::string features = g.input(package::kImageFeatures, graph::kFloat, {std::string("num_image_tokens"), W});
 
@@ -86,7 +87,8 @@ void export_embedding(const Checkpoint& checkpoint, const std::filesystem::path&
   g.save(dir / package::kEmbeddingModel);
 }
 
-void export_text(const Checkpoint& checkpoint, const TextExportOptions& options, const std::filesystem::path& dir) {
+void export_text(const Checkpoint& checkpoint, const TextExportOptions& options, const std::filesystem::path& dir,
+                 ProgressBar* progress) {
   const ModelConfig& config = checkpoint.config();
   const TextConfig& t = config.text;
   const std::int64_t H = t.hidden_size;
@@ -95,7 +97,7 @@ void export_text(const Checkpoint& checkpoint, const TextExportOptions& options,
   graph::ExternalDataWriter external(dir / (std::string(package::kTextModel) + ".data"),
                                      std::string(package::kTextModel) + ".data");
   GraphBuilder g("q3vl_text", {}, &external);
-  WeightWriter weights(g, checkpoint);
+  WeightWriter weights(g, checkpoint, progress);
   const graph::Dim batch = std::string("batch_size");
   const graph::Dim seq = std::string("sequence_length");
   const graph::Dim total = std::string("total_sequence_length");

@@ -18,9 +18,11 @@ struct TextExportOptions {
 
 // Writes dir/embedding.onnx (+ .data): input_ids [B,S], image_features [N,(1+K)H] -> inputs_embeds [B,S,(1+K)H].
 // `table`: fp32, or int8/int4 (GatherBlockQuantized) for the token embedding table.
-void export_embedding(const Checkpoint& checkpoint, const std::filesystem::path& dir, const LinearOptions& table = {});
+void export_embedding(const Checkpoint& checkpoint, const std::filesystem::path& dir, const LinearOptions& table = {},
+                      ProgressBar* progress = nullptr);
 
 // Writes dir/text.onnx (+ .data).
-void export_text(const Checkpoint& checkpoint, const TextExportOptions& options, const std::filesystem::path& dir);
+void export_text(const Checkpoint& checkpoint, const TextExportOptions& options, const std::filesystem::path& dir,
+                   ProgressBar* progress = nullptr);
 
 }  // namespace q3vl

@@ -160,13 +160,14 @@ std::string merger(GraphBuilder& g, WeightWriter& weights, const ModelConfig& co
 
 }  // namespace
 
-void export_vision(const Checkpoint& checkpoint, const VisionExportOptions& options, const std::filesystem::path& dir) {
+void export_vision(const Checkpoint& checkpoint, const VisionExportOptions& options, const std::filesystem::path& dir,
+                   ProgressBar* progress) {
   const ModelConfig& config = checkpoint.config();
   const VisionConfig& v = config.vision;
   graph::ExternalDataWriter external(dir / (std::string(package::kVisionModel) + ".data"),
                                      std::string(package::kVisionModel) + ".data");
   GraphBuilder g("q3vl_vision", {}, &external);
-  WeightWriter weights(g, checkpoint);
+  WeightWriter weights(g, checkpoint, progress);
 
   const std::string pixels =
       g.input(package::kPixelValues, graph::kFloat, {std::string("num_patches"), v.patch_input_size()});

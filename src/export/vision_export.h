@@ -15,6 +15,7 @@ struct VisionExportOptions {
 };
 
 // Writes `dir/vision.onnx` and `dir/vision.onnx.data`.
-void export_vision(const Checkpoint& checkpoint, const VisionExportOptions& options, const std::filesystem::path& dir);
+void export_vision(const Checkpoint& checkpoint, const VisionExportOptions& options, const std::filesystem::path& dir,
+                   ProgressBar* progress = nullptr);
 
 }  // namespace q3vl

@@ -31,6 +31,11 @@ std::string to_string(WeightFormat format) {
   return "?";
 }
 
+void WeightWriter::done_with(const TensorView& tensor) {
+  if (progress_ != nullptr) progress_->advance(tensor.bytes.size());
+  checkpoint_.release(tensor);
+}
+
 std::string WeightWriter::float_tensor(const std::string& checkpoint_name) {
   const TensorView tensor = checkpoint_.tensor(checkpoint_name);
   const std::size_t count = static_cast<std::size_t>(tensor.element_count());
@@ -46,7 +51,7 @@ std::string WeightWriter::float_tensor(const std::string& checkpoint_name) {
     g_.external()->append_piece(as_bytes(std::span<const float>(slice.data(), n)));
     done += n;
   }
-  checkpoint_.release(tensor);
+  done_with(tensor);
   return name;
 }
 
@@ -137,7 +142,7 @@ std::string WeightWriter::gather_rows(const std::string& indices, const std::str
     return g_.op("Gather", {float_tensor(table_name), indices});
   }
   const QuantizedTensors q = quantize_rows({Rows{table, table.shape()[0], width}}, table_name, options, /*flat_rows=*/true);
-  checkpoint_.release(table);
+  done_with(table);
   std::vector<std::string> inputs = {q.packed, indices, q.scales};
   if (!q.zero_points.empty()) inputs.push_back(q.zero_points);
   return g_.op("GatherBlockQuantized", inputs,
@@ -153,7 +158,7 @@ std::string WeightWriter::matmul(const std::string& x, const std::vector<Rows>& 
   const std::string y = options.format == WeightFormat::F32
                             ? g_.op("MatMul", {x, transposed_float(parts, name + ".T")}, {}, "", hint)
                             : quantized(x, parts, name, options, hint);
-  for (const Rows& part : parts) checkpoint_.release(part.tensor);
+  for (const Rows& part : parts) done_with(part.tensor);
   return y;
 }
 

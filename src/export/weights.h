@@ -7,6 +7,7 @@
 #include "graph/graph_builder.h"
 #include "model/checkpoint.h"
 #include "quant/block_quant.h"
+#include "util/progress.h"
 
 namespace q3vl {
 
@@ -24,7 +25,9 @@ struct LinearOptions {
 
 class WeightWriter {
  public:
-  WeightWriter(graph::GraphBuilder& g, const Checkpoint& checkpoint) : g_(g), checkpoint_(checkpoint) {}
+  // `progress` (optional) advances by the checkpoint bytes each exported tensor consumed.
+  WeightWriter(graph::GraphBuilder& g, const Checkpoint& checkpoint, ProgressBar* progress = nullptr)
+      : g_(g), checkpoint_(checkpoint), progress_(progress) {}
 
   // The checkpoint tensor as a float32 initializer of the same shape.
   std::string float_tensor(const std::string& checkpoint_name);
@@ -63,8 +66,11 @@ class WeightWriter {
   std::string quantized(const std::string& x, const std::vector<Rows>& parts, const std::string& name,
                         const LinearOptions& options, const std::string& hint);
 
+  void done_with(const TensorView& tensor);  // progress, and let its pages go
+
   graph::GraphBuilder& g_;
   const Checkpoint& checkpoint_;
+  ProgressBar* progress_;
 };
 
 }  // namespace q3vl
