@@ -37,3 +37,8 @@ for size in "${sizes[@]}"; do
     "$bench/decode_bench" "$work/pkg-$size-$precision" --prompt 128 --decode 32
   done
 done
+
+echo "== end to end: q3vl run, 2B int4 decoder + fp32 vision, one 448x448 image"
+/usr/bin/time -f "q3vl run: %e s wall, peak RSS %M KB" "$q3vl" run --model "$work/pkg-2b-int4" \
+  --image "$here/assets/demo/sample_448.png" --prompt "Describe this image." --max-new-tokens 32 --seed 0 \
+  --verbose --context 1024 > /dev/null
