@@ -22,12 +22,14 @@ test: build
 demo: build
 	bash scripts/demo.sh $(BUILD_DIR)/q3vl
 
-# libFuzzer run of the safetensors header parser (clang, ASan+UBSan), 60 s.
+# libFuzzer runs (clang, ASan+UBSan) of the safetensors header parser and the image decoders,
+# 60 s each.
 fuzz: setup
-	CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQ3VL_FUZZ=ON -DQ3VL_BUILD_TESTS=OFF >/dev/null
-	cmake --build build-fuzz -j $(JOBS) --target safetensors_header_fuzzer
-	mkdir -p build-fuzz/corpus && ./build-fuzz/fuzz/safetensors_header_fuzzer -max_total_time=60 \
-	    build-fuzz/corpus fuzz/corpus/safetensors_header
+	CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQ3VL_FUZZ=ON -DQ3VL_BUILD_TESTS=OFF >/dev/null
+	cmake --build build-fuzz -j $(JOBS) --target safetensors_header_fuzzer image_decode_fuzzer
+	mkdir -p build-fuzz/corpus-safetensors build-fuzz/corpus-image
+	./build-fuzz/fuzz/safetensors_header_fuzzer -max_total_time=60 build-fuzz/corpus-safetensors fuzz/corpus/safetensors_header
+	./build-fuzz/fuzz/image_decode_fuzzer -max_total_time=60 build-fuzz/corpus-image fuzz/corpus/image_decode
 
 clean:
 	rm -rf $(BUILD_DIR) build-fuzz

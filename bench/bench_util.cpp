@@ -56,8 +56,8 @@ double onnxruntime_gemm_gflops(const std::filesystem::path& scratch_dir, std::in
     g.output(g.op("MatMul", {a, b}), "c", graph::kFloat, {n, n});
     g.save(model);
   }
-  OnnxEnvironment env;
-  OnnxSession session(env, model, SessionOptions::with_threads(threads));
+  OnnxEnvironment env(threads);
+  OnnxSession session(env, model);
   std::vector<float> a(static_cast<std::size_t>(n * n), 0.5f);
   std::vector<float> b(static_cast<std::size_t>(n * n), 0.25f);
   double best = 0;

@@ -31,9 +31,9 @@ int main(int argc, char** argv) {
     const double bytes_per_token = static_cast<double>(bench::model_bytes(package.text_model()));
     std::printf("machine: read bandwidth %.1f GB/s; text.onnx weights %.2f GB -> decode bound %.1f tok/s\n", bandwidth,
                 bytes_per_token / 1e9, bandwidth * 1e9 / bytes_per_token);
-    OnnxEnvironment env;
-    EmbeddingModel embedding(env, package.embedding_model(), config, SessionOptions::with_threads(threads));
-    TextDecoder decoder(env, package.text_model(), config, prompt + decode + 8, SessionOptions::with_threads(threads));
+    OnnxEnvironment env(threads);
+    EmbeddingModel embedding(env, package.embedding_model(), config);
+    TextDecoder decoder(env, package.text_model(), config, prompt + decode + 8);
     std::vector<std::int64_t> ids;
     for (std::int64_t i = 0; i < prompt; ++i) ids.push_back((i * 7919 + 13) % 150000);
     auto positions = [](std::int64_t begin, std::int64_t end) {
@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
       return p;
     };
     {  // warm-up run (session initialization, first allocations)
-      TextDecoder warm(env, package.text_model(), config, 16, SessionOptions::with_threads(threads));
+      TextDecoder warm(env, package.text_model(), config, 16);
       warm.forward(embedding.embed(std::vector<std::int64_t>{1, 2, 3, 4}, nullptr), positions(0, 4));
     }
     const auto prefill_start = std::chrono::steady_clock::now();

@@ -46,8 +46,8 @@ int main(int argc, char** argv) {
     const ModelConfig& config = package.config();
     const double peak = bench::onnxruntime_gemm_gflops(std::filesystem::temp_directory_path(), 2048, threads);
     std::printf("machine: ONNX Runtime FP32 GEMM 2048^3: %.1f GFLOP/s (the practical peak)\n", peak);
-    OnnxEnvironment env;
-    VisionEncoder encoder(env, package.vision_model(), config, SessionOptions::with_threads(threads));
+    OnnxEnvironment env(threads);
+    VisionEncoder encoder(env, package.vision_model(), config);
     std::mt19937 rng(1);
     std::uniform_real_distribution<float> pixel(-1.0f, 1.0f);
     for (std::int64_t side : {448, 896}) {

@@ -40,7 +40,7 @@ std::vector<std::int64_t> expand_image_pads(std::vector<std::int64_t>& ids, cons
 
 Engine::Engine(const std::filesystem::path& package, const EngineOptions& options)
     : package_(Package::open(package)),
-      session_options_(SessionOptions::with_threads(options.threads)),
+      environment_(options.threads),
       tokenizer_(Tokenizer::load(package_.tokenizer_json())),
       embedding_(environment_, package_.embedding_model(), package_.config(), session_options_) {
   if (std::filesystem::exists(package_.vision_model())) {

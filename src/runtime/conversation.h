@@ -36,8 +36,8 @@ class Engine {
 
  private:
   Package package_;
-  SessionOptions session_options_;
   OnnxEnvironment environment_;
+  SessionOptions session_options_;
   Tokenizer tokenizer_;
   std::optional<VisionEncoder> vision_;
   EmbeddingModel embedding_;

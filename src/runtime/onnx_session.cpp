@@ -14,21 +14,41 @@ const Ort::MemoryInfo& cpu_memory() {
 
 }  // namespace
 
-OnnxEnvironment::OnnxEnvironment() : env_(ORT_LOGGING_LEVEL_ERROR, "q3vl") {}
+namespace {
+
+Ort::Env make_env(int intra_op_threads) {
+  Ort::ThreadingOptions threading;
+  if (intra_op_threads > 0) threading.SetGlobalIntraOpNumThreads(intra_op_threads);
+  threading.SetGlobalInterOpNumThreads(1);
+  return Ort::Env(threading, ORT_LOGGING_LEVEL_ERROR, "q3vl");
+}
+
+}  // namespace
+
+OnnxEnvironment::OnnxEnvironment(int intra_op_threads) : env_(make_env(intra_op_threads)) {}
 
 OnnxSession::OnnxSession(OnnxEnvironment& environment, const std::filesystem::path& model, const SessionOptions& options)
     : path_(model) {
   if (!std::filesystem::exists(model)) throw InvalidInput(model.string() + ": model file is missing");
-  Ort::SessionOptions session_options;
-  if (options.intra_op_threads > 0) session_options.SetIntraOpNumThreads(options.intra_op_threads);
-  session_options.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
-  std::string profile = options.profile_prefix;
-  if (const char* env = std::getenv("Q3VL_ORT_PROFILE"); profile.empty() && env != nullptr) profile = env;
-  if (!profile.empty()) session_options.EnableProfiling((profile + "-" + model.stem().string()).c_str());
+  auto make_options = [&](bool shared_threads) {
+    Ort::SessionOptions session_options;
+    if (shared_threads) session_options.DisablePerSessionThreads();
+    session_options.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
+    std::string profile = options.profile_prefix;
+    if (const char* env = std::getenv("Q3VL_ORT_PROFILE"); profile.empty() && env != nullptr) profile = env;
+    if (!profile.empty()) session_options.EnableProfiling((profile + "-" + model.stem().string()).c_str());
+    return session_options;
+  };
   try {
-    session_ = Ort::Session(environment.env(), model.c_str(), session_options);
-  } catch (const Ort::Exception& e) {
-    throw Error(model.string() + ": ONNX Runtime cannot load the model: " + e.what());
+    session_ = Ort::Session(environment.env(), model.c_str(), make_options(true));
+  } catch (const Ort::Exception&) {
+    // The process's environment came from elsewhere (e.g. onnxruntime-genai) without global
+    // thread pools: fall back to this session's own pool.
+    try {
+      session_ = Ort::Session(environment.env(), model.c_str(), make_options(false));
+    } catch (const Ort::Exception& e) {
+      throw Error(model.string() + ": ONNX Runtime cannot load the model: " + e.what());
+    }
   }
 }
 

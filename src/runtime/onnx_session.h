@@ -12,21 +12,17 @@
 namespace q3vl {
 
 struct SessionOptions {
-  int intra_op_threads = 0;  // 0: ONNX Runtime's default (one per physical core)
   // Write ONNX Runtime's per-node profile (JSON) with this file prefix; also enabled by the
   // environment variable Q3VL_ORT_PROFILE=prefix, for finding where the time goes.
   std::string profile_prefix;
-
-  static SessionOptions with_threads(int threads) {
-    SessionOptions options;
-    options.intra_op_threads = threads;
-    return options;
-  }
 };
 
+// The process's ONNX Runtime environment, with one thread pool shared by all sessions: the vision,
+// embedding and decoder sessions take turns, and separate pools would spin against each other
+// on a small machine.
 class OnnxEnvironment {
  public:
-  OnnxEnvironment();
+  explicit OnnxEnvironment(int intra_op_threads = 0);  // 0: one per physical core
   Ort::Env& env() { return env_; }
 
  private:
