@@ -33,7 +33,9 @@ int main(int argc, char** argv) {
                 bytes_per_token / 1e9, bandwidth * 1e9 / bytes_per_token);
     OnnxEnvironment env(threads);
     EmbeddingModel embedding(env, package.embedding_model(), config);
-    TextDecoder decoder(env, package.text_model(), config, prompt + decode + 8);
+    SessionOptions decoder_options;
+    decoder_options.prepack_weights = !package.float_decoder();
+    TextDecoder decoder(env, package.text_model(), config, prompt + decode + 8, decoder_options);
     std::vector<std::int64_t> ids;
     for (std::int64_t i = 0; i < prompt; ++i) ids.push_back((i * 7919 + 13) % 150000);
     auto positions = [](std::int64_t begin, std::int64_t end) {
@@ -42,7 +44,7 @@ int main(int argc, char** argv) {
       return p;
     };
     {  // warm-up run (session initialization, first allocations)
-      TextDecoder warm(env, package.text_model(), config, 16);
+      TextDecoder warm(env, package.text_model(), config, 16, decoder_options);
       warm.forward(embedding.embed(std::vector<std::int64_t>{1, 2, 3, 4}, nullptr), positions(0, 4));
     }
     const auto prefill_start = std::chrono::steady_clock::now();

@@ -54,8 +54,9 @@ VisionEncoder& Engine::vision() {
 }
 
 std::unique_ptr<TextDecoder> Engine::new_decoder(std::int64_t context_length) {
-  return std::make_unique<TextDecoder>(environment_, package_.text_model(), package_.config(), context_length,
-                                       session_options_);
+  SessionOptions options = session_options_;
+  options.prepack_weights = !package_.float_decoder();
+  return std::make_unique<TextDecoder>(environment_, package_.text_model(), package_.config(), context_length, options);
 }
 
 Conversation::Conversation(Engine& engine, ConversationOptions options)

@@ -12,6 +12,10 @@
 namespace q3vl {
 
 struct SessionOptions {
+  // ONNX Runtime repacks fp32 MatMul weights into a second copy at load. Off for the fp32 decoder,
+  // where it doubles memory (a 4B fp32 decoder would need ~30 GB) for no decode speed; kept for
+  // MatMulNBits, whose packed layout is what makes int4/int8 fast.
+  bool prepack_weights = true;
   // Write ONNX Runtime's per-node profile (JSON) with this file prefix; also enabled by the
   // environment variable Q3VL_ORT_PROFILE=prefix, for finding where the time goes.
   std::string profile_prefix;

@@ -53,6 +53,10 @@ Package Package::open(const fs::path& dir) {
   p.config_ = parse_model_config(manifest["config"], manifest_path.string() + " (config)");
   p.preprocessor_ = manifest.value("preprocessor_config", json::object());
   p.generation_ = read_generation(manifest.value("generation_config", json::object()), p.config_);
+  const json parts = manifest.value("parts", json::object());
+  if (parts.contains("text") && parts["text"].contains("linear")) {
+    p.float_decoder_ = parts["text"]["linear"].value("weights", std::string("fp32")) == "fp32";
+  }
   if (fs::exists(dir / package::kGenaiConfig)) {
     const json genai = read_json(dir / package::kGenaiConfig);
     if (genai.contains("search") && genai["search"].contains("max_length")) {

@@ -26,6 +26,8 @@ class Package {
   const GenerationDefaults& generation_defaults() const { return generation_; }
   // genai_config.json's search.max_length: the default context length.
   std::int64_t max_length() const { return max_length_; }
+  // True when the decoder's linear layers are fp32 (not MatMulNBits).
+  bool float_decoder() const { return float_decoder_; }
   std::filesystem::path vision_model() const;
   std::filesystem::path embedding_model() const;
   std::filesystem::path text_model() const;
@@ -37,6 +39,7 @@ class Package {
   nlohmann::json preprocessor_;
   GenerationDefaults generation_;
   std::int64_t max_length_ = 4096;
+  bool float_decoder_ = true;
 };
 
 }  // namespace q3vl
