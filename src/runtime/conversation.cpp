@@ -42,14 +42,16 @@ Engine::Engine(const std::filesystem::path& package, const EngineOptions& option
     : package_(Package::open(package)),
       environment_(options.threads),
       tokenizer_(Tokenizer::load(package_.tokenizer_json())),
-      embedding_(environment_, package_.embedding_model(), package_.config(), session_options_) {
-  if (std::filesystem::exists(package_.vision_model())) {
-    vision_.emplace(environment_, package_.vision_model(), package_.config(), session_options_);
-  }
-}
+      embedding_(environment_, package_.embedding_model(), package_.config(), session_options_) {}
 
 VisionEncoder& Engine::vision() {
-  if (!vision_) throw InvalidInput(package_.dir().string() + " has no vision model (built with --only?)");
+  // Loaded on first use: a text-only run never pays the seconds a large vision model takes to load.
+  if (!vision_) {
+    if (!std::filesystem::exists(package_.vision_model())) {
+      throw InvalidInput(package_.dir().string() + " has no vision model (built with --only?)");
+    }
+    vision_.emplace(environment_, package_.vision_model(), package_.config(), session_options_);
+  }
   return *vision_;
 }
 
