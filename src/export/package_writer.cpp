@@ -1,7 +1,5 @@
 #include "export/package_writer.h"
 
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -10,6 +8,7 @@
 #include "model/tensor_names.h"
 #include "q3vl/error.h"
 #include "util/assets.h"
+#include "util/files.h"
 
 namespace q3vl {
 namespace {
@@ -17,37 +16,14 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-json read_json(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InvalidInput("cannot open " + path.string());
-  try {
-    return json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw InvalidInput(path.string() + ": not valid JSON (" + e.what() + ")");
-  }
-}
-
-void write_json(const fs::path& path, const json& value) {
-  const fs::path temp = path.string() + ".partial";
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    out << value.dump(2) << "\n";
-    if (!out) throw Error("cannot write " + temp.string());
-  }
-  fs::rename(temp, path);
-}
-
 // The checkpoint's file if present, else the reference Qwen3-VL-4B-Instruct one.
 json checkpoint_or_default(const fs::path& checkpoint_dir, const char* name) {
-  return fs::exists(checkpoint_dir / name) ? read_json(checkpoint_dir / name) : json::parse(assets::get(name));
+  return fs::exists(checkpoint_dir / name) ? read_json_file(checkpoint_dir / name) : json::parse(assets::get(name));
 }
 
 std::string chat_template(const fs::path& checkpoint_dir) {
   if (fs::exists(checkpoint_dir / "chat_template.jinja")) {
-    std::ifstream in(checkpoint_dir / "chat_template.jinja", std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
+    return read_text_file(checkpoint_dir / "chat_template.jinja");
   }
   return checkpoint_or_default(checkpoint_dir, "chat_template.json").at("chat_template").get<std::string>();
 }
@@ -166,9 +142,9 @@ void write_tokenizer(const fs::path& checkpoint_dir, const fs::path& fallback_di
   }
   fs::copy_file(source / "tokenizer.json", out / "tokenizer.json", fs::copy_options::overwrite_existing);
   // Runtimes read the chat template from tokenizer_config.json: make it the Qwen3-VL one.
-  json config = read_json(source / "tokenizer_config.json");
+  json config = read_json_file(source / "tokenizer_config.json");
   config["chat_template"] = chat_template(checkpoint_dir);
-  write_json(out / "tokenizer_config.json", config);
+  write_json_file(out / "tokenizer_config.json", config);
 }
 
 json part_record(PackagePart part, const PackageOptions& o) {
@@ -214,15 +190,15 @@ void write_configs(const Checkpoint& ckpt, const PackageOptions& o, const fs::pa
   const json generation = checkpoint_or_default(src, "generation_config.json");
   const json preprocessor = checkpoint_or_default(src, "preprocessor_config.json");
   write_tokenizer(src, o.tokenizer_dir, dir);
-  write_json(dir / package::kGenaiConfig, genai_config(ckpt.config(), generation, o));
-  write_json(dir / package::kProcessorConfig, processor_config(ckpt.config(), preprocessor));
+  write_json_file(dir / package::kGenaiConfig, genai_config(ckpt.config(), generation, o));
+  write_json_file(dir / package::kProcessorConfig, processor_config(ckpt.config(), preprocessor));
   manifest["format"] = "q3vl-package";
   manifest["format_version"] = 1;
-  manifest["config"] = read_json(src / "config.json");
+  manifest["config"] = read_json_file(src / "config.json");
   manifest["generation_config"] = generation;
   manifest["preprocessor_config"] = preprocessor;
   manifest["visual_channel_width"] = package::visual_channel_width(ckpt.config());
-  write_json(dir / package::kManifest, manifest);  // last: its presence marks a complete package
+  write_json_file(dir / package::kManifest, manifest);  // last: its presence marks a complete package
 }
 
 }  // namespace
@@ -257,7 +233,7 @@ void build_package(const fs::path& checkpoint_dir, const fs::path& out, const Pa
   fs::remove_all(stage);
   fs::create_directories(stage);
   try {
-    json manifest = update ? read_json(out / package::kManifest) : json::object();
+    json manifest = update ? read_json_file(out / package::kManifest) : json::object();
     ProgressBar progress("exporting", bytes_to_export(ckpt, o.parts), o.show_progress);
     for (PackagePart part : o.parts) {
       export_part(ckpt, part, o, stage, progress);

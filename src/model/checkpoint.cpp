@@ -2,14 +2,13 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "model/tensor_names.h"
 #include "q3vl/error.h"
+#include "util/files.h"
 
 namespace q3vl {
 namespace {
@@ -22,14 +21,7 @@ constexpr const char* kSingleFile = "model.safetensors";
 
 // weight_map of a sharded checkpoint: tensor name -> shard file name (inside `dir`).
 std::map<std::string, std::string> read_weight_map(const fs::path& index_path) {
-  std::ifstream in(index_path, std::ios::binary);
-  if (!in) throw InvalidInput("cannot open " + index_path.string());
-  json root;
-  try {
-    root = json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw InvalidInput(index_path.string() + ": not valid JSON (" + e.what() + ")");
-  }
+  const json root = read_json_file(index_path);
   if (!root.is_object() || !root.contains("weight_map") || !root["weight_map"].is_object()) {
     throw InvalidInput(index_path.string() + ": missing \"weight_map\" object");
   }

@@ -1,13 +1,12 @@
 #include "model/config.h"
 
 #include <cmath>
-#include <fstream>
 #include <numeric>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "q3vl/error.h"
+#include "util/files.h"
 
 namespace q3vl {
 namespace {
@@ -245,11 +244,7 @@ ModelConfig parse_model_config_text(const std::string& text, const std::string& 
 }
 
 ModelConfig load_model_config(const std::filesystem::path& config_json) {
-  std::ifstream in(config_json, std::ios::binary);
-  if (!in) throw InvalidInput("cannot open " + config_json.string());
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_model_config_text(text.str(), config_json.string());
+  return parse_model_config_text(read_text_file(config_json), config_json.string());
 }
 
 json to_config_json(const ModelConfig& c) {

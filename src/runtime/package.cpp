@@ -1,25 +1,15 @@
 #include "runtime/package.h"
 
-#include <fstream>
 
 #include "export/package_names.h"
 #include "q3vl/error.h"
+#include "util/files.h"
 
 namespace q3vl {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-json read_json(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InvalidInput("cannot open " + path.string());
-  try {
-    return json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw InvalidInput(path.string() + ": not valid JSON (" + e.what() + ")");
-  }
-}
 
 GenerationDefaults read_generation(const json& g, const ModelConfig& config) {
   GenerationDefaults out;
@@ -46,7 +36,7 @@ Package Package::open(const fs::path& dir) {
   if (!fs::exists(manifest_path)) {
     throw InvalidInput(dir.string() + " is not a q3vl package (no " + package::kManifest + "; build one with q3vl build)");
   }
-  const json manifest = read_json(manifest_path);
+  const json manifest = read_json_file(manifest_path);
   Package p;
   p.dir_ = dir;
   if (!manifest.contains("config")) throw InvalidInput(manifest_path.string() + ": no model config");
@@ -58,7 +48,7 @@ Package Package::open(const fs::path& dir) {
     p.float_decoder_ = parts["text"]["linear"].value("weights", std::string("fp32")) == "fp32";
   }
   if (fs::exists(dir / package::kGenaiConfig)) {
-    const json genai = read_json(dir / package::kGenaiConfig);
+    const json genai = read_json_file(dir / package::kGenaiConfig);
     if (genai.contains("search") && genai["search"].contains("max_length")) {
       p.max_length_ = genai["search"]["max_length"].get<std::int64_t>();
     }
