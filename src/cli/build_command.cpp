@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "export/package_names.h"
 #include "export/package_writer.h"
+#include "q3vl/error.h"
 #include "util/progress.h"
 
 namespace q3vl::cli {
@@ -41,6 +42,10 @@ std::uint64_t folder_bytes(const std::filesystem::path& dir) {
 void run_build(const BuildArgs& args) {
   PackageOptions options;
   if (!args.only.empty()) options.parts = {parse_package_part(args.only)};
+  if (args.precision == "fp16") {
+    throw Unsupported("--precision fp16: the decoder exports fp32, int8 or int4 for now (fp16 is available for "
+                      "the vision encoder: --vision-precision fp16)");
+  }
   LinearOptions linear;
   linear.format = parse_weight_format(args.precision);
   linear.block_size = args.block_size;
@@ -51,7 +56,9 @@ void run_build(const BuildArgs& args) {
   options.embedding = args.float_embedding ? LinearOptions{} : linear;
   options.text.all_logits = args.all_logits;
   options.vision.linear = linear;
-  options.vision.linear.format = parse_weight_format(args.vision_precision.empty() ? "fp32" : args.vision_precision);
+  const std::string vision_precision = args.vision_precision.empty() ? "fp32" : args.vision_precision;
+  options.vision.fp16 = vision_precision == "fp16";
+  options.vision.linear.format = parse_weight_format(options.vision.fp16 ? "fp32" : vision_precision);
   options.max_length = args.max_length;
   options.overwrite = args.force;
   options.tokenizer_dir = args.tokenizer_dir;
@@ -80,7 +87,8 @@ void add_build_command(CLI::App& app) {
   cmd->add_option("--out", args->out, "Package folder to write")->required();
   cmd->add_option("--only", args->only, "Build one part: vision, embedding or text (default: all)");
   cmd->add_option("--precision", args->precision, "Decoder weights: fp32, int8 or int4")->capture_default_str();
-  cmd->add_option("--vision-precision", args->vision_precision, "Vision linear weights: fp32 (default), int8 or int4");
+  cmd->add_option("--vision-precision", args->vision_precision,
+                  "Vision encoder: fp32 (default), fp16 (weights and compute), int8 or int4 (linear weights)");
   cmd->add_option("--block-size", args->block_size, "int8/int4 block size (16..256)")->capture_default_str();
   cmd->add_flag("--asymmetric", args->asymmetric, "int8/int4 with zero points (default: symmetric)");
   cmd->add_option("--accuracy-level", args->accuracy_level, "MatMulNBits accuracy_level (0-4; 4 = int8 compute)")

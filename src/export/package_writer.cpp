@@ -153,7 +153,8 @@ json part_record(PackagePart part, const PackageOptions& o) {
                 {"accuracy_level", l.accuracy_level}};
   };
   switch (part) {
-    case PackagePart::Vision: return {{"file", package::kVisionModel}, {"linear", linear(o.vision.linear)}};
+    case PackagePart::Vision:
+      return {{"file", package::kVisionModel}, {"linear", linear(o.vision.linear)}, {"fp16", o.vision.fp16}};
     case PackagePart::Embedding: return {{"file", package::kEmbeddingModel}, {"table", linear(o.embedding)}};
     case PackagePart::Text:
       return {{"file", package::kTextModel}, {"linear", linear(o.text.linear)}, {"lm_head", linear(o.text.lm_head)},

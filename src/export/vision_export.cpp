@@ -32,6 +32,10 @@ std::string flat(GraphBuilder& g, const std::string& x) { return g.op("Reshape",
 
 PatchGeometry build_geometry(GraphBuilder& g, WeightWriter& weights, const ModelConfig& config,
                              const std::string& pixels, const std::string& grid) {
+  const graph::ElemType type = weights.float_type();
+  auto to_compute_type = [&](const std::string& x) {
+    return type == graph::kFloat ? x : g.op("Cast", {x}, {{"to", std::int64_t{type}}});
+  };
   const VisionConfig& v = config.vision;
   GraphArith a(g);
   const std::string t = flat(g, column(g, grid, 0));
@@ -64,7 +68,7 @@ PatchGeometry build_geometry(GraphBuilder& g, WeightWriter& weights, const Model
 
   PatchGeometry out;
   // Learned position table, bilinearly resampled to this grid: Σ_k table[index_k] * weight_k.
-  const std::string table = weights.float_tensor(names::kPositionEmbedding);
+  const std::string table = weights.float_tensor(names::kPositionEmbedding, graph::kFloat);
   const auto corners = vision_geometry::position_corners(a, row, col, patch_h, patch_w, v.position_grid_side());
   const std::string one = g.constant_i64({1});
   std::string sum;
@@ -73,7 +77,7 @@ PatchGeometry build_geometry(GraphBuilder& g, WeightWriter& weights, const Model
                                           g.op("Unsqueeze", {corners.weight[k], one})});
     sum = k == 0 ? term : g.op("Add", {sum, term});
   }
-  out.position_embedding = sum;
+  out.position_embedding = to_compute_type(sum);
 
   // 2-D rotary angles: the first half of each rotary half-head turns with the row, the second with
   // the column; inv[k] = 1 / 10000^(2k / rd), rd = head_dim / 2 (spec §8.3).
@@ -88,14 +92,15 @@ PatchGeometry build_geometry(GraphBuilder& g, WeightWriter& weights, const Model
   const std::string col_angles = g.op("Mul", {g.op("Unsqueeze", {a.to_float(col), one}), inv_freq});
   const std::string half = g.op("Concat", {row_angles, col_angles}, {{"axis", std::int64_t{1}}});
   const std::string angles = g.op("Unsqueeze", {g.op("Concat", {half, half}, {{"axis", std::int64_t{1}}}), one});
-  out.cos = g.op("Cos", {angles});
-  out.sin = g.op("Sin", {angles});
+  out.cos = to_compute_type(g.op("Cos", {angles}));
+  out.sin = to_compute_type(g.op("Sin", {angles}));
 
   // Attention segments: every temporal slice of every item attends only to itself (spec §8.4).
   const std::string segment = a.add(per_patch(frame_starts), frame);
   const std::string same = g.op("Equal", {g.op("Unsqueeze", {segment, one}), g.op("Unsqueeze", {segment, g.constant_i64({0})})});
-  const std::string bias = g.op("Where", {same, g.scalar_f32(0.0f), g.scalar_f32(-1e30f)});
-  out.attention_bias = g.op("Unsqueeze", {bias, g.constant_i64({0, 1})});
+  // Far below any attention score, yet finite in float16 too.
+  const std::string bias = g.op("Where", {same, g.scalar_f32(0.0f), g.scalar_f32(type == graph::kFloat ? -1e30f : -30000.0f)});
+  out.attention_bias = to_compute_type(g.op("Unsqueeze", {bias, g.constant_i64({0, 1})}));
   return out;
 }
 
@@ -168,15 +173,18 @@ void export_vision(const Checkpoint& checkpoint, const VisionExportOptions& opti
                                      std::string(package::kVisionModel) + ".data");
   GraphBuilder g("q3vl_vision", {}, &external);
   WeightWriter weights(g, checkpoint, progress);
+  if (options.fp16) weights.set_float_type(graph::kFloat16);
 
   const std::string pixels =
       g.input(package::kPixelValues, graph::kFloat, {std::string("num_patches"), v.patch_input_size()});
+  const std::string compute_pixels =
+      options.fp16 ? g.op("Cast", {pixels}, {{"to", std::int64_t{graph::kFloat16}}}) : pixels;
   const std::string grid = g.input(package::kImageGridThw, graph::kInt64, {std::string("num_images"), 3});
   const PatchGeometry geo = build_geometry(g, weights, config, pixels, grid);
 
   // Patch embedding: Conv3d with kernel = stride is a matmul over the flattened patch (spec §2.1).
   const TensorView kernel = checkpoint.tensor(names::kPatchEmbedWeight);
-  std::string x = g.op("Add", {weights.linear(pixels, kernel, v.hidden_size, v.patch_input_size(),
+  std::string x = g.op("Add", {weights.linear(compute_pixels, kernel, v.hidden_size, v.patch_input_size(),
                                               names::kPatchEmbedBias, options.linear, "patch_embed"),
                                geo.position_embedding});
   std::vector<std::string> features(1);
@@ -193,7 +201,8 @@ void export_vision(const Checkpoint& checkpoint, const VisionExportOptions& opti
   }
   features[0] = merger(g, weights, config, options, x, [](const std::string& leaf) { return names::merger(leaf); },
                        false, "merger");
-  const std::string wide = features.size() == 1 ? features[0] : g.op("Concat", features, {{"axis", std::int64_t{1}}});
+  std::string wide = features.size() == 1 ? features[0] : g.op("Concat", features, {{"axis", std::int64_t{1}}});
+  if (options.fp16) wide = g.op("Cast", {wide}, {{"to", std::int64_t{graph::kFloat}}});
   g.output(wide, package::kImageFeatures, graph::kFloat,
            {std::string("num_image_tokens"), package::visual_channel_width(config)});
   external.close();

@@ -12,6 +12,9 @@ namespace q3vl {
 
 struct VisionExportOptions {
   LinearOptions linear;  // format of the ViT and merger linear layers
+  // Compute in float16 (weights, activations, attention); inputs and outputs stay float32 and
+  // the grid geometry is computed in float32, then rounded.
+  bool fp16 = false;
 };
 
 // Writes `dir/vision.onnx` and `dir/vision.onnx.data`.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "math/half_float.h"
 #include "q3vl/error.h"
 
 namespace q3vl {
@@ -36,19 +37,39 @@ void WeightWriter::done_with(const TensorView& tensor) {
   checkpoint_.release(tensor);
 }
 
-std::string WeightWriter::float_tensor(const std::string& checkpoint_name) {
+void WeightWriter::append_values(std::span<const float> values, graph::ElemType type) {
+  if (type == graph::kFloat) {
+    g_.external()->append_piece(as_bytes(values));
+    return;
+  }
+  std::vector<std::uint16_t> halves(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) halves[i] = float_to_fp16(values[i]);
+  g_.external()->append_piece({reinterpret_cast<const std::uint8_t*>(halves.data()), halves.size() * 2});
+}
+
+std::string WeightWriter::small_initializer(const std::string& name, const std::vector<std::int64_t>& dims,
+                                            std::span<const float> values, graph::ElemType type) {
+  if (type == graph::kFloat) return g_.initializer(name, dims, values);
+  std::vector<std::uint16_t> halves(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) halves[i] = float_to_fp16(values[i]);
+  return g_.initializer(name, type, dims, {reinterpret_cast<const std::uint8_t*>(halves.data()), halves.size() * 2});
+}
+
+std::string WeightWriter::float_tensor(const std::string& checkpoint_name) { return float_tensor(checkpoint_name, float_type_); }
+
+std::string WeightWriter::float_tensor(const std::string& checkpoint_name, graph::ElemType type) {
   const TensorView tensor = checkpoint_.tensor(checkpoint_name);
   const std::size_t count = static_cast<std::size_t>(tensor.element_count());
   if (count * sizeof(float) < 1024 || g_.external() == nullptr) {
     const std::vector<float> values = read_as_float(tensor);
-    return g_.initializer(checkpoint_name, tensor.shape(), values);
+    return small_initializer(checkpoint_name + (type == graph::kFloat ? "" : ".f16"), tensor.shape(), values, type);
   }
-  const std::string name = g_.streamed_initializer(checkpoint_name, graph::kFloat, tensor.shape());
+  const std::string name = g_.streamed_initializer(checkpoint_name + (type == graph::kFloat ? "" : ".f16"), type, tensor.shape());
   std::vector<float> slice(std::min(count, kSliceElements));
   for (std::size_t done = 0; done < count;) {
     const std::size_t n = std::min(kSliceElements, count - done);
     read_as_float(tensor, done, std::span<float>(slice.data(), n));
-    g_.external()->append_piece(as_bytes(std::span<const float>(slice.data(), n)));
+    append_values(std::span<const float>(slice.data(), n), type);
     done += n;
   }
   done_with(tensor);
@@ -59,7 +80,7 @@ std::string WeightWriter::transposed_float(const std::vector<Rows>& parts, const
   const std::int64_t in_features = parts.front().in;
   std::int64_t out_features = 0;
   for (const Rows& part : parts) out_features += part.out;
-  const std::string initializer = g_.streamed_initializer(name, graph::kFloat, {in_features, out_features});
+  const std::string initializer = g_.streamed_initializer(name, float_type_, {in_features, out_features});
   // Transpose in bands of input features: read a [out, band] slab row by row, write [band, out].
   constexpr std::int64_t kBand = 64;
   std::vector<float> row_part(kBand);
@@ -76,7 +97,7 @@ std::string WeightWriter::transposed_float(const std::vector<Rows>& parts, const
         }
       }
     }
-    g_.external()->append_piece(as_bytes(std::span<const float>(band_out.data(), static_cast<std::size_t>(band * out_features))));
+    append_values(std::span<const float>(band_out.data(), static_cast<std::size_t>(band * out_features)), float_type_);
   }
   return initializer;
 }
@@ -113,7 +134,7 @@ WeightWriter::QuantizedTensors WeightWriter::quantize_rows(const std::vector<Row
       zero_points.insert(zero_points.end(), q.zero_points.begin(), q.zero_points.end());
     }
   }
-  out.scales = g_.initializer(name + ".scales", {N, blocks}, scales);
+  out.scales = small_initializer(name + ".scales", {N, blocks}, scales, float_type_);
   if (!quant.symmetric) {
     const std::int64_t zp_bytes = (blocks * quant.bits + 7) / 8;
     out.zero_points = g_.initializer(name + ".zero_points", graph::kUInt8, {N, zp_bytes}, zero_points);

@@ -29,8 +29,14 @@ class WeightWriter {
   WeightWriter(graph::GraphBuilder& g, const Checkpoint& checkpoint, ProgressBar* progress = nullptr)
       : g_(g), checkpoint_(checkpoint), progress_(progress) {}
 
-  // The checkpoint tensor as a float32 initializer of the same shape.
+  // Float weights and quantization scales are written in this type (float32 by default; float16
+  // for fp16 graphs).
+  void set_float_type(graph::ElemType type) { float_type_ = type; }
+  graph::ElemType float_type() const { return float_type_; }
+
+  // The checkpoint tensor as a float initializer of the same shape (float_type() unless given).
   std::string float_tensor(const std::string& checkpoint_name);
+  std::string float_tensor(const std::string& checkpoint_name, graph::ElemType type);
   // y = x · Wᵀ (+ b) for the checkpoint's Linear weight [out, in] (bias may be empty).
   std::string linear(const std::string& x, const std::string& weight, const std::string& bias,
                      const LinearOptions& options, const std::string& hint);
@@ -68,9 +74,15 @@ class WeightWriter {
 
   void done_with(const TensorView& tensor);  // progress, and let its pages go
 
+  // Appends float values to the external data in `type` (float32 or float16).
+  void append_values(std::span<const float> values, graph::ElemType type);
+  std::string small_initializer(const std::string& name, const std::vector<std::int64_t>& dims,
+                                std::span<const float> values, graph::ElemType type);
+
   graph::GraphBuilder& g_;
   const Checkpoint& checkpoint_;
   ProgressBar* progress_;
+  graph::ElemType float_type_ = graph::kFloat;
 };
 
 }  // namespace q3vl

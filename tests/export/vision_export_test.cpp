@@ -28,7 +28,7 @@ std::map<std::string, double> vision_errors(const VisionExportOptions& options, 
   std::map<std::string, double> errors;
   for (const test::GoldenCase& c : test::golden_cases()) {
     if (!c.has("pixel_values")) continue;
-    const auto model_dir = dir / (c.model() + "-" + to_string(options.linear.format));
+    const auto model_dir = dir / (c.model() + "-" + to_string(options.linear.format) + (options.fp16 ? "-fp16" : ""));
     const Checkpoint ckpt = Checkpoint::open(c.model_dir());
     if (!std::filesystem::exists(model_dir / "vision.onnx")) {
       std::filesystem::create_directories(model_dir);
@@ -83,6 +83,50 @@ TEST(VisionExport, QuantizedLinearsStayCloseToHf) {
       std::printf("[ vision %s ] %-22s max relative error %.3g\n", to_string(format).c_str(), name.c_str(), error);
       EXPECT_LT(error, format == WeightFormat::Int8 ? 0.05 : 0.5) << name;
     }
+  }
+}
+
+// Video items (grid_t > 1): every frame pair is its own attention segment, next to an image, in
+// one call (HF's vision tower on seeded pixel values).
+TEST(VisionExport, VideoItemsMatchHf) {
+  test::TempDir dir;
+  OnnxEnvironment env;
+  const auto& cases = test::golden_manifest()["vision_cases"];
+  ASSERT_FALSE(cases.empty());
+  for (const auto& [name, entry] : cases.items()) {
+    const test::GoldenCase c{name, entry};
+    const Checkpoint ckpt = Checkpoint::open(c.model_dir());
+    export_vision(ckpt, {}, dir.path());
+    VisionEncoder encoder(env, dir / "vision.onnx", ckpt.config());
+    const VisualFeatures out = encoder.encode(c.load("pixel_values").as_float(), grids_of(c));
+    const std::int64_t H = ckpt.config().text.hidden_size;
+    const std::vector<float> merged = c.load("image_features").as_float();
+    const std::vector<float> deepstack = c.load("deepstack_features").as_float();
+    const std::int64_t levels = out.width / H - 1;
+    std::vector<float> ours_merged, ours_deepstack(deepstack.size());
+    for (std::int64_t r = 0; r < out.tokens; ++r) {
+      const float* row = out.data.data() + r * out.width;
+      ours_merged.insert(ours_merged.end(), row, row + H);
+      for (std::int64_t k = 0; k < levels; ++k) {
+        std::copy_n(row + (k + 1) * H, H, ours_deepstack.begin() + (k * out.tokens + r) * H);
+      }
+    }
+    EXPECT_LT(test::compare(ours_merged, merged).relative(), 1e-4) << name;
+    EXPECT_LT(test::compare(ours_deepstack, deepstack).relative(), 1e-4) << name;
+    std::printf("[ vision fp32 ] %-22s merged %.3g, deepstack %.3g\n", name.c_str(),
+                test::compare(ours_merged, merged).relative(), test::compare(ours_deepstack, deepstack).relative());
+  }
+}
+
+TEST(VisionExport, Fp16StaysCloseToHf) {
+  test::TempDir dir;
+  VisionExportOptions options;
+  options.fp16 = true;
+  const auto errors = vision_errors(options, dir);
+  ASSERT_GE(errors.size(), 4u);
+  for (const auto& [name, error] : errors) {
+    std::printf("[ vision fp16 ] %-22s max relative error %.3g\n", name.c_str(), error);
+    EXPECT_LT(error, 2e-2) << name;  // float16 keeps ~3 significant digits through every block
   }
 }
 

@@ -190,6 +190,15 @@ CHATS = {
 }
 
 
+# Vision tower alone on items the chat cases don't reach: a video item (grid_t > 1, each frame
+# pair its own attention segment) next to an image, in one call.
+VISION_CASES = {
+    "small_a_video_grid": dict(model="small_a", seed=51, grids=[[1, 4, 4], [2, 4, 6], [3, 2, 2]],
+                               notes="Seeded pixel values in [-1, 1] (not from a video file); items: an image "
+                                     "(1,4,4), a 2-frame-pair video (2,4,6) and a 3-frame-pair video (3,2,2)."),
+}
+
+
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
@@ -751,6 +760,26 @@ def run_chat(chat_name, chat, model, case_dir, processor, tokenizer, log):
             "max_new_tokens": chat["max_new_tokens"], "eos_token_ids": eos, "turns": turns}
 
 
+def run_vision_case(name, case, model, case_dir, log):
+    g = torch.Generator().manual_seed(case["seed"])
+    grid = torch.tensor(case["grids"], dtype=torch.long)
+    rows = int(grid.prod(-1).sum())
+    width = model.config.vision_config.in_channels * model.config.vision_config.temporal_patch_size \
+        * model.config.vision_config.patch_size ** 2
+    pixels = torch.rand(rows, width, generator=g) * 2 - 1
+    with torch.no_grad():
+        out = model.model.visual(pixels, grid_thw=grid, return_dict=True)
+    features = out.pooler_output if torch.is_tensor(out.pooler_output) else torch.cat(list(out.pooler_output), 0)
+    deepstack = torch.stack(list(out.deepstack_features), dim=0)
+    aw = ArrayWriter(case_dir)
+    aw.add("pixel_values", pixels, np.float32)
+    aw.add("image_grid_thw", grid, np.int64)
+    aw.add("image_features", features, np.float32)
+    aw.add("deepstack_features", deepstack, np.float32)
+    log(f"vision case {name}: rows={rows} features={tuple(features.shape)}")
+    return {"dir": f"cases/{name}", "model": case["model"], "notes": case["notes"], "arrays": aw.entries}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="/repo/tests/fixtures/golden")
@@ -794,6 +823,7 @@ def main():
         "models": {},
         "cases": {},
         "chats": {},
+        "vision_cases": {},
     }
     for name, spec in MODELS.items():
         needed = [c for c, cs in CASES.items() if cs["model"] == name
@@ -836,6 +866,12 @@ def main():
             case_dir = os.path.join(out, "cases", case_name)
             os.makedirs(case_dir, exist_ok=True)
             manifest["cases"][case_name] = run_case(case_name, case, model, spec, case_dir, processor, log)
+        for vname, vcase in VISION_CASES.items():
+            if vcase["model"] != name or args.only_case is not None:
+                continue
+            vdir = os.path.join(out, "cases", vname)
+            os.makedirs(vdir, exist_ok=True)
+            manifest["vision_cases"][vname] = run_vision_case(vname, vcase, model, vdir, log)
         for chat_name, chat in CHATS.items():
             if chat["model"] != name or args.only_case is not None:
                 continue
