@@ -7,7 +7,6 @@
 #include "cli/commands.h"
 #include "export/package_names.h"
 #include "export/package_writer.h"
-#include "q3vl/error.h"
 #include "util/progress.h"
 
 namespace q3vl::cli {
@@ -42,12 +41,9 @@ std::uint64_t folder_bytes(const std::filesystem::path& dir) {
 void run_build(const BuildArgs& args) {
   PackageOptions options;
   if (!args.only.empty()) options.parts = {parse_package_part(args.only)};
-  if (args.precision == "fp16") {
-    throw Unsupported("--precision fp16: the decoder exports fp32, int8 or int4 for now (fp16 is available for "
-                      "the vision encoder: --vision-precision fp16)");
-  }
+  const bool fp16 = args.precision == "fp16";
   LinearOptions linear;
-  linear.format = parse_weight_format(args.precision);
+  linear.format = parse_weight_format(fp16 ? "fp32" : args.precision);
   linear.block_size = args.block_size;
   linear.symmetric = !args.asymmetric;
   linear.accuracy_level = args.accuracy_level;
@@ -55,6 +51,8 @@ void run_build(const BuildArgs& args) {
   options.text.lm_head = args.float_lm_head ? LinearOptions{} : linear;
   options.embedding = args.float_embedding ? LinearOptions{} : linear;
   options.text.all_logits = args.all_logits;
+  options.text.fp16 = fp16;
+  options.embedding_fp16 = fp16;
   options.vision.linear = linear;
   const std::string vision_precision = args.vision_precision.empty() ? "fp32" : args.vision_precision;
   options.vision.fp16 = vision_precision == "fp16";
@@ -86,7 +84,7 @@ void add_build_command(CLI::App& app) {
   cmd->add_option("--model", args->model, "Hugging Face checkpoint folder")->required();
   cmd->add_option("--out", args->out, "Package folder to write")->required();
   cmd->add_option("--only", args->only, "Build one part: vision, embedding or text (default: all)");
-  cmd->add_option("--precision", args->precision, "Decoder weights: fp32, int8 or int4")->capture_default_str();
+  cmd->add_option("--precision", args->precision, "Decoder and embedding: fp32, fp16 (weights, compute and KV cache), int8 or int4 (weights)")->capture_default_str();
   cmd->add_option("--vision-precision", args->vision_precision,
                   "Vision encoder: fp32 (default), fp16 (weights and compute), int8 or int4 (linear weights)");
   cmd->add_option("--block-size", args->block_size, "int8/int4 block size (16..256)")->capture_default_str();

@@ -155,10 +155,11 @@ json part_record(PackagePart part, const PackageOptions& o) {
   switch (part) {
     case PackagePart::Vision:
       return {{"file", package::kVisionModel}, {"linear", linear(o.vision.linear)}, {"fp16", o.vision.fp16}};
-    case PackagePart::Embedding: return {{"file", package::kEmbeddingModel}, {"table", linear(o.embedding)}};
+    case PackagePart::Embedding:
+      return {{"file", package::kEmbeddingModel}, {"table", linear(o.embedding)}, {"fp16", o.embedding_fp16}};
     case PackagePart::Text:
       return {{"file", package::kTextModel}, {"linear", linear(o.text.linear)}, {"lm_head", linear(o.text.lm_head)},
-              {"all_logits", o.text.all_logits}};
+              {"all_logits", o.text.all_logits}, {"fp16", o.text.fp16}};
   }
   return {};
 }
@@ -167,7 +168,7 @@ void export_part(const Checkpoint& ckpt, PackagePart part, const PackageOptions&
                  ProgressBar& progress) {
   switch (part) {
     case PackagePart::Vision: export_vision(ckpt, o.vision, dir, &progress); break;
-    case PackagePart::Embedding: export_embedding(ckpt, dir, o.embedding, &progress); break;
+    case PackagePart::Embedding: export_embedding(ckpt, dir, o.embedding, o.embedding_fp16, &progress); break;
     case PackagePart::Text: export_text(ckpt, o.text, dir, &progress); break;
   }
 }

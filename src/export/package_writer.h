@@ -18,6 +18,7 @@ struct PackageOptions {
   std::set<PackagePart> parts = {PackagePart::Vision, PackagePart::Embedding, PackagePart::Text};
   VisionExportOptions vision;
   LinearOptions embedding;  // the token embedding table
+  bool embedding_fp16 = false;  // a float table stored in float16
   TextExportOptions text;
   // Where tokenizer.json / tokenizer_config.json come from when the checkpoint has none.
   std::filesystem::path tokenizer_dir;

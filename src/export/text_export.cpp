@@ -30,7 +30,7 @@ struct RotaryTables {
   std::string token_rows;  // [B, S] = 0 .. B*S-1
 };
 
-RotaryTables mrope_tables(GraphBuilder& g, const TextConfig& t, const std::string& positions) {
+RotaryTables mrope_tables(GraphBuilder& g, const TextConfig& t, const std::string& positions, graph::ElemType type) {
   const std::vector<std::int64_t> axes = mrope::slot_axes(t.mrope_section, t.head_dim);
   const std::vector<float> inv = mrope::inverse_frequencies(t.rope_theta, t.head_dim);
   const std::string per_token = g.op("Transpose", {g.op("Cast", {positions}, {{"to", std::int64_t{graph::kFloat}}})},
@@ -43,7 +43,10 @@ RotaryTables mrope_tables(GraphBuilder& g, const TextConfig& t, const std::strin
   const std::string batch_seq = g.op("Slice", {g.op("Shape", {positions}), g.constant_i64({1}), g.constant_i64({3})});  // [B, S]
   const std::string count = g.op("ReduceProd", {batch_seq}, {{"keepdims", std::int64_t{0}}});
   const std::string rows = g.op("Range", {g.scalar_i64(0), count, g.scalar_i64(1)});
-  return {g.op("Cos", {angles}), g.op("Sin", {angles}), g.op("Reshape", {rows, batch_seq})};
+  auto as_type = [&](const std::string& v) {
+    return type == graph::kFloat ? v : g.op("Cast", {v}, {{"to", std::int64_t{type}}});
+  };
+  return {as_type(g.op("Cos", {angles})), as_type(g.op("Sin", {angles})), g.op("Reshape", {rows, batch_seq})};
 }
 
 // x [B, S, heads * hd] rotated as HF's rotate_half RoPE (non-interleaved pairs i, i + hd/2).
@@ -55,7 +58,7 @@ std::string rotate(GraphBuilder& g, const std::string& x, const RotaryTables& ta
 }  // namespace
 
 void export_embedding(const Checkpoint& checkpoint, const std::filesystem::path& dir, const LinearOptions& table_options,
-                      ProgressBar* progress) {
+                      bool fp16_table, ProgressBar* progress) {
   const ModelConfig& config = checkpoint.config();
   const std::int64_t H = config.text.hidden_size;
   const std::int64_t W = package::visual_channel_width(config);
@@ -67,7 +70,9 @@ void export_embedding(const Checkpoint& checkpoint, const std::filesystem::path&
   const std::string features = g.input(package::kImageFeatures, graph::kFloat, {std::string("num_image_tokens"), W});
 
   // Text rows: [embed_tokens(id), 0, ..., 0] (exact zeros: the decoder adds those columns).
-  const std::string embedded = weights.gather_rows(ids, names::kEmbedTokens, table_options);  // [B, S, H]
+  if (fp16_table) weights.set_float_type(graph::kFloat16);
+  std::string embedded = weights.gather_rows(ids, names::kEmbedTokens, table_options);  // [B, S, H]
+  if (fp16_table) embedded = g.op("Cast", {embedded}, {{"to", std::int64_t{graph::kFloat}}});
   const std::string padded = g.op("Pad", {embedded, g.constant_i64({0, 0, 0, 0, 0, W - H})});
   // Visual rows: the k-th pad token (row-major over batch and position) takes feature row k.
   const std::string is_visual = g.op("Or", {g.op("Equal", {ids, g.scalar_i64(config.image_token_id)}),
@@ -113,9 +118,16 @@ void export_text(const Checkpoint& checkpoint, const TextExportOptions& options,
                                      {{"to", std::int64_t{graph::kInt32}}});
   const std::string total_length = g.op("Cast", {g.op("Gather", {g.op("Shape", {mask}), g.scalar_i64(1)})},
                                         {{"to", std::int64_t{graph::kInt32}}});
-  const auto table = mrope_tables(g, t, positions);
+  const graph::ElemType type = options.fp16 ? graph::kFloat16 : graph::kFloat;
+  weights.set_float_type(type);
+  auto to_type = [&](const std::string& v, graph::ElemType to) {
+    return to == type && to == graph::kFloat ? v : g.op("Cast", {v}, {{"to", std::int64_t{to}}});
+  };
+  auto compute = [&](const std::string& v) { return type == graph::kFloat ? v : to_type(v, type); };
+  auto float32 = [&](const std::string& v) { return type == graph::kFloat ? v : to_type(v, graph::kFloat); };
+  const auto table = mrope_tables(g, t, positions, type);
 
-  std::string x = levels > 0 ? slice_last_axis(g, embeds, 0, H) : embeds;
+  std::string x = compute(levels > 0 ? slice_last_axis(g, embeds, 0, H) : embeds);
   const std::string q_shape = g.constant_i64({0, 0, t.num_attention_heads, t.head_dim});
   const std::string k_shape = g.constant_i64({0, 0, t.num_key_value_heads, t.head_dim});
   const std::string flat_shape = g.constant_i64({0, 0, -1});
@@ -134,15 +146,15 @@ void export_text(const Checkpoint& checkpoint, const TextExportOptions& options,
     const std::string q = norm_rotate(qkv[0], "q_norm", q_shape, t.num_attention_heads);
     const std::string k = norm_rotate(qkv[1], "k_norm", k_shape, t.num_key_value_heads);
     const std::string& v = qkv[2];
-    const std::string past_k = g.input(package::past_key(l), graph::kFloat, {batch, t.num_key_value_heads, past, t.head_dim});
-    const std::string past_v = g.input(package::past_value(l), graph::kFloat, {batch, t.num_key_value_heads, past, t.head_dim});
+    const std::string past_k = g.input(package::past_key(l), type, {batch, t.num_key_value_heads, past, t.head_dim});
+    const std::string past_v = g.input(package::past_value(l), type, {batch, t.num_key_value_heads, past, t.head_dim});
     const auto attn = g.node("GroupQueryAttention", {q, k, v, past_k, past_v, seqlens_k, total_length},
                              {{"num_heads", t.num_attention_heads},
                               {"kv_num_heads", t.num_key_value_heads},
                               {"scale", static_cast<float>(1.0 / std::sqrt(static_cast<double>(t.head_dim)))}},
                              3, graph::kMicrosoftDomain, hint + "_gqa");
-    g.output(attn[1], package::present_key(l), graph::kFloat, {batch, t.num_key_value_heads, present_len, t.head_dim});
-    g.output(attn[2], package::present_value(l), graph::kFloat, {batch, t.num_key_value_heads, present_len, t.head_dim});
+    g.output(attn[1], package::present_key(l), type, {batch, t.num_key_value_heads, present_len, t.head_dim});
+    g.output(attn[2], package::present_value(l), type, {batch, t.num_key_value_heads, present_len, t.head_dim});
     const std::string o = weights.linear(attn[0], name("self_attn.o_proj.weight"), "", options.linear, hint + "_o_proj");
     const auto fused = g.node("SkipSimplifiedLayerNormalization", {o, x, weights.float_tensor(name("post_attention_layernorm.weight"))},
                               {{"epsilon", static_cast<float>(t.rms_norm_eps)}}, 4, graph::kMicrosoftDomain, hint + "_post_norm");
@@ -154,10 +166,10 @@ void export_text(const Checkpoint& checkpoint, const TextExportOptions& options,
     const std::string act = g.op("Mul", {g.op("Mul", {gate, g.op("Sigmoid", {gate})}), gate_up[1]});
     x = g.op("Add", {residual, weights.linear(act, name("mlp.down_proj.weight"), "", options.linear, hint + "_down")});
     // Layer outputs as HF reports them: before the DeepStack add.
-    if (options.hidden_state_outputs) g.output(x, package::hidden_state(l), graph::kFloat, {batch, seq, H});
+    if (options.hidden_state_outputs) g.output(float32(x), package::hidden_state(l), graph::kFloat, {batch, seq, H});
     if (l < levels) {
       // DeepStack level l lives in columns (l+1)H..(l+2)H; text rows hold zeros there (spec §9).
-      x = g.op("Add", {x, slice_last_axis(g, embeds, (l + 1) * H, (l + 2) * H)});
+      x = g.op("Add", {x, compute(slice_last_axis(g, embeds, (l + 1) * H, (l + 2) * H))});
     }
   }
   std::string final_hidden = x;
@@ -166,7 +178,7 @@ void export_text(const Checkpoint& checkpoint, const TextExportOptions& options,
   }
   const std::string normed = rms_norm(g, weights, final_hidden, names::kFinalNorm, t.rms_norm_eps);
   const std::string logits = weights.linear(normed, names::kLmHead, "", options.lm_head, "lm_head");
-  g.output(logits, package::kLogits, graph::kFloat, {batch, options.all_logits ? seq : graph::Dim{std::int64_t{1}}, t.vocab_size});
+  g.output(float32(logits), package::kLogits, graph::kFloat, {batch, options.all_logits ? seq : graph::Dim{std::int64_t{1}}, t.vocab_size});
   external.close();
   g.save(dir / package::kTextModel);
 }

@@ -13,13 +13,17 @@ struct TextExportOptions {
   LinearOptions linear;         // attention and MLP projections
   LinearOptions lm_head;        // the output projection
   bool all_logits = false;      // logits for every position (default: the last one only)
+  // Compute and KV cache in float16 (inputs_embeds and logits stay float32; MRoPE angles are
+  // computed in float32, then rounded).
+  bool fp16 = false;
   bool hidden_state_outputs = false;  // extra outputs hidden_states.%d (layer outputs, for tests)
 };
 
 // Writes dir/embedding.onnx (+ .data): input_ids [B,S], image_features [N,(1+K)H] -> inputs_embeds [B,S,(1+K)H].
 // `table`: fp32, or int8/int4 (GatherBlockQuantized) for the token embedding table.
+// `fp16_table`: a float table stored in float16 (rows are widened to float32 on the way out).
 void export_embedding(const Checkpoint& checkpoint, const std::filesystem::path& dir, const LinearOptions& table = {},
-                      ProgressBar* progress = nullptr);
+                      bool fp16_table = false, ProgressBar* progress = nullptr);
 
 // Writes dir/text.onnx (+ .data).
 void export_text(const Checkpoint& checkpoint, const TextExportOptions& options, const std::filesystem::path& dir,

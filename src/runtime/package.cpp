@@ -45,7 +45,7 @@ Package Package::open(const fs::path& dir) {
   p.generation_ = read_generation(manifest.value("generation_config", json::object()), p.config_);
   const json parts = manifest.value("parts", json::object());
   if (parts.contains("text") && parts["text"].contains("linear")) {
-    p.float_decoder_ = parts["text"]["linear"].value("weights", std::string("fp32")) == "fp32";
+    p.float_decoder_ = parts["text"]["linear"].value("weights", std::string("fp32")) == "fp32";  // fp32 or fp16
   }
   if (fs::exists(dir / package::kGenaiConfig)) {
     const json genai = read_json_file(dir / package::kGenaiConfig);

@@ -47,6 +47,17 @@ TextDecoder::TextDecoder(OnnxEnvironment& environment, const std::filesystem::pa
   const std::vector<std::string> outputs = session_.output_names();
   has_hidden_states_ = std::find(outputs.begin(), outputs.end(), package::hidden_state(0)) != outputs.end();
   kv_.resize(static_cast<std::size_t>(2 * config.text.num_hidden_layers));
+  // The cache element type is whatever the export chose (float32, or float16 for fp16 packages).
+  const std::vector<std::string> inputs = session_.input_names();
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i] != package::past_key(0)) continue;
+    kv_type_ = session_.session().GetInputTypeInfo(i).GetTensorTypeAndShapeInfo().GetElementType();
+  }
+  if (kv_type_ == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16) {
+    kv_element_bytes_ = 2;
+  } else if (kv_type_ != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
+    throw InvalidInput(model.string() + ": the KV cache must be float32 or float16");
+  }
 }
 
 void TextDecoder::truncate(std::int64_t tokens) {
@@ -60,11 +71,12 @@ void TextDecoder::reserve(std::int64_t tokens) {
   while (capacity < tokens) capacity *= 2;
   capacity = std::min(capacity, context_length_);
   const TextConfig& t = config_.text;
-  for (std::vector<float>& buffer : kv_) {
-    std::vector<float> grown(static_cast<std::size_t>(t.num_key_value_heads * capacity * t.head_dim), 0.0f);
+  const std::int64_t row_bytes = t.head_dim * static_cast<std::int64_t>(kv_element_bytes_);
+  for (std::vector<std::uint8_t>& buffer : kv_) {
+    std::vector<std::uint8_t> grown(static_cast<std::size_t>(t.num_key_value_heads * capacity * row_bytes), 0);
     for (std::int64_t head = 0; head < t.num_key_value_heads && capacity_ > 0; ++head) {
-      std::copy_n(buffer.begin() + head * capacity_ * t.head_dim, cached_ * t.head_dim,
-                  grown.begin() + head * capacity * t.head_dim);
+      std::copy_n(buffer.begin() + head * capacity_ * row_bytes, cached_ * row_bytes,
+                  grown.begin() + head * capacity * row_bytes);
     }
     buffer = std::move(grown);
   }
@@ -98,16 +110,16 @@ DecoderOutput TextDecoder::forward(std::span<const float> embeddings, std::span<
   binding.BindInput(package::kInputsEmbeds, embeds_value);
   binding.BindInput(package::kAttentionMask, mask_value);
   binding.BindInput(package::kPositionIds, position_value);
+  const Ort::MemoryInfo cpu = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
   std::vector<Ort::Value> kv_values;
   for (std::int64_t l = 0; l < t.num_hidden_layers; ++l) {
     for (int which = 0; which < 2; ++which) {
-      std::vector<float>& buffer = kv_[static_cast<std::size_t>(2 * l + which)];
-      kv_values.push_back(tensor_view(buffer, kv_shape));
+      std::vector<std::uint8_t>& buffer = kv_[static_cast<std::size_t>(2 * l + which)];
+      kv_values.push_back(Ort::Value::CreateTensor(cpu, buffer.data(), buffer.size(), kv_shape.data(), kv_shape.size(), kv_type_));
       binding.BindInput((which == 0 ? package::past_key(l) : package::past_value(l)).c_str(), kv_values.back());
       binding.BindOutput((which == 0 ? package::present_key(l) : package::present_value(l)).c_str(), kv_values.back());
     }
   }
-  const Ort::MemoryInfo cpu = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
   binding.BindOutput(package::kLogits, cpu);
   if (has_hidden_states_) {
     for (std::int64_t l = 0; l < t.num_hidden_layers; ++l) binding.BindOutput(package::hidden_state(l).c_str(), cpu);

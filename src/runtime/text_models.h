@@ -56,7 +56,10 @@ class TextDecoder {
   std::int64_t context_length_;
   bool has_hidden_states_ = false;
   std::int64_t capacity_ = 0;                 // tokens the KV buffers hold
-  std::vector<std::vector<float>> kv_;        // per layer: key, value; each [1, kv_heads, capacity, head_dim]
+  ONNXTensorElementDataType kv_type_ = ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;  // float or float16 (the model's)
+  std::size_t kv_element_bytes_ = 4;
+  // Per layer: key, value; each [1, kv_heads, capacity, head_dim] of kv_type_.
+  std::vector<std::vector<std::uint8_t>> kv_;
   std::int64_t cached_ = 0;
 };
 

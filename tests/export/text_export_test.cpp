@@ -231,19 +231,34 @@ TEST(TextDecoder, CacheGrowsTruncatesAndReportsOverflow) {
 
 // int8 / int4 decoders against HF along HF's own greedy path: top-1 agreement per step and the
 // mean KL divergence of the next-token distributions (reported; loose bounds catch a broken export).
-TEST(TextExport, QuantizedDecodersAgreeWithHf) {
+TEST(TextExport, ReducedPrecisionDecodersAgreeWithHf) {
+  struct Variant {
+    std::string name;
+    TextExportOptions options;
+    double min_agreement;
+    double max_kl;
+  };
+  std::vector<Variant> variants;
   for (WeightFormat format : {WeightFormat::Int8, WeightFormat::Int4}) {
     TextExportOptions options;
     options.linear.format = format;
     options.linear.block_size = 16;  // the tiny models' widths are 16..192
     options.lm_head = options.linear;
+    variants.push_back({to_string(format), options, format == WeightFormat::Int8 ? 0.9 : 0.5,
+                        format == WeightFormat::Int8 ? 0.05 : 0.5});
+  }
+  TextExportOptions fp16;
+  fp16.fp16 = true;
+  variants.push_back({"fp16", fp16, 0.9, 0.05});
+  for (const Variant& variant : variants) {
+    const TextExportOptions& options = variant.options;
     double agree_sum = 0;
     double kl_sum = 0;
     int cases = 0;
     for (const test::GoldenCase& c : test::golden_cases()) {
       if (!c.has("step_logits")) continue;  // full logits are stored for the small-vocabulary models
       const std::vector<std::int64_t> reference_tokens = c.load("greedy_tokens").as_int64();
-      const GreedyRun run = run_greedy(c, packages().text_package(c, options, to_string(format)), 32, &reference_tokens);
+      const GreedyRun run = run_greedy(c, packages().text_package(c, options, variant.name), 32, &reference_tokens);
       const std::vector<float> steps = c.load("step_logits").as_float();
       const std::size_t V = run.step_logits[0].size();
       int agree = 0;
@@ -264,15 +279,15 @@ TEST(TextExport, QuantizedDecodersAgreeWithHf) {
           kl += std::exp(log_p) * (log_p - log_q);
         }
       }
-      std::printf("[ text %s ] %-20s top-1 agreement %2d/32  mean KL %.4f\n", to_string(format).c_str(), c.name.c_str(),
+      std::printf("[ text %s ] %-20s top-1 agreement %2d/32  mean KL %.4f\n", variant.name.c_str(), c.name.c_str(),
                   agree, kl / 32);
       agree_sum += agree / 32.0;
       kl_sum += kl / 32;
       ++cases;
     }
     ASSERT_GT(cases, 0);
-    EXPECT_GT(agree_sum / cases, format == WeightFormat::Int8 ? 0.9 : 0.5);
-    EXPECT_LT(kl_sum / cases, format == WeightFormat::Int8 ? 0.05 : 0.5);
+    EXPECT_GT(agree_sum / cases, variant.min_agreement) << variant.name;
+    EXPECT_LT(kl_sum / cases, variant.max_kl) << variant.name;
   }
 }
 

@@ -102,6 +102,29 @@ TEST_F(Runtime, MultiTurnChatMatchesHfAndReusesTheCache) {
   }
 }
 
+// A float16 package (vision, embedding table, decoder and KV cache in float16) end to end.
+TEST_F(Runtime, Fp16PackageGivesHfTokens) {
+  PackageOptions options;
+  options.tokenizer_dir = Q3VL_TOKENIZER_DIR;
+  options.show_progress = false;
+  options.vision.fp16 = true;
+  options.text.fp16 = true;
+  options.embedding_fp16 = true;
+  const fs::path fp16_package = dir_->path() / "pkg-fp16";
+  build_package(test::golden_dir() / "models" / "full", fp16_package, options);
+  Engine engine(fp16_package);
+  for (const test::GoldenCase& c : test::golden_cases()) {
+    if (c.name != "full_image_system") continue;
+    ConversationOptions conversation_options;
+    conversation_options.system_prompt = "You are a helpful assistant.";
+    conversation_options.preprocess = read_preprocess_options(engine.package().preprocessor_config());
+    Conversation conversation(engine, conversation_options);
+    const fs::path image = test::golden_dir() / c.entry["dir"].get<std::string>() / "image0.png";
+    const Reply reply = conversation.send({decode_image_file(image)}, "Describe this image.", greedy(32), nullptr);
+    EXPECT_EQ(reply.tokens, c.load("greedy_tokens").as_int64());
+  }
+}
+
 TEST_F(Runtime, BadRequestsLeaveTheConversationUsable) {
   Engine engine(package());
   ConversationOptions options;
