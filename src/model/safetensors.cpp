@@ -88,7 +88,7 @@ SafetensorsHeader parse_safetensors_header(std::span<const std::uint8_t> file, c
   json root;
   try {
     root = json::parse(text, text + header_size);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     bad(label, std::string("header is not valid JSON (") + e.what() + ")");
   }
   if (!root.is_object()) bad(label, "header is not a JSON object");

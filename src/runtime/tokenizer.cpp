@@ -770,7 +770,7 @@ Tokenizer Tokenizer::load(const std::filesystem::path& tokenizer_json) {
     content << in.rdbuf();
     try {
       root = json::parse(content.view());
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
       bad(file, std::string("not valid JSON (") + e.what() + ")");
     }
   }

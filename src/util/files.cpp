@@ -18,7 +18,7 @@ std::string read_text_file(const std::filesystem::path& path) {
 nlohmann::json read_json_file(const std::filesystem::path& path) {
   try {
     return nlohmann::json::parse(read_text_file(path));
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     throw InvalidInput(path.string() + ": not valid JSON (" + e.what() + ")");
   }
 }

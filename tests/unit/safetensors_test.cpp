@@ -98,6 +98,9 @@ TEST(Safetensors, RejectsCorruptHeadersWithClearErrors) {
                                            "b": {"dtype": "U8", "shape": [4], "data_offsets": [2, 6]}})", 8),
                       "overlap");
   expect_header_error(file_with_header(R"({"__metadata__": {"format": 1}})", 0), "__metadata__");
+  // A number too large for a double is a JSON error too (found by the fuzzer).
+  expect_header_error(file_with_header(R"({"t": {"dtype": "F32", "shape": [6E4394183], "data_offsets": [0, 8]}})", 8),
+                      "not valid JSON");
 }
 
 TEST(Safetensors, MissingFileNamesThePath) {
