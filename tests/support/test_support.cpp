@@ -1,5 +1,7 @@
 #include "support/test_support.h"
 
+#include "model/random_checkpoint.h"
+
 #include <cstdlib>
 #include <fstream>
 #include <random>
@@ -29,6 +31,17 @@ std::filesystem::path fake_tokenizer_dir(const TempDir& dir) {
   write_file(path / "tokenizer.json", "{\"model\": {\"type\": \"BPE\"}}");
   write_file(path / "tokenizer_config.json", "{\"chat_template\": \"text-only\", \"eos_token\": \"<|im_end|>\"}");
   return path;
+}
+
+ModelConfig small_vocab_tiny_config(bool tied) {
+  ModelConfig c = random_checkpoint_config("tiny");
+  c.text.vocab_size = 1024;
+  c.image_token_id = 1000;
+  c.video_token_id = 1001;
+  c.vision_start_token_id = 1002;
+  c.vision_end_token_id = 1003;
+  c.tie_word_embeddings = tied;
+  return c;
 }
 
 void write_file(const std::filesystem::path& path, const std::string& content) {

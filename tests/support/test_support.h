@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <string>
 
+#include "model/config.h"
+
 namespace q3vl::test {
 
 class TempDir {
@@ -23,6 +25,9 @@ std::filesystem::path golden_dir();            // tests/fixtures/golden
 std::filesystem::path reference_model_files(); // assets/qwen3-vl (copies of the hub files)
 // A folder with stand-in tokenizer files, for tests that write checkpoints but never tokenize.
 std::filesystem::path fake_tokenizer_dir(const TempDir& dir);
+
+// The "tiny" random-checkpoint preset with a 1024-token vocabulary: a checkpoint of ~1 MB.
+ModelConfig small_vocab_tiny_config(bool tied);
 
 void write_file(const std::filesystem::path& path, const std::string& content);
 std::string read_file(const std::filesystem::path& path);

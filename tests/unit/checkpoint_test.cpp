@@ -16,17 +16,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// The "tiny" preset with a small vocabulary, so each test writes a checkpoint of ~1 MB.
-ModelConfig small_config(bool tied) {
-  ModelConfig c = random_checkpoint_config("tiny");
-  c.text.vocab_size = 1024;
-  c.image_token_id = 1000;
-  c.video_token_id = 1001;
-  c.vision_start_token_id = 1002;
-  c.vision_end_token_id = 1003;
-  c.tie_word_embeddings = tied;
-  return c;
-}
+ModelConfig small_config(bool tied) { return test::small_vocab_tiny_config(tied); }
 
 fs::path write_checkpoint(const test::TempDir& dir, const ModelConfig& config, std::uint64_t max_shard_bytes = 4ull << 30) {
   RandomCheckpointOptions options;

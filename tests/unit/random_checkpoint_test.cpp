@@ -64,12 +64,7 @@ TEST(RandomCheckpoint, SameSeedSameBytesOtherSeedOtherBytes) {
   RandomCheckpointOptions options;
   options.tokenizer_dir = test::fake_tokenizer_dir(dir);
   options.show_progress = false;
-  ModelConfig config = random_checkpoint_config("tiny");
-  config.text.vocab_size = 1024;
-  config.image_token_id = 1000;
-  config.video_token_id = 1001;
-  config.vision_start_token_id = 1002;
-  config.vision_end_token_id = 1003;
+  const ModelConfig config = test::small_vocab_tiny_config(true);
   options.seed = 1;
   write_random_checkpoint(config, dir / "a", options);
   write_random_checkpoint(config, dir / "b", options);
