@@ -6,15 +6,10 @@
 #include <span>
 #include <vector>
 
+#include "math/grid.h"
 #include "model/config.h"
 
 namespace q3vl {
-
-struct VisionGrid {
-  std::int64_t t = 1;
-  std::int64_t h = 0;  // in patches (before 2x2 merging)
-  std::int64_t w = 0;
-};
 
 struct RopePositions {
   std::vector<std::int64_t> t, h, w;  // one entry per token
@@ -27,7 +22,7 @@ struct RopePositions {
 // `grids` lists the images (or videos, t > 1: one block per frame pair) in order of appearance;
 // each block is (h/2)*(w/2) consecutive pad tokens. `start` is the first position (non-zero when
 // a turn is appended to an existing cache). Throws InvalidInput if pads and grids disagree.
-RopePositions rope_positions(std::span<const std::int64_t> ids, std::span<const VisionGrid> grids,
+RopePositions rope_positions(std::span<const std::int64_t> ids, std::span<const GridThw> grids,
                              const ModelConfig& config, std::int64_t start = 0);
 
 }  // namespace q3vl

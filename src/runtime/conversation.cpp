@@ -138,9 +138,7 @@ Reply Conversation::send_turn(const std::vector<RgbImage>& images, const std::st
   const std::vector<std::int64_t> segment(ids.begin() + static_cast<std::ptrdiff_t>(keep), ids.end());
   std::int64_t next_position = 0;
   for (std::int64_t p : cached_max_position_) next_position = std::max(next_position, p + 1);
-  std::vector<VisionGrid> rope_grids;
-  for (const GridThw& g : grids) rope_grids.push_back({g.t, g.h, g.w});
-  const RopePositions positions = rope_positions(segment, rope_grids, config, next_position);
+  const RopePositions positions = rope_positions(segment, grids, config, next_position);
   std::vector<std::int64_t> position_ids = positions.t;
   position_ids.insert(position_ids.end(), positions.h.begin(), positions.h.end());
   position_ids.insert(position_ids.end(), positions.w.begin(), positions.w.end());

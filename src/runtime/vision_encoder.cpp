@@ -15,8 +15,7 @@ constexpr std::int64_t kMaxGridSide = 1 << 14;
 
 }  // namespace
 
-void validate_grids(std::span<const GridThw> grids, std::int64_t patch_rows, const ModelConfig& config) {
-  (void)config;
+void validate_grids(std::span<const GridThw> grids, std::int64_t patch_rows) {
   if (grids.empty()) throw InvalidInput("image_grid_thw is empty");
   std::int64_t total = 0;
   for (std::size_t i = 0; i < grids.size(); ++i) {
@@ -48,7 +47,7 @@ VisualFeatures VisionEncoder::encode(std::span<const float> pixel_values, std::s
                        std::to_string(width));
   }
   const std::int64_t rows = static_cast<std::int64_t>(pixel_values.size()) / width;
-  validate_grids(grids, rows, config_);
+  validate_grids(grids, rows);
   std::vector<std::int64_t> grid_values;
   for (const GridThw& g : grids) grid_values.insert(grid_values.end(), {g.t, g.h, g.w});
   std::vector<Ort::Value> inputs;

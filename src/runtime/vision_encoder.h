@@ -6,23 +6,15 @@
 #include <span>
 #include <vector>
 
+#include "math/grid.h"
 #include "model/config.h"
 #include "runtime/onnx_session.h"
 
 namespace q3vl {
 
-// image_grid_thw rows (t, h, w) in patches.
-struct GridThw {
-  std::int64_t t = 1;
-  std::int64_t h = 0;
-  std::int64_t w = 0;
-  std::int64_t patches() const { return t * h * w; }
-  std::int64_t tokens() const { return patches() / 4; }
-};
-
 // Throws InvalidInput unless every grid is positive, even in h and w, not absurdly large, and the
 // grids add up to `patch_rows`.
-void validate_grids(std::span<const GridThw> grids, std::int64_t patch_rows, const ModelConfig& config);
+void validate_grids(std::span<const GridThw> grids, std::int64_t patch_rows);
 
 struct VisualFeatures {
   std::int64_t tokens = 0;   // rows: one per merged 2x2 block

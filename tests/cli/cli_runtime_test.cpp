@@ -49,10 +49,7 @@ class Cli : public ::testing::Test {
 test::TempDir* Cli::dir_ = nullptr;
 
 TEST_F(Cli, RunDumpsHfEqualTensorsAndStreamsTheReply) {
-  const test::GoldenCase c = [] {
-    for (const test::GoldenCase& g : test::golden_cases()) if (g.name == "full_image_system") return g;
-    throw std::runtime_error("missing case");
-  }();
+  const test::GoldenCase c = test::golden_case("full_image_system");
   const fs::path image = test::golden_dir() / c.entry["dir"].get<std::string>() / "image0.png";
   const fs::path dump = dir_->path() / "dump";
   int status = 0;

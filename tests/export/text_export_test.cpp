@@ -187,10 +187,7 @@ TEST(TextExport, KvCacheStepsEqualALongerPrefill) {
 // The cache grows past its first allocation, can be truncated to a prefix and continued, and
 // refuses to overflow the context: all against a plain prefill of the same tokens.
 TEST(TextDecoder, CacheGrowsTruncatesAndReportsOverflow) {
-  const test::GoldenCase c = [] {
-    for (const test::GoldenCase& g : test::golden_cases()) if (g.name == "small_b_text_only") return g;
-    throw std::runtime_error("missing case");
-  }();
+  const test::GoldenCase c = test::golden_case("small_b_text_only");
   const fs::path package = packages().text_package(c, {}, "fp32");
   const ModelConfig config = load_model_config(c.model_dir() / "config.json");
   OnnxEnvironment env;

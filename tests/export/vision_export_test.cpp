@@ -14,13 +14,6 @@
 namespace q3vl {
 namespace {
 
-std::vector<GridThw> grids_of(const test::GoldenCase& c) {
-  const std::vector<std::int64_t> thw = c.load("image_grid_thw").as_int64();
-  std::vector<GridThw> grids;
-  for (std::size_t i = 0; i + 2 < thw.size(); i += 3) grids.push_back({thw[i], thw[i + 1], thw[i + 2]});
-  return grids;
-}
-
 // Runs every image case of the fixtures through an exported vision model and returns, per case,
 // the largest relative error over the merged features and the DeepStack levels.
 std::map<std::string, double> vision_errors(const VisionExportOptions& options, const test::TempDir& dir) {
@@ -36,7 +29,7 @@ std::map<std::string, double> vision_errors(const VisionExportOptions& options, 
     }
     VisionEncoder encoder(env, model_dir / "vision.onnx", ckpt.config());
     const std::vector<float> pixels = c.load("pixel_values").as_float();
-    const std::vector<GridThw> grids = grids_of(c);
+    const std::vector<GridThw> grids = c.grids();
     const VisualFeatures out = encoder.encode(pixels, grids);
     const std::int64_t H = ckpt.config().text.hidden_size;
     const std::int64_t levels = static_cast<std::int64_t>(ckpt.config().vision.deepstack_visual_indexes.size());
@@ -98,7 +91,7 @@ TEST(VisionExport, VideoItemsMatchHf) {
     const Checkpoint ckpt = Checkpoint::open(c.model_dir());
     export_vision(ckpt, {}, dir.path());
     VisionEncoder encoder(env, dir / "vision.onnx", ckpt.config());
-    const VisualFeatures out = encoder.encode(c.load("pixel_values").as_float(), grids_of(c));
+    const VisualFeatures out = encoder.encode(c.load("pixel_values").as_float(), c.grids());
     const std::int64_t H = ckpt.config().text.hidden_size;
     const std::vector<float> merged = c.load("image_features").as_float();
     const std::vector<float> deepstack = c.load("deepstack_features").as_float();
@@ -131,10 +124,9 @@ TEST(VisionExport, Fp16StaysCloseToHf) {
 }
 
 TEST(VisionEncoder, RejectsBadGridsBeforeRunning) {
-  const ModelConfig config = load_model_config(test::reference_model_files() / "config.json");
   auto expect_invalid = [&](std::vector<GridThw> grids, std::int64_t rows, const std::string& needle) {
     try {
-      validate_grids(grids, rows, config);
+      validate_grids(grids, rows);
       FAIL() << "accepted a bad grid: " << needle;
     } catch (const InvalidInput& e) {
       EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
@@ -148,7 +140,7 @@ TEST(VisionEncoder, RejectsBadGridsBeforeRunning) {
   expect_invalid({{1, 1 << 20, 2}}, 2, "too large");
   expect_invalid({{1 << 13, 1 << 13, 2}}, 2, "more than");
   expect_invalid({}, 0, "empty");
-  EXPECT_NO_THROW(validate_grids(std::vector<GridThw>{{1, 4, 6}, {2, 2, 2}}, 32, config));
+  EXPECT_NO_THROW(validate_grids(std::vector<GridThw>{{1, 4, 6}, {2, 2, 2}}, 32));
 }
 
 }  // namespace

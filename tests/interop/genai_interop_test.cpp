@@ -100,7 +100,7 @@ class GenaiInterop : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new test::TempDir();
-    const test::GoldenCase c = golden("full_image_system");
+    const test::GoldenCase c = test::golden_case("full_image_system");
     PackageOptions options;
     options.tokenizer_dir = Q3VL_TOKENIZER_DIR;
     options.show_progress = false;
@@ -111,18 +111,12 @@ class GenaiInterop : public ::testing::Test {
     delete dir_;
   }
   static fs::path package() { return dir_->path() / "pkg"; }
-  static test::GoldenCase golden(const std::string& name) {
-    for (const test::GoldenCase& c : test::golden_cases()) {
-      if (c.name == name) return c;
-    }
-    throw std::runtime_error("no golden case " + name);
-  }
   static test::TempDir* dir_;
 };
 test::TempDir* GenaiInterop::dir_ = nullptr;
 
 TEST_F(GenaiInterop, GreedyTokensWithAnImageEqualHfAndOurRuntime) {
-  const test::GoldenCase c = golden("full_image_system");
+  const test::GoldenCase c = test::golden_case("full_image_system");
   const fs::path image = test::golden_dir() / c.entry["dir"].get<std::string>() / "image0.png";
   const std::vector<std::int64_t> hf_tokens = c.load("greedy_tokens").as_int64();
 
@@ -141,9 +135,7 @@ TEST_F(GenaiInterop, GreedyTokensWithAnImageEqualHfAndOurRuntime) {
   VisionEncoder vision(env, package() / "vision.onnx", config);
   EmbeddingModel embedding(env, package() / "embedding.onnx", config);
   TextDecoder decoder(env, package() / "text.onnx", config);
-  const std::vector<std::int64_t> thw = c.load("image_grid_thw").as_int64();
-  const std::vector<GridThw> grids = {{thw[0], thw[1], thw[2]}};
-  const VisualFeatures features = vision.encode(c.load("pixel_values").as_float(), grids);
+  const VisualFeatures features = vision.encode(c.load("pixel_values").as_float(), c.grids());
   const std::vector<std::int64_t> ids = c.load("input_ids").as_int64();
   const std::int64_t delta = c.load("rope_deltas").as_int64()[0];
   std::vector<float> logits = decoder.forward(embedding.embed(ids, &features), c.load("position_ids").as_int64()).logits;
@@ -160,7 +152,7 @@ TEST_F(GenaiInterop, GreedyTokensWithAnImageEqualHfAndOurRuntime) {
 // Not a pass/fail property of ours: prints how genai's resize compares with HF's on an odd-sized
 // image (the packages share the preprocessor bounds of the fixtures).
 TEST_F(GenaiInterop, ReportsHowGenaiResizeComparesWithHf) {
-  const test::GoldenCase c = golden("small_a_resize_odd");
+  const test::GoldenCase c = test::golden_case("small_a_resize_odd");
   const fs::path image = test::golden_dir() / c.entry["dir"].get<std::string>() / "image0.png";
   GenaiModel genai(package());
   auto inputs = genai.process(image, "<|vision_start|><|image_pad|><|vision_end|>");

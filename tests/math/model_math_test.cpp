@@ -14,20 +14,12 @@
 namespace q3vl {
 namespace {
 
-std::vector<VisionGrid> grids_of(const test::GoldenCase& c) {
-  std::vector<VisionGrid> grids;
-  if (!c.has("image_grid_thw")) return grids;
-  const std::vector<std::int64_t> thw = c.load("image_grid_thw").as_int64();
-  for (std::size_t i = 0; i + 2 < thw.size(); i += 3) grids.push_back({thw[i], thw[i + 1], thw[i + 2]});
-  return grids;
-}
-
 TEST(RopeIndex, PositionsAndDeltasEqualHfExactly) {
   for (const test::GoldenCase& c : test::golden_cases()) {
     SCOPED_TRACE(c.name);
     const ModelConfig config = load_model_config(c.model_dir() / "config.json");
     const std::vector<std::int64_t> ids = c.load("input_ids").as_int64();
-    const RopePositions p = rope_positions(ids, grids_of(c), config);
+    const RopePositions p = rope_positions(ids, c.grids(), config);
     std::vector<std::int64_t> ours = p.t;
     ours.insert(ours.end(), p.h.begin(), p.h.end());
     ours.insert(ours.end(), p.w.begin(), p.w.end());
@@ -40,13 +32,13 @@ TEST(RopeIndex, PadsAndGridsMustAgree) {
   const ModelConfig config = load_model_config(test::reference_model_files() / "config.json");
   const std::int64_t pad = config.image_token_id;
   const std::vector<std::int64_t> ids = {1, pad, pad, pad, pad, 2};
-  EXPECT_NO_THROW(rope_positions(ids, std::vector<VisionGrid>{{1, 4, 4}}, config));
-  EXPECT_THROW(rope_positions(ids, std::vector<VisionGrid>{}, config), InvalidInput);
-  EXPECT_THROW(rope_positions(ids, std::vector<VisionGrid>{{1, 4, 6}}, config), InvalidInput);
-  EXPECT_THROW(rope_positions(ids, std::vector<VisionGrid>{{1, 2, 4}}, config), InvalidInput);
+  EXPECT_NO_THROW(rope_positions(ids, std::vector<GridThw>{{1, 4, 4}}, config));
+  EXPECT_THROW(rope_positions(ids, std::vector<GridThw>{}, config), InvalidInput);
+  EXPECT_THROW(rope_positions(ids, std::vector<GridThw>{{1, 4, 6}}, config), InvalidInput);
+  EXPECT_THROW(rope_positions(ids, std::vector<GridThw>{{1, 2, 4}}, config), InvalidInput);
   // A video of 2 frame pairs is two blocks; with timestamp text between them.
   const std::vector<std::int64_t> video = {1, pad, pad, 7, pad, pad, 2};
-  const RopePositions p = rope_positions(video, std::vector<VisionGrid>{{2, 2, 4}}, config);
+  const RopePositions p = rope_positions(video, std::vector<GridThw>{{2, 2, 4}}, config);
   EXPECT_EQ(p.t, (std::vector<std::int64_t>{0, 1, 1, 3, 4, 4, 6}));
   EXPECT_EQ(p.w, (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6}));
 }
@@ -62,7 +54,7 @@ TEST(VisionGeometry, PositionEmbeddingInterpolationMatchesHf) {
     const std::int64_t side = ckpt.config().vision.position_grid_side();
     vision_geometry::ScalarArith a;
     std::vector<float> ours;
-    for (const VisionGrid& g : grids_of(c)) {
+    for (const GridThw& g : c.grids()) {
       for (std::int64_t f = 0; f < g.t; ++f) {
         for (std::int64_t r = 0; r < g.h * g.w; ++r) {
           const auto [row, col] = vision_geometry::patch_row_col(a, r, g.w);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 #include "support/test_support.h"
 
@@ -19,6 +20,21 @@ std::filesystem::path GoldenCase::model_dir() const {
 NpyArray GoldenCase::load(const std::string& array) const {
   const auto& info = entry["arrays"].at(array);
   return read_npy(golden_dir() / entry["dir"].get<std::string>() / info["file"].get<std::string>());
+}
+
+std::vector<GridThw> GoldenCase::grids() const {
+  std::vector<GridThw> out;
+  if (!has("image_grid_thw")) return out;
+  const std::vector<std::int64_t> thw = load("image_grid_thw").as_int64();
+  for (std::size_t i = 0; i + 2 < thw.size(); i += 3) out.push_back({thw[i], thw[i + 1], thw[i + 2]});
+  return out;
+}
+
+GoldenCase golden_case(const std::string& name) {
+  for (GoldenCase& c : golden_cases()) {
+    if (c.name == name) return c;
+  }
+  throw std::runtime_error("no golden case named " + name);
 }
 
 std::vector<GoldenCase> golden_cases() {

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "math/grid.h"
 #include "util/npy.h"
 
 namespace q3vl::test {
@@ -21,7 +22,12 @@ struct GoldenCase {
   std::filesystem::path model_dir() const;
   bool has(const std::string& array) const { return entry["arrays"].contains(array); }
   NpyArray load(const std::string& array) const;
+  // image_grid_thw as grids (empty for text-only cases).
+  std::vector<GridThw> grids() const;
 };
+
+// The case with this name; throws if the fixtures have none.
+GoldenCase golden_case(const std::string& name);
 
 std::vector<GoldenCase> golden_cases();
 
