@@ -5,6 +5,9 @@
 
 #include "export/package_names.h"
 #include "model/checkpoint.h"
+#include "model/generation_config.h"
+#include "model/preprocessor_config.h"
+#include "model/tokenizer_files.h"
 #include "model/tensor_names.h"
 #include "q3vl/error.h"
 #include "util/assets.h"
@@ -21,37 +24,15 @@ json checkpoint_or_default(const fs::path& checkpoint_dir, const char* name) {
   return fs::exists(checkpoint_dir / name) ? read_json_file(checkpoint_dir / name) : json::parse(assets::get(name));
 }
 
-std::string chat_template(const fs::path& checkpoint_dir) {
-  if (fs::exists(checkpoint_dir / "chat_template.jinja")) {
-    return read_text_file(checkpoint_dir / "chat_template.jinja");
-  }
-  return checkpoint_or_default(checkpoint_dir, "chat_template.json").at("chat_template").get<std::string>();
-}
-
-struct PixelBounds {
-  std::int64_t min_pixels;
-  std::int64_t max_pixels;
-};
-
-PixelBounds pixel_bounds(const json& preprocessor) {
-  if (preprocessor.contains("size") && preprocessor["size"].contains("shortest_edge")) {
-    return {preprocessor["size"]["shortest_edge"].get<std::int64_t>(), preprocessor["size"]["longest_edge"].get<std::int64_t>()};
-  }
-  return {preprocessor.value("min_pixels", std::int64_t{65536}), preprocessor.value("max_pixels", std::int64_t{16777216})};
-}
-
-json genai_config(const ModelConfig& c, const json& generation, const PackageOptions& o) {
+json genai_config(const ModelConfig& c, const GenerationConfig& generation, const PackageOptions& o) {
   const TextConfig& t = c.text;
   const json session = {{"log_id", "onnxruntime-genai"}, {"provider_options", json::array()}};
-  json eos = generation.contains("eos_token_id") ? generation["eos_token_id"] : json(t.eos_token_id);
-  if (!eos.is_array()) eos = json::array({eos});
-  const std::int64_t pad = generation.value("pad_token_id", t.bos_token_id);
   return {
       {"model",
        {{"type", "qwen3_vl"},
-        {"bos_token_id", generation.value("bos_token_id", t.bos_token_id)},
-        {"eos_token_id", eos},
-        {"pad_token_id", pad},
+        {"bos_token_id", generation.bos_token_id},
+        {"eos_token_id", generation.eos_token_ids},
+        {"pad_token_id", generation.pad_token_id},
         {"image_token_id", c.image_token_id},
         {"video_token_id", c.video_token_id},
         {"vision_start_token_id", c.vision_start_token_id},
@@ -93,14 +74,14 @@ json genai_config(const ModelConfig& c, const json& generation, const PackageOpt
       {"search",
        {{"max_length", std::min(o.max_length, t.max_position_embeddings)},
         {"min_length", 0},
-        {"do_sample", generation.value("do_sample", false)},
+        {"do_sample", generation.do_sample},
         {"num_beams", 1},
         {"num_return_sequences", 1},
         {"past_present_share_buffer", true},
-        {"temperature", generation.value("temperature", 1.0)},
-        {"top_k", generation.value("top_k", 50)},
-        {"top_p", generation.value("top_p", 1.0)},
-        {"repetition_penalty", generation.value("repetition_penalty", 1.0)},
+        {"temperature", generation.temperature},
+        {"top_k", generation.top_k},
+        {"top_p", generation.top_p},
+        {"repetition_penalty", generation.repetition_penalty},
         {"length_penalty", 1.0},
         {"diversity_penalty", 0.0},
         {"no_repeat_ngram_size", 0},
@@ -108,10 +89,9 @@ json genai_config(const ModelConfig& c, const json& generation, const PackageOpt
   };
 }
 
-json processor_config(const ModelConfig& c, const json& preprocessor) {
-  const PixelBounds bounds = pixel_bounds(preprocessor);
-  const json mean = preprocessor.value("image_mean", json::array({0.5, 0.5, 0.5}));
-  const json std_dev = preprocessor.value("image_std", json::array({0.5, 0.5, 0.5}));
+json processor_config(const ModelConfig& c, const PreprocessOptions& preprocess) {
+  const json mean = preprocess.mean;
+  const json std_dev = preprocess.std;
   auto op = [](const char* name, const char* type, json attrs) {
     json operation = {{"name", name}, {"type", type}};
     if (!attrs.is_null()) operation["attrs"] = std::move(attrs);
@@ -122,29 +102,14 @@ json processor_config(const ModelConfig& c, const json& preprocessor) {
             {"transforms",
              {op("decode_image", "DecodeImage", {{"color_space", "RGB"}}), op("convert_to_rgb", "ConvertRGB", nullptr),
               op("resize", "Resize",
-                 {{"width", 540}, {"height", 360}, {"smart_resize", 1}, {"min_pixels", bounds.min_pixels},
-                  {"max_pixels", bounds.max_pixels}, {"patch_size", c.vision.patch_size},
+                 {{"width", 540}, {"height", 360}, {"smart_resize", 1}, {"min_pixels", preprocess.min_pixels},
+                  {"max_pixels", preprocess.max_pixels}, {"patch_size", c.vision.patch_size},
                   {"merge_size", c.vision.spatial_merge_size}}),
-              op("rescale", "Rescale", {{"rescale_factor", 1.0 / 255.0}}),
+              op("rescale", "Rescale", {{"rescale_factor", preprocess.rescale_factor}}),
               op("normalize", "Normalize", {{"mean", mean}, {"std", std_dev}, {"qwen3_vl", 1}}),
               op("patch_image", "PatchImage",
                  {{"patch_size", c.vision.patch_size}, {"temporal_patch_size", c.vision.temporal_patch_size},
                   {"merge_size", c.vision.spatial_merge_size}})}}}}};
-}
-
-void write_tokenizer(const fs::path& checkpoint_dir, const fs::path& fallback_dir, const fs::path& out) {
-  fs::path source = checkpoint_dir;
-  if (!fs::exists(source / "tokenizer.json") && !fallback_dir.empty()) source = fallback_dir;
-  for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
-    if (!fs::exists(source / name)) {
-      throw InvalidInput(source.string() + ": " + name + " is missing (the package needs the tokenizer; pass --tokenizer-dir)");
-    }
-  }
-  fs::copy_file(source / "tokenizer.json", out / "tokenizer.json", fs::copy_options::overwrite_existing);
-  // Runtimes read the chat template from tokenizer_config.json: make it the Qwen3-VL one.
-  json config = read_json_file(source / "tokenizer_config.json");
-  config["chat_template"] = chat_template(checkpoint_dir);
-  write_json_file(out / "tokenizer_config.json", config);
 }
 
 json part_record(PackagePart part, const PackageOptions& o) {
@@ -191,9 +156,13 @@ void write_configs(const Checkpoint& ckpt, const PackageOptions& o, const fs::pa
   const fs::path& src = ckpt.dir();
   const json generation = checkpoint_or_default(src, "generation_config.json");
   const json preprocessor = checkpoint_or_default(src, "preprocessor_config.json");
-  write_tokenizer(src, o.tokenizer_dir, dir);
-  write_json_file(dir / package::kGenaiConfig, genai_config(ckpt.config(), generation, o));
-  write_json_file(dir / package::kProcessorConfig, processor_config(ckpt.config(), preprocessor));
+  // The checkpoint's tokenizer, else --tokenizer-dir's; always the checkpoint's chat template.
+  const fs::path tokenizer_source = fs::exists(src / "tokenizer.json") || o.tokenizer_dir.empty() ? src : o.tokenizer_dir;
+  write_tokenizer_files(tokenizer_source, checkpoint_chat_template(src), dir);
+  write_json_file(dir / package::kGenaiConfig,
+                  genai_config(ckpt.config(), parse_generation_config(generation, ckpt.config()), o));
+  write_json_file(dir / package::kProcessorConfig,
+                  processor_config(ckpt.config(), read_preprocess_options(preprocessor)));
   manifest["format"] = "q3vl-package";
   manifest["format_version"] = 1;
   manifest["config"] = read_json_file(src / "config.json");

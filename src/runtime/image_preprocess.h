@@ -12,6 +12,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "model/config.h"
+#include "model/preprocessor_config.h"
 #include "runtime/image.h"
 #include "runtime/vision_encoder.h"
 
@@ -27,19 +28,6 @@ std::pair<std::int64_t, std::int64_t> smart_resize(std::int64_t height, std::int
 // CPU, which torchvision's resize uses for uint8 images: separable fixed-point filtering with int16
 // weights, horizontal pass first into a uint8 buffer. Bit-exact with torch.
 RgbImage resize_bicubic_antialias(const RgbImage& image, std::int64_t height, std::int64_t width);
-
-struct PreprocessOptions {
-  std::int64_t min_pixels = 65536, max_pixels = 16777216;
-  std::array<float, 3> mean = {0.5f, 0.5f, 0.5f}, std = {0.5f, 0.5f, 0.5f};
-  double rescale_factor = 1.0 / 255.0;  // HF folds it into mean and std (mean / rescale_factor, ...)
-};
-
-// Reads a preprocessor_config.json: size.shortest_edge / size.longest_edge (or a top-level
-// min_pixels / max_pixels, which take precedence as in HF), image_mean, image_std, rescale_factor.
-// Missing keys keep the defaults above. Throws InvalidInput for malformed values and Unsupported
-// for a pipeline other than HF's default (resize/rescale/normalize off, a resample other than bicubic).
-PreprocessOptions read_preprocess_options(const nlohmann::json& preprocessor_config,
-                                          const std::string& source = "preprocessor_config.json");
 
 struct ImageInput {
   std::vector<float> pixel_values;  // [grid.patches(), C*Tp*P*P] in HF order

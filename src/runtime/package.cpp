@@ -2,6 +2,7 @@
 
 
 #include "export/package_names.h"
+#include "model/generation_config.h"
 #include "q3vl/error.h"
 #include "util/files.h"
 
@@ -11,21 +12,15 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-GenerationDefaults read_generation(const json& g, const ModelConfig& config) {
+GenerationDefaults to_defaults(const GenerationConfig& g) {
   GenerationDefaults out;
-  SamplingOptions& s = out.sampling;
-  s.greedy = !g.value("do_sample", false);
-  s.temperature = g.value("temperature", 1.0f);
-  s.top_k = g.value("top_k", std::int64_t{0});
-  s.top_p = g.value("top_p", 1.0f);
-  s.min_p = g.value("min_p", 0.0f);
-  s.repetition_penalty = g.value("repetition_penalty", 1.0f);
-  const json eos = g.contains("eos_token_id") ? g["eos_token_id"] : json(config.text.eos_token_id);
-  if (eos.is_array()) {
-    for (const json& id : eos) out.eos_token_ids.push_back(id.get<std::int64_t>());
-  } else if (eos.is_number_integer()) {
-    out.eos_token_ids.push_back(eos.get<std::int64_t>());
-  }
+  out.sampling.greedy = !g.do_sample;
+  out.sampling.temperature = g.temperature;
+  out.sampling.top_k = g.top_k;
+  out.sampling.top_p = g.top_p;
+  out.sampling.min_p = g.min_p;
+  out.sampling.repetition_penalty = g.repetition_penalty;
+  out.eos_token_ids = g.eos_token_ids;
   return out;
 }
 
@@ -42,7 +37,8 @@ Package Package::open(const fs::path& dir) {
   if (!manifest.contains("config")) throw InvalidInput(manifest_path.string() + ": no model config");
   p.config_ = parse_model_config(manifest["config"], manifest_path.string() + " (config)");
   p.preprocessor_ = manifest.value("preprocessor_config", json::object());
-  p.generation_ = read_generation(manifest.value("generation_config", json::object()), p.config_);
+  p.generation_ = to_defaults(parse_generation_config(manifest.value("generation_config", json::object()), p.config_,
+                                                              manifest_path.string() + " (generation_config)"));
   const json parts = manifest.value("parts", json::object());
   if (parts.contains("text") && parts["text"].contains("linear")) {
     p.float_decoder_ = parts["text"]["linear"].value("weights", std::string("fp32")) == "fp32";  // fp32 or fp16

@@ -1,0 +1,25 @@
+#pragma once
+// The image pipeline settings of a checkpoint's preprocessor_config.json (pixel budget,
+// normalization): read in one place for the exporter (processor_config.json) and the runtime.
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace q3vl {
+
+struct PreprocessOptions {
+  std::int64_t min_pixels = 65536, max_pixels = 16777216;
+  std::array<float, 3> mean = {0.5f, 0.5f, 0.5f}, std = {0.5f, 0.5f, 0.5f};
+  double rescale_factor = 1.0 / 255.0;  // HF folds it into mean and std (mean / rescale_factor, ...)
+};
+
+// Reads a preprocessor_config.json: size.shortest_edge / size.longest_edge (or a top-level
+// min_pixels / max_pixels, which take precedence as in HF), image_mean, image_std, rescale_factor.
+// Missing keys keep the defaults above. Throws InvalidInput for malformed values and Unsupported
+// for a pipeline other than HF's default (resize/rescale/normalize off, a resample other than bicubic).
+PreprocessOptions read_preprocess_options(const nlohmann::json& preprocessor_config,
+                                          const std::string& source = "preprocessor_config.json");
+
+}  // namespace q3vl
