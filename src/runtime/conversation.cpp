@@ -222,20 +222,10 @@ void TurnTrace::write(const std::filesystem::path& dir, const ModelConfig& confi
   std::vector<std::int64_t> thw;
   for (const GridThw& g : grids) thw.insert(thw.end(), {g.t, g.h, g.w});
   write_npy(dir / "image_grid_thw.npy", std::span<const std::int64_t>(thw), {static_cast<std::int64_t>(grids.size()), 3});
-  // Split the wide rows back into the merged features and the DeepStack levels.
   const std::int64_t H = config.text.hidden_size;
-  const std::int64_t levels = features.width / H - 1;
-  std::vector<float> merged;
-  std::vector<float> deepstack(static_cast<std::size_t>(levels * features.tokens * H));
-  for (std::int64_t r = 0; r < features.tokens; ++r) {
-    const float* row = features.data.data() + r * features.width;
-    merged.insert(merged.end(), row, row + H);
-    for (std::int64_t k = 0; k < levels; ++k) {
-      std::copy_n(row + (k + 1) * H, H, deepstack.begin() + (k * features.tokens + r) * H);
-    }
-  }
-  write_npy(dir / "image_features.npy", std::span<const float>(merged), {features.tokens, H});
-  write_npy(dir / "deepstack_features.npy", std::span<const float>(deepstack), {levels, features.tokens, H});
+  const SplitVisualFeatures split = split_visual_features(features, H);
+  write_npy(dir / "image_features.npy", std::span<const float>(split.merged), {features.tokens, H});
+  write_npy(dir / "deepstack_features.npy", std::span<const float>(split.deepstack), {split.levels, features.tokens, H});
 }
 
 }  // namespace q3vl

@@ -1,5 +1,6 @@
 #include "runtime/vision_encoder.h"
 
+#include <algorithm>
 #include <string>
 
 #include "export/package_names.h"
@@ -34,6 +35,38 @@ void validate_grids(std::span<const GridThw> grids, std::int64_t patch_rows) {
     throw InvalidInput("image_grid_thw describes " + std::to_string(total) + " patches but pixel_values has " +
                        std::to_string(patch_rows) + " rows");
   }
+}
+
+SplitVisualFeatures split_visual_features(const VisualFeatures& features, std::int64_t hidden_size) {
+  SplitVisualFeatures out;
+  out.levels = features.width / hidden_size - 1;
+  out.merged.resize(static_cast<std::size_t>(features.tokens * hidden_size));
+  out.deepstack.resize(static_cast<std::size_t>(out.levels * features.tokens * hidden_size));
+  for (std::int64_t r = 0; r < features.tokens; ++r) {
+    const float* row = features.data.data() + r * features.width;
+    std::copy_n(row, hidden_size, out.merged.begin() + r * hidden_size);
+    for (std::int64_t k = 0; k < out.levels; ++k) {
+      std::copy_n(row + (k + 1) * hidden_size, hidden_size, out.deepstack.begin() + (k * features.tokens + r) * hidden_size);
+    }
+  }
+  return out;
+}
+
+VisualFeatures join_visual_features(std::span<const float> merged, std::span<const float> deepstack,
+                                    std::int64_t hidden_size) {
+  VisualFeatures f;
+  f.tokens = static_cast<std::int64_t>(merged.size()) / hidden_size;
+  const std::int64_t levels = f.tokens > 0 ? static_cast<std::int64_t>(deepstack.size()) / (f.tokens * hidden_size) : 0;
+  f.width = hidden_size * (1 + levels);
+  f.data.resize(static_cast<std::size_t>(f.tokens * f.width));
+  for (std::int64_t r = 0; r < f.tokens; ++r) {
+    float* row = f.data.data() + r * f.width;
+    std::copy_n(merged.begin() + r * hidden_size, hidden_size, row);
+    for (std::int64_t k = 0; k < levels; ++k) {
+      std::copy_n(deepstack.begin() + (k * f.tokens + r) * hidden_size, hidden_size, row + (k + 1) * hidden_size);
+    }
+  }
+  return f;
 }
 
 VisionEncoder::VisionEncoder(OnnxEnvironment& environment, const std::filesystem::path& model, const ModelConfig& config,

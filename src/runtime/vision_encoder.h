@@ -22,6 +22,18 @@ struct VisualFeatures {
   std::vector<float> data;   // [tokens, width]
 };
 
+// The wide rows taken apart into HF's two outputs (merged features [tokens, H], DeepStack levels
+// [K, tokens, H]) and put back together: the one place that knows the column layout besides the
+// graphs that produce and consume it.
+struct SplitVisualFeatures {
+  std::vector<float> merged;
+  std::vector<float> deepstack;
+  std::int64_t levels = 0;
+};
+SplitVisualFeatures split_visual_features(const VisualFeatures& features, std::int64_t hidden_size);
+VisualFeatures join_visual_features(std::span<const float> merged, std::span<const float> deepstack,
+                                    std::int64_t hidden_size);
+
 class VisionEncoder {
  public:
   VisionEncoder(OnnxEnvironment& environment, const std::filesystem::path& model, const ModelConfig& config,

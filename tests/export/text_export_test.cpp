@@ -44,21 +44,8 @@ PackageCache& packages() {
 
 // The wide visual rows [merged | deepstack...] from the fixture's HF vision outputs.
 VisualFeatures hf_visual_features(const test::GoldenCase& c, const ModelConfig& config) {
-  VisualFeatures f;
-  const std::vector<float> merged = c.load("image_features").as_float();
-  const std::vector<float> deepstack = c.load("deepstack_features").as_float();
-  const std::int64_t H = config.text.hidden_size;
-  const std::int64_t levels = static_cast<std::int64_t>(config.vision.deepstack_visual_indexes.size());
-  f.tokens = static_cast<std::int64_t>(merged.size()) / H;
-  f.width = H * (1 + levels);
-  for (std::int64_t r = 0; r < f.tokens; ++r) {
-    f.data.insert(f.data.end(), merged.begin() + r * H, merged.begin() + (r + 1) * H);
-    for (std::int64_t k = 0; k < levels; ++k) {
-      const auto level = deepstack.begin() + (k * f.tokens + r) * H;
-      f.data.insert(f.data.end(), level, level + H);
-    }
-  }
-  return f;
+  return join_visual_features(c.load("image_features").as_float(), c.load("deepstack_features").as_float(),
+                              config.text.hidden_size);
 }
 
 std::int64_t argmax(std::span<const float> v) { return std::max_element(v.begin(), v.end()) - v.begin(); }
