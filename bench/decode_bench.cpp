@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "runtime/sampler.h"
 #include "bench_util.h"
 #include "runtime/package.h"
 #include "runtime/text_models.h"
@@ -53,7 +54,7 @@ int main(int argc, char** argv) {
     std::int64_t token = 0;
     const auto decode_start = std::chrono::steady_clock::now();
     for (std::int64_t step = 0; step < decode; ++step) {
-      token = std::max_element(out.logits.begin(), out.logits.end()) - out.logits.begin();
+      token = argmax(out.logits);
       out = decoder.forward(embedding.embed(std::vector<std::int64_t>{token}, nullptr), positions(prompt + step, prompt + step + 1));
     }
     const double decode_s = bench::seconds_since(decode_start);

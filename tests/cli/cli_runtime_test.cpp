@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "support/golden.h"
+#include "util/files.h"
 #include "support/test_support.h"
 #include "util/npy.h"
 
@@ -58,9 +59,9 @@ TEST_F(Cli, RunDumpsHfEqualTensorsAndStreamsTheReply) {
                                       shell_quote("Describe this image.") + " --greedy --max-new-tokens 32 --verbose --dump " +
                                       shell_quote(dump.string()) + " 2>" + shell_quote((dir_->path() / "stderr").string()),
                                   status);
-  ASSERT_EQ(status, 0) << test::read_file(dir_->path() / "stderr");
+  ASSERT_EQ(status, 0) << read_text_file(dir_->path() / "stderr");
   EXPECT_EQ(out, c.entry["greedy"]["decoded_text"].get<std::string>() + "\n");
-  EXPECT_NE(test::read_file(dir_->path() / "stderr").find("decode 31 tok"), std::string::npos);
+  EXPECT_NE(read_text_file(dir_->path() / "stderr").find("decode 31 tok"), std::string::npos);
   for (const char* name : {"input_ids", "image_grid_thw", "position_ids", "rope_deltas"}) {
     EXPECT_EQ(read_npy(dump / (std::string(name) + ".npy")).as_int64(), c.load(name).as_int64()) << name;
   }
@@ -84,7 +85,7 @@ TEST_F(Cli, ScriptedChatGivesHfRepliesTurnByTurn) {
     script += turn["user"].get<std::string>() + "\n";
     expected += turn["reply"].get<std::string>() + "\n";
   }
-  test::write_file(dir_->path() / "script.txt", script);
+  write_text_file(dir_->path() / "script.txt", script);
   int status = 0;
   const std::string out = capture(std::string(Q3VL_CLI) + " chat --model " + shell_quote(package().string()) +
                                       " --greedy --max-new-tokens " + std::to_string(chat["max_new_tokens"].get<int>()) + " < " +
@@ -97,19 +98,19 @@ TEST_F(Cli, ScriptedChatGivesHfRepliesTurnByTurn) {
 TEST_F(Cli, BadInputsGiveMessagesNotCrashes) {
   int status = 0;
   const fs::path bad = dir_->path() / "bad.png";
-  test::write_file(bad, "\x89PNG\r\n\x1a\n truncated");
+  write_text_file(bad, "\x89PNG\r\n\x1a\n truncated");
   const std::string err = dir_->path() / "err.txt";
   capture(std::string(Q3VL_CLI) + " run --model " + shell_quote(package().string()) + " --image " + shell_quote(bad.string()) +
               " --prompt hi 2>" + shell_quote(err),
           status);
   EXPECT_EQ(WEXITSTATUS(status), 1);
-  EXPECT_NE(test::read_file(err).find("bad.png"), std::string::npos) << test::read_file(err);
+  EXPECT_NE(read_text_file(err).find("bad.png"), std::string::npos) << read_text_file(err);
   capture(std::string(Q3VL_CLI) + " run --model /nonexistent --prompt hi 2>" + shell_quote(err), status);
   EXPECT_EQ(WEXITSTATUS(status), 1);
-  EXPECT_NE(test::read_file(err).find("not a q3vl package"), std::string::npos) << test::read_file(err);
+  EXPECT_NE(read_text_file(err).find("not a q3vl package"), std::string::npos) << read_text_file(err);
   capture(std::string(Q3VL_CLI) + " run --model " + shell_quote(package().string()) + " --prompt hi --temperature 0 2>" + shell_quote(err), status);
   EXPECT_EQ(WEXITSTATUS(status), 1);
-  EXPECT_NE(test::read_file(err).find("temperature"), std::string::npos) << test::read_file(err);
+  EXPECT_NE(read_text_file(err).find("temperature"), std::string::npos) << read_text_file(err);
 }
 
 }  // namespace

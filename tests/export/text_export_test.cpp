@@ -6,6 +6,7 @@
 #include <cmath>
 #include <map>
 
+#include "runtime/sampler.h"
 #include "export/text_export.h"
 #include "export/vision_export.h"
 #include "model/checkpoint.h"
@@ -47,8 +48,6 @@ VisualFeatures hf_visual_features(const test::GoldenCase& c, const ModelConfig& 
   return join_visual_features(c.load("image_features").as_float(), c.load("deepstack_features").as_float(),
                               config.text.hidden_size);
 }
-
-std::int64_t argmax(std::span<const float> v) { return std::max_element(v.begin(), v.end()) - v.begin(); }
 
 struct GreedyRun {
   std::vector<std::int64_t> tokens;

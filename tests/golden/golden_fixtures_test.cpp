@@ -4,62 +4,28 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <map>
 #include <nlohmann/json.hpp>
 
 #include "model/checkpoint.h"
+#include "runtime/sampler.h"
+#include "support/golden.h"
 #include "support/test_support.h"
+#include "util/files.h"
 #include "util/npy.h"
 
 namespace q3vl {
 namespace {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
 
-const json& manifest() {
-  static const json kManifest = json::parse(test::read_file(test::golden_dir() / "manifest.json"));
-  return kManifest;
-}
-
-struct Case {
-  std::string name;
-  json entry;
-
-  bool has(const std::string& array) const { return entry["arrays"].contains(array); }
-  NpyArray load(const std::string& array) const {
-    const json& info = entry["arrays"].at(array);
-    return read_npy(test::golden_dir() / entry["dir"].get<std::string>() / info["file"].get<std::string>());
-  }
-  const ModelConfig& config() const {
-    static std::map<std::string, ModelConfig> configs;
-    const std::string model = entry["model"].get<std::string>();
-    if (!configs.count(model)) {
-      const fs::path dir = test::golden_dir() / manifest()["models"][model]["dir"].get<std::string>();
-      configs[model] = load_model_config(dir / "config.json");
-    }
-    return configs.at(model);
-  }
-};
-
-std::vector<Case> all_cases() {
-  std::vector<Case> cases;
-  for (const auto& [name, entry] : manifest()["cases"].items()) {
-    cases.push_back(Case{name, entry});
-  }
-  return cases;
-}
-
-std::int64_t argmax(const float* row, std::int64_t n) {
-  return std::max_element(row, row + n) - row;
-}
+const json& manifest() { return test::golden_manifest(); }
 
 TEST(GoldenFixtures, ManifestCoversTheRequiredCases) {
   ASSERT_GE(manifest()["cases"].size(), 6u);
   bool full_vocab_with_prompt = false;
   bool two_images = false;
   bool text_only = false;
-  for (const Case& c : all_cases()) {
+  for (const test::GoldenCase& c : test::golden_cases()) {
     if (c.entry.contains("prompt_text")) full_vocab_with_prompt = true;
     if (c.has("image_grid_thw") && c.load("image_grid_thw").shape[0] == 2) two_images = true;
     if (!c.has("pixel_values")) text_only = true;
@@ -70,7 +36,7 @@ TEST(GoldenFixtures, ManifestCoversTheRequiredCases) {
 }
 
 TEST(GoldenFixtures, EveryListedArrayHasItsDeclaredDtypeAndShape) {
-  for (const Case& c : all_cases()) {
+  for (const test::GoldenCase& c : test::golden_cases()) {
     for (const auto& [name, info] : c.entry["arrays"].items()) {
       const NpyArray a = c.load(name);
       EXPECT_EQ(a.shape, info["shape"].get<std::vector<std::int64_t>>()) << c.name << "/" << name;
@@ -88,9 +54,9 @@ TEST(GoldenFixtures, HfSavedCheckpointsOpenWithOurReader) {
 }
 
 TEST(GoldenFixtures, VisualTokensPatchesAndFeaturesAgree) {
-  for (const Case& c : all_cases()) {
+  for (const test::GoldenCase& c : test::golden_cases()) {
     SCOPED_TRACE(c.name);
-    const ModelConfig& config = c.config();
+    const ModelConfig config = c.config();
     const std::vector<std::int64_t> ids = c.load("input_ids").as_int64();
     const auto pads = std::count(ids.begin(), ids.end(), config.image_token_id);
     const auto starts = std::count(ids.begin(), ids.end(), config.vision_start_token_id);
@@ -122,7 +88,7 @@ TEST(GoldenFixtures, VisualTokensPatchesAndFeaturesAgree) {
 }
 
 TEST(GoldenFixtures, PositionIdsAndRopeDeltasAgree) {
-  for (const Case& c : all_cases()) {
+  for (const test::GoldenCase& c : test::golden_cases()) {
     SCOPED_TRACE(c.name);
     const std::vector<std::int64_t> ids = c.load("input_ids").as_int64();
     const std::int64_t S = static_cast<std::int64_t>(ids.size());
@@ -140,7 +106,7 @@ TEST(GoldenFixtures, PositionIdsAndRopeDeltasAgree) {
 }
 
 TEST(GoldenFixtures, GreedyTokensAreTheArgmaxOfEachStep) {
-  for (const Case& c : all_cases()) {
+  for (const test::GoldenCase& c : test::golden_cases()) {
     SCOPED_TRACE(c.name);
     const std::vector<std::int64_t> tokens = c.load("greedy_tokens").as_int64();
     ASSERT_EQ(tokens.size(), 32u);
@@ -149,12 +115,12 @@ TEST(GoldenFixtures, GreedyTokensAreTheArgmaxOfEachStep) {
     const std::vector<float> prefill_values = prefill.as_float();
     ASSERT_EQ(prefill.shape.back(), V);
     const float* last_row = prefill_values.data() + prefill_values.size() - static_cast<std::size_t>(V);
-    EXPECT_EQ(argmax(last_row, V), tokens[0]);
+    EXPECT_EQ(argmax(std::span<const float>(last_row, static_cast<std::size_t>(V))), tokens[0]);
     if (c.has("step_logits")) {
       const std::vector<float> steps = c.load("step_logits").as_float();
       ASSERT_EQ(steps.size(), static_cast<std::size_t>(32 * V));
       EXPECT_TRUE(std::equal(last_row, last_row + V, steps.begin()));
-      for (std::int64_t i = 0; i < 32; ++i) EXPECT_EQ(argmax(steps.data() + i * V, V), tokens[static_cast<std::size_t>(i)]);
+      for (std::int64_t i = 0; i < 32; ++i) EXPECT_EQ(argmax(std::span<const float>(steps.data() + i * V, static_cast<std::size_t>(V))), tokens[static_cast<std::size_t>(i)]);
     } else {
       const std::vector<std::int64_t> top_ids = c.load("step_topk_ids").as_int64();
       const std::vector<float> top_logits = c.load("step_topk_logits").as_float();
@@ -170,9 +136,9 @@ TEST(GoldenFixtures, GreedyTokensAreTheArgmaxOfEachStep) {
 }
 
 TEST(GoldenFixtures, HiddenStatesCoverEveryLayer) {
-  for (const Case& c : all_cases()) {
+  for (const test::GoldenCase& c : test::golden_cases()) {
     SCOPED_TRACE(c.name);
-    const ModelConfig& config = c.config();
+    const ModelConfig config = c.config();
     const std::int64_t S = c.load("input_ids").shape.back();
     EXPECT_EQ(c.load("hidden_states").shape,
               (std::vector<std::int64_t>{config.text.num_hidden_layers + 1, S, config.text.hidden_size}));

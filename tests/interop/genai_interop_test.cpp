@@ -7,6 +7,7 @@
 #include <memory>
 #include <ort_genai_c.h>
 
+#include "runtime/sampler.h"
 #include "export/package_writer.h"
 #include "model/config.h"
 #include "runtime/text_models.h"
@@ -141,7 +142,7 @@ TEST_F(GenaiInterop, GreedyTokensWithAnImageEqualHfAndOurRuntime) {
   std::vector<float> logits = decoder.forward(embedding.embed(ids, &features), c.load("position_ids").as_int64()).logits;
   std::vector<std::int64_t> ours;
   for (int step = 0; step < 32; ++step) {
-    ours.push_back(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    ours.push_back(argmax(logits));
     const std::int64_t position = decoder.cached_tokens() + delta;
     logits = decoder.forward(embedding.embed(std::vector<std::int64_t>{ours.back()}, nullptr),
                              std::vector<std::int64_t>{position, position, position}).logits;

@@ -84,18 +84,23 @@ TEST(VisionGeometry, PatchOrderIsTwoByTwoBlocksRowMajor) {
   EXPECT_EQ(std::unique(order.begin(), order.end()), order.end()) << "every patch exactly once";
 }
 
+// Spec §11.2 on the real config: H at j % 3 == 1 and W at j % 3 == 2 below 3 * section, T elsewhere;
+// each axis owns exactly its section's count of slots.
 TEST(Mrope, SlotLayoutIsInterleaved) {
-  const std::vector<std::int64_t> axes = mrope::slot_axes({24, 20, 20}, 128);
-  ASSERT_EQ(axes.size(), 64u);
+  const TextConfig t = load_model_config(test::reference_model_files() / "config.json").text;
+  const std::vector<std::int64_t> axes = mrope::slot_axes(t.mrope_section, t.head_dim);
+  ASSERT_EQ(static_cast<std::int64_t>(axes.size()), t.head_dim / 2);
   std::int64_t counts[3] = {0, 0, 0};
+  const std::int64_t interleaved = 3 * std::max(t.mrope_section[1], t.mrope_section[2]);
   for (std::size_t j = 0; j < axes.size(); ++j) {
     ++counts[axes[j]];
-    if (j >= 60) EXPECT_EQ(axes[j], 0) << j;
-    else EXPECT_EQ(axes[j], static_cast<std::int64_t>(j % 3)) << j;
+    if (static_cast<std::int64_t>(j) >= interleaved) {
+      EXPECT_EQ(axes[j], 0) << j;
+    } else {
+      EXPECT_EQ(axes[j], static_cast<std::int64_t>(j % 3)) << j;
+    }
   }
-  EXPECT_EQ(counts[0], 24);
-  EXPECT_EQ(counts[1], 20);
-  EXPECT_EQ(counts[2], 20);
+  for (int axis = 0; axis < 3; ++axis) EXPECT_EQ(counts[axis], t.mrope_section[static_cast<std::size_t>(axis)]);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "q3vl/error.h"
 #include "runtime/chat_format.h"
 #include "support/test_support.h"
+#include "util/files.h"
 
 namespace q3vl {
 namespace {
@@ -17,7 +18,7 @@ namespace {
 using nlohmann::ordered_json;
 
 ordered_json load_chat_fixtures() {
-  return ordered_json::parse(test::read_file(test::source_dir() / "tests" / "fixtures" / "chat" / "chat_cases.json"));
+  return ordered_json::parse(read_text_file(test::source_dir() / "tests" / "fixtures" / "chat" / "chat_cases.json"));
 }
 
 ChatOptions no_generation_prompt() {

@@ -15,6 +15,7 @@
 #include "runtime/image.h"
 #include "runtime/image_preprocess.h"
 #include "support/golden.h"
+#include "util/files.h"
 #include "support/test_support.h"
 #include "util/npy.h"
 
@@ -25,10 +26,10 @@ using nlohmann::json;
 
 std::filesystem::path image_fixtures() { return test::source_dir() / "tests" / "fixtures" / "image"; }
 
-json read_json(const std::filesystem::path& path) { return json::parse(test::read_file(path)); }
+json read_json(const std::filesystem::path& path) { return json::parse(read_text_file(path)); }
 
 std::vector<std::uint8_t> read_bytes(const std::filesystem::path& path) {
-  const std::string text = test::read_file(path);
+  const std::string text = read_text_file(path);
   return {text.begin(), text.end()};
 }
 
@@ -269,8 +270,8 @@ TEST(ImageDecode, EveryFormatAndModeMatchesPil) {
 
 TEST(ImageDecode, FormatComesFromContentNotName) {
   test::TempDir dir;
-  const std::string png = test::read_file(image_fixtures() / "decode" / "png_rgb8.png");
-  test::write_file(dir / "really_a_png.jpg", png);
+  const std::string png = read_text_file(image_fixtures() / "decode" / "png_rgb8.png");
+  write_text_file(dir / "really_a_png.jpg", png);
   const RgbImage image = decode_image_file(dir / "really_a_png.jpg");
   EXPECT_EQ(image.width, 13);
   EXPECT_EQ(detect_image_format(read_bytes(dir / "really_a_png.jpg")), ImageFormat::Png);
@@ -309,13 +310,13 @@ TEST(ImageErrors, MissingEmptyAndUnknownFiles) {
   test::TempDir dir;
   expect_error<InvalidInput>([&] { decode_image_file(dir / "nothing.png"); }, "nothing.png", "no such file");
   expect_error<InvalidInput>([&] { decode_image_file(dir.path()); }, dir.path().string(), "not a regular file");
-  test::write_file(dir / "empty.jpg", "");
+  write_text_file(dir / "empty.jpg", "");
   expect_error<InvalidInput>([&] { decode_image_file(dir / "empty.jpg"); }, "empty.jpg", "empty");
-  test::write_file(dir / "notes.png", "just some text, not an image");
+  write_text_file(dir / "notes.png", "just some text, not an image");
   expect_error<Unsupported>([&] { decode_image_file(dir / "notes.png"); }, "notes.png", "not a JPEG, PNG, WebP");
-  test::write_file(dir / "scan.tif", std::string("II*\0", 4) + std::string(100, '\0'));
+  write_text_file(dir / "scan.tif", std::string("II*\0", 4) + std::string(100, '\0'));
   expect_error<Unsupported>([&] { decode_image_file(dir / "scan.tif"); }, "scan.tif", "TIFF");
-  test::write_file(dir / "photo.heic", std::string("\0\0\0\x18" "ftypheic", 12) + std::string(100, '\0'));
+  write_text_file(dir / "photo.heic", std::string("\0\0\0\x18" "ftypheic", 12) + std::string(100, '\0'));
   expect_error<Unsupported>([&] { decode_image_file(dir / "photo.heic"); }, "photo.heic", "HEIF");
 }
 

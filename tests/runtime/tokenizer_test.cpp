@@ -14,6 +14,7 @@
 #include "q3vl/error.h"
 #include "runtime/tokenizer.h"
 #include "support/test_support.h"
+#include "util/files.h"
 
 namespace q3vl {
 namespace {
@@ -23,7 +24,7 @@ using nlohmann::json;
 std::filesystem::path qwen_tokenizer_json() { return std::filesystem::path(Q3VL_TOKENIZER_DIR) / "tokenizer.json"; }
 std::filesystem::path fixture_dir() { return test::source_dir() / "tests" / "fixtures" / "tokenizer"; }
 
-json read_json(const std::filesystem::path& path) { return json::parse(test::read_file(path)); }
+json read_json(const std::filesystem::path& path) { return json::parse(read_text_file(path)); }
 
 // Strict UTF-8 check written independently of the tokenizer's own.
 bool is_valid_utf8(const std::string& text) {
@@ -280,13 +281,13 @@ json tiny_tokenizer(const json& merges) {
 
 q3vl::Tokenizer load_json(const test::TempDir& dir, const json& content) {
   const auto path = dir / "tokenizer.json";
-  test::write_file(path, content.dump());
+  write_text_file(path, content.dump());
   return q3vl::Tokenizer::load(path);
 }
 
 std::string load_error(const test::TempDir& dir, const std::string& content) {
   const auto path = dir / "tokenizer.json";
-  test::write_file(path, content);
+  write_text_file(path, content);
   try {
     q3vl::Tokenizer::load(path);
   } catch (const InvalidInput& e) {

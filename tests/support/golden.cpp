@@ -5,11 +5,12 @@
 #include <stdexcept>
 
 #include "support/test_support.h"
+#include "util/files.h"
 
 namespace q3vl::test {
 
 const nlohmann::json& golden_manifest() {
-  static const nlohmann::json kManifest = nlohmann::json::parse(read_file(golden_dir() / "manifest.json"));
+  static const nlohmann::json kManifest = nlohmann::json::parse(read_text_file(golden_dir() / "manifest.json"));
   return kManifest;
 }
 
@@ -21,6 +22,8 @@ NpyArray GoldenCase::load(const std::string& array) const {
   const auto& info = entry["arrays"].at(array);
   return read_npy(golden_dir() / entry["dir"].get<std::string>() / info["file"].get<std::string>());
 }
+
+ModelConfig GoldenCase::config() const { return load_model_config(model_dir() / "config.json"); }
 
 std::vector<GridThw> GoldenCase::grids() const {
   std::vector<GridThw> out;

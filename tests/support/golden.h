@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "math/grid.h"
+#include "model/config.h"
 #include "util/npy.h"
 
 namespace q3vl::test {
@@ -22,6 +23,7 @@ struct GoldenCase {
   std::filesystem::path model_dir() const;
   bool has(const std::string& array) const { return entry["arrays"].contains(array); }
   NpyArray load(const std::string& array) const;
+  ModelConfig config() const;  // the case's model's config.json
   // image_grid_thw as grids (empty for text-only cases).
   std::vector<GridThw> grids() const;
 };

@@ -1,6 +1,7 @@
 #include "support/test_support.h"
 
 #include "model/random_checkpoint.h"
+#include "util/files.h"
 
 #include <cstdlib>
 #include <fstream>
@@ -28,8 +29,8 @@ std::filesystem::path reference_model_files() { return source_dir() / "assets" /
 std::filesystem::path fake_tokenizer_dir(const TempDir& dir) {
   const auto path = dir / "fake-tokenizer";
   std::filesystem::create_directories(path);
-  write_file(path / "tokenizer.json", "{\"model\": {\"type\": \"BPE\"}}");
-  write_file(path / "tokenizer_config.json", "{\"chat_template\": \"text-only\", \"eos_token\": \"<|im_end|>\"}");
+  write_text_file(path / "tokenizer.json", "{\"model\": {\"type\": \"BPE\"}}");
+  write_text_file(path / "tokenizer_config.json", "{\"chat_template\": \"text-only\", \"eos_token\": \"<|im_end|>\"}");
   return path;
 }
 
@@ -42,20 +43,6 @@ ModelConfig small_vocab_tiny_config(bool tied) {
   c.vision_end_token_id = 1003;
   c.tie_word_embeddings = tied;
   return c;
-}
-
-void write_file(const std::filesystem::path& path, const std::string& content) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << content;
-  if (!out) throw std::runtime_error("cannot write " + path.string());
-}
-
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read " + path.string());
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 }  // namespace q3vl::test

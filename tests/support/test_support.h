@@ -29,7 +29,4 @@ std::filesystem::path fake_tokenizer_dir(const TempDir& dir);
 // The "tiny" random-checkpoint preset with a 1024-token vocabulary: a checkpoint of ~1 MB.
 ModelConfig small_vocab_tiny_config(bool tied);
 
-void write_file(const std::filesystem::path& path, const std::string& content);
-std::string read_file(const std::filesystem::path& path);
-
 }  // namespace q3vl::test

@@ -9,6 +9,7 @@
 #include "model/tensor_names.h"
 #include "q3vl/error.h"
 #include "support/test_support.h"
+#include "util/files.h"
 
 namespace q3vl {
 namespace {
@@ -37,9 +38,9 @@ void expect_open_error(const fs::path& dir, const std::string& needle) {
 }
 
 void edit_config(const fs::path& dir, const std::function<void(json&)>& edit) {
-  json config = json::parse(test::read_file(dir / "config.json"));
+  json config = json::parse(read_text_file(dir / "config.json"));
   edit(config);
-  test::write_file(dir / "config.json", config.dump());
+  write_text_file(dir / "config.json", config.dump());
 }
 
 TEST(Checkpoint, OpensASingleFileCheckpointAndResolvesTiedHead) {
@@ -119,9 +120,9 @@ TEST(Checkpoint, MissingConfigOrWeightsAreReported) {
 TEST(Checkpoint, IndexPointingOutsideTheFolderIsRejected) {
   test::TempDir dir;
   const fs::path model = write_checkpoint(dir, small_config(false), 256 * 1024);
-  json index = json::parse(test::read_file(model / "model.safetensors.index.json"));
+  json index = json::parse(read_text_file(model / "model.safetensors.index.json"));
   index["weight_map"][names::kEmbedTokens] = "../elsewhere.safetensors";
-  test::write_file(model / "model.safetensors.index.json", index.dump());
+  write_text_file(model / "model.safetensors.index.json", index.dump());
   expect_open_error(model, "not a plain file name");
 }
 

@@ -8,6 +8,7 @@
 #include "model/tensor_names.h"
 #include "q3vl/error.h"
 #include "support/test_support.h"
+#include "util/files.h"
 
 namespace q3vl {
 namespace {
@@ -15,7 +16,7 @@ namespace {
 using nlohmann::json;
 
 json reference_config() {
-  return json::parse(test::read_file(test::reference_model_files() / "config.json"));
+  return json::parse(read_text_file(test::reference_model_files() / "config.json"));
 }
 
 // Expects parse_model_config to throw T with a message containing `needle`.
@@ -44,7 +45,9 @@ TEST(ModelConfig, ReadsTheReal4BConfig) {
   EXPECT_EQ(c.text.mrope_section, text["rope_scaling"]["mrope_section"].get<std::vector<std::int64_t>>());
   EXPECT_EQ(c.vision.depth, vision["depth"].get<std::int64_t>());
   EXPECT_EQ(c.vision.deepstack_visual_indexes, vision["deepstack_visual_indexes"].get<std::vector<std::int64_t>>());
-  EXPECT_EQ(c.vision.patch_input_size(), 3 * 2 * 16 * 16);
+  EXPECT_EQ(c.vision.patch_input_size(), vision["in_channels"].get<std::int64_t>() *
+                                             vision["temporal_patch_size"].get<std::int64_t>() *
+                                             vision["patch_size"].get<std::int64_t>() * vision["patch_size"].get<std::int64_t>());
   EXPECT_EQ(c.vision.position_grid_side() * c.vision.position_grid_side(), c.vision.num_position_embeddings);
   EXPECT_EQ(c.image_token_id, raw["image_token_id"].get<std::int64_t>());
   EXPECT_EQ(c.tie_word_embeddings, raw["tie_word_embeddings"].get<bool>());

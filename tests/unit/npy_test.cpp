@@ -2,6 +2,7 @@
 
 #include "q3vl/error.h"
 #include "support/test_support.h"
+#include "util/files.h"
 #include "util/npy.h"
 
 namespace q3vl {
@@ -28,10 +29,10 @@ TEST(Npy, RejectsTruncatedFiles) {
   test::TempDir dir;
   const std::vector<float> f(16, 1.0f);
   write_npy(dir / "f.npy", std::span<const float>(f), {16});
-  const std::string bytes = test::read_file(dir / "f.npy");
-  test::write_file(dir / "cut.npy", bytes.substr(0, bytes.size() - 4));
+  const std::string bytes = read_text_file(dir / "f.npy");
+  write_text_file(dir / "cut.npy", bytes.substr(0, bytes.size() - 4));
   EXPECT_THROW(read_npy(dir / "cut.npy"), InvalidInput);
-  test::write_file(dir / "junk.npy", "hello");
+  write_text_file(dir / "junk.npy", "hello");
   EXPECT_THROW(read_npy(dir / "junk.npy"), InvalidInput);
 }
 

@@ -8,6 +8,7 @@
 #include "model/tensor_names.h"
 #include "q3vl/error.h"
 #include "support/test_support.h"
+#include "util/files.h"
 
 namespace q3vl {
 namespace {
@@ -41,7 +42,7 @@ TEST(RandomCheckpoint, WritesAHuggingFaceFolderThatOpens) {
   }
   EXPECT_FALSE(fs::exists(dir / "m.partial"));
   // The tokenizer config carries the Qwen3-VL template (with its vision tokens), not the text one.
-  const json tokenizer_config = json::parse(test::read_file(dir / "m" / "tokenizer_config.json"));
+  const json tokenizer_config = json::parse(read_text_file(dir / "m" / "tokenizer_config.json"));
   EXPECT_NE(tokenizer_config["chat_template"].get<std::string>().find("<|vision_start|>"), std::string::npos);
 
   const Checkpoint ckpt = Checkpoint::open(dir / "m");
@@ -70,15 +71,15 @@ TEST(RandomCheckpoint, SameSeedSameBytesOtherSeedOtherBytes) {
   write_random_checkpoint(config, dir / "b", options);
   options.seed = 2;
   write_random_checkpoint(config, dir / "c", options);
-  const std::string a = test::read_file(dir / "a" / "model.safetensors");
-  EXPECT_EQ(a, test::read_file(dir / "b" / "model.safetensors"));
-  EXPECT_NE(a, test::read_file(dir / "c" / "model.safetensors"));
+  const std::string a = read_text_file(dir / "a" / "model.safetensors");
+  EXPECT_EQ(a, read_text_file(dir / "b" / "model.safetensors"));
+  EXPECT_NE(a, read_text_file(dir / "c" / "model.safetensors"));
 }
 
 TEST(RandomCheckpoint, RefusesToOverwriteWithoutForceAndNeedsTokenizer) {
   test::TempDir dir;
   fs::create_directories(dir / "m");
-  test::write_file(dir / "m" / "keep.txt", "user data");
+  write_text_file(dir / "m" / "keep.txt", "user data");
   RandomCheckpointOptions options;
   options.tokenizer_dir = test::fake_tokenizer_dir(dir);
   options.show_progress = false;
