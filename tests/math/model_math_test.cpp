@@ -36,11 +36,25 @@ TEST(RopeIndex, PadsAndGridsMustAgree) {
   EXPECT_THROW(rope_positions(ids, std::vector<GridThw>{}, config), InvalidInput);
   EXPECT_THROW(rope_positions(ids, std::vector<GridThw>{{1, 4, 6}}, config), InvalidInput);
   EXPECT_THROW(rope_positions(ids, std::vector<GridThw>{{1, 2, 4}}, config), InvalidInput);
-  // A video of 2 frame pairs is two blocks; with timestamp text between them.
-  const std::vector<std::int64_t> video = {1, pad, pad, 7, pad, pad, 2};
-  const RopePositions p = rope_positions(video, std::vector<GridThw>{{2, 2, 4}}, config);
-  EXPECT_EQ(p.t, (std::vector<std::int64_t>{0, 1, 1, 3, 4, 4, 6}));
-  EXPECT_EQ(p.w, (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6}));
+}
+
+// An image, then a video whose frame pairs are separate blocks with text between them: HF's
+// get_rope_index on the same ids.
+TEST(RopeIndex, ImagesAndVideoFramePairsMatchHf) {
+  const auto& cases = test::golden_manifest()["rope_cases"];
+  ASSERT_FALSE(cases.empty());
+  for (const auto& [name, entry] : cases.items()) {
+    const test::GoldenCase c{name, entry};
+    const std::vector<std::int64_t> thw = c.load("grids_in_order").as_int64();
+    std::vector<GridThw> grids;
+    for (std::size_t i = 0; i + 2 < thw.size(); i += 3) grids.push_back({thw[i], thw[i + 1], thw[i + 2]});
+    const RopePositions p = rope_positions(c.load("input_ids").as_int64(), grids, c.config());
+    std::vector<std::int64_t> ours = p.t;
+    ours.insert(ours.end(), p.h.begin(), p.h.end());
+    ours.insert(ours.end(), p.w.begin(), p.w.end());
+    EXPECT_EQ(ours, c.load("position_ids").as_int64()) << name;
+    EXPECT_EQ(p.rope_delta, c.load("rope_deltas").as_int64()[0]) << name;
+  }
 }
 
 // The scalar instance of the shared geometry reproduces HF's interpolated position embedding.

@@ -199,6 +199,16 @@ VISION_CASES = {
 }
 
 
+# 3-D positions alone for mixes the chat cases don't reach: an image, then a 2-frame-pair video
+# whose frame pairs are separate blocks with (timestamp) text between them, as Qwen3-VL prompts it.
+ROPE_CASES = {
+    "small_a_image_and_video_positions": dict(
+        model="small_a", image_grid=[1, 4, 4], video_grid=[2, 4, 4],
+        notes="ids: text, [vs] 4 image pads [ve], text, [vs] 4 video pads [ve], text, [vs] 4 video pads [ve], "
+              "text; grids_in_order lists the image and the video as they appear."),
+}
+
+
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
@@ -780,6 +790,33 @@ def run_vision_case(name, case, model, case_dir, log):
     return {"dir": f"cases/{name}", "model": case["model"], "notes": case["notes"], "arrays": aw.entries}
 
 
+def run_rope_case(name, case, model, model_spec, case_dir, log):
+    ids = model_spec["ids"]
+    vs, ve, img, vid = (ids["vision_start_token_id"], ids["vision_end_token_id"], ids["image_token_id"],
+                        ids["video_token_id"])
+    per_image = case["image_grid"][1] * case["image_grid"][2] // 4
+    per_frame = case["video_grid"][1] * case["video_grid"][2] // 4
+    seq = [11, 12, 13, vs] + [img] * per_image + [ve, 21, 22]
+    for f in range(case["video_grid"][0]):
+        seq += [vs] + [vid] * per_frame + [ve] + ([31, 32] if f + 1 < case["video_grid"][0] else [])
+    seq += [41, 42, 43]
+    input_ids = torch.tensor([seq], dtype=torch.long)
+    mm = torch.zeros_like(input_ids)
+    mm[input_ids == img] = 1
+    mm[input_ids == vid] = 2
+    with torch.no_grad():
+        position_ids, deltas = model.model.get_rope_index(
+            input_ids, mm, image_grid_thw=torch.tensor([case["image_grid"]]),
+            video_grid_thw=torch.tensor([case["video_grid"]]), attention_mask=torch.ones_like(input_ids))
+    aw = ArrayWriter(case_dir)
+    aw.add("input_ids", input_ids, np.int64)
+    aw.add("grids_in_order", torch.tensor([case["image_grid"], case["video_grid"]]), np.int64)
+    aw.add("position_ids", position_ids.to(torch.long), np.int64)
+    aw.add("rope_deltas", deltas.reshape(1, 1).to(torch.long), np.int64)
+    log(f"rope case {name}: S={len(seq)} delta={int(deltas.reshape(-1)[0])}")
+    return {"dir": f"cases/{name}", "model": case["model"], "notes": case["notes"], "arrays": aw.entries}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="/repo/tests/fixtures/golden")
@@ -824,6 +861,7 @@ def main():
         "cases": {},
         "chats": {},
         "vision_cases": {},
+        "rope_cases": {},
     }
     for name, spec in MODELS.items():
         needed = [c for c, cs in CASES.items() if cs["model"] == name
@@ -866,6 +904,12 @@ def main():
             case_dir = os.path.join(out, "cases", case_name)
             os.makedirs(case_dir, exist_ok=True)
             manifest["cases"][case_name] = run_case(case_name, case, model, spec, case_dir, processor, log)
+        for rname, rcase in ROPE_CASES.items():
+            if rcase["model"] != name or args.only_case is not None:
+                continue
+            rdir = os.path.join(out, "cases", rname)
+            os.makedirs(rdir, exist_ok=True)
+            manifest["rope_cases"][rname] = run_rope_case(rname, rcase, model, spec, rdir, log)
         for vname, vcase in VISION_CASES.items():
             if vcase["model"] != name or args.only_case is not None:
                 continue
