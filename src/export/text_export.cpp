@@ -43,10 +43,8 @@ RotaryTables mrope_tables(GraphBuilder& g, const TextConfig& t, const std::strin
   const std::string batch_seq = g.op("Slice", {g.op("Shape", {positions}), g.constant_i64({1}), g.constant_i64({3})});  // [B, S]
   const std::string count = g.op("ReduceProd", {batch_seq}, {{"keepdims", std::int64_t{0}}});
   const std::string rows = g.op("Range", {g.scalar_i64(0), count, g.scalar_i64(1)});
-  auto as_type = [&](const std::string& v) {
-    return type == graph::kFloat ? v : g.op("Cast", {v}, {{"to", std::int64_t{type}}});
-  };
-  return {as_type(g.op("Cos", {angles})), as_type(g.op("Sin", {angles})), g.op("Reshape", {rows, batch_seq})};
+  return {g.convert(g.op("Cos", {angles}), graph::kFloat, type), g.convert(g.op("Sin", {angles}), graph::kFloat, type),
+          g.op("Reshape", {rows, batch_seq})};
 }
 
 // x [B, S, heads * hd] rotated as HF's rotate_half RoPE (non-interleaved pairs i, i + hd/2).
@@ -72,7 +70,7 @@ void export_embedding(const Checkpoint& checkpoint, const std::filesystem::path&
   // Text rows: [embed_tokens(id), 0, ..., 0] (exact zeros: the decoder adds those columns).
   if (fp16_table) weights.set_float_type(graph::kFloat16);
   std::string embedded = weights.gather_rows(ids, names::kEmbedTokens, table_options);  // [B, S, H]
-  if (fp16_table) embedded = g.op("Cast", {embedded}, {{"to", std::int64_t{graph::kFloat}}});
+  embedded = g.convert(embedded, weights.float_type(), graph::kFloat);
   const std::string padded = g.op("Pad", {embedded, g.constant_i64({0, 0, 0, 0, 0, W - H})});
   // Visual rows: the k-th pad token (row-major over batch and position) takes feature row k.
   const std::string is_visual = g.op("Or", {g.op("Equal", {ids, g.scalar_i64(config.image_token_id)}),
@@ -120,11 +118,8 @@ void export_text(const Checkpoint& checkpoint, const TextExportOptions& options,
                                         {{"to", std::int64_t{graph::kInt32}}});
   const graph::ElemType type = options.fp16 ? graph::kFloat16 : graph::kFloat;
   weights.set_float_type(type);
-  auto to_type = [&](const std::string& v, graph::ElemType to) {
-    return to == type && to == graph::kFloat ? v : g.op("Cast", {v}, {{"to", std::int64_t{to}}});
-  };
-  auto compute = [&](const std::string& v) { return type == graph::kFloat ? v : to_type(v, type); };
-  auto float32 = [&](const std::string& v) { return type == graph::kFloat ? v : to_type(v, graph::kFloat); };
+  auto compute = [&](const std::string& v) { return g.convert(v, graph::kFloat, type); };
+  auto float32 = [&](const std::string& v) { return g.convert(v, type, graph::kFloat); };
   const auto table = mrope_tables(g, t, positions, type);
 
   std::string x = compute(levels > 0 ? slice_last_axis(g, embeds, 0, H) : embeds);

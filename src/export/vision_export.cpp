@@ -33,9 +33,7 @@ std::string flat(GraphBuilder& g, const std::string& x) { return g.op("Reshape",
 PatchGeometry build_geometry(GraphBuilder& g, WeightWriter& weights, const ModelConfig& config,
                              const std::string& pixels, const std::string& grid) {
   const graph::ElemType type = weights.float_type();
-  auto to_compute_type = [&](const std::string& x) {
-    return type == graph::kFloat ? x : g.op("Cast", {x}, {{"to", std::int64_t{type}}});
-  };
+  auto to_compute_type = [&](const std::string& x) { return g.convert(x, graph::kFloat, type); };
   const VisionConfig& v = config.vision;
   GraphArith a(g);
   const std::string t = flat(g, column(g, grid, 0));
@@ -177,8 +175,7 @@ void export_vision(const Checkpoint& checkpoint, const VisionExportOptions& opti
 
   const std::string pixels =
       g.input(package::kPixelValues, graph::kFloat, {std::string("num_patches"), v.patch_input_size()});
-  const std::string compute_pixels =
-      options.fp16 ? g.op("Cast", {pixels}, {{"to", std::int64_t{graph::kFloat16}}}) : pixels;
+  const std::string compute_pixels = g.convert(pixels, graph::kFloat, weights.float_type());
   const std::string grid = g.input(package::kImageGridThw, graph::kInt64, {std::string("num_images"), 3});
   const PatchGeometry geo = build_geometry(g, weights, config, pixels, grid);
 
@@ -202,7 +199,7 @@ void export_vision(const Checkpoint& checkpoint, const VisionExportOptions& opti
   features[0] = merger(g, weights, config, options, x, [](const std::string& leaf) { return names::merger(leaf); },
                        false, "merger");
   std::string wide = features.size() == 1 ? features[0] : g.op("Concat", features, {{"axis", std::int64_t{1}}});
-  if (options.fp16) wide = g.op("Cast", {wide}, {{"to", std::int64_t{graph::kFloat}}});
+  wide = g.convert(wide, weights.float_type(), graph::kFloat);
   g.output(wide, package::kImageFeatures, graph::kFloat,
            {std::string("num_image_tokens"), package::visual_channel_width(config)});
   external.close();

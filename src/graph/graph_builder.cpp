@@ -161,6 +161,10 @@ std::string GraphBuilder::scalar_i64(std::int64_t value, const std::string& hint
   return name;
 }
 
+std::string GraphBuilder::convert(const std::string& value, ElemType from, ElemType to) {
+  return from == to ? value : op("Cast", {value}, {{"to", std::int64_t{to}}});
+}
+
 std::string GraphBuilder::unique_name(const std::string& prefix) {
   return prefix + "_" + std::to_string(name_counter_++);
 }

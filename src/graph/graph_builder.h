@@ -80,6 +80,9 @@ class GraphBuilder {
                  const std::vector<Attribute>& attributes = {}, const std::string& domain = "",
                  const std::string& hint = "");
 
+  // `value` (of element type `from`) as element type `to`: a Cast node, or `value` itself.
+  std::string convert(const std::string& value, ElemType from, ElemType to);
+
   // A fresh value name with this prefix.
   std::string unique_name(const std::string& prefix);
 
