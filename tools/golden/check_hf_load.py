@@ -26,6 +26,9 @@ import sys
 import traceback
 import warnings
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gen_fixtures import make_image  # noqa: E402  (the fixtures' image generator, shared)
+
 warnings.filterwarnings("ignore")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -37,24 +40,6 @@ class CheckError(Exception):
 def fail_if(cond, msg):
     if cond:
         raise CheckError(msg)
-
-
-def make_image(h, w, seed):
-    """Same generator as tools/golden/gen_fixtures.py: gradients + sinusoid + seeded noise."""
-    import numpy as np
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    u = xx / max(w - 1, 1)
-    v = yy / max(h - 1, 1)
-    ph = rng.uniform(0.0, 2.0 * np.pi, size=3)
-    fr = rng.uniform(1.0, 3.0, size=(3, 2))
-    chans = []
-    for c in range(3):
-        base = [255.0 * u, 255.0 * v, 255.0 * (1.0 - 0.5 * (u + v))][c]
-        wave = 60.0 * np.sin(2.0 * np.pi * (fr[c, 0] * u + fr[c, 1] * v) + ph[c])
-        chans.append(0.6 * base + wave + 50.0)
-    img = np.stack(chans, axis=-1) + rng.normal(0.0, 14.0, size=(h, w, 3))
-    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
 def safetensors_dtypes(path):
