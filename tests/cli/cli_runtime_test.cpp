@@ -2,8 +2,6 @@
 // `q3vl chat` driven by scripted input gives HF's replies turn by turn.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 
 #include "support/golden.h"
 #include "util/files.h"
@@ -15,31 +13,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// Runs a command; returns its stdout and sets `status`.
-std::string capture(const std::string& command, int& status) {
-  std::string out;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return out;
-  std::array<char, 4096> buffer{};
-  std::size_t n;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) out.append(buffer.data(), n);
-  status = ::pclose(pipe);
-  return out;
-}
-
 class Cli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new test::TempDir();
     int status = 0;
-    capture(std::string(Q3VL_CLI) + " build --model " + shell_quote((test::golden_dir() / "models" / "full").string()) +
-                " --out " + shell_quote(package().string()) + " --tokenizer-dir " + shell_quote(Q3VL_TOKENIZER_DIR) + " 2>&1",
+    test::run_command(std::string(Q3VL_CLI) + " build --model " + test::shell_quote((test::golden_dir() / "models" / "full").string()) +
+                " --out " + test::shell_quote(package().string()) + " --tokenizer-dir " + test::shell_quote(Q3VL_TOKENIZER_DIR) + " 2>&1",
             status);
     ASSERT_EQ(status, 0);
   }
@@ -54,10 +34,10 @@ TEST_F(Cli, RunDumpsHfEqualTensorsAndStreamsTheReply) {
   const fs::path image = test::golden_dir() / c.entry["dir"].get<std::string>() / "image0.png";
   const fs::path dump = dir_->path() / "dump";
   int status = 0;
-  const std::string out = capture(std::string(Q3VL_CLI) + " run --model " + shell_quote(package().string()) + " --image " +
-                                      shell_quote(image.string()) + " --system 'You are a helpful assistant.' --prompt " +
-                                      shell_quote("Describe this image.") + " --greedy --max-new-tokens 32 --verbose --dump " +
-                                      shell_quote(dump.string()) + " 2>" + shell_quote((dir_->path() / "stderr").string()),
+  const std::string out = test::run_command(std::string(Q3VL_CLI) + " run --model " + test::shell_quote(package().string()) + " --image " +
+                                      test::shell_quote(image.string()) + " --system 'You are a helpful assistant.' --prompt " +
+                                      test::shell_quote("Describe this image.") + " --greedy --max-new-tokens 32 --verbose --dump " +
+                                      test::shell_quote(dump.string()) + " 2>" + test::shell_quote((dir_->path() / "stderr").string()),
                                   status);
   ASSERT_EQ(status, 0) << read_text_file(dir_->path() / "stderr");
   EXPECT_EQ(out, c.entry["greedy"]["decoded_text"].get<std::string>() + "\n");
@@ -87,9 +67,9 @@ TEST_F(Cli, ScriptedChatGivesHfRepliesTurnByTurn) {
   }
   write_text_file(dir_->path() / "script.txt", script);
   int status = 0;
-  const std::string out = capture(std::string(Q3VL_CLI) + " chat --model " + shell_quote(package().string()) +
+  const std::string out = test::run_command(std::string(Q3VL_CLI) + " chat --model " + test::shell_quote(package().string()) +
                                       " --greedy --max-new-tokens " + std::to_string(chat["max_new_tokens"].get<int>()) + " < " +
-                                      shell_quote((dir_->path() / "script.txt").string()) + " 2>/dev/null",
+                                      test::shell_quote((dir_->path() / "script.txt").string()) + " 2>/dev/null",
                                   status);
   EXPECT_EQ(status, 0);
   EXPECT_EQ(out, expected);
@@ -100,15 +80,15 @@ TEST_F(Cli, BadInputsGiveMessagesNotCrashes) {
   const fs::path bad = dir_->path() / "bad.png";
   write_text_file(bad, "\x89PNG\r\n\x1a\n truncated");
   const std::string err = dir_->path() / "err.txt";
-  capture(std::string(Q3VL_CLI) + " run --model " + shell_quote(package().string()) + " --image " + shell_quote(bad.string()) +
-              " --prompt hi 2>" + shell_quote(err),
+  test::run_command(std::string(Q3VL_CLI) + " run --model " + test::shell_quote(package().string()) + " --image " + test::shell_quote(bad.string()) +
+              " --prompt hi 2>" + test::shell_quote(err),
           status);
   EXPECT_EQ(WEXITSTATUS(status), 1);
   EXPECT_NE(read_text_file(err).find("bad.png"), std::string::npos) << read_text_file(err);
-  capture(std::string(Q3VL_CLI) + " run --model /nonexistent --prompt hi 2>" + shell_quote(err), status);
+  test::run_command(std::string(Q3VL_CLI) + " run --model /nonexistent --prompt hi 2>" + test::shell_quote(err), status);
   EXPECT_EQ(WEXITSTATUS(status), 1);
   EXPECT_NE(read_text_file(err).find("not a q3vl package"), std::string::npos) << read_text_file(err);
-  capture(std::string(Q3VL_CLI) + " run --model " + shell_quote(package().string()) + " --prompt hi --temperature 0 2>" + shell_quote(err), status);
+  test::run_command(std::string(Q3VL_CLI) + " run --model " + test::shell_quote(package().string()) + " --prompt hi --temperature 0 2>" + test::shell_quote(err), status);
   EXPECT_EQ(WEXITSTATUS(status), 1);
   EXPECT_NE(read_text_file(err).find("temperature"), std::string::npos) << read_text_file(err);
 }

@@ -150,6 +150,24 @@ TEST_F(GenaiInterop, GreedyTokensWithAnImageEqualHfAndOurRuntime) {
   EXPECT_EQ(ours, genai_tokens);
 }
 
+// The README's C example (examples/genai) on the same package: HF's tokens on its first line.
+TEST_F(GenaiInterop, CExampleGivesHfTokens) {
+  const test::GoldenCase c = test::golden_case("full_image_system");
+  const fs::path image = test::golden_dir() / c.entry["dir"].get<std::string>() / "image0.png";
+  int status = 0;
+  const std::string out = test::run_command(
+      std::string(Q3VL_GENAI_EXAMPLE) + " " + test::shell_quote(package().string()) + " " + test::shell_quote(image.string()) +
+          " " + test::shell_quote(c.entry["prompt_text"].get<std::string>()) + " 32 2>/dev/null",
+      status);
+  ASSERT_EQ(status, 0);
+  std::string expected;
+  for (std::int64_t id : c.load("greedy_tokens").as_int64()) {
+    if (!expected.empty()) expected += ' ';
+    expected += std::to_string(id);
+  }
+  EXPECT_EQ(out.substr(0, out.find('\n')), expected);
+}
+
 // Not a pass/fail property of ours: prints how genai's resize compares with HF's on an odd-sized
 // image (the packages share the preprocessor bounds of the fixtures).
 TEST_F(GenaiInterop, ReportsHowGenaiResizeComparesWithHf) {

@@ -3,10 +3,9 @@
 #include "model/random_checkpoint.h"
 #include "util/files.h"
 
+#include <array>
+#include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <random>
-#include <sstream>
 #include <stdexcept>
 
 namespace q3vl::test {
@@ -32,6 +31,23 @@ std::filesystem::path fake_tokenizer_dir(const TempDir& dir) {
   write_text_file(path / "tokenizer.json", "{\"model\": {\"type\": \"BPE\"}}");
   write_text_file(path / "tokenizer_config.json", "{\"chat_template\": \"text-only\", \"eos_token\": \"<|im_end|>\"}");
   return path;
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string run_command(const std::string& command, int& status) {
+  std::string out;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) throw std::runtime_error("cannot run " + command);
+  std::array<char, 4096> buffer{};
+  std::size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) out.append(buffer.data(), n);
+  status = ::pclose(pipe);
+  return out;
 }
 
 ModelConfig small_vocab_tiny_config(bool tied) {

@@ -26,6 +26,11 @@ std::filesystem::path reference_model_files(); // assets/qwen3-vl (copies of the
 // A folder with stand-in tokenizer files, for tests that write checkpoints but never tokenize.
 std::filesystem::path fake_tokenizer_dir(const TempDir& dir);
 
+// `s` quoted for /bin/sh.
+std::string shell_quote(const std::string& s);
+// Runs a shell command and returns its standard output; `status` gets what pclose returned.
+std::string run_command(const std::string& command, int& status);
+
 // The "tiny" random-checkpoint preset with a 1024-token vocabulary: a checkpoint of ~1 MB.
 ModelConfig small_vocab_tiny_config(bool tied);
 
