@@ -73,11 +73,4 @@ double onnxruntime_gemm_gflops(const std::filesystem::path& scratch_dir, std::in
   return best;
 }
 
-std::uint64_t model_bytes(const std::filesystem::path& onnx) {
-  std::uint64_t total = std::filesystem::file_size(onnx);
-  const std::filesystem::path data = onnx.string() + ".data";
-  if (std::filesystem::exists(data)) total += std::filesystem::file_size(data);
-  return total;
-}
-
 }  // namespace q3vl::bench

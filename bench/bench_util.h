@@ -17,7 +17,4 @@ double read_bandwidth_gbs(int threads, std::size_t bytes = std::size_t{2} << 30)
 // the practical compute peak the vision encoder and prefill can reach here.
 double onnxruntime_gemm_gflops(const std::filesystem::path& scratch_dir, std::int64_t n = 2048, int threads = 0);
 
-// Bytes of a model's weights (the .onnx file plus its .data file).
-std::uint64_t model_bytes(const std::filesystem::path& onnx);
-
 }  // namespace q3vl::bench

@@ -8,6 +8,7 @@
 #include "runtime/sampler.h"
 #include "bench_util.h"
 #include "runtime/package.h"
+#include "util/files.h"
 #include "runtime/text_models.h"
 
 int main(int argc, char** argv) {
@@ -29,7 +30,7 @@ int main(int argc, char** argv) {
     const ModelConfig& config = package.config();
     const double bandwidth = bench::read_bandwidth_gbs(threads > 0 ? threads : 2);
     // Per decoded token the decoder reads all its weights once; the embedding reads one row.
-    const double bytes_per_token = static_cast<double>(bench::model_bytes(package.text_model()));
+    const double bytes_per_token = static_cast<double>(onnx_model_bytes(package.text_model()));
     std::printf("machine: read bandwidth %.1f GB/s; text.onnx weights %.2f GB -> decode bound %.1f tok/s\n", bandwidth,
                 bytes_per_token / 1e9, bandwidth * 1e9 / bytes_per_token);
     OnnxEnvironment env(threads);

@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "export/package_names.h"
 #include "export/package_writer.h"
+#include "util/files.h"
 #include "util/progress.h"
 
 namespace q3vl::cli {
@@ -69,8 +70,7 @@ void run_build(const BuildArgs& args) {
   for (const char* part : {package::kVisionModel, package::kEmbeddingModel, package::kTextModel}) {
     const std::filesystem::path model = std::filesystem::path(args.out) / part;
     if (!std::filesystem::exists(model)) continue;
-    const std::filesystem::path data = model.string() + ".data";
-    const std::uint64_t bytes = std::filesystem::file_size(model) + (std::filesystem::exists(data) ? std::filesystem::file_size(data) : 0);
+    const std::uint64_t bytes = onnx_model_bytes(model);
     std::fprintf(stderr, "  %-16s %s\n", part, format_bytes(bytes).c_str());
   }
   std::fprintf(stderr, "  %-16s %s\n", "total", format_bytes(folder_bytes(args.out)).c_str());

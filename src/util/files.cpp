@@ -33,6 +33,13 @@ void write_text_file(const std::filesystem::path& path, const std::string& text)
   std::filesystem::rename(temp, path);
 }
 
+std::uint64_t onnx_model_bytes(const std::filesystem::path& onnx) {
+  std::uint64_t total = std::filesystem::file_size(onnx);
+  const std::filesystem::path data = onnx.string() + ".data";
+  if (std::filesystem::exists(data)) total += std::filesystem::file_size(data);
+  return total;
+}
+
 void write_json_file(const std::filesystem::path& path, const nlohmann::json& value) {
   write_text_file(path, value.dump(2) + "\n");
 }
