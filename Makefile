@@ -1,9 +1,10 @@
 # One command to build, one to test, one to demo. Everything installs itself on first use.
+SHELL := /bin/bash
 BUILD_DIR ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all setup build test demo fuzz clean
+.PHONY: all setup build test demo fuzz asan clean
 
 all: build
 
@@ -22,14 +23,30 @@ test: build
 demo: build
 	bash scripts/demo.sh $(BUILD_DIR)/q3vl
 
-# libFuzzer runs (clang, ASan+UBSan) of the safetensors header parser and the image decoders,
-# 60 s each.
+# libFuzzer runs (clang, ASan+UBSan, the whole library instrumented) of every parser a user's
+# file or text reaches, FUZZ_SECONDS each; new corpus entries go to build-fuzz/corpus-NAME.
+FUZZ_TARGETS = safetensors_header image_decode checkpoint_configs tokenizer_json package_manifest chat_input
+FUZZ_SECONDS ?= 60
 fuzz: setup
 	CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQ3VL_FUZZ=ON -DQ3VL_BUILD_TESTS=OFF >/dev/null
-	cmake --build build-fuzz -j $(JOBS) --target safetensors_header_fuzzer image_decode_fuzzer
-	mkdir -p build-fuzz/corpus-safetensors build-fuzz/corpus-image
-	./build-fuzz/fuzz/safetensors_header_fuzzer -max_total_time=60 build-fuzz/corpus-safetensors fuzz/corpus/safetensors_header
-	./build-fuzz/fuzz/image_decode_fuzzer -max_total_time=60 build-fuzz/corpus-image fuzz/corpus/image_decode
+	cmake --build build-fuzz -j $(JOBS) --target $(addsuffix _fuzzer,$(FUZZ_TARGETS))
+	set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build-fuzz/corpus-$$t; \
+	  echo "== fuzzing $$t for $(FUZZ_SECONDS) s"; \
+	  ./build-fuzz/fuzz/$${t}_fuzzer -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -print_final_stats=1 \
+	    build-fuzz/corpus-$$t fuzz/corpus/$$t 2>&1 | grep -E "^(==|#[0-9]+ *DONE|stat::number_of_executed_units|SUMMARY)" ; \
+	  test $${PIPESTATUS[0]} -eq 0; \
+	done
+
+# The whole test suite built with AddressSanitizer and UndefinedBehaviorSanitizer (gcc); any
+# report fails the test it happens in. ONNX Runtime itself is not instrumented.
+asan: setup
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQ3VL_SANITIZE=ON >/dev/null
+	cmake --build build-asan -j $(JOBS)
+	ASAN_OPTIONS=$(ASAN_OPTIONS_DEFAULT) UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitizers/lsan.supp:print_suppressions=0 \
+	  ctest --test-dir build-asan --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+ASAN_OPTIONS_DEFAULT = detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_stack_use_after_return=0
 
 clean:
-	rm -rf $(BUILD_DIR) build-fuzz
+	rm -rf $(BUILD_DIR) build-fuzz build-asan
