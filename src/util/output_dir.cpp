@@ -254,8 +254,10 @@ void OutputDir::commit() {
     if (::rename(stage_.c_str(), path_.c_str()) != 0) throw Error(system_error("cannot rename " + stage_.string() + " to", path_));
   } else if (::renameat2(AT_FDCWD, stage_.c_str(), AT_FDCWD, path_.c_str(), RENAME_EXCHANGE) == 0) {
     // Atomic swap: readers of OUT see the old folder or the new one, never none. The old one now
-    // sits under the staging name, still covered by the parent lock; `check` proved it ours or empty.
+    // sits under the staging name, still covered by the parent lock; `check` proved it ours or
+    // empty. Marked as staging first, so a kill during its removal leaves a reclaimable stage.
     committed_ = true;
+    write_owned_marker(stage_, options_.kind, true);
     remove_tree(stage_);
   } else if (errno == EINVAL || errno == ENOSYS || errno == ENOTSUP) {
     remove_tree(path_);  // a filesystem without atomic exchange: remove, then rename

@@ -140,5 +140,26 @@ expect 1 "$dir/pkg.partial/" - limited build --model "$dir/ck" --out "$dir/pkg" 
 expect 1 "logits.npy: File too large" - limited run --model "$dir/pkg" --prompt hi --max-new-tokens 2 --dump "$dir/d"
 loads "$dir/pkg"
 
-[ "$cases" = 38 ] || fail "ran $cases cases, expected 38"
+# 7. A folder the user may not write: a message naming it, nothing created. (As root, run as nobody.)
+expected=40
+ro=$(mktemp -d)
+chmod 755 "$ro" && mkdir "$ro/locked" && chmod 555 "$ro/locked"
+as_user() { if [ "$(id -u)" = 0 ]; then setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; else "$@"; fi; }
+if [ "$(id -u)" != 0 ] || command -v setpriv >/dev/null; then
+  for out in "$ro/locked/x" "$ro/locked/sub/x"; do
+    (cd "$ro" && as_user "$q3vl" make-tiny --out "$out" --quiet) >"$logs/out" 2>"$logs/err"
+    rc=$?
+    [ "$rc" = 1 ] || fail "make-tiny into a read-only folder exited $rc: $(cat "$logs/err")"
+    grep -qF "cannot create" "$logs/err" && grep -qF "$ro/locked" "$logs/err" && grep -qF "Permission denied" "$logs/err" ||
+      fail "make-tiny into a read-only folder: $(cat "$logs/err")"
+    [ -z "$(ls -A "$ro/locked")" ] || fail "files appeared in the read-only folder"
+    cases=$((cases + 1))
+  done
+else
+  echo "root without setpriv: the read-only folder cases are skipped"
+  expected=38
+fi
+chmod 755 "$ro/locked" && rm -rf "$ro"
+
+[ "$cases" = "$expected" ] || fail "ran $cases cases, expected $expected"
 echo "ok: $cases cases"
