@@ -118,7 +118,7 @@ void write_owned_marker(const fs::path& dir, const std::string& kind, bool stagi
 }
 
 OutputDir::OutputDir(const fs::path& requested, OutputDirOptions options)
-    : requested_(requested), options_(std::move(options)) {
+    : options_(std::move(options)) {
   const std::string named = options_.option + " " + requested.string();
   if (requested.empty()) throw InvalidInput(options_.option + " is empty: name the folder to write");
   std::error_code ec;
@@ -144,7 +144,7 @@ OutputDir::OutputDir(const fs::path& requested, OutputDirOptions options)
   for (const ProtectedFolder& folder : protect) {
     if (folder.path.empty()) continue;
     const fs::path canonical = fs::weakly_canonical(fs::absolute(folder.path, ec), ec);
-    if (ec) continue;  // a folder we cannot resolve is one we cannot be inside of either
+    if (ec) continue;  // cannot be compared; the marker rule still keeps it from being replaced
     if (is_same_or_ancestor(path_, canonical) || is_same_or_ancestor(stage_, canonical)) {
       const bool same = canonical == path_;
       throw InvalidInput(described + (same ? " is " : " contains ") + folder.what +

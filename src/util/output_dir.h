@@ -75,7 +75,6 @@ class OutputDir {
  private:
   void release_stage() noexcept;
 
-  std::filesystem::path requested_;
   std::filesystem::path path_;
   std::filesystem::path stage_;
   OutputDirOptions options_;
