@@ -12,6 +12,7 @@
 #include "q3vl/error.h"
 #include "util/assets.h"
 #include "util/files.h"
+#include "util/output_dir.h"
 
 namespace q3vl {
 namespace {
@@ -191,42 +192,44 @@ std::string to_string(PackagePart part) {
 }
 
 void build_package(const fs::path& checkpoint_dir, const fs::path& out, const PackageOptions& o) {
+  OutputDir out_dir(out, {.kind = "package",
+                          .option = "--out",
+                          .replace = o.overwrite,
+                          .inputs = {{checkpoint_dir, "the checkpoint (--model)"},
+                                     {o.tokenizer_dir, "the tokenizer folder (--tokenizer-dir)"}}});
+  const fs::path& dest = out_dir.path();
+  // Some parts into an existing package: an update of that package. Otherwise a new package.
+  const bool update = o.parts.size() < 3 && fs::exists(dest / package::kManifest);
+  if (o.parts.size() < 3 && !update && read_owned_marker(dest).kind == "package") {
+    throw InvalidInput(dest.string() + " is an unfinished package (no " + package::kManifest +
+                       ": an earlier update was interrupted); rebuild it whole with --force");
+  }
+  const WriteMode mode = update ? WriteMode::Update : WriteMode::Replace;
+  out_dir.check(mode);  // before the long work; checked again under the lock
   // Every tensor is checked before anything is written.
   const Checkpoint ckpt = Checkpoint::open(checkpoint_dir);
   if (!fs::exists(checkpoint_dir / "tokenizer.json") && !fs::exists(o.tokenizer_dir / "tokenizer.json")) {
     throw InvalidInput(checkpoint_dir.string() + ": no tokenizer.json (the package needs the tokenizer; pass --tokenizer-dir)");
   }
-  const bool update = o.parts.size() < 3 && fs::exists(out / package::kManifest);
-  if (!update && fs::exists(out) && !fs::is_empty(out) && !o.overwrite) {
-    throw InvalidInput(out.string() + " already exists and is not empty (use --force to replace it)");
+  // Everything is written into the locked staging folder first; the package changes only at the end.
+  const fs::path& stage = out_dir.begin(mode);
+  json manifest = update ? read_json_file(dest / package::kManifest) : json::object();
+  ProgressBar progress("exporting", bytes_to_export(ckpt, o.parts), o.show_progress);
+  for (PackagePart part : o.parts) {
+    export_part(ckpt, part, o, stage, progress);
+    manifest["parts"][to_string(part)] = part_record(part, o);
   }
-  const fs::path stage = out.string() + ".partial";
-  fs::remove_all(stage);
-  fs::create_directories(stage);
-  try {
-    json manifest = update ? read_json_file(out / package::kManifest) : json::object();
-    ProgressBar progress("exporting", bytes_to_export(ckpt, o.parts), o.show_progress);
-    for (PackagePart part : o.parts) {
-      export_part(ckpt, part, o, stage, progress);
-      manifest["parts"][to_string(part)] = part_record(part, o);
-    }
-    progress.finish();
-    if (update) {
-      for (const auto& entry : fs::directory_iterator(stage)) {
-        fs::rename(entry.path(), out / entry.path().filename());
-      }
-      write_configs(ckpt, o, out, manifest);
-      fs::remove_all(stage);
-    } else {
-      write_configs(ckpt, o, stage, manifest);
-      if (fs::exists(out)) fs::remove_all(out);
-      fs::rename(stage, out);
-    }
-  } catch (...) {
-    std::error_code ignored;
-    fs::remove_all(stage, ignored);
-    throw;
+  progress.finish();
+  write_configs(ckpt, o, stage, manifest);
+  if (!update) {
+    out_dir.commit();  // atomic: OUT is the old package or the new one, never a mix
+    return;
   }
+  // An update cannot be one atomic rename: the new files replace the old ones one by one. The
+  // manifest is what says "this folder is a complete package" (the runtime refuses a folder
+  // without it), so it is removed first and written last: interrupted in between, the package
+  // does not claim parts that are half replaced; it is refused until rebuilt with --force.
+  out_dir.merge_into(package::kManifest);
 }
 
 }  // namespace q3vl

@@ -23,15 +23,16 @@ struct PackageOptions {
   // Where tokenizer.json / tokenizer_config.json come from when the checkpoint has none.
   std::filesystem::path tokenizer_dir;
   std::int64_t max_length = 8192;  // genai search.max_length: KV buffers are allocated at this length
-  bool overwrite = false;
+  bool overwrite = false;  // --force: an existing q3vl package at OUT may be replaced
   bool show_progress = true;
 };
 
 PackagePart parse_package_part(const std::string& text);  // "vision", "embedding", "text"
 std::string to_string(PackagePart part);
 
-// Builds the package. All parts: written to OUT.partial and renamed into place only when
-// complete. One part into an existing package: its files are replaced and the manifest updated.
+// Builds the package (see util/output_dir.h for what may be written and replaced). All parts:
+// written to the locked staging folder OUT.partial and swapped into place only when complete.
+// Some parts into an existing q3vl package: staged the same way, then moved in, manifest last.
 void build_package(const std::filesystem::path& checkpoint_dir, const std::filesystem::path& out,
                    const PackageOptions& options);
 

@@ -11,6 +11,7 @@
 #include "q3vl/error.h"
 #include "util/assets.h"
 #include "util/files.h"
+#include "util/output_dir.h"
 #include "util/progress.h"
 
 namespace q3vl {
@@ -155,49 +156,41 @@ ModelConfig random_checkpoint_config(const std::string& preset) {
 
 void write_random_checkpoint(const ModelConfig& config, const fs::path& out_dir,
                              const RandomCheckpointOptions& options) {
-  if (fs::exists(out_dir) && !fs::is_empty(out_dir) && !options.overwrite) {
-    throw InvalidInput(out_dir.string() + " already exists and is not empty (use --force to replace it)");
+  OutputDir out(out_dir, {.kind = "checkpoint",
+                          .option = "--out",
+                          .replace = options.overwrite,
+                          .inputs = {{options.tokenizer_dir, "the tokenizer folder (--tokenizer-dir)"}}});
+  const fs::path& stage = out.begin(WriteMode::Replace);  // removed again if anything below throws
+  write_text_file(stage / "config.json", to_config_json(config).dump(2));
+  for (const char* name : {"generation_config.json", "preprocessor_config.json",
+                           "video_preprocessor_config.json", "chat_template.json"}) {
+    write_text_file(stage / name, std::string(assets::get(name)));
   }
-  const fs::path stage = out_dir.string() + ".partial";
-  fs::remove_all(stage);
-  fs::create_directories(stage);
-  try {
-    write_text_file(stage / "config.json", to_config_json(config).dump(2));
-    for (const char* name : {"generation_config.json", "preprocessor_config.json",
-                             "video_preprocessor_config.json", "chat_template.json"}) {
-      write_text_file(stage / name, std::string(assets::get(name)));
-    }
-    write_tokenizer_files(options.tokenizer_dir, reference_chat_template(), stage, {{"model_max_length", 262144}});
+  write_tokenizer_files(options.tokenizer_dir, reference_chat_template(), stage, {{"model_max_length", 262144}});
 
-    const std::vector<TensorSpec> specs = expected_tensors(config);
-    const std::vector<Shard> shards = plan_shards(specs, options.max_shard_bytes);
-    std::uint64_t total = 0;
-    for (const Shard& shard : shards) total += shard.bytes;
-    ProgressBar progress("writing weights", total, options.show_progress);
-    json weight_map = json::object();
-    for (std::size_t s = 0; s < shards.size(); ++s) {
-      char name[64];
-      std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", s + 1, shards.size());
-      const std::string file = shards.size() == 1 ? "model.safetensors" : name;
-      SafetensorsWriter writer(stage / file, shards[s].entries);
-      for (const TensorSpec* spec : shards[s].specs) {
-        write_tensor(writer, *spec, options.seed, progress);
-        weight_map[spec->name] = file;
-      }
-      writer.finish();
+  const std::vector<TensorSpec> specs = expected_tensors(config);
+  const std::vector<Shard> shards = plan_shards(specs, options.max_shard_bytes);
+  std::uint64_t total = 0;
+  for (const Shard& shard : shards) total += shard.bytes;
+  ProgressBar progress("writing weights", total, options.show_progress);
+  json weight_map = json::object();
+  for (std::size_t s = 0; s < shards.size(); ++s) {
+    char name[64];
+    std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", s + 1, shards.size());
+    const std::string file = shards.size() == 1 ? "model.safetensors" : name;
+    SafetensorsWriter writer(stage / file, shards[s].entries);
+    for (const TensorSpec* spec : shards[s].specs) {
+      write_tensor(writer, *spec, options.seed, progress);
+      weight_map[spec->name] = file;
     }
-    progress.finish();
-    if (shards.size() > 1) {
-      const json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
-      write_text_file(stage / "model.safetensors.index.json", index.dump(2));
-    }
-  } catch (...) {
-    std::error_code ignored;
-    fs::remove_all(stage, ignored);
-    throw;
+    writer.finish();
   }
-  if (fs::exists(out_dir)) fs::remove_all(out_dir);
-  fs::rename(stage, out_dir);
+  progress.finish();
+  if (shards.size() > 1) {
+    const json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
+    write_text_file(stage / "model.safetensors.index.json", index.dump(2));
+  }
+  out.commit();
 }
 
 }  // namespace q3vl

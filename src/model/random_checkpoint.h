@@ -22,12 +22,13 @@ struct RandomCheckpointOptions {
   std::filesystem::path tokenizer_dir;
   // Shards larger than this are split (HF's sharded layout with model.safetensors.index.json).
   std::uint64_t max_shard_bytes = 4ull << 30;
-  bool overwrite = false;
+  bool overwrite = false;  // --force: an existing make-tiny checkpoint at out_dir may be replaced
   bool show_progress = true;
 };
 
 // Writes config.json, safetensors weights (bf16), tokenizer, chat template, preprocessor and
-// generation configs into `out_dir`. The folder appears only when complete.
+// generation configs into `out_dir`. The folder appears only when complete (util/output_dir.h:
+// staged in out_dir.partial, locked, marked as ours).
 void write_random_checkpoint(const ModelConfig& config, const std::filesystem::path& out_dir,
                              const RandomCheckpointOptions& options);
 

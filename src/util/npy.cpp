@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "model/dtype.h"
+#include "util/files.h"
 #include "q3vl/error.h"
 
 namespace q3vl {
@@ -32,6 +33,11 @@ std::vector<T> copy_as(const NpyArray& array, const char* descr) {
 
 void write_raw(const std::filesystem::path& path, const char* descr, const void* data, std::size_t bytes,
                const std::vector<std::int64_t>& shape) {
+  const auto count = checked_element_count(shape);
+  if (!count || static_cast<std::uint64_t>(*count) * descr_size(descr) != bytes) {
+    throw Error(path.string() + ": " + std::to_string(bytes) + " bytes do not fill shape " + shape_string(shape) +
+                " of dtype " + descr);
+  }
   std::string shape_text = "(";
   for (std::size_t i = 0; i < shape.size(); ++i) {
     shape_text += std::to_string(shape[i]) + (shape.size() == 1 ? "," : (i + 1 < shape.size() ? ", " : ""));
@@ -41,16 +47,14 @@ void write_raw(const std::filesystem::path& path, const char* descr, const void*
   const std::size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header += '\n';
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw Error("cannot create " + path.string());
   const std::uint16_t header_len = static_cast<std::uint16_t>(header.size());
-  const char magic[8] = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0};
-  out.write(magic, 8);
-  const char len_bytes[2] = {static_cast<char>(header_len & 0xff), static_cast<char>(header_len >> 8)};
-  out.write(len_bytes, 2);
-  out.write(header.data(), static_cast<std::streamsize>(header.size()));
-  out.write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
-  if (!out) throw Error("write failed on " + path.string());
+  const std::uint8_t preamble[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, static_cast<std::uint8_t>(header_len & 0xff),
+                                     static_cast<std::uint8_t>(header_len >> 8)};
+  AtomicFileWriter out(path);  // a failed write leaves no truncated .npy behind
+  out.write(std::span<const std::uint8_t>(preamble));
+  out.write(header);
+  out.write(std::span<const std::uint8_t>(static_cast<const std::uint8_t*>(data), bytes));
+  out.commit();
 }
 
 }  // namespace
