@@ -1,5 +1,9 @@
 // q3vl: export Qwen3-VL checkpoints to ONNX and run them. Exit codes: 0 ok, 1 error, 2 usage.
 // Standard output is checked before exit 0: a result that could not be written is an error.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <exception>
 #include <new>
@@ -10,7 +14,26 @@
 #include "cli/reply_output.h"
 #include "q3vl/error.h"
 
+namespace {
+
+// A standard stream the caller closed (`q3vl run >&-`) would be reused by the next file opened:
+// ONNX Runtime's trace file got the reply. Hold each closed one with /dev/null opened read-only,
+// so that writing the reply fails (EBADF) and is reported instead of landing in some file.
+void hold_closed_standard_streams() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    const int held = ::open("/dev/null", O_RDONLY);
+    if (held >= 0 && held != fd) {
+      ::dup2(held, fd);
+      ::close(held);
+    }
+  }
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  hold_closed_standard_streams();
   CLI::App app{"q3vl: Qwen3-VL to ONNX, and ONNX Runtime inference"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "q3vl 0.1.0");

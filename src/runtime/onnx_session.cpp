@@ -1,6 +1,7 @@
 #include "runtime/onnx_session.h"
 
 #include <pthread.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -95,10 +96,29 @@ Ort::Env make_env_on_large_stack(int intra_op_threads, bool verbose) {
   return std::move(work.env);
 }
 
+// The same telemetry library opens an empty trace file, $TMPDIR/mat-debug-<pid>.log, in every
+// process and leaves it behind: hundreds pile up in /tmp. The file whose name carries this
+// process's id, held open by this process and still empty, is ONNX Runtime's: remove it.
+void remove_telemetry_trace_file() {
+  const std::string name = "mat-debug-" + std::to_string(::getpid()) + ".log";
+  std::error_code error;
+  std::filesystem::directory_iterator fds("/proc/self/fd", error);
+  if (error) return;
+  for (const auto& fd : fds) {
+    const std::filesystem::path target = std::filesystem::read_symlink(fd.path(), error);
+    if (error || target.filename() != name) continue;
+    if (std::filesystem::is_regular_file(target, error) && std::filesystem::file_size(target, error) == 0 && !error) {
+      std::filesystem::remove(target, error);
+    }
+  }
+}
+
 }  // namespace
 
 OnnxEnvironment::OnnxEnvironment(int intra_op_threads, bool verbose)
-    : env_(make_env_on_large_stack(intra_op_threads, verbose)) {}
+    : env_(make_env_on_large_stack(intra_op_threads, verbose)) {
+  remove_telemetry_trace_file();
+}
 
 OnnxSession::OnnxSession(OnnxEnvironment& environment, const std::filesystem::path& model, const SessionOptions& options)
     : path_(model) {
