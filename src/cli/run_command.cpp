@@ -29,8 +29,22 @@ void run(RunArgs& args) {
   if (args.prompt.empty() && args.images.empty() && args.prompt_file.empty()) {
     throw CLI::ValidationError("--prompt", "empty, and there is no --image: nothing to ask");
   }
+  // Decoded images are held until the turn runs: bound their sum like the vision pass, so that many
+  // large --image files are refused instead of exhausting memory.
+  const std::uint64_t budget = args.flags.max_vision_memory_mb
+                                   ? static_cast<std::uint64_t>(*args.flags.max_vision_memory_mb) << 20
+                                   : default_vision_memory_budget_bytes();
   std::vector<RgbImage> images;
-  for (const std::string& path : args.images) images.push_back(decode_image_file(path));
+  std::uint64_t decoded_bytes = 0;
+  for (const std::string& path : args.images) {
+    images.push_back(decode_image_file(path));
+    decoded_bytes += images.back().pixels.size();
+    if (decoded_bytes > budget) {
+      throw InvalidInput("--image " + path + ": the " + std::to_string(images.size()) + " images so far take " +
+                         std::to_string(decoded_bytes >> 20) + " MB decoded, more than the " + std::to_string(budget >> 20) +
+                         " MB allowed for images (--max-vision-memory-mb or Q3VL_MAX_VISION_MEMORY_MB)");
+    }
+  }
   Engine engine(args.flags.model, args.flags.engine_options());
   Conversation conversation(engine, args.flags.conversation_options(engine));
   TurnTrace trace;

@@ -140,6 +140,8 @@ expect 0 "image tokens 70 " "${run[@]}" --prompt hi --image "$dir/small.bmp" --v
 expect 1 "$dir/photo.bmp (11750 tokens): the vision encoder would need about .* MB of memory, more than the 1000 MB allowed.*--max-image-tokens" \
   "${run[@]}" --prompt hi --image "$dir/photo.bmp" --context 20000 --max-vision-memory-mb 1000
 Q3VL_MAX_VISION_MEMORY_MB=500 expect 1 "more than the 500 MB allowed" "${run[@]}" --prompt hi --image "$dir/photo.bmp" --context 20000
+expect 1 "--image $dir/photo.bmp: the 2 images so far take 68 MB decoded, more than the 40 MB allowed" \
+  "${run[@]}" --prompt hi --image "$dir/photo.bmp" --image "$dir/photo.bmp" --max-vision-memory-mb 40
 Q3VL_MAX_VISION_MEMORY_MB=lots expect 1 "Q3VL_MAX_VISION_MEMORY_MB=lots" "${run[@]}" --prompt hi --image "$dir/photo.bmp" --context 20000
 
 # ---- standard output that cannot be written ----------------------------------------------------
@@ -178,7 +180,7 @@ stdin=/dev/null expect 0 "" chat --model "$pkg"
 leftovers=$(ls -A "$TMPDIR" | grep -vx '.ses')
 [ -z "$leftovers" ] || fail "files left in TMPDIR: $leftovers"
 
-expected=73
-[ -w /dev/full ] && expected=76
+expected=74
+[ -w /dev/full ] && expected=77
 [ "$checks" = "$expected" ] || fail "$checks checks ran, expected $expected"
 echo "ok: $checks checks"
