@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cli/commands.h"
 #include "export/package_names.h"
@@ -83,18 +84,30 @@ void add_build_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("build", "Export a Hugging Face Qwen3-VL checkpoint to an ONNX package");
   cmd->add_option("--model", args->model, "Hugging Face checkpoint folder")->required();
   cmd->add_option("--out", args->out, "Package folder to write")->required();
-  cmd->add_option("--only", args->only, "Build one part: vision, embedding or text (default: all)");
-  cmd->add_option("--precision", args->precision, "Decoder and embedding: fp32, fp16 (weights, compute and KV cache), int8 or int4 (weights)")->capture_default_str();
+  // Value sets and ranges are checked while parsing: a wrong value is a usage error (exit 2).
+  const std::vector<std::string> precisions = {"fp32", "fp16", "int8", "int4"};
+  cmd->add_option("--only", args->only, "Build one part: vision, embedding or text (default: all)")
+      ->check(CLI::IsMember({"vision", "embedding", "text"}));
+  cmd->add_option("--precision", args->precision, "Decoder and embedding: fp32, fp16 (weights, compute and KV cache), int8 or int4 (weights)")
+      ->capture_default_str()
+      ->check(CLI::IsMember(precisions));
   cmd->add_option("--vision-precision", args->vision_precision,
-                  "Vision encoder: fp32 (default), fp16 (weights and compute), int8 or int4 (linear weights)");
-  cmd->add_option("--block-size", args->block_size, "int8/int4 block size (16..256)")->capture_default_str();
+                  "Vision encoder: fp32 (default), fp16 (weights and compute), int8 or int4 (linear weights)")
+      ->check(CLI::IsMember(precisions));
+  // What the quantizer and ORT's MatMulNBits / GatherBlockQuantized accept: powers of two 16..256.
+  cmd->add_option("--block-size", args->block_size, "int8/int4 block size: 16, 32, 64, 128 or 256")
+      ->capture_default_str()
+      ->check(CLI::IsMember({16, 32, 64, 128, 256}));
   cmd->add_flag("--asymmetric", args->asymmetric, "int8/int4 with zero points (default: symmetric)");
   cmd->add_option("--accuracy-level", args->accuracy_level, "MatMulNBits accuracy_level (0-4; 4 = int8 compute)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(0, 4));
   cmd->add_flag("--float-lm-head", args->float_lm_head, "Keep lm_head in fp32 when quantizing");
   cmd->add_flag("--float-embedding", args->float_embedding, "Keep the token embedding table in fp32 when quantizing");
   cmd->add_flag("--all-logits", args->all_logits, "Logits for every prompt position (default: last only)");
-  cmd->add_option("--max-length", args->max_length, "Context length written to genai_config.json")->capture_default_str();
+  cmd->add_option("--max-length", args->max_length, "Context length written to genai_config.json (>= 1)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 31));
   cmd->add_flag("--force", args->force, "Replace an existing package folder");
   cmd->add_option("--tokenizer-dir", args->tokenizer_dir, "Tokenizer files, when the checkpoint has none");
   cmd->add_flag("--quiet", args->quiet, "No progress bar");

@@ -1,21 +1,28 @@
-// `q3vl chat`: interactive multi-turn chat. `/image PATH` attaches an image to the next user turn
-// (any turn); `/reset` starts over; `/quit` or end of input leaves. Earlier turns stay in the KV
-// cache and are never recomputed.
+// `q3vl chat`: interactive multi-turn chat. Lines starting with '/' are commands (see
+// chat_commands.h): `/image PATH` attaches an image to the next user turn (any turn); `/reset`
+// starts over; `/quit` or end of input leaves. Earlier turns stay in the KV cache and are never
+// recomputed. A turn that fails (a bad image, a full context) is reported and the chat goes on;
+// only losing standard output ends it (exit 1).
 #include <unistd.h>
 
 #include <cstdio>
 #include <iostream>
 #include <memory>
 
+#include "cli/chat_commands.h"
 #include "cli/commands.h"
 #include "cli/generation_flags.h"
+#include "cli/reply_output.h"
 #include "q3vl/error.h"
 
 namespace q3vl::cli {
 namespace {
 
-void chat(const GenerationFlags& flags) {
-  Engine engine(flags.model, EngineOptions{flags.threads});
+void report(const Error& e) { std::fprintf(stderr, "q3vl: error: %s\n", e.what()); }
+
+void chat(GenerationFlags& flags) {
+  flags.finish();
+  Engine engine(flags.model, flags.engine_options());
   const ConversationOptions options = flags.conversation_options(engine);
   auto conversation = std::make_unique<Conversation>(engine, options);
   const ReplyOptions reply_options = flags.reply_options(engine);
@@ -23,35 +30,43 @@ void chat(const GenerationFlags& flags) {
   std::vector<RgbImage> pending;
   std::string line;
   for (;;) {
-    if (interactive) std::fputs("> ", stdout), std::fflush(stdout);
-    if (!std::getline(std::cin, line)) break;
-    if (line == "/quit" || line == "/exit") break;
-    if (line == "/reset") {
-      conversation = std::make_unique<Conversation>(engine, options);
-      pending.clear();
-      continue;
+    if (interactive) write_reply("> ");
+    if (!std::getline(std::cin, line)) break;  // end of input: leave
+    const ChatLine input = parse_chat_line(line);
+    switch (input.kind) {
+      case ChatLine::Kind::Quit:
+        return;
+      case ChatLine::Kind::Help:
+        std::fprintf(stderr, "%s\n", chat_commands_hint().c_str());
+        continue;
+      case ChatLine::Kind::Invalid:
+        std::fprintf(stderr, "q3vl: %s\n", input.text.c_str());
+        continue;
+      case ChatLine::Kind::Reset:
+        conversation = std::make_unique<Conversation>(engine, options);
+        pending.clear();
+        continue;
+      case ChatLine::Kind::Image:
+        try {
+          pending.push_back(decode_image_file(input.text));
+          std::fprintf(stderr, "[image attached to the next message]\n");
+        } catch (const Error& e) {
+          report(e);
+        }
+        continue;
+      case ChatLine::Kind::Text:
+        break;
     }
-    if (line.rfind("/image ", 0) == 0) {
-      try {
-        pending.push_back(decode_image_file(line.substr(7)));
-        std::fprintf(stderr, "[image attached to the next message]\n");
-      } catch (const Error& e) {
-        std::fprintf(stderr, "q3vl: error: %s\n", e.what());
-      }
-      continue;
-    }
-    if (line.empty() && pending.empty()) continue;
+    if (input.text.empty() && pending.empty()) continue;
     try {
-      const Reply reply = conversation->send(pending, line, reply_options, [](std::string_view piece) {
-        std::fwrite(piece.data(), 1, piece.size(), stdout);
-        std::fflush(stdout);
-      });
-      std::fputc('\n', stdout);
-      std::fflush(stdout);
+      const Reply reply = conversation->send(pending, input.text, reply_options, write_reply);
+      write_reply("\n");
       if (flags.verbose) std::fprintf(stderr, "%s | cached %lld tokens\n", timing_line(reply.timings).c_str(),
                                       static_cast<long long>(conversation->cached_tokens()));
+    } catch (const OutputError&) {
+      throw;  // nowhere to show later replies either
     } catch (const Error& e) {
-      std::fprintf(stderr, "q3vl: error: %s\n", e.what());  // the conversation is unchanged; go on
+      report(e);  // the conversation is unchanged; go on
     }
     pending.clear();
   }
@@ -61,7 +76,7 @@ void chat(const GenerationFlags& flags) {
 
 void add_chat_command(CLI::App& app) {
   auto flags = std::make_shared<GenerationFlags>();
-  CLI::App* cmd = app.add_subcommand("chat", "Interactive multi-turn chat (/image PATH, /reset, /quit)");
+  CLI::App* cmd = app.add_subcommand("chat", "Interactive multi-turn chat (/image PATH, /reset, /quit, /help)");
   flags->add_to(*cmd);
   cmd->callback([flags] { chat(*flags); });
 }

@@ -1,26 +1,112 @@
 #include "cli/generation_flags.h"
 
+#include <cerrno>
+#include <cfloat>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <limits>
+#include <thread>
+
+#include "cli/option_checks.h"
+#include "q3vl/error.h"
 
 namespace q3vl::cli {
+namespace {
+
+constexpr std::int64_t kPixelsPerToken = 32 * 32;  // one visual token = a 2x2 block of 16x16 patches
+// Large enough for any real image budget, small enough that tokens * pixels fits in int64.
+constexpr std::int64_t kMostImageTokens = std::int64_t{1} << 32;
+// ONNX Runtime starts one thread per count; thousands exhaust the process (std::system_error abort).
+constexpr int kMostThreads = 256;
+// A text option from a file: far beyond any context (262144 tokens are ~1 MB of text), but bounded
+// so that /dev/zero or a huge file is refused instead of exhausting memory.
+constexpr std::size_t kMostTextFileBytes = std::size_t{64} << 20;
+
+std::string read_bounded(std::istream& in, const std::string& option, const std::string& path) {
+  std::string text;
+  std::array<char, 65536> buffer{};
+  while (in.read(buffer.data(), buffer.size()) || in.gcount() > 0) {
+    text.append(buffer.data(), static_cast<std::size_t>(in.gcount()));
+    if (text.size() > kMostTextFileBytes) {
+      throw InvalidInput(option + " " + path + ": more than " + std::to_string(kMostTextFileBytes >> 20) +
+                         " MB of text (no context holds that much)");
+    }
+  }
+  if (in.bad()) throw InvalidInput(option + " " + path + ": cannot read it (" + std::strerror(errno) + ")");
+  return text;
+}
+
+}  // namespace
+
+std::string read_text_file(const std::string& option, const std::string& path) {
+  if (path == "-") return read_bounded(std::cin, option, "(standard input)");
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) throw InvalidInput(option + " " + path + ": is a directory, not a text file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InvalidInput(option + " " + path + ": cannot open it (" + std::strerror(errno) + ")");
+  return read_bounded(in, option, path);
+}
 
 void GenerationFlags::add_to(CLI::App& cmd) {
+  constexpr double kMostFloat = FLT_MAX;
+  constexpr std::int64_t kMostInt = std::numeric_limits<std::int64_t>::max();
   cmd.add_option("--model", model, "Package folder (from q3vl build)")->required();
-  cmd.add_option("--system", system, "System prompt");
+  CLI::Option* system_text = cmd.add_option("--system", system, "System prompt");
+  cmd.add_option("--system-file", system_file, "System prompt read from a file (-: standard input)")->excludes(system_text);
   cmd.add_flag("--greedy", greedy, "Argmax decoding (default: the package's generation_config.json)");
-  cmd.add_option("--temperature", temperature, "Sampling temperature");
-  cmd.add_option("--top-k", top_k, "Keep the k most likely tokens (0: off)");
-  cmd.add_option("--top-p", top_p, "Nucleus sampling mass");
-  cmd.add_option("--min-p", min_p, "Drop tokens below min-p times the top probability");
-  cmd.add_option("--repetition-penalty", repetition_penalty, "HF repetition penalty (1: off)");
-  cmd.add_option("--seed", seed, "Random seed for sampling");
-  cmd.add_option("--max-new-tokens", max_new_tokens, "Most tokens to generate per reply")->capture_default_str();
+  cmd.add_option("--temperature", temperature, "Sampling temperature (> 0)")->check(finite_range(0, kMostFloat, true));
+  cmd.add_option("--top-k", top_k, "Keep the k most likely tokens (0: off)")->check(integer_range(0, kMostInt));
+  cmd.add_option("--top-p", top_p, "Nucleus sampling mass, in (0, 1]")->check(finite_range(0, 1, true));
+  cmd.add_option("--min-p", min_p, "Drop tokens below min-p times the top probability, in [0, 1]")->check(finite_range(0, 1));
+  cmd.add_option("--repetition-penalty", repetition_penalty, "HF repetition penalty (> 0; 1: off)")
+      ->check(finite_range(0, kMostFloat, true));
+  cmd.add_option("--seed", seed, "Random seed for sampling (0..2^64-1)")->check(unsigned_integer());
+  cmd.add_option("--max-new-tokens", max_new_tokens, "Most tokens to generate per reply (>= 1)")
+      ->capture_default_str()
+      ->check(integer_range(1, kMostInt));
   cmd.add_option("--stop", stop, "Stop when this text appears (repeatable)");
-  cmd.add_option("--context", context, "Context length in tokens (default: the package's max_length)");
-  cmd.add_option("--max-image-tokens", max_image_tokens, "Pixel budget per image, in visual tokens (32x32 pixels each)");
-  cmd.add_option("--min-image-tokens", min_image_tokens, "Smallest image size, in visual tokens");
-  cmd.add_option("--threads", threads, "Threads per ONNX Runtime session (0: one per core)");
-  cmd.add_flag("--verbose", verbose, "Print image tokens, vision time, prefill and decode speed");
+  cmd.add_option("--context", context, "Context length in tokens (default: the package's max_length)")
+      ->check(integer_range(1, kMostInt));
+  cmd.add_option("--max-image-tokens", max_image_tokens, "Pixel budget per image, in visual tokens (32x32 pixels each)")
+      ->check(integer_range(1, kMostImageTokens));
+  cmd.add_option("--min-image-tokens", min_image_tokens, "Smallest image size, in visual tokens")
+      ->check(integer_range(1, kMostImageTokens));
+  cmd.add_option("--max-vision-memory-mb", max_vision_memory_mb,
+                 "Refuse images whose vision encoder would need more memory than this (default: env "
+                 "Q3VL_MAX_VISION_MEMORY_MB, else 3/4 of physical memory)")
+      ->check(integer_range(1, std::int64_t{1} << 40));
+  cmd.add_option("--threads", threads, "Threads per ONNX Runtime session (0: one per core; at most 256)")
+      ->check(integer_range(0, kMostThreads));
+  cmd.add_flag("--verbose", verbose, "Print image tokens, vision time, prefill and decode speed; ONNX Runtime warnings");
+}
+
+void GenerationFlags::finish() {
+  if (min_image_tokens && max_image_tokens && *min_image_tokens > *max_image_tokens) {
+    throw CLI::ValidationError("--min-image-tokens", std::to_string(*min_image_tokens) +
+                                                         " is more than --max-image-tokens " +
+                                                         std::to_string(*max_image_tokens));
+  }
+  const unsigned cores = std::thread::hardware_concurrency();
+  if (cores > 0 && threads > static_cast<int>(cores)) {
+    std::fprintf(stderr, "q3vl: warning: --threads %d is more than the %u cores of this machine (slower, not faster)\n",
+                 threads, cores);
+  }
+  if (!system_file.empty()) {
+    system = read_text_file("--system-file", system_file);
+    require_valid_utf8(system, "--system-file " + system_file);
+  }
+  require_command_line_utf8(system, "--system");
+}
+
+void require_command_line_utf8(const std::string& text, const std::string& option) {
+  try {
+    require_valid_utf8(text, option);
+  } catch (const InvalidInput& e) {
+    throw CLI::ValidationError(e.what());  // a bad command line: exit 2
+  }
 }
 
 ReplyOptions GenerationFlags::reply_options(const Engine& engine) const {
@@ -44,9 +130,29 @@ ConversationOptions GenerationFlags::conversation_options(const Engine& engine) 
   o.system_prompt = system;
   o.context_length = context;
   o.preprocess = read_preprocess_options(engine.package().preprocessor_config());
-  const std::int64_t pixels_per_token = 32 * 32;  // one visual token = a 2x2 block of 16x16 patches
-  if (max_image_tokens) o.preprocess.max_pixels = *max_image_tokens * pixels_per_token;
-  if (min_image_tokens) o.preprocess.min_pixels = *min_image_tokens * pixels_per_token;
+  const PreprocessOptions package = o.preprocess;
+  if (max_image_tokens) o.preprocess.max_pixels = *max_image_tokens * kPixelsPerToken;
+  if (min_image_tokens) o.preprocess.min_pixels = *min_image_tokens * kPixelsPerToken;
+  // HF's smart_resize lets the maximum win when min_pixels > max_pixels, and only in one branch:
+  // an image already below the minimum is scaled *up* to it. A user who asks for fewer tokens
+  // than the package's minimum means it, so the minimum follows (and the other way round).
+  if (max_image_tokens && !min_image_tokens && o.preprocess.min_pixels > o.preprocess.max_pixels) {
+    std::fprintf(stderr,
+                 "q3vl: note: --max-image-tokens %lld is below the package's minimum of %lld image tokens; "
+                 "images get at most %lld\n",
+                 static_cast<long long>(*max_image_tokens), static_cast<long long>(package.min_pixels / kPixelsPerToken),
+                 static_cast<long long>(*max_image_tokens));
+    o.preprocess.min_pixels = o.preprocess.max_pixels;
+  }
+  if (min_image_tokens && !max_image_tokens && o.preprocess.min_pixels > o.preprocess.max_pixels) {
+    std::fprintf(stderr,
+                 "q3vl: note: --min-image-tokens %lld is above the package's maximum of %lld image tokens; "
+                 "images get at least %lld\n",
+                 static_cast<long long>(*min_image_tokens), static_cast<long long>(package.max_pixels / kPixelsPerToken),
+                 static_cast<long long>(*min_image_tokens));
+    o.preprocess.max_pixels = o.preprocess.min_pixels;
+  }
+  if (max_vision_memory_mb) o.vision_memory_budget_bytes = static_cast<std::uint64_t>(*max_vision_memory_mb) << 20;
   return o;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 // Flags shared by `q3vl run` and `q3vl chat`: package, sampling, limits, image budget, timing.
+// Every value is range-checked when the command line is parsed (a bad one exits 2 naming it).
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@ namespace q3vl::cli {
 struct GenerationFlags {
   std::string model;
   std::string system;
+  std::string system_file;
   bool greedy = false;
   std::optional<float> temperature;
   std::optional<std::int64_t> top_k;
@@ -25,14 +27,27 @@ struct GenerationFlags {
   std::int64_t context = 0;
   std::optional<std::int64_t> max_image_tokens;
   std::optional<std::int64_t> min_image_tokens;
+  std::optional<std::int64_t> max_vision_memory_mb;
   int threads = 0;
   bool verbose = false;
 
   void add_to(CLI::App& cmd);
+  // Checks between options (CLI::ValidationError, exit 2) and reads --system-file; call first.
+  void finish();
+  EngineOptions engine_options() const { return EngineOptions{threads, verbose}; }
   // Package defaults (generation_config.json) overridden by the flags given.
   ReplyOptions reply_options(const Engine& engine) const;
+  // Says once on stderr when the user's image budget overrides the package's.
   ConversationOptions conversation_options(const Engine& engine) const;
 };
+
+// CLI::ValidationError (exit 2) naming the option and the byte offset in its value unless `text`
+// is valid UTF-8.
+void require_command_line_utf8(const std::string& text, const std::string& option);
+
+// A text option's value from a file ("-": standard input), read whole; InvalidInput names the
+// option and the file when it cannot be read or is larger than any context could hold.
+std::string read_text_file(const std::string& option, const std::string& path);
 
 // "image tokens 300 | vision 812 ms | prefill 42 tok/s | first token 1.9 s | decode 17.1 tok/s"
 std::string timing_line(const Timings& t);

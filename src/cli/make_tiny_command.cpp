@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/option_checks.h"
 #include "model/random_checkpoint.h"
 #include "model/dtype.h"
 #include "model/tensor_names.h"
@@ -56,9 +57,11 @@ void add_make_tiny_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("make-tiny", "Write a random-weight Qwen3-VL checkpoint (HF layout)");
   std::string presets;
   for (const std::string& name : random_checkpoint_presets()) presets += (presets.empty() ? "" : ", ") + name;
-  cmd->add_option("--preset", args->preset, "Model shape: " + presets)->capture_default_str();
+  cmd->add_option("--preset", args->preset, "Model shape: " + presets)
+      ->capture_default_str()
+      ->check(CLI::IsMember(random_checkpoint_presets()));
   cmd->add_option("--out", args->out, "Output folder")->required();
-  cmd->add_option("--seed", args->seed, "Random seed")->capture_default_str();
+  cmd->add_option("--seed", args->seed, "Random seed (0..2^64-1)")->capture_default_str()->check(unsigned_integer());
   cmd->add_option("--tokenizer-dir", args->tokenizer_dir,
                   "Folder with the Qwen tokenizer.json and tokenizer_config.json (env Q3VL_TOKENIZER_DIR)")
       ->capture_default_str();

@@ -37,11 +37,22 @@ std::vector<std::int64_t> expand_image_pads(std::vector<std::int64_t>& ids, cons
   return out;
 }
 
+// HF's processor expands every media pad it finds in the text and fails when they outnumber the
+// media; q3vl would otherwise give the image's tokens to the wrong place.
+void reject_media_placeholders(const std::string& text, const std::string& what) {
+  for (const char* placeholder : {"<|image_pad|>", "<|video_pad|>"}) {
+    if (text.find(placeholder) != std::string::npos) {
+      throw InvalidInput(what + " contains " + placeholder +
+                         ", the placeholder for an image's tokens; it cannot be typed as text (attach images instead)");
+    }
+  }
+}
+
 }  // namespace
 
 Engine::Engine(const std::filesystem::path& package, const EngineOptions& options)
     : package_(Package::open(package)),
-      environment_(options.threads),
+      environment_(options.threads, options.verbose),
       tokenizer_(Tokenizer::load(package_.tokenizer_json())),
       embedding_(environment_, package_.embedding_model(), package_.config(), session_options_) {}
 
@@ -66,6 +77,8 @@ Conversation::Conversation(Engine& engine, ConversationOptions options)
     : engine_(engine), options_(std::move(options)) {
   if (options_.context_length <= 0) options_.context_length = engine.package().max_length();
   decoder_ = engine.new_decoder(options_.context_length);
+  require_valid_utf8(options_.system_prompt, "the system prompt");
+  reject_media_placeholders(options_.system_prompt, "the system prompt");
   if (!options_.system_prompt.empty()) messages_.push_back(text_message("system", options_.system_prompt));
 }
 
@@ -86,6 +99,35 @@ Reply Conversation::send(const std::vector<RgbImage>& images, const std::string&
   }
 }
 
+// The vision graph's attention is dense over every patch of the call, so memory grows with the
+// square of the patches: refuse before ONNX Runtime asks for the buffer (or the kernel kills us).
+void Conversation::check_vision_memory(std::size_t first_image, const std::vector<RgbImage>& turn_images) const {
+  std::int64_t patches = 0;
+  for (std::size_t i = first_image; i < images_.size(); ++i) patches += images_[i].grid.patches();
+  const ModelConfig& config = engine_.config();
+  const std::uint64_t budget =
+      options_.vision_memory_budget_bytes > 0 ? options_.vision_memory_budget_bytes : default_vision_memory_budget_bytes();
+  const std::uint64_t needed = estimate_vision_peak_bytes(config, patches);
+  if (needed <= budget) return;
+  // The largest per-image token budget that would fit, for the hint.
+  const std::int64_t merge = config.vision.spatial_merge_size * config.vision.spatial_merge_size;
+  const auto count = static_cast<std::int64_t>(images_.size() - first_image);
+  std::int64_t fitting_patches = patches;
+  while (fitting_patches > merge && estimate_vision_peak_bytes(config, fitting_patches) > budget) fitting_patches = fitting_patches * 9 / 10;
+  const std::int64_t fitting_tokens = std::max<std::int64_t>(1, fitting_patches / merge / std::max<std::int64_t>(count, 1));
+  std::string which;
+  const std::size_t first_of_turn = images_.size() - turn_images.size();
+  for (std::size_t i = first_image; i < images_.size(); ++i) {
+    std::string name = "image " + std::to_string(i + 1);
+    if (i >= first_of_turn && !turn_images[i - first_of_turn].source.empty()) name = turn_images[i - first_of_turn].source;
+    which += (which.empty() ? "" : ", ") + name + " (" + std::to_string(images_[i].grid.patches() / merge) + " tokens)";
+  }
+  auto megabytes = [](std::uint64_t bytes) { return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MB"; };
+  throw InvalidInput(which + ": the vision encoder would need about " + megabytes(needed) + " of memory, more than the " +
+                     megabytes(budget) + " allowed (--max-vision-memory-mb or Q3VL_MAX_VISION_MEMORY_MB); use fewer or "
+                     "smaller images, e.g. --max-image-tokens " + std::to_string(fitting_tokens));
+}
+
 Reply Conversation::send_turn(const std::vector<RgbImage>& images, const std::string& text, const ReplyOptions& options,
                               const std::function<void(std::string_view)>& on_text, TurnTrace* trace) {
   const auto start = Clock::now();
@@ -94,6 +136,8 @@ Reply Conversation::send_turn(const std::vector<RgbImage>& images, const std::st
   Reply reply;
   Sampler sampler(options.sampling);  // validates the options before any work
 
+  require_valid_utf8(text, "the message text");
+  reject_media_placeholders(text, "the message text");
   // 1. The conversation so far plus this turn, as tokens with every image's pads expanded.
   std::vector<ChatContent> content;
   for (const RgbImage& image : images) {
@@ -116,6 +160,12 @@ Reply Conversation::send_turn(const std::vector<RgbImage>& images, const std::st
     ++first_image;
   }
   if (first_image < block_starts.size() && block_starts[first_image] < keep) keep = block_starts[first_image];
+  if (ids.size() > static_cast<std::size_t>(decoder_->context_length())) {
+    // Before the vision and embedding passes, whose memory grows with the tokens.
+    throw InvalidInput("context overflow: the conversation is " + std::to_string(ids.size()) +
+                       " tokens, more than the context length of " + std::to_string(decoder_->context_length()) +
+                       " (raise it with --context, or /reset)");
+  }
   decoder_->truncate(static_cast<std::int64_t>(keep));
   cached_ids_.resize(keep);
   cached_max_position_.resize(keep);
@@ -129,6 +179,7 @@ Reply Conversation::send_turn(const std::vector<RgbImage>& images, const std::st
     grids.push_back(images_[i].grid);
   }
   if (!grids.empty()) {
+    check_vision_memory(first_image, images);
     const auto vision_start = Clock::now();
     features = engine_.vision().encode(pixels, grids);
     reply.timings.vision_ms = ms_since(vision_start);

@@ -21,6 +21,7 @@ namespace q3vl {
 
 struct EngineOptions {
   int threads = 0;  // 0: ONNX Runtime's default
+  bool verbose = false;  // ONNX Runtime's warnings too, not only its fatal errors
 };
 
 class Engine {
@@ -84,6 +85,9 @@ struct ConversationOptions {
   std::string system_prompt;
   std::int64_t context_length = 0;  // 0: the package's max_length
   PreprocessOptions preprocess;     // image pixel budget
+  // Images whose vision pass would need more memory than this are refused before it runs.
+  // 0: default_vision_memory_budget_bytes() (Q3VL_MAX_VISION_MEMORY_MB or 3/4 of physical memory).
+  std::uint64_t vision_memory_budget_bytes = 0;
 };
 
 class Conversation {
@@ -100,6 +104,8 @@ class Conversation {
  private:
   Reply send_turn(const std::vector<RgbImage>& images, const std::string& text, const ReplyOptions& options,
                   const std::function<void(std::string_view)>& on_text, TurnTrace* trace);
+
+  void check_vision_memory(std::size_t first_image, const std::vector<RgbImage>& turn_images) const;
 
   Engine& engine_;
   ConversationOptions options_;

@@ -118,7 +118,9 @@ RgbImage decode_image_file(const std::filesystem::path& path, const ImageLimits&
   std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
   in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
   if (in.gcount() != static_cast<std::streamsize>(bytes.size())) throw InvalidInput(label + ": cannot read the file");
-  return decode_image_memory(bytes, label, limits);
+  RgbImage image = decode_image_memory(bytes, label, limits);
+  image.source = label;
+  return image;
 }
 
 namespace image_codecs {

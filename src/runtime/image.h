@@ -20,6 +20,7 @@ namespace q3vl {
 struct RgbImage {
   std::int64_t width = 0, height = 0;
   std::vector<std::uint8_t> pixels;  // row-major HWC RGB, width * height * 3 bytes
+  std::string source;                // where it came from (the file name), for messages
 };
 
 // Guards against decompression bombs and runaway files; exceeding either is InvalidInput.

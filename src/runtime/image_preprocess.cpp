@@ -9,8 +9,9 @@
 namespace q3vl {
 namespace {
 
+// Width x height, as every image message says it.
 std::string size_text(std::int64_t height, std::int64_t width) {
-  return std::to_string(height) + "x" + std::to_string(width);
+  return std::to_string(width) + "x" + std::to_string(height);
 }
 
 // Keys' bicubic kernel with a = -0.5 (PIL's choice, which torch uses when antialiasing), written
@@ -175,8 +176,14 @@ ImageInput preprocess_image(const RgbImage& image, const ModelConfig& config, co
     throw InvalidInput("image of " + size_text(image.height, image.width) + " pixels with " +
                        std::to_string(image.pixels.size()) + " bytes of RGB data");
   }
-  const auto [height, width] = smart_resize(image.height, image.width, patch * merge, options.min_pixels,
-                                            options.max_pixels);
+  const auto [height, width] = [&] {
+    try {
+      return smart_resize(image.height, image.width, patch * merge, options.min_pixels, options.max_pixels);
+    } catch (const InvalidInput& e) {
+      if (image.source.empty()) throw;
+      throw InvalidInput(image.source + ": " + e.what());  // which of the user's images
+    }
+  }();
   RgbImage resized;
   const bool same_size = height == image.height && width == image.width;  // torchvision skips the resize
   if (!same_size) resized = resize_bicubic_antialias(image, height, width);

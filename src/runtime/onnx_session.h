@@ -26,7 +26,9 @@ struct SessionOptions {
 // on a small machine.
 class OnnxEnvironment {
  public:
-  explicit OnnxEnvironment(int intra_op_threads = 0);  // 0: one per physical core
+  // intra_op_threads 0: one per physical core. ONNX Runtime's log shows only fatal errors, warnings
+  // too when verbose, without its colour codes.
+  explicit OnnxEnvironment(int intra_op_threads = 0, bool verbose = false);
   Ort::Env& env() { return env_; }
 
  private:

@@ -10,11 +10,15 @@
 namespace q3vl {
 
 void SamplingOptions::validate() const {
-  if (!(temperature > 0.0f) && !greedy) throw InvalidInput("temperature must be > 0 (use --greedy for argmax)");
+  if (!(temperature > 0.0f && std::isfinite(temperature)) && !greedy) {
+    throw InvalidInput("temperature must be a finite number > 0 (use --greedy for argmax)");
+  }
   if (top_k < 0) throw InvalidInput("top-k must be >= 0");
   if (!(top_p > 0.0f && top_p <= 1.0f)) throw InvalidInput("top-p must be in (0, 1]");
   if (!(min_p >= 0.0f && min_p <= 1.0f)) throw InvalidInput("min-p must be in [0, 1]");
-  if (!(repetition_penalty > 0.0f)) throw InvalidInput("repetition penalty must be > 0");
+  if (!(repetition_penalty > 0.0f && std::isfinite(repetition_penalty))) {
+    throw InvalidInput("repetition penalty must be a finite number > 0");
+  }
 }
 
 std::int64_t argmax(std::span<const float> logits) {

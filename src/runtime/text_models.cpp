@@ -11,7 +11,8 @@ EmbeddingModel::EmbeddingModel(OnnxEnvironment& environment, const std::filesyst
                                const ModelConfig& config, const SessionOptions& options)
     : session_(environment, model, options), config_(config) {}
 
-std::vector<float> EmbeddingModel::embed(std::span<const std::int64_t> ids, const VisualFeatures* features) {
+std::vector<float> EmbeddingModel::embed(std::span<const std::int64_t> ids, const VisualFeatures* features) try {
+
   const std::int64_t width = package::visual_channel_width(config_);
   const std::int64_t pads = std::count_if(ids.begin(), ids.end(), [this](std::int64_t id) {
     return id == config_.image_token_id || id == config_.video_token_id;
@@ -38,6 +39,9 @@ std::vector<float> EmbeddingModel::embed(std::span<const std::int64_t> ids, cons
   auto out = session_.run({package::kInputIds, package::kImageFeatures}, inputs, {package::kInputsEmbeds});
   const float* data = out[0].GetTensorData<float>();
   return {data, data + ids.size() * static_cast<std::size_t>(width)};
+} catch (const Ort::Exception& e) {
+  // ONNX Runtime errors outside Run (tensor creation, bindings, outputs) with the model named too.
+  throw Error(session_.path().string() + ": ONNX Runtime: " + e.what());
 }
 
 TextDecoder::TextDecoder(OnnxEnvironment& environment, const std::filesystem::path& model, const ModelConfig& config,
@@ -83,7 +87,8 @@ void TextDecoder::reserve(std::int64_t tokens) {
   capacity_ = capacity;
 }
 
-DecoderOutput TextDecoder::forward(std::span<const float> embeddings, std::span<const std::int64_t> positions) {
+DecoderOutput TextDecoder::forward(std::span<const float> embeddings, std::span<const std::int64_t> positions) try {
+
   const TextConfig& t = config_.text;
   const std::int64_t width = package::visual_channel_width(config_);
   const std::int64_t S = static_cast<std::int64_t>(positions.size()) / 3;
@@ -148,6 +153,9 @@ DecoderOutput TextDecoder::forward(std::span<const float> embeddings, std::span<
   }
   cached_ += S;
   return result;
+} catch (const Ort::Exception& e) {
+  // ONNX Runtime errors outside Run (tensor creation, bindings, outputs) with the model named too.
+  throw Error(session_.path().string() + ": ONNX Runtime: " + e.what());
 }
 
 }  // namespace q3vl

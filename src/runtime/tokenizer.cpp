@@ -101,8 +101,8 @@ std::size_t append_utf8_lossy(std::string_view bytes, bool final, std::string& o
   return bytes.size();
 }
 
-// Throws unless `text` is valid UTF-8.
-void check_utf8(std::string_view text) {
+// Throws unless `text` is valid UTF-8; `what` names the text in the message.
+void check_utf8(std::string_view text, std::string_view what = "text to encode") {
   std::size_t pos = 0;
   while (pos < text.size()) {
     if (static_cast<unsigned char>(text[pos]) < 0x80) {
@@ -113,7 +113,7 @@ void check_utf8(std::string_view text) {
     if (sequence.status != Utf8Status::kValid) {
       static constexpr char kHex[] = "0123456789ABCDEF";
       const auto byte = static_cast<unsigned char>(text[pos]);
-      throw InvalidInput("text to encode is not valid UTF-8: " +
+      throw InvalidInput(std::string(what) + " is not valid UTF-8: " +
                          std::string(sequence.status == Utf8Status::kTruncated ? "truncated" : "bad") +
                          " sequence at byte offset " + std::to_string(pos) + " (0x" + kHex[byte >> 4] +
                          kHex[byte & 15] + ")");
@@ -596,6 +596,8 @@ std::string json_string(const json& value, const std::filesystem::path& file, co
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
+
+void require_valid_utf8(std::string_view text, std::string_view what) { check_utf8(text, what); }
 
 struct Tokenizer::Impl {
   struct TokenInfo {

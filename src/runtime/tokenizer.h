@@ -22,6 +22,11 @@
 
 namespace q3vl {
 
+// Throws InvalidInput unless `text` is valid UTF-8: "<what> is not valid UTF-8: bad sequence at
+// byte offset N (0xFF)", the offset counted in `text` itself. For checking a user's text before it
+// is embedded in a chat template, where an offset in the rendered whole would mean nothing.
+void require_valid_utf8(std::string_view text, std::string_view what);
+
 class Tokenizer {
  public:
   // Throws InvalidInput naming the file if it is unreadable, not JSON, or describes a tokenizer

@@ -1,6 +1,10 @@
 #include "runtime/vision_encoder.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <charconv>
+#include <cstdlib>
 #include <string>
 
 #include "export/package_names.h"
@@ -15,6 +19,36 @@ constexpr std::int64_t kMaxPatchesPerCall = 1 << 20;
 constexpr std::int64_t kMaxGridSide = 1 << 14;
 
 }  // namespace
+
+std::uint64_t estimate_vision_peak_bytes(const ModelConfig& config, std::int64_t patches) {
+  const VisionConfig& v = config.vision;
+  const auto n = static_cast<double>(std::max<std::int64_t>(patches, 0));
+  constexpr double kFloat = 4;
+  // bool mask + float bias + a float copy ORT makes of the bias + scores of every head.
+  const double square = n * n * (1 + kFloat + kFloat + kFloat * static_cast<double>(v.num_heads));
+  // Per patch: input, qkv, rotated q/k, attention output, MLP hidden (x2 for the GELU), residuals.
+  const double linear = n * kFloat *
+                        (static_cast<double>(v.patch_input_size()) + 8.0 * static_cast<double>(v.hidden_size) +
+                         2.0 * static_cast<double>(v.intermediate_size));
+  constexpr double kMargin = 1.3;  // arena rounding, fused-kernel scratch (measured: ~1.2 on the tiny model)
+  return static_cast<std::uint64_t>(std::min((square + linear) * kMargin, 1.8e19));
+}
+
+std::uint64_t default_vision_memory_budget_bytes() {
+  if (const char* env = std::getenv("Q3VL_MAX_VISION_MEMORY_MB"); env != nullptr && *env != '\0') {
+    const std::string text = env;
+    std::uint64_t megabytes = 0;
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), megabytes);
+    if (error != std::errc() || end != text.data() + text.size() || megabytes == 0 || megabytes > (std::uint64_t{1} << 40)) {
+      throw InvalidInput("environment variable Q3VL_MAX_VISION_MEMORY_MB=" + text + ": expected a positive number of MB");
+    }
+    return megabytes << 20;
+  }
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page_size = ::sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page_size <= 0) return std::uint64_t{8} << 30;  // unknown: assume a small machine
+  return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_size) / 4 * 3;
+}
 
 void validate_grids(std::span<const GridThw> grids, std::int64_t patch_rows) {
   if (grids.empty()) throw InvalidInput("image_grid_thw is empty");
@@ -73,7 +107,8 @@ VisionEncoder::VisionEncoder(OnnxEnvironment& environment, const std::filesystem
                              const SessionOptions& options)
     : session_(environment, model, options), config_(config) {}
 
-VisualFeatures VisionEncoder::encode(std::span<const float> pixel_values, std::span<const GridThw> grids) {
+VisualFeatures VisionEncoder::encode(std::span<const float> pixel_values, std::span<const GridThw> grids) try {
+
   const std::int64_t width = config_.vision.patch_input_size();
   if (pixel_values.size() % static_cast<std::size_t>(width) != 0) {
     throw InvalidInput("pixel_values has " + std::to_string(pixel_values.size()) + " values, not a multiple of " +
@@ -94,6 +129,9 @@ VisualFeatures VisionEncoder::encode(std::span<const float> pixel_values, std::s
   const float* data = outputs[0].GetTensorData<float>();
   features.data.assign(data, data + features.tokens * features.width);
   return features;
+} catch (const Ort::Exception& e) {
+  // ONNX Runtime errors outside Run (tensor creation, bindings, outputs) with the model named too.
+  throw Error(session_.path().string() + ": ONNX Runtime: " + e.what());
 }
 
 }  // namespace q3vl

@@ -89,7 +89,7 @@ TEST_F(Cli, BadInputsGiveMessagesNotCrashes) {
   EXPECT_EQ(WEXITSTATUS(status), 1);
   EXPECT_NE(read_text_file(err).find("not a q3vl package"), std::string::npos) << read_text_file(err);
   test::run_command(std::string(Q3VL_CLI) + " run --model " + test::shell_quote(package().string()) + " --prompt hi --temperature 0 2>" + test::shell_quote(err), status);
-  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_EQ(WEXITSTATUS(status), 2);  // an out-of-range option value is a bad command line
   EXPECT_NE(read_text_file(err).find("temperature"), std::string::npos) << read_text_file(err);
 }
 

@@ -15,7 +15,7 @@ expect_error() {  # expect_error CODE NEEDLE ARGS...
 }
 
 expect_error 2 "preset" make-tiny --out "$dir/x" --preset
-expect_error 1 "unknown preset \"13b\"" make-tiny --preset 13b --out "$dir/x"
+expect_error 2 "preset: 13b not in" make-tiny --preset 13b --out "$dir/x"
 expect_error 1 "not a checkpoint folder" inspect --model "$dir/none"
 mkdir -p "$dir/bad"
 echo '{"model_type": "qwen3_vl", "text_config": ' > "$dir/bad/config.json"
