@@ -113,12 +113,9 @@ void check_config_fits_files(const ModelConfig& config, std::uint64_t tensors_in
   if (kPerVisionBlock * static_cast<std::uint64_t>(config.vision.depth) > tensors_in_files) {
     refuse("vision_config.depth", config.vision.depth, kPerVisionBlock);
   }
-  const std::uint64_t required = expected_tensor_count(config) - (config.tie_word_embeddings ? 1 : 0);
-  if (required > tensors_in_files) {
-    throw InvalidInput(config_file + ": text_config.num_hidden_layers, vision_config.depth and deepstack_visual_indexes "
-                       "need " + std::to_string(required) + " tensors, but the checkpoint's safetensors files hold only " +
-                       std::to_string(tensors_in_files));
-  }
+  // With these two bounded, the whole list is at most a few times the file's tensor count
+  // (DeepStack levels cannot outnumber the vision blocks); missing tensors are named later.
 }
 
 }  // namespace q3vl
+

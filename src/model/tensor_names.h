@@ -47,7 +47,7 @@ std::uint64_t expected_tensor_count(const ModelConfig& config);
 
 // Refuses a config that declares more than the checkpoint files can hold (e.g. num_hidden_layers
 // 1000000000 against a few hundred tensors) before anything proportional to it is allocated:
-// the count of expected tensors, per field, against `tensors_in_files`. Throws InvalidInput
+// the tensors the layer and block counts imply against `tensors_in_files`. Throws InvalidInput
 // naming `config_file` and the field.
 void check_config_fits_files(const ModelConfig& config, std::uint64_t tensors_in_files, const std::string& config_file);
 
