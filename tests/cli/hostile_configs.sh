@@ -142,7 +142,16 @@ package_case "generation field type" 'set_json q3vl_package.json top_k "\"5\""' 
   "q3vl_package.json" 'field "generation_config.top_k": expected an integer'
 package_case "genai max_length" 'set_json genai_config.json max_length "\"long\""' "genai_config.json" 'field "search.max_length"'
 package_case "deeply nested manifest" 'deep_json > q3vl_package.json' "q3vl_package.json" "nested deeper"
-[ "$package_cases" = 12 ] || fail "ran $package_cases package cases, expected 12"
+# A config that no longer describes the models next to it (instead of ONNX Runtime errors, or a
+# sampler reading the wrong logits).
+package_case "one layer more than the model" 'set_json q3vl_package.json num_hidden_layers 5' \
+  "text.onnx" "has 4 decoder layers" 'field "config.text_config.num_hidden_layers" says 5'
+package_case "vocabulary smaller than the model" 'set_json q3vl_package.json vocab_size 151800' \
+  "text.onnx" 'field "config.text_config.vocab_size" says 151800'
+package_case "kv heads differ from the model" 'set_json q3vl_package.json num_key_value_heads 4' \
+  "text.onnx" 'field "config.text_config.num_key_value_heads" says 4'
+package_case "decoder not ONNX" 'echo garbage > text.onnx' "text.onnx" "not a readable ONNX model"
+[ "$package_cases" = 16 ] || fail "ran $package_cases package cases, expected 16"
 
 # --only from a checkpoint of another model: refused, the package untouched.
 "$q3vl" make-tiny --preset tiny --out "$dir/other" --seed 7 --quiet || fail "make-tiny other"
