@@ -21,6 +21,12 @@ using nlohmann::json;
 
 constexpr std::uint64_t kMaxTemplateBytes = 1u << 20;
 
+// A FIFO or a device named like a config file would block or never end a read.
+void require_regular_file(const fs::path& path) {
+  std::error_code error;
+  if (!fs::is_regular_file(path, error)) throw InvalidInput(path.string() + ": not a regular file");
+}
+
 std::string join(const std::vector<std::int64_t>& values) {
   std::string out;
   for (std::int64_t v : values) out += (out.empty() ? "" : ", ") + std::to_string(v);
@@ -64,7 +70,9 @@ void check_preprocessor_config(const Checkpoint& ckpt) {
 void check_chat_template(const fs::path& dir) {
   for (const char* name : {"chat_template.jinja", "chat_template.json"}) {
     const fs::path path = dir / name;
-    if (fs::exists(path) && fs::file_size(path) > kMaxTemplateBytes) {
+    if (!fs::exists(path)) continue;
+    require_regular_file(path);
+    if (fs::file_size(path) > kMaxTemplateBytes) {
       throw InvalidInput(path.string() + ": " + std::to_string(fs::file_size(path)) + " bytes is too large for a chat template");
     }
   }
@@ -93,6 +101,7 @@ void check_tokenizer(const fs::path& dir, const ModelConfig& config, const Gener
   if (!fs::exists(tokenizer_config_path)) {
     throw InvalidInput(dir.string() + ": tokenizer_config.json is missing (it goes with tokenizer.json)");
   }
+  require_regular_file(tokenizer_path);
   const Tokenizer tokenizer = load_tokenizer(tokenizer_path);
   const std::string where = tokenizer_path.string() + ": ";
   for (const auto& [token, id, field] : {std::tuple{"<|image_pad|>", config.image_token_id, "image_token_id"},

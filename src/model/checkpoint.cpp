@@ -36,6 +36,13 @@ std::map<std::string, std::string> read_weight_map(const fs::path& index_path) {
   return map;
 }
 
+// A shard that is a FIFO or a device would block the mapping or never end.
+std::unique_ptr<SafetensorsFile> open_shard(const fs::path& path) {
+  std::error_code error;
+  if (!fs::is_regular_file(path, error)) throw InvalidInput(path.string() + ": not a regular file");
+  return std::make_unique<SafetensorsFile>(path);
+}
+
 }  // namespace
 
 Checkpoint Checkpoint::open(const fs::path& dir) {
@@ -56,7 +63,7 @@ Checkpoint Checkpoint::open(const fs::path& dir) {
       ckpt.shard_paths_.push_back(path);
     }
     for (std::size_t i = 0; i < ckpt.shard_paths_.size(); ++i) {
-      ckpt.shards_.push_back(std::make_unique<SafetensorsFile>(ckpt.shard_paths_[i]));
+      ckpt.shards_.push_back(open_shard(ckpt.shard_paths_[i]));
       ckpt.index_shard(i, &weight_map);
     }
     for (const auto& [name, shard] : weight_map) {
@@ -67,7 +74,7 @@ Checkpoint Checkpoint::open(const fs::path& dir) {
     }
   } else if (fs::exists(dir / kSingleFile)) {
     ckpt.shard_paths_.push_back(dir / kSingleFile);
-    ckpt.shards_.push_back(std::make_unique<SafetensorsFile>(dir / kSingleFile));
+    ckpt.shards_.push_back(open_shard(dir / kSingleFile));
     ckpt.index_shard(0, nullptr);
   } else {
     throw InvalidInput(dir.string() + ": no " + std::string(kSingleFile) + " or " + std::string(kIndexFile));

@@ -14,10 +14,10 @@
 
 namespace q3vl {
 
-// Real configs nest 4 levels deep and weigh a few KB; the bounds keep hostile files from
+// Real configs nest 4 levels deep and weigh a few KB (a sharded index a few MB); the bounds keep hostile files from
 // exhausting the stack (nlohmann's dump, copy and compare recurse) or memory.
 inline constexpr int kMaxJsonDepth = 64;
-inline constexpr std::uint64_t kMaxConfigFileBytes = 64ull << 20;
+inline constexpr std::uint64_t kMaxConfigFileBytes = 16ull << 20;
 
 // Parses `text`; throws InvalidInput naming `source` if it is not JSON or nests deeper than kMaxJsonDepth.
 nlohmann::json parse_json_bounded(std::string_view text, const std::string& source);

@@ -26,7 +26,7 @@ expect_failure() {
   local needles=()
   while [ "$1" != "--" ]; do needles+=("$1"); shift; done
   shift
-  (ulimit -v $memory_kb; "$@") >"$dir/stdout" 2>"$dir/stderr"
+  (ulimit -v $memory_kb; timeout 120 "$@") >"$dir/stdout" 2>"$dir/stderr"
   local rc=$?
   [ "$rc" = 1 ] || fail "$label: $* exited $rc, expected 1: $(head -c 600 "$dir/stderr")"
   local needle
@@ -112,7 +112,12 @@ checkpoint_case "preprocessor patch size differs" 'set_json preprocessor_config.
   "preprocessor_config.json" 'field "patch_size": 14 differs from config.json vision_config.patch_size'
 checkpoint_case "preprocessor std 0" 'perl -0777 -pi -e "s/\"image_std\": \[[^]]*\]/\"image_std\": [0.5, 0, 0.5]/" preprocessor_config.json' \
   "preprocessor_config.json" 'field "image_std"'
-[ "$checkpoint_cases" = 36 ] || fail "ran $checkpoint_cases checkpoint cases, expected 36"
+# Files that are FIFOs would block a read forever.
+checkpoint_case "weights are a FIFO" 'rm model.safetensors && mkfifo model.safetensors' "model.safetensors" "not a regular file"
+checkpoint_case "tokenizer is a FIFO" 'rm tokenizer.json && mkfifo tokenizer.json' "tokenizer.json" "not a regular file"
+checkpoint_case "generation config is a FIFO" 'rm generation_config.json && mkfifo generation_config.json' \
+  "generation_config.json" "not a file"
+[ "$checkpoint_cases" = 39 ] || fail "ran $checkpoint_cases checkpoint cases, expected 39"
 
 # Packages: q3vl_package.json fields (read by run/chat), and --only from another model.
 "$q3vl" build --model "$dir/base" --out "$dir/pkg" >/dev/null 2>&1 || fail "build of the base package"
