@@ -4,6 +4,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "export/input_checks.h"
 #include "model/checkpoint.h"
 #include "model/tensor_names.h"
 #include "util/progress.h"
@@ -27,7 +28,7 @@ void run_inspect(const std::string& model_dir) {
               static_cast<long long>(c.text.num_attention_heads), static_cast<long long>(c.text.num_key_value_heads),
               static_cast<long long>(c.text.head_dim), static_cast<long long>(c.text.intermediate_size),
               static_cast<long long>(c.text.vocab_size));
-  std::printf("rope            theta %g, mrope_section [%s] (interleaved)\n", c.text.rope_theta,
+  std::printf("rope            theta %.17g, mrope_section [%s] (interleaved)\n", c.text.rope_theta,
               join(c.text.mrope_section).c_str());
   std::printf("vision encoder  %lld blocks, hidden %lld, heads %lld, mlp %lld, deepstack after blocks [%s]\n",
               static_cast<long long>(c.vision.depth), static_cast<long long>(c.vision.hidden_size),
@@ -39,6 +40,10 @@ void run_inspect(const std::string& model_dir) {
   std::printf("tensors         all %zu expected tensors present with the right shapes\n",
               ckpt.tensor_names().size() - ckpt.unexpected_tensors().size());
   for (const std::string& name : ckpt.unexpected_tensors()) std::printf("  extra tensor (ignored): %s\n", name.c_str());
+  // The files build reads besides the weights; errors end the command like any checkpoint error.
+  const std::vector<std::string> notes = check_checkpoint_files(ckpt, {}, false);
+  std::printf("other files     tokenizer, chat template, generation and preprocessor configs checked\n");
+  for (const std::string& note : notes) std::printf("  note: %s\n", note.c_str());
 }
 
 }  // namespace

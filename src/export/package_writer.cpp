@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "export/input_checks.h"
 #include "export/package_names.h"
 #include "model/checkpoint.h"
 #include "model/generation_config.h"
@@ -208,6 +209,7 @@ void build_package(const fs::path& checkpoint_dir, const fs::path& out, const Pa
   out_dir.check(mode);  // before the long work; checked again under the lock
   // Every tensor is checked before anything is written.
   const Checkpoint ckpt = Checkpoint::open(checkpoint_dir);
+  check_build_inputs(ckpt, out, o);  // tokenizer, configs, template; the package --only adds to
   if (!fs::exists(checkpoint_dir / "tokenizer.json") && !fs::exists(o.tokenizer_dir / "tokenizer.json")) {
     throw InvalidInput(checkpoint_dir.string() + ": no tokenizer.json (the package needs the tokenizer; pass --tokenizer-dir)");
   }

@@ -9,6 +9,7 @@
 #include "model/tensor_names.h"
 #include "q3vl/error.h"
 #include "util/files.h"
+#include "util/json_fields.h"
 
 namespace q3vl {
 namespace {
@@ -21,14 +22,11 @@ constexpr const char* kSingleFile = "model.safetensors";
 
 // weight_map of a sharded checkpoint: tensor name -> shard file name (inside `dir`).
 std::map<std::string, std::string> read_weight_map(const fs::path& index_path) {
-  const json root = read_json_file(index_path);
-  if (!root.is_object() || !root.contains("weight_map") || !root["weight_map"].is_object()) {
-    throw InvalidInput(index_path.string() + ": missing \"weight_map\" object");
-  }
+  const json root = read_json_bounded(index_path);
+  const JsonField weight_map = JsonField(root, index_path.string()).object("weight_map");
   std::map<std::string, std::string> map;
-  for (const auto& [name, file] : root["weight_map"].items()) {
-    if (!file.is_string()) throw InvalidInput(index_path.string() + ": weight_map[\"" + name + "\"] is not a string");
-    const std::string shard = file.get<std::string>();
+  for (const auto& [name, file] : weight_map.value().items()) {
+    const std::string shard = weight_map.at(name).string();
     if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == "..") {
       throw InvalidInput(index_path.string() + ": shard name \"" + shard + "\" for " + name +
                          " is not a plain file name");
@@ -36,6 +34,13 @@ std::map<std::string, std::string> read_weight_map(const fs::path& index_path) {
     map[name] = shard;
   }
   return map;
+}
+
+// A shard that is a FIFO or a device would block the mapping or never end.
+std::unique_ptr<SafetensorsFile> open_shard(const fs::path& path) {
+  std::error_code error;
+  if (!fs::is_regular_file(path, error)) throw InvalidInput(path.string() + ": not a regular file");
+  return std::make_unique<SafetensorsFile>(path);
 }
 
 }  // namespace
@@ -58,7 +63,7 @@ Checkpoint Checkpoint::open(const fs::path& dir) {
       ckpt.shard_paths_.push_back(path);
     }
     for (std::size_t i = 0; i < ckpt.shard_paths_.size(); ++i) {
-      ckpt.shards_.push_back(std::make_unique<SafetensorsFile>(ckpt.shard_paths_[i]));
+      ckpt.shards_.push_back(open_shard(ckpt.shard_paths_[i]));
       ckpt.index_shard(i, &weight_map);
     }
     for (const auto& [name, shard] : weight_map) {
@@ -69,11 +74,12 @@ Checkpoint Checkpoint::open(const fs::path& dir) {
     }
   } else if (fs::exists(dir / kSingleFile)) {
     ckpt.shard_paths_.push_back(dir / kSingleFile);
-    ckpt.shards_.push_back(std::make_unique<SafetensorsFile>(dir / kSingleFile));
+    ckpt.shards_.push_back(open_shard(dir / kSingleFile));
     ckpt.index_shard(0, nullptr);
   } else {
     throw InvalidInput(dir.string() + ": no " + std::string(kSingleFile) + " or " + std::string(kIndexFile));
   }
+  check_config_fits_files(ckpt.config_, ckpt.tensors_.size(), (dir / "config.json").string());
   ckpt.validate();
   return ckpt;
 }

@@ -1,117 +1,86 @@
 #include "model/config.h"
 
 #include <cmath>
-#include <numeric>
+#include <algorithm>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
 #include "q3vl/error.h"
+#include "math/mrope.h"
 #include "util/files.h"
+#include "util/json_fields.h"
 
 namespace q3vl {
 namespace {
 
 using nlohmann::json;
 
-class FieldReader {
- public:
-  FieldReader(const json& object, std::string where) : object_(object), where_(std::move(where)) {
-    if (!object_.is_object()) throw InvalidInput(where_ + ": expected a JSON object");
-  }
+// No released or plausible model comes near this; it keeps every product of two sizes inside int64.
+constexpr std::int64_t kMaxSize = std::int64_t{1} << 31;
 
-  bool has(const char* key) const { return object_.contains(key) && !object_.at(key).is_null(); }
+std::int64_t size_field(const JsonField& field) {
+  const std::int64_t value = field.integer();
+  if (value <= 0) field.fail("must be a positive integer, got " + std::to_string(value));
+  if (value > kMaxSize) field.fail(std::to_string(value) + " is implausibly large (at most " + std::to_string(kMaxSize) + ")");
+  return value;
+}
+std::int64_t size_field(const JsonField& object, const char* key) { return size_field(object.at(key)); }
+std::int64_t size_field(const JsonField& object, const char* key, std::int64_t fallback) {
+  const auto field = object.find(key);
+  return field ? size_field(*field) : fallback;
+}
 
-  std::int64_t integer(const char* key) const {
-    const json& value = require(key);
-    if (!value.is_number_integer()) fail(key, "expected an integer, got " + value.dump());
-    return value.get<std::int64_t>();
+// Token ids may be an int or a list (eos in generation configs); the first one is kept.
+std::int64_t token_id(const JsonField& object, const char* key, std::int64_t fallback) {
+  const auto field = object.find(key);
+  if (!field) return fallback;
+  if (field->value().is_array()) {
+    const std::vector<std::int64_t> ids = field->integers(1024);
+    return ids.empty() ? fallback : ids.front();
   }
-  std::int64_t integer(const char* key, std::int64_t fallback) const {
-    return has(key) ? integer(key) : fallback;
-  }
-  std::int64_t positive(const char* key) const {
-    const std::int64_t value = integer(key);
-    if (value <= 0) fail(key, "must be positive, got " + std::to_string(value));
-    return value;
-  }
-  std::int64_t positive(const char* key, std::int64_t fallback) const {
-    return has(key) ? positive(key) : fallback;
-  }
-  double number(const char* key, double fallback) const {
-    if (!has(key)) return fallback;
-    const json& value = object_.at(key);
-    if (!value.is_number()) fail(key, "expected a number, got " + value.dump());
-    return value.get<double>();
-  }
-  bool boolean(const char* key, bool fallback) const {
-    if (!has(key)) return fallback;
-    const json& value = object_.at(key);
-    if (!value.is_boolean()) fail(key, "expected true or false, got " + value.dump());
-    return value.get<bool>();
-  }
-  std::string string(const char* key, const std::string& fallback) const {
-    if (!has(key)) return fallback;
-    const json& value = object_.at(key);
-    if (!value.is_string()) fail(key, "expected a string, got " + value.dump());
-    return value.get<std::string>();
-  }
-  std::vector<std::int64_t> integers(const char* key) const {
-    const json& value = require(key);
-    if (!value.is_array()) fail(key, "expected an array of integers, got " + value.dump());
-    std::vector<std::int64_t> out;
-    for (const json& item : value) {
-      if (!item.is_number_integer()) fail(key, "expected an array of integers, got " + value.dump());
-      out.push_back(item.get<std::int64_t>());
+  return field->integer();
+}
+
+void read_rope_theta(const JsonField& field, TextConfig& out) {
+  out.rope_theta = field.number();
+  if (!(out.rope_theta > 0.0)) field.fail("must be a positive number, got " + field.value().dump());
+  // torch computes theta ** (2j / head_dim) in float32: a theta that rounds to 0 or infinity
+  // there gives infinite or NaN angles (all-NaN logits).
+  for (float inv : mrope::inverse_frequencies(out.rope_theta, std::min<std::int64_t>(out.head_dim, 4096))) {
+    if (!std::isfinite(inv) || !(static_cast<float>(out.rope_theta) > 0.0f)) {
+      field.fail(field.value().dump() + " gives infinite or NaN rotary frequencies in float32");
     }
-    return out;
   }
-  // Token ids may be an int or a list (eos in generation configs); the first one is kept.
-  std::int64_t token_id(const char* key, std::int64_t fallback) const {
-    if (!has(key)) return fallback;
-    const json& value = object_.at(key);
-    if (value.is_array() && !value.empty() && value.front().is_number_integer()) {
-      return value.front().get<std::int64_t>();
-    }
-    return integer(key);
+}
+
+void read_mrope_section(const JsonField& field, TextConfig& out) {
+  // HF reads entries 1 and 2 only (as Python slice stops), so more than 3 entries are accepted.
+  out.mrope_section = field.integers(64);
+  if (out.mrope_section.size() < 3) {
+    field.fail("needs 3 entries (T, H, W), got " + std::to_string(out.mrope_section.size()));
   }
-  FieldReader child(const char* key) const { return FieldReader(require(key), where_ + "." + key); }
+}
 
-  [[noreturn]] void fail(const char* key, const std::string& what) const {
-    throw InvalidInput(where_ + "." + key + ": " + what);
-  }
-
- private:
-  const json& require(const char* key) const {
-    if (!has(key)) throw InvalidInput(where_ + ": missing field \"" + key + "\"");
-    return object_.at(key);
-  }
-
-  const json& object_;
-  std::string where_;
-};
-
-void read_rope(const FieldReader& text, TextConfig& out) {
+void read_rope(const JsonField& text, TextConfig& out) {
   // v5: rope_parameters {rope_type, rope_theta, mrope_section}; 4.57: rope_theta + rope_scaling.
+  // HF's defaults when absent: theta 500000 (Qwen3VLTextConfig.default_theta), section [24, 20, 20].
   std::string rope_type = "default";
-  if (text.has("rope_parameters")) {
-    const FieldReader rope = text.child("rope_parameters");
-    rope_type = rope.string("rope_type", rope.string("type", "default"));
-    out.rope_theta = rope.number("rope_theta", text.number("rope_theta", out.rope_theta));
-    out.mrope_section = rope.has("mrope_section") ? rope.integers("mrope_section")
-                                                  : std::vector<std::int64_t>{24, 20, 20};
-  } else {
-    out.rope_theta = text.number("rope_theta", out.rope_theta);
-    out.mrope_section = {24, 20, 20};
-    if (text.has("rope_scaling")) {
-      const FieldReader rope = text.child("rope_scaling");
-      rope_type = rope.string("rope_type", rope.string("type", "default"));
-      if (rope.has("mrope_section")) out.mrope_section = rope.integers("mrope_section");
-    }
+  out.rope_theta = 500000.0;
+  out.mrope_section = {24, 20, 20};
+  std::optional<JsonField> theta = text.find("rope_theta");
+  const auto rope = text.has("rope_parameters") ? text.find("rope_parameters") : text.find("rope_scaling");
+  if (rope) {
+    rope->require_object();
+    rope_type = rope->string("rope_type", rope->string("type", "default"));
+    if (text.has("rope_parameters") && rope->has("rope_theta")) theta = rope->at("rope_theta");
+    if (const auto section = rope->find("mrope_section")) read_mrope_section(*section, out);
   }
   if (rope_type != "default") {
-    throw Unsupported("text_config: rope_type \"" + rope_type +
+    throw Unsupported(text.file() + ": field \"" + rope->path() + ".rope_type\": \"" + rope_type +
                       "\" is not supported (only \"default\" multimodal RoPE)");
   }
+  if (theta) read_rope_theta(*theta, out);
 }
 
 void check(bool ok, const std::string& source, const std::string& what) {
@@ -125,22 +94,10 @@ void validate(const ModelConfig& c, const std::string& source) {
         "text_config.num_attention_heads (" + std::to_string(t.num_attention_heads) +
             ") is not a multiple of num_key_value_heads (" +
             std::to_string(t.num_key_value_heads) + ")");
-  check(t.head_dim % 2 == 0, source, "text_config.head_dim must be even");
-  check(t.mrope_section.size() == 3, source, "mrope_section must have 3 entries (T, H, W)");
-  for (std::int64_t s : t.mrope_section) check(s >= 0, source, "mrope_section entries must be >= 0");
-  const std::int64_t rope_slots =
-      std::accumulate(t.mrope_section.begin(), t.mrope_section.end(), std::int64_t{0});
-  check(rope_slots == t.head_dim / 2, source,
-        "mrope_section sums to " + std::to_string(rope_slots) + " but head_dim / 2 is " +
-            std::to_string(t.head_dim / 2));
-  // Interleaving puts H at slots 1, 4, .. < 3*H and W at 2, 5, .. < 3*W; they must fit in the
-  // head_dim / 2 rotary slots (HF would silently clip a slice that does not).
-  check(3 * t.mrope_section[1] <= t.head_dim / 2 && 3 * t.mrope_section[2] <= t.head_dim / 2, source,
-        "mrope_section: 3 * the H and W sections must fit in head_dim / 2 (interleaved layout)");
-  check(t.hidden_act == "silu", source, "text_config.hidden_act \"" + t.hidden_act + "\" is not silu");
-  check(!(t.rms_norm_eps <= 0.0), source, "text_config.rms_norm_eps must be positive");
+  check(t.head_dim % 2 == 0, source, "text_config.head_dim (" + std::to_string(t.head_dim) + ") must be even");
   check(v.hidden_size % v.num_heads == 0, source,
-        "vision_config.hidden_size is not a multiple of num_heads");
+        "vision_config.hidden_size (" + std::to_string(v.hidden_size) + ") is not a multiple of num_heads (" +
+            std::to_string(v.num_heads) + ")");
   check(v.head_dim() % 4 == 0, source,
         "vision head dim " + std::to_string(v.head_dim()) + " must be a multiple of 4 (2-D RoPE)");
   check(v.out_hidden_size == t.hidden_size, source,
@@ -148,27 +105,29 @@ void validate(const ModelConfig& c, const std::string& source) {
             ") differs from text_config.hidden_size (" + std::to_string(t.hidden_size) + ")");
   check(v.spatial_merge_size == 2, source, "vision_config.spatial_merge_size must be 2");
   check(v.in_channels == 3, source, "vision_config.in_channels must be 3");
+  // One flattened patch (C * Tp * P * P) and the merged width (4 * D) must stay far from overflow.
+  check(v.patch_size <= 1024 && v.temporal_patch_size <= 1024, source,
+        "vision_config.patch_size and temporal_patch_size must be at most 1024");
   const std::int64_t side = v.position_grid_side();
   check(side * side == v.num_position_embeddings, source,
         "vision_config.num_position_embeddings (" + std::to_string(v.num_position_embeddings) +
             ") is not a perfect square");
   check(static_cast<std::int64_t>(v.deepstack_visual_indexes.size()) <= t.num_hidden_layers, source,
-        "more DeepStack levels than decoder layers");
+        "vision_config.deepstack_visual_indexes has more DeepStack levels than text_config.num_hidden_layers");
   for (std::size_t i = 0; i < v.deepstack_visual_indexes.size(); ++i) {
     const std::int64_t index = v.deepstack_visual_indexes[i];
     check(index >= 0 && index < v.depth, source,
-          "deepstack_visual_indexes entry " + std::to_string(index) + " is outside the " +
-              std::to_string(v.depth) + " vision blocks");
+          "vision_config.deepstack_visual_indexes entry " + std::to_string(index) + " is outside the " +
+              std::to_string(v.depth) + " vision blocks (vision_config.depth)");
     check(i == 0 || index > v.deepstack_visual_indexes[i - 1], source,
-          "deepstack_visual_indexes must be strictly increasing");
+          "vision_config.deepstack_visual_indexes must be strictly increasing");
   }
-  check(v.hidden_act == "gelu_pytorch_tanh", source,
-        "vision_config.hidden_act \"" + v.hidden_act + "\" is not gelu_pytorch_tanh");
-  for (std::int64_t id : {c.image_token_id, c.video_token_id, c.vision_start_token_id,
-                          c.vision_end_token_id}) {
+  for (const auto& [name, id] : {std::pair{"image_token_id", c.image_token_id}, std::pair{"video_token_id", c.video_token_id},
+                                 std::pair{"vision_start_token_id", c.vision_start_token_id},
+                                 std::pair{"vision_end_token_id", c.vision_end_token_id}}) {
     check(id >= 0 && id < t.vocab_size, source,
-          "special token id " + std::to_string(id) + " is outside the vocabulary of " +
-              std::to_string(t.vocab_size));
+          std::string(name) + " " + std::to_string(id) + " is outside the vocabulary of " +
+              std::to_string(t.vocab_size) + " (text_config.vocab_size)");
   }
 }
 
@@ -178,8 +137,9 @@ std::int64_t VisionConfig::position_grid_side() const {
   return static_cast<std::int64_t>(std::sqrt(static_cast<double>(num_position_embeddings)));
 }
 
-ModelConfig parse_model_config(const json& root_json, const std::string& source) {
-  const FieldReader root(root_json, source);
+ModelConfig parse_model_config(const JsonField& root) {
+  root.require_object();
+  const std::string& source = root.file();
   const std::string model_type = root.string("model_type", "");
   if (model_type == "qwen3_vl_moe") {
     throw Unsupported(source + ": Qwen3-VL MoE checkpoints (qwen3_vl_moe) are not supported yet");
@@ -188,40 +148,56 @@ ModelConfig parse_model_config(const json& root_json, const std::string& source)
     throw InvalidInput(source + ": model_type is \"" + model_type + "\", expected \"qwen3_vl\"");
   }
   ModelConfig c;
-  const FieldReader text = root.child("text_config");
+  const JsonField text = root.object("text_config");
   TextConfig& t = c.text;
-  t.vocab_size = text.positive("vocab_size");
-  t.hidden_size = text.positive("hidden_size");
-  t.intermediate_size = text.positive("intermediate_size");
-  t.num_hidden_layers = text.positive("num_hidden_layers");
-  t.num_attention_heads = text.positive("num_attention_heads");
-  t.num_key_value_heads = text.positive("num_key_value_heads", t.num_attention_heads);
-  t.head_dim = text.positive("head_dim", t.hidden_size / t.num_attention_heads);
-  t.max_position_embeddings = text.positive("max_position_embeddings", 262144);
-  t.rms_norm_eps = text.number("rms_norm_eps", 1e-6);
+  t.vocab_size = size_field(text, "vocab_size");
+  t.hidden_size = size_field(text, "hidden_size");
+  t.intermediate_size = size_field(text, "intermediate_size");
+  t.num_hidden_layers = size_field(text, "num_hidden_layers");
+  t.num_attention_heads = size_field(text, "num_attention_heads");
+  // HF: an absent key takes the class default (32, 128, 128000); an explicit null num_key_value_heads
+  // means "as many as the attention heads".
+  const bool kv_null = text.value().contains("num_key_value_heads") && text.value()["num_key_value_heads"].is_null();
+  t.num_key_value_heads = size_field(text, "num_key_value_heads", kv_null ? t.num_attention_heads : 32);
+  t.head_dim = size_field(text, "head_dim", 128);
+  t.max_position_embeddings = size_field(text, "max_position_embeddings", 128000);
+  if (const auto eps = text.find("rms_norm_eps")) {
+    t.rms_norm_eps = eps->number();
+    // eps <= 0 divides by zero on an all-zero row; beyond float32 it is infinite in the graph.
+    if (!(t.rms_norm_eps > 0.0) || !std::isfinite(static_cast<float>(t.rms_norm_eps)) ||
+        static_cast<float>(t.rms_norm_eps) == 0.0f) {
+      eps->fail("must be a positive number that fits float32, got " + eps->value().dump());
+    }
+  }
   t.attention_bias = text.boolean("attention_bias", false);
   t.hidden_act = text.string("hidden_act", "silu");
-  t.bos_token_id = text.token_id("bos_token_id", -1);
-  t.eos_token_id = text.token_id("eos_token_id", -1);
+  t.bos_token_id = token_id(text, "bos_token_id", -1);
+  t.eos_token_id = token_id(text, "eos_token_id", -1);
   if (t.attention_bias) throw Unsupported(source + ": text_config.attention_bias = true");
+  if (t.hidden_act != "silu") text.at("hidden_act").fail("\"" + t.hidden_act + "\" is not supported (only silu)");
   read_rope(text, t);
 
-  const FieldReader vision = root.child("vision_config");
+  const JsonField vision = root.object("vision_config");
   VisionConfig& v = c.vision;
-  v.depth = vision.positive("depth");
-  v.hidden_size = vision.positive("hidden_size");
-  v.intermediate_size = vision.positive("intermediate_size");
-  v.num_heads = vision.positive("num_heads");
-  v.in_channels = vision.positive("in_channels", 3);
-  v.patch_size = vision.positive("patch_size", 16);
-  v.temporal_patch_size = vision.positive("temporal_patch_size", 2);
-  v.spatial_merge_size = vision.positive("spatial_merge_size", 2);
-  v.out_hidden_size = vision.positive("out_hidden_size");
-  v.num_position_embeddings = vision.positive("num_position_embeddings", 2304);
-  v.deepstack_visual_indexes = vision.has("deepstack_visual_indexes")
-                                   ? vision.integers("deepstack_visual_indexes")
-                                   : std::vector<std::int64_t>{8, 16, 24};
+  v.depth = size_field(vision, "depth");
+  v.hidden_size = size_field(vision, "hidden_size");
+  v.intermediate_size = size_field(vision, "intermediate_size");
+  v.num_heads = size_field(vision, "num_heads");
+  v.in_channels = size_field(vision, "in_channels", 3);
+  v.patch_size = size_field(vision, "patch_size", 16);
+  v.temporal_patch_size = size_field(vision, "temporal_patch_size", 2);
+  v.spatial_merge_size = size_field(vision, "spatial_merge_size", 2);
+  v.out_hidden_size = size_field(vision, "out_hidden_size");
+  v.num_position_embeddings = size_field(vision, "num_position_embeddings", 2304);
+  if (const auto levels = vision.find("deepstack_visual_indexes")) {
+    v.deepstack_visual_indexes = levels->integers(static_cast<std::size_t>(v.depth));
+  } else {
+    v.deepstack_visual_indexes = {8, 16, 24};
+  }
   v.hidden_act = vision.string("hidden_act", "gelu_pytorch_tanh");
+  if (v.hidden_act != "gelu_pytorch_tanh") {
+    vision.at("hidden_act").fail("\"" + v.hidden_act + "\" is not supported (only gelu_pytorch_tanh)");
+  }
 
   c.image_token_id = root.integer("image_token_id", 151655);
   c.video_token_id = root.integer("video_token_id", 151656);
@@ -233,18 +209,16 @@ ModelConfig parse_model_config(const json& root_json, const std::string& source)
   return c;
 }
 
+ModelConfig parse_model_config(const json& root_json, const std::string& source) {
+  return parse_model_config(JsonField(root_json, source));
+}
+
 ModelConfig parse_model_config_text(const std::string& text, const std::string& source) {
-  json parsed;
-  try {
-    parsed = json::parse(text);
-  } catch (const json::exception& e) {
-    throw InvalidInput(source + ": not valid JSON (" + e.what() + ")");
-  }
-  return parse_model_config(parsed, source);
+  return parse_model_config(parse_json_bounded(text, source), source);
 }
 
 ModelConfig load_model_config(const std::filesystem::path& config_json) {
-  return parse_model_config_text(read_text_file(config_json), config_json.string());
+  return parse_model_config(read_json_bounded(config_json), config_json.string());
 }
 
 json to_config_json(const ModelConfig& c) {

@@ -7,6 +7,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "util/json_fields.h"
+
 namespace q3vl {
 
 struct TextConfig {
@@ -20,8 +22,9 @@ struct TextConfig {
   std::int64_t max_position_embeddings = 0;
   double rms_norm_eps = 1e-6;
   double rope_theta = 5000000.0;
-  // Rotary slots per axis (T, H, W); they sum to head_dim / 2. The interleaved layout is
-  // implied: HF hard-codes it and never reads "mrope_interleaved".
+  // Rotary slots per axis (T, H, W), at least 3 entries; the interleaved layout is implied (HF
+  // hard-codes it and never reads "mrope_interleaved"). Only entries 1 and 2 matter, as Python
+  // slice stops (see math/mrope.h); they need not sum to head_dim / 2.
   std::vector<std::int64_t> mrope_section;
   bool attention_bias = false;
   std::string hidden_act = "silu";
@@ -63,10 +66,13 @@ struct ModelConfig {
 };
 
 // Parses config.json text; `source` names the file in error messages. Accepts both the
-// transformers 4.57 form (rope_theta + rope_scaling) and the v5 form (rope_parameters).
-// Throws InvalidInput for malformed or inconsistent values, Unsupported for MoE or non-default
+// transformers 4.57 form (rope_theta + rope_scaling) and the v5 form (rope_parameters); absent
+// optional fields take HF's defaults. Throws InvalidInput naming the file and field for malformed,
+// implausible or inconsistent values (every size at most 2^31), Unsupported for MoE or non-default
 // RoPE scaling.
 ModelConfig parse_model_config(const nlohmann::json& json, const std::string& source);
+// The same for a config inside another file (the package manifest): errors name its field path.
+ModelConfig parse_model_config(const JsonField& root);
 ModelConfig parse_model_config_text(const std::string& text, const std::string& source);
 ModelConfig load_model_config(const std::filesystem::path& config_json);
 

@@ -24,8 +24,11 @@ struct GenerationConfig {
 };
 
 // Missing keys take HF's defaults, and token ids the model config's. Throws InvalidInput naming
-// `source` and the field for values of the wrong type.
+// `source` and the field for values of the wrong type or out of the range HF's sampling accepts
+// (temperature, top_k, top_p, min_p, repetition_penalty) and for eos ids outside the vocabulary.
 GenerationConfig parse_generation_config(const nlohmann::json& json, const ModelConfig& config,
                                          const std::string& source = "generation_config.json");
+// The same inside another file (the package manifest): errors name the field path.
+GenerationConfig parse_generation_config(const JsonField& json, const ModelConfig& config);
 
 }  // namespace q3vl

@@ -1,77 +1,76 @@
 #include "model/preprocessor_config.h"
 
+#include <cmath>
+
 #include "q3vl/error.h"
+#include "util/json_fields.h"
 
 namespace q3vl {
 namespace {
 
-using nlohmann::json;
-
-float json_float(const json& value, const std::string& what, const std::string& source) {
-  if (!value.is_number()) throw InvalidInput(source + ": " + what + " must be a number, not " + value.dump());
-  return static_cast<float>(value.get<double>());
+float channel_value(const JsonField& value) {
+  const double number = value.number();
+  if (!std::isfinite(static_cast<float>(number))) value.fail(value.value().dump() + " does not fit float32");
+  return static_cast<float>(number);
 }
 
-std::array<float, 3> json_channels(const json& value, const std::string& what, const std::string& source) {
-  if (value.is_number()) {
-    const float v = json_float(value, what, source);
+std::array<float, 3> channels(const JsonField& value) {
+  if (value.value().is_number()) {
+    const float v = channel_value(value);
     return {v, v, v};
   }
-  if (!value.is_array() || value.size() != 3) {
-    throw InvalidInput(source + ": " + what + " must be a number or a list of 3 numbers, not " + value.dump());
-  }
-  return {json_float(value[0], what, source), json_float(value[1], what, source), json_float(value[2], what, source)};
+  const std::vector<JsonField> items = value.value().is_array() ? value.items(3) : std::vector<JsonField>{};
+  if (items.size() != 3) value.expected("a number or a list of 3 numbers");
+  return {channel_value(items[0]), channel_value(items[1]), channel_value(items[2])};
 }
 
-std::int64_t json_pixels(const json& value, const std::string& what, const std::string& source) {
-  if (!value.is_number_integer() || value.get<std::int64_t>() <= 0) {
-    throw InvalidInput(source + ": " + what + " must be a positive integer, not " + value.dump());
-  }
-  return value.get<std::int64_t>();
+std::int64_t pixels(const JsonField& value) {
+  const std::int64_t n = value.integer();
+  if (n <= 0) value.fail("must be a positive integer, got " + std::to_string(n));
+  return n;
 }
 
 }  // namespace
 
-PreprocessOptions read_preprocess_options(const nlohmann::json& config, const std::string& source) {
-  if (!config.is_object()) throw InvalidInput(source + ": the preprocessor config must be a JSON object");
+PreprocessOptions read_preprocess_options(const JsonField& config) {
+  config.require_object();
   PreprocessOptions options;
-  if (const auto size = config.find("size"); size != config.end() && !size->is_null()) {
-    if (!size->is_object()) throw InvalidInput(source + ": size must be an object, not " + size->dump());
+  if (const auto size = config.find("size")) {
+    size->require_object();
     for (const auto& [key, target] : {std::pair{"shortest_edge", &options.min_pixels},
                                       std::pair{"longest_edge", &options.max_pixels},
                                       std::pair{"min_pixels", &options.min_pixels},
                                       std::pair{"max_pixels", &options.max_pixels}}) {
-      if (size->contains(key)) *target = json_pixels(size->at(key), std::string("size.") + key, source);
+      if (const auto field = size->find(key)) *target = pixels(*field);
     }
   }
   // HF: explicit min_pixels / max_pixels override the size dictionary.
-  if (config.contains("min_pixels") && !config["min_pixels"].is_null()) {
-    options.min_pixels = json_pixels(config["min_pixels"], "min_pixels", source);
-  }
-  if (config.contains("max_pixels") && !config["max_pixels"].is_null()) {
-    options.max_pixels = json_pixels(config["max_pixels"], "max_pixels", source);
-  }
-  if (config.contains("image_mean")) options.mean = json_channels(config["image_mean"], "image_mean", source);
-  if (config.contains("image_std")) options.std = json_channels(config["image_std"], "image_std", source);
-  for (const float s : options.std) {
-    if (s == 0.0f) throw InvalidInput(source + ": image_std must not contain 0");
-  }
-  if (config.contains("rescale_factor")) {
-    const json& factor = config["rescale_factor"];
-    if (!factor.is_number() || factor.get<double>() <= 0) {
-      throw InvalidInput(source + ": rescale_factor must be a positive number, not " + factor.dump());
+  if (const auto field = config.find("min_pixels")) options.min_pixels = pixels(*field);
+  if (const auto field = config.find("max_pixels")) options.max_pixels = pixels(*field);
+  if (const auto field = config.find("image_mean")) options.mean = channels(*field);
+  if (const auto field = config.find("image_std")) {
+    options.std = channels(*field);
+    for (const float s : options.std) {
+      if (s == 0.0f) field->fail("must not contain 0 (division by zero)");
     }
-    options.rescale_factor = factor.get<double>();
+  }
+  if (const auto field = config.find("rescale_factor")) {
+    options.rescale_factor = field->number();
+    if (!(options.rescale_factor > 0)) field->fail("must be a positive number, got " + field->value().dump());
   }
   for (const char* step : {"do_resize", "do_rescale", "do_normalize", "do_convert_rgb"}) {
-    if (config.contains(step) && config[step].is_boolean() && !config[step].get<bool>()) {
-      throw Unsupported(source + ": " + step + " = false; only HF's default image pipeline is implemented");
+    if (const auto field = config.find(step); field && !field->boolean()) {
+      throw Unsupported(config.file() + ": " + step + " = false; only HF's default image pipeline is implemented");
     }
   }
-  if (config.contains("resample") && config["resample"] != 3) {
-    throw Unsupported(source + ": resample = " + config["resample"].dump() + "; only bicubic (3) is implemented");
+  if (const auto field = config.find("resample"); field && field->integer() != 3) {
+    throw Unsupported(config.file() + ": resample = " + field->value().dump() + "; only bicubic (3) is implemented");
   }
   return options;
+}
+
+PreprocessOptions read_preprocess_options(const nlohmann::json& config, const std::string& source) {
+  return read_preprocess_options(JsonField(config, source));
 }
 
 }  // namespace q3vl

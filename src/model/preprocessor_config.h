@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "util/json_fields.h"
+
 namespace q3vl {
 
 struct PreprocessOptions {
@@ -21,5 +23,7 @@ struct PreprocessOptions {
 // for a pipeline other than HF's default (resize/rescale/normalize off, a resample other than bicubic).
 PreprocessOptions read_preprocess_options(const nlohmann::json& preprocessor_config,
                                           const std::string& source = "preprocessor_config.json");
+// The same inside another file (the package manifest): errors name the field path.
+PreprocessOptions read_preprocess_options(const JsonField& preprocessor_config);
 
 }  // namespace q3vl

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
 #include "math/half_float.h"
 #include "q3vl/error.h"
+#include "util/json_fields.h"
 
 namespace q3vl {
 namespace {
@@ -31,17 +33,21 @@ TensorInfo parse_entry(const std::string& name, const json& entry, std::uint64_t
   info.name = name;
 
   const auto dtype_it = entry.find("dtype");
-  if (dtype_it == entry.end() || !dtype_it->is_string()) bad(label, where + ": missing dtype");
+  if (dtype_it == entry.end()) bad(label, where + ": missing dtype");
+  if (!dtype_it->is_string()) bad(label, where + ": dtype must be a string, got " + json_type_name(*dtype_it));
   const auto dtype = dtype_from_name(dtype_it->get<std::string>());
   if (!dtype) bad(label, where + ": unknown dtype \"" + dtype_it->get<std::string>() + "\"");
   info.dtype = *dtype;
 
   const auto shape_it = entry.find("shape");
-  if (shape_it == entry.end() || !shape_it->is_array()) bad(label, where + ": missing shape");
+  if (shape_it == entry.end()) bad(label, where + ": missing shape");
+  if (!shape_it->is_array()) bad(label, where + ": shape must be a list, got " + json_type_name(*shape_it));
+  if (shape_it->size() > 64) bad(label, where + ": shape has " + std::to_string(shape_it->size()) + " dimensions");
   for (const json& dim : *shape_it) {
     if (!dim.is_number_unsigned() && !(dim.is_number_integer() && dim.get<std::int64_t>() >= 0)) {
       bad(label, where + ": shape " + shape_it->dump() + " is not a list of non-negative integers");
     }
+    if (dim.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) bad(label, where + ": shape dimension out of range");
     info.shape.push_back(dim.get<std::int64_t>());
   }
 
@@ -85,12 +91,8 @@ SafetensorsHeader parse_safetensors_header(std::span<const std::uint8_t> file, c
     bad(label, "header length " + std::to_string(header_size) + " is implausibly large");
   }
   const char* text = reinterpret_cast<const char*>(file.data() + 8);
-  json root;
-  try {
-    root = json::parse(text, text + header_size);
-  } catch (const json::exception& e) {
-    bad(label, std::string("header is not valid JSON (") + e.what() + ")");
-  }
+  // Bounded depth: error messages dump parts of the header, and nlohmann's dump recurses.
+  const json root = parse_json_bounded(std::string_view(text, header_size), label + ": header");
   if (!root.is_object()) bad(label, "header is not a JSON object");
 
   SafetensorsHeader header;

@@ -1,5 +1,7 @@
 #include "model/tensor_names.h"
 
+#include "q3vl/error.h"
+
 namespace q3vl::names {
 
 std::string vision_block(std::int64_t block, const std::string& leaf) {
@@ -81,4 +83,39 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& config) {
   return out;
 }
 
+namespace {
+
+// Tensors per repeated unit, as listed by expected_tensors.
+constexpr std::uint64_t kPerVisionBlock = 12;
+constexpr std::uint64_t kPerMerger = 6;
+constexpr std::uint64_t kPerTextLayer = 11;
+constexpr std::uint64_t kFixed = 3 + kPerMerger + 1 + 1 + 1;  // patch embed w/b, pos embed, merger, embed, norm, lm_head
+
+}  // namespace
+
+std::uint64_t expected_tensor_count(const ModelConfig& config) {
+  // Sizes are at most 2^31 (parse_model_config), so these products cannot overflow.
+  return kFixed + kPerVisionBlock * static_cast<std::uint64_t>(config.vision.depth) +
+         kPerMerger * config.vision.deepstack_visual_indexes.size() +
+         kPerTextLayer * static_cast<std::uint64_t>(config.text.num_hidden_layers);
+}
+
+void check_config_fits_files(const ModelConfig& config, std::uint64_t tensors_in_files, const std::string& config_file) {
+  auto refuse = [&](const std::string& field, std::int64_t value, std::uint64_t per_unit) {
+    throw InvalidInput(config_file + ": " + field + " = " + std::to_string(value) + " needs " +
+                       std::to_string(per_unit * static_cast<std::uint64_t>(value)) +
+                       " tensors, but the checkpoint's safetensors files hold only " + std::to_string(tensors_in_files) +
+                       " (wrong config.json for these weights?)");
+  };
+  if (kPerTextLayer * static_cast<std::uint64_t>(config.text.num_hidden_layers) > tensors_in_files) {
+    refuse("text_config.num_hidden_layers", config.text.num_hidden_layers, kPerTextLayer);
+  }
+  if (kPerVisionBlock * static_cast<std::uint64_t>(config.vision.depth) > tensors_in_files) {
+    refuse("vision_config.depth", config.vision.depth, kPerVisionBlock);
+  }
+  // With these two bounded, the whole list is at most a few times the file's tensor count
+  // (DeepStack levels cannot outnumber the vision blocks); missing tensors are named later.
+}
+
 }  // namespace q3vl
+

@@ -39,6 +39,16 @@ struct TensorSpec {
 };
 
 // Every tensor a checkpoint with this config holds, in a stable order (vision, then text).
+// Allocates per tensor: call check_config_fits_files first on configs from a user's file.
 std::vector<TensorSpec> expected_tensors(const ModelConfig& config);
+
+// How many tensors expected_tensors lists (lm_head included), computed without listing them.
+std::uint64_t expected_tensor_count(const ModelConfig& config);
+
+// Refuses a config that declares more than the checkpoint files can hold (e.g. num_hidden_layers
+// 1000000000 against a few hundred tensors) before anything proportional to it is allocated:
+// the tensors the layer and block counts imply against `tensors_in_files`. Throws InvalidInput
+// naming `config_file` and the field.
+void check_config_fits_files(const ModelConfig& config, std::uint64_t tensors_in_files, const std::string& config_file);
 
 }  // namespace q3vl

@@ -83,7 +83,7 @@ TEST(ModelConfig, RejectsBrokenConfigsWithTheFieldName) {
   expect_rejected<InvalidInput>(wrong_type, "vision_config.depth");
 
   json bad_section = reference_config();
-  bad_section["text_config"]["rope_scaling"]["mrope_section"] = {24, 20, 19};
+  bad_section["text_config"]["rope_scaling"]["mrope_section"] = {24, 20};  // HF needs entries 1 and 2
   expect_rejected<InvalidInput>(bad_section, "mrope_section");
 
   json bad_deepstack = reference_config();
