@@ -61,9 +61,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   try {
     const q3vl::PreprocessOptions p = q3vl::read_preprocess_options(json, "fuzz preprocessor_config.json");
-    if (p.min_pixels <= 0 || p.max_pixels < p.min_pixels || !positive_finite(p.rescale_factor)) __builtin_trap();
+    // min_pixels above max_pixels is accepted as HF accepts it (smart_resize lets the maximum win).
+    if (p.min_pixels <= 0 || p.max_pixels <= 0 || !positive_finite(p.rescale_factor)) __builtin_trap();
     for (const float s : p.std) {
-      if (!positive_finite(s)) __builtin_trap();
+      if (!std::isfinite(s) || s == 0) __builtin_trap();
     }
   } catch (const q3vl::Error&) {
   }
