@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "graph/graph_builder.h"
-#include "runtime/onnx_session.h"
+#include "ort/onnx_session.h"
 
 namespace q3vl::bench {
 

@@ -5,11 +5,11 @@
 #include <cstdlib>
 #include <string>
 
-#include "runtime/sampler.h"
+#include "engine/sampler.h"
 #include "bench_util.h"
-#include "runtime/package.h"
+#include "package/package.h"
 #include "util/files.h"
-#include "runtime/text_models.h"
+#include "engine/text_models.h"
 
 int main(int argc, char** argv) {
   using namespace q3vl;

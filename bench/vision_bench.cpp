@@ -7,8 +7,8 @@
 #include <string>
 
 #include "bench_util.h"
-#include "runtime/package.h"
-#include "runtime/vision_encoder.h"
+#include "package/package.h"
+#include "engine/vision_encoder.h"
 
 namespace {
 

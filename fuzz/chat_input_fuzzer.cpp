@@ -12,8 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include "q3vl/error.h"
-#include "runtime/chat_format.h"
-#include "runtime/tokenizer.h"
+#include "text/chat_format.h"
+#include "text/tokenizer.h"
 
 #ifndef Q3VL_TOKENIZER_DIR
 #define Q3VL_TOKENIZER_DIR ""

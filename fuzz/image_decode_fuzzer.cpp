@@ -7,8 +7,8 @@
 #include <span>
 
 #include "q3vl/error.h"
-#include "runtime/image.h"
-#include "runtime/image_preprocess.h"
+#include "media/image.h"
+#include "media/image_preprocess.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   // Small limits keep single inputs within libFuzzer's memory and time budgets.

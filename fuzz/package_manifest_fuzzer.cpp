@@ -11,7 +11,7 @@
 #include <string>
 
 #include "q3vl/error.h"
-#include "runtime/package.h"
+#include "package/package.h"
 
 namespace {
 

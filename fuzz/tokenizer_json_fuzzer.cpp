@@ -11,7 +11,7 @@
 #include <string_view>
 
 #include "q3vl/error.h"
-#include "runtime/tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace {
 

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "cli/commands.h"
-#include "export/package_names.h"
+#include "package/format.h"
 #include "export/package_writer.h"
 #include "util/files.h"
 #include "util/progress.h"

@@ -7,7 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "runtime/conversation.h"
+#include "engine/conversation.h"
 
 namespace q3vl::cli {
 

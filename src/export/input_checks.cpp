@@ -2,14 +2,14 @@
 
 #include <nlohmann/json.hpp>
 
-#include "export/package_names.h"
+#include "package/format.h"
 #include "math/mrope.h"
 #include "model/generation_config.h"
 #include "model/preprocessor_config.h"
 #include "model/tokenizer_files.h"
 #include "q3vl/error.h"
-#include "runtime/package.h"
-#include "runtime/tokenizer.h"
+#include "package/package.h"
+#include "text/tokenizer.h"
 #include "util/assets.h"
 #include "util/json_fields.h"
 

@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "export/input_checks.h"
-#include "export/package_names.h"
+#include "package/format.h"
 #include "model/checkpoint.h"
 #include "model/generation_config.h"
 #include "model/preprocessor_config.h"

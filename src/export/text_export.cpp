@@ -3,7 +3,7 @@
 #include <cmath>
 #include <limits>
 
-#include "export/package_names.h"
+#include "package/format.h"
 #include "math/mrope.h"
 #include "model/tensor_names.h"
 

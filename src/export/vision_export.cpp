@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 
-#include "export/package_names.h"
+#include "package/format.h"
 #include "graph/graph_arith.h"
 #include "math/vision_geometry.h"
 #include "model/tensor_names.h"

@@ -8,13 +8,13 @@
 namespace q3vl {
 
 RopePositions rope_positions(std::span<const std::int64_t> ids, std::span<const GridThw> grids,
-                             const ModelConfig& config, std::int64_t start) {
+                             VisualPadTokens pads, std::int64_t start) {
   // A video of t frame pairs is t blocks of one frame pair each (HF splits its grid row the same way).
   std::vector<GridThw> blocks;
   for (const GridThw& g : grids) {
     for (std::int64_t f = 0; f < g.t; ++f) blocks.push_back({1, g.h, g.w});
   }
-  auto is_pad = [&config](std::int64_t id) { return id == config.image_token_id || id == config.video_token_id; };
+  auto is_pad = [pads](std::int64_t id) { return pads.contains(id); };
   RopePositions out;
   const std::size_t n = ids.size();
   out.t.resize(n);

@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "math/grid.h"
-#include "model/config.h"
 
 namespace q3vl {
 
@@ -19,10 +18,17 @@ struct RopePositions {
   std::int64_t rope_delta = 0;
 };
 
+// The token ids that stand for one merged visual token (the config's image and video pads).
+struct VisualPadTokens {
+  std::int64_t image = -1;
+  std::int64_t video = -1;
+  bool contains(std::int64_t id) const { return id == image || id == video; }
+};
+
 // `grids` lists the images (or videos, t > 1: one block per frame pair) in order of appearance;
 // each block is (h/2)*(w/2) consecutive pad tokens. `start` is the first position (non-zero when
 // a turn is appended to an existing cache). Throws InvalidInput if pads and grids disagree.
 RopePositions rope_positions(std::span<const std::int64_t> ids, std::span<const GridThw> grids,
-                             const ModelConfig& config, std::int64_t start = 0);
+                             VisualPadTokens pads, std::int64_t start = 0);
 
 }  // namespace q3vl

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "math/rope_index.h"
 #include "util/json_fields.h"
 
 namespace q3vl {
@@ -63,6 +64,7 @@ struct ModelConfig {
   std::int64_t vision_start_token_id = 151652;
   std::int64_t vision_end_token_id = 151653;
   bool tie_word_embeddings = false;
+  VisualPadTokens visual_pads() const { return {image_token_id, video_token_id}; }
 };
 
 // Parses config.json text; `source` names the file in error messages. Accepts both the

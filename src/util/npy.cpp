@@ -5,7 +5,6 @@
 #include <iterator>
 #include <regex>
 
-#include "model/dtype.h"
 #include "util/files.h"
 #include "q3vl/error.h"
 

@@ -6,12 +6,12 @@
 #include <cmath>
 #include <map>
 
-#include "runtime/sampler.h"
+#include "engine/sampler.h"
 #include "export/text_export.h"
 #include "export/vision_export.h"
 #include "model/checkpoint.h"
 #include "q3vl/error.h"
-#include "runtime/text_models.h"
+#include "engine/text_models.h"
 #include "support/golden.h"
 #include "support/test_support.h"
 

@@ -7,7 +7,7 @@
 #include "export/vision_export.h"
 #include "model/checkpoint.h"
 #include "q3vl/error.h"
-#include "runtime/vision_encoder.h"
+#include "engine/vision_encoder.h"
 #include "support/golden.h"
 #include "support/test_support.h"
 

@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/checkpoint.h"
-#include "runtime/sampler.h"
+#include "engine/sampler.h"
 #include "support/golden.h"
 #include "support/test_support.h"
 #include "util/files.h"

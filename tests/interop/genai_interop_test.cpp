@@ -7,11 +7,11 @@
 #include <memory>
 #include <ort_genai_c.h>
 
-#include "runtime/sampler.h"
+#include "engine/sampler.h"
 #include "export/package_writer.h"
 #include "model/config.h"
-#include "runtime/text_models.h"
-#include "runtime/vision_encoder.h"
+#include "engine/text_models.h"
+#include "engine/vision_encoder.h"
 #include "support/golden.h"
 #include "support/test_support.h"
 

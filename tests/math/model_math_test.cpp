@@ -19,7 +19,7 @@ TEST(RopeIndex, PositionsAndDeltasEqualHfExactly) {
     SCOPED_TRACE(c.name);
     const ModelConfig config = load_model_config(c.model_dir() / "config.json");
     const std::vector<std::int64_t> ids = c.load("input_ids").as_int64();
-    const RopePositions p = rope_positions(ids, c.grids(), config);
+    const RopePositions p = rope_positions(ids, c.grids(), config.visual_pads());
     std::vector<std::int64_t> ours = p.t;
     ours.insert(ours.end(), p.h.begin(), p.h.end());
     ours.insert(ours.end(), p.w.begin(), p.w.end());
@@ -32,10 +32,10 @@ TEST(RopeIndex, PadsAndGridsMustAgree) {
   const ModelConfig config = load_model_config(test::reference_model_files() / "config.json");
   const std::int64_t pad = config.image_token_id;
   const std::vector<std::int64_t> ids = {1, pad, pad, pad, pad, 2};
-  EXPECT_NO_THROW(rope_positions(ids, std::vector<GridThw>{{1, 4, 4}}, config));
-  EXPECT_THROW(rope_positions(ids, std::vector<GridThw>{}, config), InvalidInput);
-  EXPECT_THROW(rope_positions(ids, std::vector<GridThw>{{1, 4, 6}}, config), InvalidInput);
-  EXPECT_THROW(rope_positions(ids, std::vector<GridThw>{{1, 2, 4}}, config), InvalidInput);
+  EXPECT_NO_THROW(rope_positions(ids, std::vector<GridThw>{{1, 4, 4}}, config.visual_pads()));
+  EXPECT_THROW(rope_positions(ids, std::vector<GridThw>{}, config.visual_pads()), InvalidInput);
+  EXPECT_THROW(rope_positions(ids, std::vector<GridThw>{{1, 4, 6}}, config.visual_pads()), InvalidInput);
+  EXPECT_THROW(rope_positions(ids, std::vector<GridThw>{{1, 2, 4}}, config.visual_pads()), InvalidInput);
 }
 
 // An image, then a video whose frame pairs are separate blocks with text between them: HF's
@@ -48,7 +48,7 @@ TEST(RopeIndex, ImagesAndVideoFramePairsMatchHf) {
     const std::vector<std::int64_t> thw = c.load("grids_in_order").as_int64();
     std::vector<GridThw> grids;
     for (std::size_t i = 0; i + 2 < thw.size(); i += 3) grids.push_back({thw[i], thw[i + 1], thw[i + 2]});
-    const RopePositions p = rope_positions(c.load("input_ids").as_int64(), grids, c.config());
+    const RopePositions p = rope_positions(c.load("input_ids").as_int64(), grids, c.config().visual_pads());
     std::vector<std::int64_t> ours = p.t;
     ours.insert(ours.end(), p.h.begin(), p.h.end());
     ours.insert(ours.end(), p.w.begin(), p.w.end());

@@ -6,7 +6,7 @@
 #include "graph/graph_builder.h"
 #include "q3vl/error.h"
 #include "quant/block_quant.h"
-#include "runtime/onnx_session.h"
+#include "ort/onnx_session.h"
 #include "support/test_support.h"
 
 namespace q3vl {

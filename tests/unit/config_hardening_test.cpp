@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "export/package_names.h"
+#include "package/format.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
 #include "model/generation_config.h"
@@ -17,7 +17,7 @@
 #include "model/safetensors.h"
 #include "model/tensor_names.h"
 #include "q3vl/error.h"
-#include "runtime/package.h"
+#include "package/package.h"
 #include "support/test_support.h"
 #include "util/files.h"
 #include "util/json_fields.h"

@@ -1,0 +1,255 @@
+#include "package/package.h"
+
+#include <fstream>
+#include <initializer_list>
+#include <limits>
+#include <map>
+
+#include <onnx/onnx_pb.h>
+
+#include "package/format.h"
+#include "model/generation_config.h"
+#include "model/preprocessor_config.h"
+#include "q3vl/error.h"
+#include "util/files.h"
+#include "util/json_fields.h"
+
+namespace q3vl {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr const char* kFormat = "q3vl-package";
+
+GenerationDefaults to_defaults(const GenerationConfig& g) {
+  GenerationDefaults out;
+  out.sampling.greedy = !g.do_sample;
+  out.sampling.temperature = g.temperature;
+  out.sampling.top_k = g.top_k;
+  out.sampling.top_p = g.top_p;
+  out.sampling.min_p = g.min_p;
+  out.sampling.repetition_penalty = g.repetition_penalty;
+  out.eos_token_ids = g.eos_token_ids;
+  return out;
+}
+
+// A part's record: {"file": NAME, "fp16": bool, "linear"/"table"/"lm_head": {"weights": ..., ...}}.
+void check_part(const JsonField& part, const char* expected_file) {
+  part.require_object();
+  const JsonField file = part.at("file");
+  if (file.string() != expected_file) file.fail("is \"" + file.string() + "\", expected \"" + expected_file + "\"");
+  part.boolean("fp16", false);
+  for (const char* key : {"linear", "table", "lm_head"}) {
+    const auto linear = part.find(key);
+    if (!linear) continue;
+    linear->require_object();
+    if (const auto weights = linear->find("weights")) {
+      const std::string format = weights->string();
+      if (format != "fp32" && format != "int8" && format != "int4") {
+        weights->fail("\"" + format + "\" is not fp32, int8 or int4");
+      }
+    }
+    linear->integer("block_size", 32);
+    linear->boolean("symmetric", true);
+    linear->integer("accuracy_level", 4);
+  }
+}
+
+// Product of positive sizes, saturating at UINT64_MAX.
+std::uint64_t product(std::initializer_list<std::int64_t> sizes) {
+  std::uint64_t out = 1;
+  for (const std::int64_t size : sizes) {
+    const auto factor = static_cast<std::uint64_t>(size);
+    if (factor != 0 && out > std::numeric_limits<std::uint64_t>::max() / factor) return std::numeric_limits<std::uint64_t>::max();
+    out *= factor;
+  }
+  return out;
+}
+
+// A manifest that says "N layers of H" next to a model file far too small to hold them (a
+// hand-edited manifest) would make the runtime allocate for them; the weights of any format take at
+// least half a byte each.
+void check_fits(const fs::path& model, const std::string& what, std::uint64_t weights, const std::string& manifest) {
+  if (!fs::exists(model)) return;
+  const std::uint64_t bytes = onnx_model_bytes(model);
+  if (weights / 2 > bytes) {
+    throw InvalidInput(manifest + ": field \"config\" declares " + what + " (" + std::to_string(weights) +
+                       " weights) but " + model.string() + " holds only " + std::to_string(bytes) +
+                       " bytes (manifest edited, or from another model?)");
+  }
+}
+
+// Names and static dims (-1 where symbolic) of an ONNX model's inputs and outputs. Reads only
+// the graph: weights live in the .data file, which is not touched.
+using OnnxInterface = std::map<std::string, std::vector<std::int64_t>>;
+
+OnnxInterface onnx_interface(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  onnx::ModelProto model;
+  if (!in || !model.ParseFromIstream(&in)) throw InvalidInput(path.string() + ": not a readable ONNX model");
+  OnnxInterface out;
+  for (const auto* values : {&model.graph().input(), &model.graph().output()}) {
+    for (const onnx::ValueInfoProto& value : *values) {
+      std::vector<std::int64_t> dims;
+      for (const auto& dim : value.type().tensor_type().shape().dim()) dims.push_back(dim.has_dim_value() ? dim.dim_value() : -1);
+      out[value.name()] = dims;
+    }
+  }
+  return out;
+}
+
+// The manifest's config must describe the models next to it; otherwise ONNX Runtime fails later
+// with a message about tensors, or (vocabulary) the sampler silently reads the wrong logits.
+class InterfaceCheck {
+ public:
+  InterfaceCheck(const fs::path& model, std::string manifest) : model_(model), io_(onnx_interface(model)), manifest_(std::move(manifest)) {}
+  // Dimension `axis` (negative: from the end) of `name` must equal `expected`, which `field` gives.
+  void dim(const std::string& name, int axis, std::int64_t expected, const std::string& field) const {
+    const auto it = io_.find(name);
+    if (it == io_.end()) throw InvalidInput(model_.string() + ": has no input or output \"" + name + "\" (not a q3vl package model)");
+    const auto& dims = it->second;
+    const auto index = axis < 0 ? static_cast<std::ptrdiff_t>(dims.size()) + axis : axis;
+    if (index < 0 || index >= static_cast<std::ptrdiff_t>(dims.size()) || dims[static_cast<std::size_t>(index)] != expected) {
+      mismatch(name + " has dimension " + (index >= 0 && index < static_cast<std::ptrdiff_t>(dims.size()) ? std::to_string(dims[static_cast<std::size_t>(index)]) : "?") +
+                   " where", expected, field);
+    }
+  }
+  std::int64_t count_prefix(const std::string& prefix) const {
+    std::int64_t n = 0;
+    for (const auto& [name, dims] : io_) n += name.rfind(prefix, 0) == 0 && name.size() > 4 && name.substr(name.size() - 4) == ".key";
+    return n;
+  }
+  [[noreturn]] void mismatch(const std::string& what, std::int64_t expected, const std::string& field) const {
+    throw InvalidInput(model_.string() + ": " + what + " " + manifest_ + " field \"" + field + "\" says " + std::to_string(expected) +
+                       " (manifest edited, or a model from another build? rebuild the package)");
+  }
+
+ private:
+  fs::path model_;
+  OnnxInterface io_;
+  std::string manifest_;
+};
+
+void check_models_match_config(const Package& p, const std::string& manifest) {
+  const ModelConfig& c = p.config();
+  const std::int64_t width = package::visual_channel_width(c);
+  const InterfaceCheck text(p.text_model(), manifest);
+  const std::int64_t layers = text.count_prefix("past_key_values.");
+  if (layers != c.text.num_hidden_layers) {
+    text.mismatch("has " + std::to_string(layers) + " decoder layers (past_key_values inputs) where", c.text.num_hidden_layers,
+                  "config.text_config.num_hidden_layers");
+  }
+  text.dim(package::kInputsEmbeds, -1, width, "visual_channel_width");
+  text.dim(package::past_key(0), 1, c.text.num_key_value_heads, "config.text_config.num_key_value_heads");
+  text.dim(package::past_key(0), 3, c.text.head_dim, "config.text_config.head_dim");
+  text.dim(package::kLogits, -1, c.text.vocab_size, "config.text_config.vocab_size");
+  const InterfaceCheck embedding(p.embedding_model(), manifest);
+  embedding.dim(package::kImageFeatures, -1, width, "visual_channel_width");
+  embedding.dim(package::kInputsEmbeds, -1, width, "visual_channel_width");
+  if (fs::exists(p.vision_model())) {
+    const InterfaceCheck vision(p.vision_model(), manifest);
+    vision.dim(package::kPixelValues, -1, c.vision.patch_input_size(), "config.vision_config.patch_size");
+    vision.dim(package::kImageFeatures, -1, width, "visual_channel_width");
+  }
+}
+
+}  // namespace
+
+PackageManifest read_package_manifest(const fs::path& dir) {
+  const fs::path path = dir / package::kManifest;
+  if (!fs::exists(path)) {
+    throw InvalidInput(dir.string() + " is not a q3vl package (no " + package::kManifest + "; build one with q3vl build)");
+  }
+  const json document = read_json_bounded(path);
+  const JsonField root(document, path.string());
+  root.require_object();
+  const JsonField format = root.at("format");
+  if (format.string() != kFormat) format.fail("is \"" + format.string() + "\", expected \"" + kFormat + "\"");
+  const JsonField version = root.at("format_version");
+  const std::int64_t format_version = version.integer();
+  if (format_version > kPackageFormatVersion) {
+    version.fail(std::to_string(format_version) + ": this package was written by a newer q3vl (this one reads format " +
+                 std::to_string(kPackageFormatVersion) + "); upgrade q3vl, or rebuild the package with this one");
+  }
+  if (format_version < 1) version.fail("must be at least 1, got " + std::to_string(format_version));
+
+  PackageManifest m;
+  m.config = parse_model_config(root.object("config"));
+  const json no_generation_config = json::object();
+  m.generation = parse_generation_config(root.find("generation_config") ? root.object("generation_config")
+                                                                         : JsonField(no_generation_config, path.string()),
+                                         m.config);
+  if (const auto preprocessor = root.find("preprocessor_config")) {
+    read_preprocess_options(*preprocessor);
+    m.preprocessor = preprocessor->value();
+  } else {
+    m.preprocessor = json::object();
+  }
+  const JsonField width = root.at("visual_channel_width");
+  if (width.integer() != package::visual_channel_width(m.config)) {
+    width.fail(std::to_string(width.integer()) + " does not match the config (text_config.hidden_size x (1 + DeepStack levels) = " +
+               std::to_string(package::visual_channel_width(m.config)) + ")");
+  }
+  const JsonField parts = root.object("parts");
+  for (const auto& [name, record] : parts.value().items()) {
+    if (name == "vision") check_part(parts.at(name), package::kVisionModel);
+    else if (name == "embedding") check_part(parts.at(name), package::kEmbeddingModel);
+    else if (name == "text") check_part(parts.at(name), package::kTextModel);
+    else parts.at(name).fail("is not a package part (vision, embedding, text)");
+    m.parts.insert(name);
+  }
+  if (const auto text = parts.find("text")) {
+    if (const auto linear = text->find("linear")) m.float_decoder = linear->string("weights", "fp32") == "fp32";
+  }
+  return m;
+}
+
+Package Package::open(const fs::path& dir) {
+  PackageManifest manifest = read_package_manifest(dir);
+  const std::string manifest_path = (dir / package::kManifest).string();
+  Package p;
+  p.dir_ = dir;
+  p.config_ = manifest.config;
+  p.preprocessor_ = std::move(manifest.preprocessor);
+  p.generation_ = to_defaults(manifest.generation);
+  p.float_decoder_ = manifest.float_decoder;
+  for (const char* part : {"embedding", "text"}) {
+    if (manifest.parts.count(part) == 0) {
+      throw InvalidInput(manifest_path + ": field \"parts\" has no \"" + part +
+                         "\" (the package was built with --only; build the missing part into it)");
+    }
+  }
+  for (const fs::path& file : {p.embedding_model(), p.text_model(), p.tokenizer_json()}) {
+    if (!fs::exists(file)) throw InvalidInput(file.string() + " is missing from the package");
+  }
+  if (manifest.parts.count("vision") != 0 && !fs::exists(p.vision_model())) {
+    throw InvalidInput(p.vision_model().string() + " is missing from the package (its manifest lists a vision part)");
+  }
+  const TextConfig& t = p.config_.text;
+  const VisionConfig& v = p.config_.vision;
+  check_fits(p.text_model(), "text_config.num_hidden_layers x attention weights",
+             product({t.num_hidden_layers, t.num_attention_heads, t.head_dim, t.hidden_size}), manifest_path);
+  check_fits(p.embedding_model(), "text_config.vocab_size x hidden_size", product({t.vocab_size, t.hidden_size}), manifest_path);
+  check_fits(p.vision_model(), "vision_config.depth x hidden_size^2", product({v.depth, v.hidden_size, v.hidden_size}),
+             manifest_path);
+  check_models_match_config(p, manifest_path);
+  if (fs::exists(dir / package::kGenaiConfig)) {
+    const json genai = read_json_bounded(dir / package::kGenaiConfig);
+    const JsonField root(genai, (dir / package::kGenaiConfig).string());
+    if (const auto search = root.find("search")) {
+      if (const auto max_length = search->find("max_length")) {
+        p.max_length_ = max_length->integer();
+        if (p.max_length_ <= 0) max_length->fail("must be positive, got " + std::to_string(p.max_length_));
+      }
+    }
+  }
+  return p;
+}
+
+fs::path Package::vision_model() const { return dir_ / package::kVisionModel; }
+fs::path Package::embedding_model() const { return dir_ / package::kEmbeddingModel; }
+fs::path Package::text_model() const { return dir_ / package::kTextModel; }
+fs::path Package::tokenizer_json() const { return dir_ / "tokenizer.json"; }
+
+}  // namespace q3vl

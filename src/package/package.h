@@ -1,0 +1,63 @@
+#pragma once
+// A q3vl package folder as the runtime sees it: the manifest (model config, preprocessing,
+// generation defaults) and the paths of its models and tokenizer. Checked on open.
+#include <filesystem>
+#include <set>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "model/config.h"
+#include "model/generation_config.h"
+#include "engine/sampler.h"
+
+namespace q3vl {
+
+// The package format this q3vl writes and reads; a package with a higher format_version is refused.
+inline constexpr std::int64_t kPackageFormatVersion = 1;
+
+// q3vl_package.json, checked field by field (format, format_version, config, generation and
+// preprocessor configs, visual_channel_width, parts); errors name the file and the field path.
+// Does not require the model files: `build --only` reads it before adding a part.
+struct PackageManifest {
+  ModelConfig config;
+  GenerationConfig generation;
+  nlohmann::json preprocessor;
+  std::set<std::string> parts;  // "vision", "embedding", "text"
+  bool float_decoder = true;
+};
+PackageManifest read_package_manifest(const std::filesystem::path& dir);
+
+struct GenerationDefaults {
+  SamplingOptions sampling;
+  std::vector<std::int64_t> eos_token_ids;
+};
+
+class Package {
+ public:
+  // Throws InvalidInput if the folder is not a complete q3vl package.
+  static Package open(const std::filesystem::path& dir);
+
+  const std::filesystem::path& dir() const { return dir_; }
+  const ModelConfig& config() const { return config_; }
+  const nlohmann::json& preprocessor_config() const { return preprocessor_; }
+  const GenerationDefaults& generation_defaults() const { return generation_; }
+  // genai_config.json's search.max_length: the default context length.
+  std::int64_t max_length() const { return max_length_; }
+  // True when the decoder's linear layers are fp32 (not MatMulNBits).
+  bool float_decoder() const { return float_decoder_; }
+  std::filesystem::path vision_model() const;
+  std::filesystem::path embedding_model() const;
+  std::filesystem::path text_model() const;
+  std::filesystem::path tokenizer_json() const;
+
+ private:
+  std::filesystem::path dir_;
+  ModelConfig config_;
+  nlohmann::json preprocessor_;
+  GenerationDefaults generation_;
+  std::int64_t max_length_ = 4096;
+  bool float_decoder_ = true;
+};
+
+}  // namespace q3vl
