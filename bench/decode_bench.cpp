@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
     EmbeddingModel embedding(env, package.embedding_model(), config);
     SessionOptions decoder_options;
     decoder_options.prepack_weights = !package.float_decoder();
-    TextDecoder decoder(env, package.text_model(), config, prompt + decode + 8, decoder_options);
+    const DecoderModel decoder_model(env, package.text_model(), config, decoder_options);
+    KvCache cache = decoder_model.new_cache(prompt + decode + 8);
     std::vector<std::int64_t> ids;
     for (std::int64_t i = 0; i < prompt; ++i) ids.push_back((i * 7919 + 13) % 150000);
     auto positions = [](std::int64_t begin, std::int64_t end) {
@@ -45,18 +46,18 @@ int main(int argc, char** argv) {
       for (int axis = 0; axis < 3; ++axis) for (std::int64_t i = begin; i < end; ++i) p.push_back(i);
       return p;
     };
-    {  // warm-up run (session initialization, first allocations)
-      TextDecoder warm(env, package.text_model(), config, 16, decoder_options);
-      warm.forward(embedding.embed(std::vector<std::int64_t>{1, 2, 3, 4}, nullptr), positions(0, 4));
+    {  // warm-up run on the same model with its own cache (session initialization, first allocations)
+      KvCache warm = decoder_model.new_cache(16);
+      decoder_model.forward(warm, embedding.embed(std::vector<std::int64_t>{1, 2, 3, 4}, nullptr), positions(0, 4));
     }
     const auto prefill_start = std::chrono::steady_clock::now();
-    DecoderOutput out = decoder.forward(embedding.embed(ids, nullptr), positions(0, prompt));
+    DecoderOutput out = decoder_model.forward(cache, embedding.embed(ids, nullptr), positions(0, prompt));
     const double prefill_s = bench::seconds_since(prefill_start);
     std::int64_t token = 0;
     const auto decode_start = std::chrono::steady_clock::now();
     for (std::int64_t step = 0; step < decode; ++step) {
       token = argmax(out.logits);
-      out = decoder.forward(embedding.embed(std::vector<std::int64_t>{token}, nullptr), positions(prompt + step, prompt + step + 1));
+      out = decoder_model.forward(cache, embedding.embed(std::vector<std::int64_t>{token}, nullptr), positions(prompt + step, prompt + step + 1));
     }
     const double decode_s = bench::seconds_since(decode_start);
     const double decode_rate = static_cast<double>(decode) / decode_s;

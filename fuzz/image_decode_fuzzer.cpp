@@ -7,7 +7,7 @@
 #include <span>
 
 #include "q3vl/error.h"
-#include "media/image.h"
+#include "q3vl/image.h"
 #include "media/image_preprocess.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -22,10 +22,9 @@ void report(const Error& e) { std::fprintf(stderr, "q3vl: error: %s\n", e.what()
 
 void chat(GenerationFlags& flags) {
   flags.finish();
-  Engine engine(flags.model, flags.engine_options());
-  const ConversationOptions options = flags.conversation_options(engine);
-  auto conversation = std::make_unique<Conversation>(engine, options);
-  const ReplyOptions reply_options = flags.reply_options(engine);
+  const std::shared_ptr<const Model> model = Model::load(flags.model, flags.model_options());
+  Conversation conversation(model, flags.conversation_options(*model));
+  const ReplyOptions reply_options = flags.reply_options(*model);
   const bool interactive = ::isatty(0) != 0;
   std::vector<RgbImage> pending;
   std::string line;
@@ -43,7 +42,7 @@ void chat(GenerationFlags& flags) {
         std::fprintf(stderr, "q3vl: %s\n", input.text.c_str());
         continue;
       case ChatLine::Kind::Reset:
-        conversation = std::make_unique<Conversation>(engine, options);
+        conversation.reset();
         pending.clear();
         continue;
       case ChatLine::Kind::Image:
@@ -59,10 +58,10 @@ void chat(GenerationFlags& flags) {
     }
     if (input.text.empty() && pending.empty()) continue;
     try {
-      const Reply reply = conversation->send(pending, input.text, reply_options, write_reply);
+      const Reply reply = conversation.send(pending, input.text, reply_options, write_reply);
       write_reply("\n");
       if (flags.verbose) std::fprintf(stderr, "%s | cached %lld tokens\n", timing_line(reply.timings).c_str(),
-                                      static_cast<long long>(conversation->cached_tokens()));
+                                      static_cast<long long>(conversation.cached_tokens()));
     } catch (const OutputError&) {
       throw;  // nowhere to show later replies either
     } catch (const Error& e) {

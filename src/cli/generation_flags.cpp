@@ -11,12 +11,12 @@
 #include <thread>
 
 #include "cli/option_checks.h"
+#include "text/tokenizer.h"
 #include "q3vl/error.h"
 
 namespace q3vl::cli {
 namespace {
 
-constexpr std::int64_t kPixelsPerToken = 32 * 32;  // one visual token = a 2x2 block of 16x16 patches
 // Large enough for any real image budget, small enough that tokens * pixels fits in int64.
 constexpr std::int64_t kMostImageTokens = std::int64_t{1} << 32;
 // ONNX Runtime starts one thread per count; thousands exhaust the process (std::system_error abort).
@@ -109,48 +109,43 @@ void require_command_line_utf8(const std::string& text, const std::string& optio
   }
 }
 
-ReplyOptions GenerationFlags::reply_options(const Engine& engine) const {
+ReplyOptions GenerationFlags::reply_options(const Model& loaded) const {
   ReplyOptions o;
-  o.sampling = engine.package().generation_defaults().sampling;
-  if (greedy) o.sampling.greedy = true;
-  if (temperature || top_k || top_p || min_p || seed) o.sampling.greedy = greedy;  // sampling flags imply sampling
-  if (temperature) o.sampling.temperature = *temperature;
-  if (top_k) o.sampling.top_k = *top_k;
-  if (top_p) o.sampling.top_p = *top_p;
-  if (min_p) o.sampling.min_p = *min_p;
-  if (repetition_penalty) o.sampling.repetition_penalty = *repetition_penalty;
-  if (seed) o.sampling.seed = *seed;
+  SamplingOptions sampling = loaded.default_sampling();
+  if (greedy) sampling.greedy = true;
+  if (temperature || top_k || top_p || min_p || seed) sampling.greedy = greedy;  // sampling flags imply sampling
+  if (temperature) sampling.temperature = *temperature;
+  if (top_k) sampling.top_k = *top_k;
+  if (top_p) sampling.top_p = *top_p;
+  if (min_p) sampling.min_p = *min_p;
+  if (repetition_penalty) sampling.repetition_penalty = *repetition_penalty;
+  if (seed) sampling.seed = *seed;
+  o.sampling = sampling;
   o.max_new_tokens = max_new_tokens;
   o.stop_strings = stop;
   return o;
 }
 
-ConversationOptions GenerationFlags::conversation_options(const Engine& engine) const {
+ConversationOptions GenerationFlags::conversation_options(const Model& loaded) const {
   ConversationOptions o;
   o.system_prompt = system;
   o.context_length = context;
-  o.preprocess = read_preprocess_options(engine.package().preprocessor_config());
-  const PreprocessOptions package = o.preprocess;
-  if (max_image_tokens) o.preprocess.max_pixels = *max_image_tokens * kPixelsPerToken;
-  if (min_image_tokens) o.preprocess.min_pixels = *min_image_tokens * kPixelsPerToken;
-  // HF's smart_resize lets the maximum win when min_pixels > max_pixels, and only in one branch:
-  // an image already below the minimum is scaled *up* to it. A user who asks for fewer tokens
-  // than the package's minimum means it, so the minimum follows (and the other way round).
-  if (max_image_tokens && !min_image_tokens && o.preprocess.min_pixels > o.preprocess.max_pixels) {
+  o.max_image_tokens = max_image_tokens;
+  o.min_image_tokens = min_image_tokens;
+  // The library lets a single user bound move the package's other bound; say so.
+  if (max_image_tokens && !min_image_tokens && *max_image_tokens < loaded.min_image_tokens()) {
     std::fprintf(stderr,
                  "q3vl: note: --max-image-tokens %lld is below the package's minimum of %lld image tokens; "
                  "images get at most %lld\n",
-                 static_cast<long long>(*max_image_tokens), static_cast<long long>(package.min_pixels / kPixelsPerToken),
+                 static_cast<long long>(*max_image_tokens), static_cast<long long>(loaded.min_image_tokens()),
                  static_cast<long long>(*max_image_tokens));
-    o.preprocess.min_pixels = o.preprocess.max_pixels;
   }
-  if (min_image_tokens && !max_image_tokens && o.preprocess.min_pixels > o.preprocess.max_pixels) {
+  if (min_image_tokens && !max_image_tokens && *min_image_tokens > loaded.max_image_tokens()) {
     std::fprintf(stderr,
                  "q3vl: note: --min-image-tokens %lld is above the package's maximum of %lld image tokens; "
                  "images get at least %lld\n",
-                 static_cast<long long>(*min_image_tokens), static_cast<long long>(package.max_pixels / kPixelsPerToken),
+                 static_cast<long long>(*min_image_tokens), static_cast<long long>(loaded.max_image_tokens()),
                  static_cast<long long>(*min_image_tokens));
-    o.preprocess.max_pixels = o.preprocess.min_pixels;
   }
   if (max_vision_memory_mb) o.vision_memory_budget_bytes = static_cast<std::uint64_t>(*max_vision_memory_mb) << 20;
   return o;

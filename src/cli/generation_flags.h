@@ -7,7 +7,8 @@
 
 #include <CLI/CLI.hpp>
 
-#include "engine/conversation.h"
+#include "q3vl/conversation.h"
+#include "q3vl/model.h"
 
 namespace q3vl::cli {
 
@@ -34,11 +35,11 @@ struct GenerationFlags {
   void add_to(CLI::App& cmd);
   // Checks between options (CLI::ValidationError, exit 2) and reads --system-file; call first.
   void finish();
-  EngineOptions engine_options() const { return EngineOptions{threads, verbose}; }
+  ModelOptions model_options() const { return ModelOptions{threads, verbose}; }
   // Package defaults (generation_config.json) overridden by the flags given.
-  ReplyOptions reply_options(const Engine& engine) const;
+  ReplyOptions reply_options(const Model& loaded) const;
   // Says once on stderr when the user's image budget overrides the package's.
-  ConversationOptions conversation_options(const Engine& engine) const;
+  ConversationOptions conversation_options(const Model& loaded) const;
 };
 
 // CLI::ValidationError (exit 2) naming the option and the byte offset in its value unless `text`

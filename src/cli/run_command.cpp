@@ -5,6 +5,8 @@
 #include "cli/commands.h"
 #include "cli/generation_flags.h"
 #include "cli/reply_output.h"
+#include "engine/model_data.h"
+#include "engine/turn_trace.h"
 #include "q3vl/error.h"
 
 namespace q3vl::cli {
@@ -45,13 +47,13 @@ void run(RunArgs& args) {
                          " MB allowed for images (--max-vision-memory-mb or Q3VL_MAX_VISION_MEMORY_MB)");
     }
   }
-  Engine engine(args.flags.model, args.flags.engine_options());
-  Conversation conversation(engine, args.flags.conversation_options(engine));
+  const std::shared_ptr<const Model> model = Model::load(args.flags.model, args.flags.model_options());
+  Conversation conversation(model, args.flags.conversation_options(*model));
   TurnTrace trace;
-  const Reply reply = conversation.send(images, args.prompt, args.flags.reply_options(engine), write_reply,
+  const Reply reply = conversation.send(images, args.prompt, args.flags.reply_options(*model), write_reply,
                                         args.dump.empty() ? nullptr : &trace);
   write_reply("\n");  // the reply before the timing line on stderr
-  if (!args.dump.empty()) trace.write(args.dump, engine.config());
+  if (!args.dump.empty()) trace.write(args.dump, model->data().package.config());
   if (args.flags.verbose) std::fprintf(stderr, "%s | finish: %s\n", timing_line(reply.timings).c_str(), reply.finish_reason.c_str());
 }
 

@@ -1,13 +1,16 @@
-#include "engine/conversation.h"
+#include "q3vl/conversation.h"
 
 #include <algorithm>
+#include <chrono>
 
+#include "engine/model_data.h"
+#include "engine/turn_trace.h"
 #include "math/rope_index.h"
+#include "media/image_preprocess.h"
+#include "text/chat_format.h"
 #include "q3vl/error.h"
 #include "engine/sampler.h"
 #include "text/stop_strings.h"
-#include "util/npy.h"
-#include "util/output_dir.h"  // TurnTrace::write
 
 namespace q3vl {
 namespace {
@@ -48,63 +51,109 @@ void reject_media_placeholders(const std::string& text, const std::string& what)
   }
 }
 
+// The conversation's image token budget: the package's, with the user's bounds in place of its
+// own. HF's smart_resize lets the maximum win when min_pixels > max_pixels, but only in one branch
+// (an image below the minimum is scaled *up* to it), so when one user bound crosses the package's
+// other bound, that bound follows the user's: the user asked for that number.
+PreprocessOptions resolve_preprocess(PreprocessOptions preprocess, const ConversationOptions& options,
+                                     std::int64_t pixels_per_token) {
+  constexpr std::int64_t kMaxTokens = std::int64_t{1} << 32;
+  for (const auto& [value, name] : {std::pair{options.min_image_tokens, "min_image_tokens"},
+                                    std::pair{options.max_image_tokens, "max_image_tokens"}}) {
+    if (value && (*value < 1 || *value > kMaxTokens)) {
+      throw InvalidInput(std::string(name) + " must be between 1 and 2^32, not " + std::to_string(*value));
+    }
+  }
+  if (options.max_image_tokens) preprocess.max_pixels = *options.max_image_tokens * pixels_per_token;
+  if (options.min_image_tokens) preprocess.min_pixels = *options.min_image_tokens * pixels_per_token;
+  if (preprocess.min_pixels > preprocess.max_pixels) {
+    if (options.max_image_tokens && !options.min_image_tokens) preprocess.min_pixels = preprocess.max_pixels;
+    if (options.min_image_tokens && !options.max_image_tokens) preprocess.max_pixels = preprocess.min_pixels;
+  }
+  return preprocess;
+}
+
 }  // namespace
 
-Engine::Engine(const std::filesystem::path& package, const EngineOptions& options)
-    : package_(Package::open(package)),
-      environment_(options.threads, options.verbose),
-      tokenizer_(Tokenizer::load(package_.tokenizer_json())),
-      embedding_(environment_, package_.embedding_model(), package_.config(), session_options_) {}
+// One sequence on the shared model: its KV cache and what it holds, and the chat so far.
+struct ConversationState {
+  ConversationState(std::shared_ptr<const Model> shared_model, ConversationOptions options);
 
-VisionEncoder& Engine::vision() {
-  // Loaded on first use: a text-only run never pays the seconds a large vision model takes to load.
-  if (!vision_) {
-    if (!std::filesystem::exists(package_.vision_model())) {
-      throw InvalidInput(package_.dir().string() + " has no vision model (built with --only?)");
-    }
-    vision_.emplace(environment_, package_.vision_model(), package_.config(), session_options_);
-  }
-  return *vision_;
-}
+  Reply send_turn(const std::vector<RgbImage>& images, const std::string& text, const ReplyOptions& options,
+                  const std::function<void(std::string_view)>& on_text, TurnTrace* trace);
+  void check_vision_memory(std::size_t first_image, const std::vector<RgbImage>& turn_images) const;
+  void reset();
 
-std::unique_ptr<TextDecoder> Engine::new_decoder(std::int64_t context_length) {
-  SessionOptions options = session_options_;
-  options.prepack_weights = !package_.float_decoder();
-  return std::make_unique<TextDecoder>(environment_, package_.text_model(), package_.config(), context_length, options);
-}
+  std::shared_ptr<const Model> model_;  // keeps data_ alive
+  ModelData& data_;
+  ConversationOptions options_;
+  PreprocessOptions preprocess_;
+  KvCache cache_;
+  std::vector<ChatMessage> messages_;
+  std::vector<ImageInput> images_;                // every image of the conversation, in order
+  std::vector<std::int64_t> cached_ids_;          // what the cache holds
+  std::vector<std::int64_t> cached_max_position_; // per cached token: max of its (T, H, W)
+};
 
-Conversation::Conversation(Engine& engine, ConversationOptions options)
-    : engine_(engine), options_(std::move(options)) {
-  if (options_.context_length <= 0) options_.context_length = engine.package().max_length();
-  decoder_ = engine.new_decoder(options_.context_length);
+ConversationState::ConversationState(std::shared_ptr<const Model> shared_model, ConversationOptions options)
+    : model_(std::move(shared_model)),
+      data_(model_ ? model_->data() : throw InvalidInput("a conversation needs a loaded model")),
+      options_(std::move(options)),
+      preprocess_(resolve_preprocess(data_.preprocess, options_, model_->pixels_per_image_token())),
+      cache_(data_.decoder.new_cache(options_.context_length > 0 ? options_.context_length : model_->max_length())) {
   require_valid_utf8(options_.system_prompt, "the system prompt");
   reject_media_placeholders(options_.system_prompt, "the system prompt");
+  reset();
+}
+
+void ConversationState::reset() {
+  messages_.clear();
+  images_.clear();
+  cached_ids_.clear();
+  cached_max_position_.clear();
+  cache_.reset();
   if (!options_.system_prompt.empty()) messages_.push_back(text_message("system", options_.system_prompt));
 }
 
+Conversation::Conversation(std::shared_ptr<const Model> model, ConversationOptions options)
+    : state_(std::make_unique<ConversationState>(std::move(model), std::move(options))) {}
+Conversation::~Conversation() = default;
+Conversation::Conversation(Conversation&&) noexcept = default;
+Conversation& Conversation::operator=(Conversation&&) noexcept = default;
+
+void Conversation::reset() { state_->reset(); }
+std::int64_t Conversation::turns() const {
+  return std::count_if(state_->messages_.begin(), state_->messages_.end(),
+                       [](const ChatMessage& m) { return m.role == "user"; });
+}
+std::int64_t Conversation::cached_tokens() const { return state_->cache_.cached_tokens(); }
+std::int64_t Conversation::context_length() const { return state_->cache_.context_length(); }
+const Model& Conversation::model() const { return *state_->model_; }
+
 Reply Conversation::send(const std::vector<RgbImage>& images, const std::string& text, const ReplyOptions& options,
                          const std::function<void(std::string_view)>& on_text, TurnTrace* trace) {
-  const std::size_t message_count = messages_.size();
-  const std::size_t image_count = images_.size();
+  ConversationState& s = *state_;
+  const std::size_t message_count = s.messages_.size();
+  const std::size_t image_count = s.images_.size();
   try {
-    return send_turn(images, text, options, on_text, trace);
+    return s.send_turn(images, text, options, on_text, trace);
   } catch (...) {
     // A failed turn leaves the conversation as it was; the cache keeps only what was fed.
-    messages_.resize(message_count);
-    images_.resize(image_count);
-    cached_ids_.resize(std::min<std::size_t>(cached_ids_.size(), static_cast<std::size_t>(decoder_->cached_tokens())));
-    cached_max_position_.resize(cached_ids_.size());
-    decoder_->truncate(static_cast<std::int64_t>(cached_ids_.size()));
+    s.messages_.resize(message_count);
+    s.images_.resize(image_count);
+    s.cached_ids_.resize(std::min<std::size_t>(s.cached_ids_.size(), static_cast<std::size_t>(s.cache_.cached_tokens())));
+    s.cached_max_position_.resize(s.cached_ids_.size());
+    s.cache_.truncate(static_cast<std::int64_t>(s.cached_ids_.size()));
     throw;
   }
 }
 
 // The vision graph's attention is dense over every patch of the call, so memory grows with the
 // square of the patches: refuse before ONNX Runtime asks for the buffer (or the kernel kills us).
-void Conversation::check_vision_memory(std::size_t first_image, const std::vector<RgbImage>& turn_images) const {
+void ConversationState::check_vision_memory(std::size_t first_image, const std::vector<RgbImage>& turn_images) const {
   std::int64_t patches = 0;
   for (std::size_t i = first_image; i < images_.size(); ++i) patches += images_[i].grid.patches();
-  const ModelConfig& config = engine_.config();
+  const ModelConfig& config = data_.package.config();
   const std::uint64_t budget =
       options_.vision_memory_budget_bytes > 0 ? options_.vision_memory_budget_bytes : default_vision_memory_budget_bytes();
   const std::uint64_t needed = estimate_vision_peak_bytes(config, patches);
@@ -128,20 +177,20 @@ void Conversation::check_vision_memory(std::size_t first_image, const std::vecto
                      "smaller images, e.g. --max-image-tokens " + std::to_string(fitting_tokens));
 }
 
-Reply Conversation::send_turn(const std::vector<RgbImage>& images, const std::string& text, const ReplyOptions& options,
+Reply ConversationState::send_turn(const std::vector<RgbImage>& images, const std::string& text, const ReplyOptions& options,
                               const std::function<void(std::string_view)>& on_text, TurnTrace* trace) {
   const auto start = Clock::now();
-  const ModelConfig& config = engine_.config();
-  const Tokenizer& tokenizer = engine_.tokenizer();
+  const ModelConfig& config = data_.package.config();
+  const Tokenizer& tokenizer = data_.tokenizer;
   Reply reply;
-  Sampler sampler(options.sampling);  // validates the options before any work
+  Sampler sampler(options.sampling.value_or(data_.package.generation_defaults().sampling));  // validates the options before any work
 
   require_valid_utf8(text, "the message text");
   reject_media_placeholders(text, "the message text");
   // 1. The conversation so far plus this turn, as tokens with every image's pads expanded.
   std::vector<ChatContent> content;
   for (const RgbImage& image : images) {
-    images_.push_back(preprocess_image(image, config, options_.preprocess));
+    images_.push_back(preprocess_image(image, config, preprocess_));
     content.push_back({ChatContent::Kind::Image, ""});
   }
   if (!text.empty()) content.push_back({ChatContent::Kind::Text, text});
@@ -160,13 +209,13 @@ Reply Conversation::send_turn(const std::vector<RgbImage>& images, const std::st
     ++first_image;
   }
   if (first_image < block_starts.size() && block_starts[first_image] < keep) keep = block_starts[first_image];
-  if (ids.size() > static_cast<std::size_t>(decoder_->context_length())) {
+  if (ids.size() > static_cast<std::size_t>(cache_.context_length())) {
     // Before the vision and embedding passes, whose memory grows with the tokens.
     throw InvalidInput("context overflow: the conversation is " + std::to_string(ids.size()) +
-                       " tokens, more than the context length of " + std::to_string(decoder_->context_length()) +
+                       " tokens, more than the context length of " + std::to_string(cache_.context_length()) +
                        " (raise it with --context, or /reset)");
   }
-  decoder_->truncate(static_cast<std::int64_t>(keep));
+  cache_.truncate(static_cast<std::int64_t>(keep));
   cached_ids_.resize(keep);
   cached_max_position_.resize(keep);
 
@@ -181,7 +230,7 @@ Reply Conversation::send_turn(const std::vector<RgbImage>& images, const std::st
   if (!grids.empty()) {
     check_vision_memory(first_image, images);
     const auto vision_start = Clock::now();
-    features = engine_.vision().encode(pixels, grids);
+    features = data_.vision().encode(pixels, grids);
     reply.timings.vision_ms = ms_since(vision_start);
     reply.timings.image_tokens = features.tokens;
   }
@@ -195,8 +244,8 @@ Reply Conversation::send_turn(const std::vector<RgbImage>& images, const std::st
   position_ids.insert(position_ids.end(), positions.h.begin(), positions.h.end());
   position_ids.insert(position_ids.end(), positions.w.begin(), positions.w.end());
   const auto prefill_start = Clock::now();
-  const std::vector<float> embeds = engine_.embedding().embed(segment, grids.empty() ? nullptr : &features);
-  DecoderOutput out = decoder_->forward(embeds, position_ids);
+  const std::vector<float> embeds = data_.embedding.embed(segment, grids.empty() ? nullptr : &features);
+  DecoderOutput out = data_.decoder.forward(cache_, embeds, position_ids);
   reply.timings.prefill_tokens = static_cast<std::int64_t>(segment.size());
   reply.timings.prefill_ms = ms_since(prefill_start);
   for (std::size_t i = 0; i < segment.size(); ++i) {
@@ -221,7 +270,7 @@ Reply Conversation::send_turn(const std::vector<RgbImage>& images, const std::st
   std::vector<std::int64_t> history = ids;
   TokenStreamDecoder stream(tokenizer, /*skip_special_tokens=*/true);
   StopStringMatcher stops(options.stop_strings);
-  const auto& eos = engine_.package().generation_defaults().eos_token_ids;
+  const auto& eos = data_.package.generation_defaults().eos_token_ids;
   auto emit = [&](const std::string& piece) {
     if (piece.empty()) return;
     reply.text += piece;
@@ -243,9 +292,9 @@ Reply Conversation::send_turn(const std::vector<RgbImage>& images, const std::st
       reply.finish_reason = "stop";
       break;
     }
-    if (step + 1 == options.max_new_tokens || decoder_->cached_tokens() >= decoder_->context_length()) break;
+    if (step + 1 == options.max_new_tokens || cache_.cached_tokens() >= cache_.context_length()) break;
     const std::vector<std::int64_t> next = {token};
-    out = decoder_->forward(engine_.embedding().embed(next, nullptr), std::vector<std::int64_t>{position, position, position});
+    out = data_.decoder.forward(cache_, data_.embedding.embed(next, nullptr), std::vector<std::int64_t>{position, position, position});
     cached_ids_.push_back(token);
     cached_max_position_.push_back(position++);
     logits.assign(out.logits.end() - vocab, out.logits.end());
@@ -256,33 +305,6 @@ Reply Conversation::send_turn(const std::vector<RgbImage>& images, const std::st
   messages_.push_back(text_message("assistant", reply.text));
   if (trace != nullptr) trace->output_ids = reply.tokens;
   return reply;
-}
-
-void TurnTrace::write(const std::filesystem::path& dir, const ModelConfig& config) const {
-  // Staged and swapped in whole: no stale .npy of an earlier dump beside these, no truncated one
-  // after a failure, and a folder that is not an earlier dump of ours is never replaced.
-  OutputDir out(dir, {.kind = "dump", .option = "--dump", .replace = true, .force_option = "", .inputs = {}});
-  const std::filesystem::path& stage = out.begin(WriteMode::Replace);
-  const std::int64_t S = static_cast<std::int64_t>(input_ids.size());
-  write_npy(stage / "input_ids.npy", std::span<const std::int64_t>(input_ids), {1, S});
-  write_npy(stage / "position_ids.npy", std::span<const std::int64_t>(position_ids), {3, 1, S});
-  const std::vector<std::int64_t> delta = {rope_delta};
-  write_npy(stage / "rope_deltas.npy", std::span<const std::int64_t>(delta), {1, 1});
-  write_npy(stage / "logits.npy", std::span<const float>(prefill_logits), {1, static_cast<std::int64_t>(prefill_logits.size())});
-  write_npy(stage / "output_ids.npy", std::span<const std::int64_t>(output_ids), {1, static_cast<std::int64_t>(output_ids.size())});
-  if (!grids.empty()) {
-    const std::int64_t width = config.vision.patch_input_size();
-    write_npy(stage / "pixel_values.npy", std::span<const float>(pixel_values),
-              {static_cast<std::int64_t>(pixel_values.size()) / width, width});
-    std::vector<std::int64_t> thw;
-    for (const GridThw& g : grids) thw.insert(thw.end(), {g.t, g.h, g.w});
-    write_npy(stage / "image_grid_thw.npy", std::span<const std::int64_t>(thw), {static_cast<std::int64_t>(grids.size()), 3});
-    const std::int64_t H = config.text.hidden_size;
-    const SplitVisualFeatures split = split_visual_features(features, H);
-    write_npy(stage / "image_features.npy", std::span<const float>(split.merged), {features.tokens, H});
-    write_npy(stage / "deepstack_features.npy", std::span<const float>(split.deepstack), {split.levels, features.tokens, H});
-  }
-  out.commit();
 }
 
 }  // namespace q3vl

@@ -107,7 +107,7 @@ VisionEncoder::VisionEncoder(OnnxEnvironment& environment, const std::filesystem
                              const SessionOptions& options)
     : session_(environment, model, options), config_(config) {}
 
-VisualFeatures VisionEncoder::encode(std::span<const float> pixel_values, std::span<const GridThw> grids) try {
+VisualFeatures VisionEncoder::encode(std::span<const float> pixel_values, std::span<const GridThw> grids) const try {
 
   const std::int64_t width = config_.vision.patch_input_size();
   if (pixel_values.size() % static_cast<std::size_t>(width) != 0) {

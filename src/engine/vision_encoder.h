@@ -52,7 +52,10 @@ class VisionEncoder {
                 const SessionOptions& options = {});
 
   // pixel_values: [rows, C*Tp*P*P] in HF patch order.
-  VisualFeatures encode(std::span<const float> pixel_values, std::span<const GridThw> grids);
+  // Thread-safe.
+  VisualFeatures encode(std::span<const float> pixel_values, std::span<const GridThw> grids) const;
+
+  const OnnxSession& session() const { return session_; }
 
  private:
   OnnxSession session_;

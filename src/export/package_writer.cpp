@@ -176,22 +176,6 @@ void write_configs(const Checkpoint& ckpt, const PackageOptions& o, const fs::pa
 
 }  // namespace
 
-PackagePart parse_package_part(const std::string& text) {
-  if (text == "vision") return PackagePart::Vision;
-  if (text == "embedding") return PackagePart::Embedding;
-  if (text == "text") return PackagePart::Text;
-  throw InvalidInput("unknown package part \"" + text + "\" (expected vision, embedding or text)");
-}
-
-std::string to_string(PackagePart part) {
-  switch (part) {
-    case PackagePart::Vision: return "vision";
-    case PackagePart::Embedding: return "embedding";
-    case PackagePart::Text: return "text";
-  }
-  return "?";
-}
-
 void build_package(const fs::path& checkpoint_dir, const fs::path& out, const PackageOptions& o) {
   OutputDir out_dir(out, {.kind = "package",
                           .option = "--out",

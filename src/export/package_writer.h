@@ -7,12 +7,12 @@
 #include <set>
 #include <string>
 
+#include "package/format.h"
+
 #include "export/text_export.h"
 #include "export/vision_export.h"
 
 namespace q3vl {
-
-enum class PackagePart { Vision, Embedding, Text };
 
 struct PackageOptions {
   std::set<PackagePart> parts = {PackagePart::Vision, PackagePart::Embedding, PackagePart::Text};
@@ -27,8 +27,6 @@ struct PackageOptions {
   bool show_progress = true;
 };
 
-PackagePart parse_package_part(const std::string& text);  // "vision", "embedding", "text"
-std::string to_string(PackagePart part);
 
 // Builds the package (see util/output_dir.h for what may be written and replaced). All parts:
 // written to the locked staging folder OUT.partial and swapped into place only when complete.

@@ -1,4 +1,4 @@
-#include "media/image.h"
+#include "q3vl/image.h"
 
 #include <algorithm>
 #include <array>

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "media/image.h"
+#include "q3vl/image.h"
 
 namespace q3vl::image_codecs {
 

@@ -13,8 +13,8 @@
 
 #include "model/config.h"
 #include "model/preprocessor_config.h"
-#include "media/image.h"
-#include "engine/vision_encoder.h"
+#include "q3vl/image.h"
+#include "math/grid.h"
 
 namespace q3vl {
 

@@ -144,6 +144,7 @@ OnnxSession::OnnxSession(OnnxEnvironment& environment, const std::filesystem::pa
       throw Error(model.string() + ": ONNX Runtime cannot load the model: " + e.what());
     }
   }
+  if (options.sessions_created != nullptr) ++*options.sessions_created;
 }
 
 std::vector<std::string> OnnxSession::input_names() const {
@@ -160,8 +161,20 @@ std::vector<std::string> OnnxSession::output_names() const {
   return names;
 }
 
+std::map<std::string, std::vector<std::int64_t>> OnnxSession::interface() const {
+  std::map<std::string, std::vector<std::int64_t>> io;
+  Ort::AllocatorWithDefaultOptions allocator;
+  for (std::size_t i = 0; i < session_.GetInputCount(); ++i) {
+    io[session_.GetInputNameAllocated(i, allocator).get()] = session_.GetInputTypeInfo(i).GetTensorTypeAndShapeInfo().GetShape();
+  }
+  for (std::size_t i = 0; i < session_.GetOutputCount(); ++i) {
+    io[session_.GetOutputNameAllocated(i, allocator).get()] = session_.GetOutputTypeInfo(i).GetTensorTypeAndShapeInfo().GetShape();
+  }
+  return io;
+}
+
 std::vector<Ort::Value> OnnxSession::run(const std::vector<std::string>& input_names, std::vector<Ort::Value>& inputs,
-                                         const std::vector<std::string>& output_names) {
+                                         const std::vector<std::string>& output_names) const {
   std::vector<const char*> in_names;
   for (const std::string& name : input_names) in_names.push_back(name.c_str());
   std::vector<const char*> out_names;
@@ -174,7 +187,7 @@ std::vector<Ort::Value> OnnxSession::run(const std::vector<std::string>& input_n
   }
 }
 
-void OnnxSession::run(Ort::IoBinding& binding) {
+void OnnxSession::run(Ort::IoBinding& binding) const {
   try {
     session_.Run(Ort::RunOptions{nullptr}, binding);
   } catch (const Ort::Exception& e) {

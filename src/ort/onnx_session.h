@@ -1,7 +1,10 @@
 #pragma once
 // One ONNX Runtime session over a package model, with the environment shared by all sessions of
 // a process. Errors from ONNX Runtime come back as q3vl::Error naming the model.
+#include <atomic>
+#include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -19,6 +22,8 @@ struct SessionOptions {
   // Write ONNX Runtime's per-node profile (JSON) with this file prefix; also enabled by the
   // environment variable Q3VL_ORT_PROFILE=prefix, for finding where the time goes.
   std::string profile_prefix;
+  // When set, every session created with these options adds one here (a model's load counter).
+  std::atomic<std::int64_t>* sessions_created = nullptr;
 };
 
 // The process's ONNX Runtime environment, with one thread pool shared by all sessions: the vision,
@@ -35,6 +40,8 @@ class OnnxEnvironment {
   Ort::Env env_;
 };
 
+// Thread-safe after construction: ONNX Runtime allows concurrent Run calls on one session, and
+// nothing here changes between runs, so one session serves every sequence of a model at once.
 class OnnxSession {
  public:
   OnnxSession(OnnxEnvironment& environment, const std::filesystem::path& model, const SessionOptions& options = {});
@@ -42,17 +49,20 @@ class OnnxSession {
   const std::filesystem::path& path() const { return path_; }
   std::vector<std::string> input_names() const;
   std::vector<std::string> output_names() const;
+  // Every input and output: its static dims, -1 where symbolic.
+  std::map<std::string, std::vector<std::int64_t>> interface() const;
 
   // Runs with named inputs and returns the requested outputs in order.
   std::vector<Ort::Value> run(const std::vector<std::string>& input_names, std::vector<Ort::Value>& inputs,
-                              const std::vector<std::string>& output_names);
+                              const std::vector<std::string>& output_names) const;
   // Runs with inputs and outputs bound in advance (outputs may alias inputs: in-place KV cache).
-  void run(Ort::IoBinding& binding);
-  Ort::Session& session() { return session_; }
+  void run(Ort::IoBinding& binding) const;
+  // For IoBinding and type queries; Run through the members above.
+  Ort::Session& session() const { return session_; }
 
  private:
   std::filesystem::path path_;
-  Ort::Session session_{nullptr};
+  mutable Ort::Session session_{nullptr};  // Run is non-const in the C++ API but thread-safe
 };
 
 // Tensors over caller-owned memory (no copy); the memory must outlive the value.

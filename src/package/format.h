@@ -6,6 +6,15 @@
 
 #include "model/config.h"
 
+namespace q3vl {
+
+// The three models of a package, each its own file and manifest "parts" entry.
+enum class PackagePart { Vision, Embedding, Text };
+PackagePart parse_package_part(const std::string& text);  // "vision", "embedding", "text"
+std::string to_string(PackagePart part);
+
+}  // namespace q3vl
+
 namespace q3vl::package {
 
 inline constexpr const char* kVisionModel = "vision.onnx";

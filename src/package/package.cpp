@@ -5,7 +5,6 @@
 #include <limits>
 #include <map>
 
-#include <onnx/onnx_pb.h>
 
 #include "package/format.h"
 #include "model/generation_config.h"
@@ -80,30 +79,12 @@ void check_fits(const fs::path& model, const std::string& what, std::uint64_t we
   }
 }
 
-// Names and static dims (-1 where symbolic) of an ONNX model's inputs and outputs. Reads only
-// the graph: weights live in the .data file, which is not touched.
-using OnnxInterface = std::map<std::string, std::vector<std::int64_t>>;
-
-OnnxInterface onnx_interface(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  onnx::ModelProto model;
-  if (!in || !model.ParseFromIstream(&in)) throw InvalidInput(path.string() + ": not a readable ONNX model");
-  OnnxInterface out;
-  for (const auto* values : {&model.graph().input(), &model.graph().output()}) {
-    for (const onnx::ValueInfoProto& value : *values) {
-      std::vector<std::int64_t> dims;
-      for (const auto& dim : value.type().tensor_type().shape().dim()) dims.push_back(dim.has_dim_value() ? dim.dim_value() : -1);
-      out[value.name()] = dims;
-    }
-  }
-  return out;
-}
-
 // The manifest's config must describe the models next to it; otherwise ONNX Runtime fails later
 // with a message about tensors, or (vocabulary) the sampler silently reads the wrong logits.
 class InterfaceCheck {
  public:
-  InterfaceCheck(const fs::path& model, std::string manifest) : model_(model), io_(onnx_interface(model)), manifest_(std::move(manifest)) {}
+  InterfaceCheck(const fs::path& model, const ModelInterface& io, std::string manifest)
+      : model_(model), io_(io), manifest_(std::move(manifest)) {}
   // Dimension `axis` (negative: from the end) of `name` must equal `expected`, which `field` gives.
   void dim(const std::string& name, int axis, std::int64_t expected, const std::string& field) const {
     const auto it = io_.find(name);
@@ -127,32 +108,9 @@ class InterfaceCheck {
 
  private:
   fs::path model_;
-  OnnxInterface io_;
+  const ModelInterface& io_;
   std::string manifest_;
 };
-
-void check_models_match_config(const Package& p, const std::string& manifest) {
-  const ModelConfig& c = p.config();
-  const std::int64_t width = package::visual_channel_width(c);
-  const InterfaceCheck text(p.text_model(), manifest);
-  const std::int64_t layers = text.count_prefix("past_key_values.");
-  if (layers != c.text.num_hidden_layers) {
-    text.mismatch("has " + std::to_string(layers) + " decoder layers (past_key_values inputs) where", c.text.num_hidden_layers,
-                  "config.text_config.num_hidden_layers");
-  }
-  text.dim(package::kInputsEmbeds, -1, width, "visual_channel_width");
-  text.dim(package::past_key(0), 1, c.text.num_key_value_heads, "config.text_config.num_key_value_heads");
-  text.dim(package::past_key(0), 3, c.text.head_dim, "config.text_config.head_dim");
-  text.dim(package::kLogits, -1, c.text.vocab_size, "config.text_config.vocab_size");
-  const InterfaceCheck embedding(p.embedding_model(), manifest);
-  embedding.dim(package::kImageFeatures, -1, width, "visual_channel_width");
-  embedding.dim(package::kInputsEmbeds, -1, width, "visual_channel_width");
-  if (fs::exists(p.vision_model())) {
-    const InterfaceCheck vision(p.vision_model(), manifest);
-    vision.dim(package::kPixelValues, -1, c.vision.patch_input_size(), "config.vision_config.patch_size");
-    vision.dim(package::kImageFeatures, -1, width, "visual_channel_width");
-  }
-}
 
 }  // namespace
 
@@ -233,7 +191,6 @@ Package Package::open(const fs::path& dir) {
   check_fits(p.embedding_model(), "text_config.vocab_size x hidden_size", product({t.vocab_size, t.hidden_size}), manifest_path);
   check_fits(p.vision_model(), "vision_config.depth x hidden_size^2", product({v.depth, v.hidden_size, v.hidden_size}),
              manifest_path);
-  check_models_match_config(p, manifest_path);
   if (fs::exists(dir / package::kGenaiConfig)) {
     const json genai = read_json_bounded(dir / package::kGenaiConfig);
     const JsonField root(genai, (dir / package::kGenaiConfig).string());
@@ -245,6 +202,55 @@ Package Package::open(const fs::path& dir) {
     }
   }
   return p;
+}
+
+PackagePart parse_package_part(const std::string& text) {
+  if (text == "vision") return PackagePart::Vision;
+  if (text == "embedding") return PackagePart::Embedding;
+  if (text == "text") return PackagePart::Text;
+  throw InvalidInput("unknown package part \"" + text + "\" (expected vision, embedding or text)");
+}
+
+std::string to_string(PackagePart part) {
+  switch (part) {
+    case PackagePart::Vision: return "vision";
+    case PackagePart::Embedding: return "embedding";
+    case PackagePart::Text: return "text";
+  }
+  return "?";
+}
+
+void check_model_interface(const Package& p, PackagePart part, const ModelInterface& io) {
+  const ModelConfig& c = p.config();
+  const std::string manifest = (p.dir() / package::kManifest).string();
+  const std::int64_t width = package::visual_channel_width(c);
+  switch (part) {
+    case PackagePart::Text: {
+      const InterfaceCheck text(p.text_model(), io, manifest);
+      const std::int64_t layers = text.count_prefix("past_key_values.");
+      if (layers != c.text.num_hidden_layers) {
+        text.mismatch("has " + std::to_string(layers) + " decoder layers (past_key_values inputs) where", c.text.num_hidden_layers,
+                      "config.text_config.num_hidden_layers");
+      }
+      text.dim(package::kInputsEmbeds, -1, width, "visual_channel_width");
+      text.dim(package::past_key(0), 1, c.text.num_key_value_heads, "config.text_config.num_key_value_heads");
+      text.dim(package::past_key(0), 3, c.text.head_dim, "config.text_config.head_dim");
+      text.dim(package::kLogits, -1, c.text.vocab_size, "config.text_config.vocab_size");
+      return;
+    }
+    case PackagePart::Embedding: {
+      const InterfaceCheck embedding(p.embedding_model(), io, manifest);
+      embedding.dim(package::kImageFeatures, -1, width, "visual_channel_width");
+      embedding.dim(package::kInputsEmbeds, -1, width, "visual_channel_width");
+      return;
+    }
+    case PackagePart::Vision: {
+      const InterfaceCheck vision(p.vision_model(), io, manifest);
+      vision.dim(package::kPixelValues, -1, c.vision.patch_input_size(), "config.vision_config.patch_size");
+      vision.dim(package::kImageFeatures, -1, width, "visual_channel_width");
+      return;
+    }
+  }
 }
 
 fs::path Package::vision_model() const { return dir_ / package::kVisionModel; }

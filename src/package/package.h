@@ -1,15 +1,19 @@
 #pragma once
 // A q3vl package folder as the runtime sees it: the manifest (model config, preprocessing,
 // generation defaults) and the paths of its models and tokenizer. Checked on open.
+#include <cstdint>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "model/config.h"
 #include "model/generation_config.h"
-#include "engine/sampler.h"
+#include "package/format.h"
+#include "q3vl/sampling.h"
 
 namespace q3vl {
 
@@ -59,5 +63,14 @@ class Package {
   std::int64_t max_length_ = 4096;
   bool float_decoder_ = true;
 };
+
+// Names and static dims (-1 where symbolic) of a model's inputs and outputs, as its loaded session
+// reports them (see OnnxSession::interface).
+using ModelInterface = std::map<std::string, std::vector<std::int64_t>>;
+
+// The manifest's config must describe the models next to it; otherwise ONNX Runtime fails later
+// with a message about tensors, or (vocabulary) the sampler silently reads the wrong logits.
+// Throws InvalidInput naming the model, the dimension and the manifest field that disagree.
+void check_model_interface(const Package& package, PackagePart part, const ModelInterface& io);
 
 }  // namespace q3vl

@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "util/files.h"
+#include "util/shape.h"
 #include "q3vl/error.h"
 
 namespace q3vl {

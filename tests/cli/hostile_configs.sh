@@ -155,7 +155,7 @@ package_case "vocabulary smaller than the model" 'set_json q3vl_package.json voc
   "text.onnx" 'field "config.text_config.vocab_size" says 151800'
 package_case "kv heads differ from the model" 'set_json q3vl_package.json num_key_value_heads 4' \
   "text.onnx" 'field "config.text_config.num_key_value_heads" says 4'
-package_case "decoder not ONNX" 'echo garbage > text.onnx' "text.onnx" "not a readable ONNX model"
+package_case "decoder not ONNX" 'echo garbage > text.onnx' "text.onnx" "cannot load the model"
 [ "$package_cases" = 16 ] || fail "ran $package_cases package cases, expected 16"
 
 # --only from a checkpoint of another model: refused, the package untouched.

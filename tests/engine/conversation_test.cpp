@@ -1,13 +1,17 @@
 // The whole runtime against Hugging Face: from PNG files and text, through the chat template,
 // tokenizer, preprocessing, vision, embedding and decoder, to HF's greedy tokens; and a chat
-// turn by turn, where later turns reuse the KV cache.
+// turn by turn, where later turns reuse the KV cache; and many conversations on one shared model,
+// concurrently, each giving exactly HF's tokens.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdlib>
+#include <thread>
 
 #include "export/package_writer.h"
 #include "q3vl/error.h"
-#include "engine/conversation.h"
+#include "engine/turn_trace.h"
+#include "q3vl/conversation.h"
 #include "support/golden.h"
 #include "support/test_support.h"
 #include "util/npy.h"
@@ -24,28 +28,71 @@ class Runtime : public ::testing::Test {
     PackageOptions options;
     options.tokenizer_dir = Q3VL_TOKENIZER_DIR;
     build_package(test::golden_dir() / "models" / "full", package(), options);
+    model_ = new std::shared_ptr<const Model>(Model::load(package()));
   }
-  static void TearDownTestSuite() { delete dir_; }
+  static void TearDownTestSuite() {
+    delete model_;
+    delete dir_;
+  }
+  static const std::shared_ptr<const Model>& model() { return *model_; }
   static fs::path package() { return dir_->path() / "pkg"; }
   static test::TempDir* dir_;
+  static std::shared_ptr<const Model>* model_;
 };
 test::TempDir* Runtime::dir_ = nullptr;
+std::shared_ptr<const Model>* Runtime::model_ = nullptr;
 
 ReplyOptions greedy(std::int64_t max_new_tokens) {
   ReplyOptions o;
-  o.sampling.greedy = true;
+  o.sampling = SamplingOptions{};
+  o.sampling->greedy = true;
   o.max_new_tokens = max_new_tokens;
   return o;
 }
 
+// A single-turn golden case as a request: the system prompt, the user's images and text.
+struct SingleTurn {
+  std::string name;
+  ConversationOptions options;
+  std::vector<RgbImage> images;
+  std::string user_text;
+  std::vector<std::int64_t> hf_tokens;
+};
+
+std::vector<SingleTurn> single_turn_cases() {
+  std::vector<SingleTurn> cases;
+  for (const test::GoldenCase& c : test::golden_cases()) {
+    if (c.model() != "full" || c.entry["messages"].size() > 2) continue;
+    SingleTurn t;
+    t.name = c.name;
+    for (const auto& m : c.entry["messages"]) {
+      if (m["role"] == "system") t.options.system_prompt = m["content"].get<std::string>();
+      if (m["role"] != "user") continue;
+      if (m["content"].is_string()) {
+        t.user_text = m["content"].get<std::string>();
+        continue;
+      }
+      for (const auto& item : m["content"]) {
+        if (item["type"] == "text") t.user_text = item["text"].get<std::string>();
+      }
+    }
+    for (const auto& image : c.entry["images"]) {
+      t.images.push_back(decode_image_file(test::golden_dir() / c.entry["dir"].get<std::string>() / image["file"].get<std::string>()));
+    }
+    t.hf_tokens = c.load("greedy_tokens").as_int64();
+    cases.push_back(std::move(t));
+  }
+  return cases;
+}
+
 // Single-turn cases: every integer input equal to HF's, and the 32 greedy tokens.
 TEST_F(Runtime, SingleTurnCasesMatchHfFromFilesAndText) {
-  Engine engine(package());
+  int checked = 0;
   for (const test::GoldenCase& c : test::golden_cases()) {
     if (c.model() != "full" || c.entry["messages"].size() > 2) continue;
     SCOPED_TRACE(c.name);
+    ++checked;
     ConversationOptions options;
-    options.preprocess = read_preprocess_options(engine.package().preprocessor_config());
     std::string user_text;
     for (const auto& m : c.entry["messages"]) {
       if (m["role"] == "system") options.system_prompt = m["content"].get<std::string>();
@@ -62,7 +109,7 @@ TEST_F(Runtime, SingleTurnCasesMatchHfFromFilesAndText) {
     for (const auto& image : c.entry["images"]) {
       images.push_back(decode_image_file(test::golden_dir() / c.entry["dir"].get<std::string>() / image["file"].get<std::string>()));
     }
-    Conversation conversation(engine, options);
+    Conversation conversation(model(), options);
     TurnTrace trace;
     const Reply reply = conversation.send(images, user_text, greedy(32), nullptr, &trace);
     EXPECT_EQ(trace.input_ids, c.load("input_ids").as_int64());
@@ -74,17 +121,17 @@ TEST_F(Runtime, SingleTurnCasesMatchHfFromFilesAndText) {
     }
     EXPECT_EQ(reply.tokens, c.load("greedy_tokens").as_int64());
   }
+  EXPECT_EQ(checked, static_cast<int>(single_turn_cases().size()));
+  EXPECT_GE(checked, 2) << "golden single-turn cases of the full model went missing";
 }
 
 // HF's chat, generated turn by turn: same prompts (re-rendered with our replies) and replies; the
 // later turns feed only the new tokens.
 TEST_F(Runtime, MultiTurnChatMatchesHfAndReusesTheCache) {
-  Engine engine(package());
   const auto& chat = test::golden_manifest()["chats"]["full_chat"];
   const fs::path dir = test::golden_dir() / chat["dir"].get<std::string>();
-  ConversationOptions options;
-  options.preprocess = read_preprocess_options(engine.package().preprocessor_config());
-  Conversation conversation(engine, options);
+  Conversation conversation(model());
+  ASSERT_GE(chat["turns"].size(), 2u);
   for (const auto& turn : chat["turns"]) {
     std::vector<RgbImage> images;
     for (const auto& image : turn["images"]) images.push_back(decode_image_file(dir / image.get<std::string>()));
@@ -110,33 +157,96 @@ TEST_F(Runtime, Fp16PackageGivesHfTokens) {
   options.embedding_fp16 = true;
   const fs::path fp16_package = dir_->path() / "pkg-fp16";
   build_package(test::golden_dir() / "models" / "full", fp16_package, options);
-  Engine engine(fp16_package);
+  const std::shared_ptr<const Model> fp16_model = Model::load(fp16_package);
+  int checked = 0;
   for (const test::GoldenCase& c : test::golden_cases()) {
     if (c.name != "full_image_system") continue;
+    ++checked;
     ConversationOptions conversation_options;
     conversation_options.system_prompt = "You are a helpful assistant.";
-    conversation_options.preprocess = read_preprocess_options(engine.package().preprocessor_config());
-    Conversation conversation(engine, conversation_options);
+    Conversation conversation(fp16_model, conversation_options);
     const fs::path image = test::golden_dir() / c.entry["dir"].get<std::string>() / "image0.png";
     const Reply reply = conversation.send({decode_image_file(image)}, "Describe this image.", greedy(32), nullptr);
     EXPECT_EQ(reply.tokens, c.load("greedy_tokens").as_int64());
   }
+  EXPECT_EQ(checked, 1);
 }
 
 TEST_F(Runtime, BadRequestsLeaveTheConversationUsable) {
-  Engine engine(package());
   ConversationOptions options;
   options.context_length = 40;
-  options.preprocess = read_preprocess_options(engine.package().preprocessor_config());
-  Conversation conversation(engine, options);
+  Conversation conversation(model(), options);
   ReplyOptions bad = greedy(4);
-  bad.sampling.greedy = false;
-  bad.sampling.temperature = -1.0f;
+  bad.sampling->greedy = false;
+  bad.sampling->temperature = -1.0f;
   EXPECT_THROW(conversation.send({}, "hi", bad, nullptr), InvalidInput);
   EXPECT_THROW(conversation.send({}, std::string(400, 'x') + " long prompt", greedy(4), nullptr), InvalidInput);  // context
-  EXPECT_EQ(conversation.messages().size(), 0u);
+  EXPECT_EQ(conversation.turns(), 0);
   const Reply reply = conversation.send({}, "hi", greedy(4), nullptr);
   EXPECT_EQ(reply.tokens.size(), 4u);
+  EXPECT_EQ(conversation.turns(), 1);
+  conversation.reset();
+  EXPECT_EQ(conversation.turns(), 0);
+  EXPECT_EQ(conversation.cached_tokens(), 0);
+}
+
+// Conversations are light: they share the model's sessions; only the first image loads the
+// vision encoder, once.
+TEST_F(Runtime, ConversationsShareOneLoadedModel) {
+  const std::shared_ptr<const Model> fresh = Model::load(package());
+  EXPECT_EQ(fresh->sessions_loaded(), 2);  // embedding and decoder
+  std::vector<Conversation> conversations;
+  for (int i = 0; i < 8; ++i) conversations.emplace_back(fresh);
+  EXPECT_EQ(fresh->sessions_loaded(), 2);
+  for (Conversation& c : conversations) c.send({}, "hi", greedy(2));
+  EXPECT_EQ(fresh->sessions_loaded(), 2);
+  const std::vector<SingleTurn> cases = single_turn_cases();
+  const auto with_image = std::find_if(cases.begin(), cases.end(), [](const SingleTurn& t) { return !t.images.empty(); });
+  ASSERT_NE(with_image, cases.end());
+  conversations[0].send(with_image->images, with_image->user_text, greedy(2));
+  conversations[1].send(with_image->images, with_image->user_text, greedy(2));
+  EXPECT_EQ(fresh->sessions_loaded(), 3);  // + vision, once
+}
+
+// N threads, each with its own conversations on one model (whose vision encoder all of them ask
+// for first at the same time), give exactly the tokens each case gives alone: HF's.
+TEST_F(Runtime, ConcurrentConversationsOnOneModelGiveHfTokens) {
+  const std::vector<SingleTurn> cases = single_turn_cases();
+  ASSERT_GE(cases.size(), 2u);
+  const std::shared_ptr<const Model> shared = Model::load(package());
+  constexpr int kThreads = 4, kRounds = 2;
+  std::atomic<int> ready{0};
+  std::vector<std::vector<std::vector<std::int64_t>>> tokens(kThreads);
+  std::vector<std::string> errors(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      try {
+        ++ready;
+        while (ready.load() < kThreads) std::this_thread::yield();  // start together
+        for (int round = 0; round < kRounds; ++round) {
+          const SingleTurn& c = cases[static_cast<std::size_t>(t + round) % cases.size()];
+          Conversation conversation(shared, c.options);
+          tokens[t].push_back(conversation.send(c.images, c.user_text, greedy(32)).tokens);
+        }
+      } catch (const std::exception& e) {
+        errors[t] = e.what();
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  int compared = 0;
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_EQ(errors[t], "") << "thread " << t;
+    ASSERT_EQ(tokens[t].size(), static_cast<std::size_t>(kRounds));
+    for (int round = 0; round < kRounds; ++round) {
+      const SingleTurn& c = cases[static_cast<std::size_t>(t + round) % cases.size()];
+      EXPECT_EQ(tokens[t][round], c.hf_tokens) << c.name << " on thread " << t;
+      ++compared;
+    }
+  }
+  EXPECT_EQ(compared, kThreads * kRounds);
+  EXPECT_LE(shared->sessions_loaded(), 3);
 }
 
 }  // namespace

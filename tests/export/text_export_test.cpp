@@ -62,14 +62,15 @@ GreedyRun run_greedy(const test::GoldenCase& c, const fs::path& package, int ste
   const ModelConfig config = load_model_config(c.model_dir() / "config.json");
   OnnxEnvironment env;
   EmbeddingModel embedding(env, package / "embedding.onnx", config);
-  TextDecoder decoder(env, package / "text.onnx", config);
+  const DecoderModel decoder_model(env, package / "text.onnx", config);
+  KvCache decoder = decoder_model.new_cache();
   const std::vector<std::int64_t> ids = c.load("input_ids").as_int64();
   const std::vector<std::int64_t> positions = c.load("position_ids").as_int64();
   const std::int64_t delta = c.load("rope_deltas").as_int64()[0];
   VisualFeatures features;
   if (c.has("pixel_values")) features = hf_visual_features(c, config);
   GreedyRun run;
-  run.prefill = decoder.forward(embedding.embed(ids, c.has("pixel_values") ? &features : nullptr), positions);
+  run.prefill = decoder_model.forward(decoder, embedding.embed(ids, c.has("pixel_values") ? &features : nullptr), positions);
   std::vector<float> logits(run.prefill.logits.end() - config.text.vocab_size, run.prefill.logits.end());
   for (int step = 0; step < steps; ++step) {
     run.step_logits.push_back(logits);
@@ -78,7 +79,7 @@ GreedyRun run_greedy(const test::GoldenCase& c, const fs::path& package, int ste
     if (step + 1 == steps) break;
     const std::int64_t position = decoder.cached_tokens() + delta;
     const std::vector<std::int64_t> next = {token};
-    const DecoderOutput out = decoder.forward(embedding.embed(next, nullptr), std::vector<std::int64_t>{position, position, position});
+    const DecoderOutput out = decoder_model.forward(decoder, embedding.embed(next, nullptr), std::vector<std::int64_t>{position, position, position});
     logits = out.logits;
   }
   return run;
@@ -152,27 +153,30 @@ TEST(TextExport, KvCacheStepsEqualALongerPrefill) {
     auto embeds_of = [&](std::size_t begin, std::size_t end) {
       return std::vector<float>(embeds.begin() + static_cast<std::ptrdiff_t>(begin * W), embeds.begin() + static_cast<std::ptrdiff_t>(end * W));
     };
-    TextDecoder whole(env, package / "text.onnx", config);
-    const std::vector<float> reference = whole.forward(embeds, positions).logits;
+    const DecoderModel whole_model(env, package / "text.onnx", config);
+    KvCache whole = whole_model.new_cache();
+    const std::vector<float> reference = whole_model.forward(whole, embeds, positions).logits;
 
     // The split points leave the image blocks inside the first part.
     const std::size_t first = S - 4;
-    TextDecoder stepped(env, package / "text.onnx", config);
-    stepped.forward(embeds_of(0, first), positions_of(0, first));
+    const DecoderModel stepped_model(env, package / "text.onnx", config);
+    KvCache stepped = stepped_model.new_cache();
+    stepped_model.forward(stepped, embeds_of(0, first), positions_of(0, first));
     std::vector<float> last;
-    for (std::size_t i = first; i < S; ++i) last = stepped.forward(embeds_of(i, i + 1), positions_of(i, i + 1)).logits;
+    for (std::size_t i = first; i < S; ++i) last = stepped_model.forward(stepped, embeds_of(i, i + 1), positions_of(i, i + 1)).logits;
     EXPECT_LT(test::compare(last, reference).relative(), 1e-5);
 
-    TextDecoder appended(env, package / "text.onnx", config);
-    appended.forward(embeds_of(0, first), positions_of(0, first));
-    const std::vector<float> second = appended.forward(embeds_of(first, S), positions_of(first, S)).logits;
+    const DecoderModel appended_model(env, package / "text.onnx", config);
+    KvCache appended = appended_model.new_cache();
+    appended_model.forward(appended, embeds_of(0, first), positions_of(0, first));
+    const std::vector<float> second = appended_model.forward(appended, embeds_of(first, S), positions_of(first, S)).logits;
     EXPECT_LT(test::compare(second, reference).relative(), 1e-5);
   }
 }
 
 // The cache grows past its first allocation, can be truncated to a prefix and continued, and
 // refuses to overflow the context: all against a plain prefill of the same tokens.
-TEST(TextDecoder, CacheGrowsTruncatesAndReportsOverflow) {
+TEST(DecoderModel, CachesGrowTruncateAndReportOverflow) {
   const test::GoldenCase c = test::golden_case("small_b_text_only");
   const fs::path package = packages().text_package(c, {}, "fp32");
   const ModelConfig config = load_model_config(c.model_dir() / "config.json");
@@ -190,26 +194,27 @@ TEST(TextDecoder, CacheGrowsTruncatesAndReportsOverflow) {
   auto slice = [&](std::int64_t begin, std::int64_t end) {
     return std::vector<float>(embeds.begin() + begin * static_cast<std::ptrdiff_t>(W), embeds.begin() + end * static_cast<std::ptrdiff_t>(W));
   };
-  TextDecoder whole(env, package / "text.onnx", config, 512);
-  const std::vector<float> reference = whole.forward(embeds, positions(0, 300)).logits;
+  const DecoderModel decoder(env, package / "text.onnx", config);
+  KvCache whole = decoder.new_cache(512);
+  const std::vector<float> reference = decoder.forward(whole, embeds, positions(0, 300)).logits;
 
-  TextDecoder stepped(env, package / "text.onnx", config, 512);
-  stepped.forward(slice(0, 200), positions(0, 200));
+  KvCache stepped = decoder.new_cache(512);
+  decoder.forward(stepped, slice(0, 200), positions(0, 200));
   std::vector<float> last;
-  for (std::int64_t i = 200; i < 300; ++i) last = stepped.forward(slice(i, i + 1), positions(i, i + 1)).logits;  // crosses 256
+  for (std::int64_t i = 200; i < 300; ++i) last = decoder.forward(stepped, slice(i, i + 1), positions(i, i + 1)).logits;  // crosses 256
   EXPECT_LT(test::compare(last, reference).relative(), 1e-5);
 
-  TextDecoder rewound(env, package / "text.onnx", config, 512);
+  KvCache rewound = decoder.new_cache(512);
   std::vector<float> wrong = slice(0, 300);
   std::fill(wrong.begin() + 250 * static_cast<std::ptrdiff_t>(W), wrong.end(), 0.5f);  // a diverging tail
-  rewound.forward(wrong, positions(0, 300));
+  decoder.forward(rewound, wrong, positions(0, 300));
   rewound.truncate(250);
-  EXPECT_LT(test::compare(rewound.forward(slice(250, 300), positions(250, 300)).logits, reference).relative(), 1e-5);
+  EXPECT_LT(test::compare(decoder.forward(rewound, slice(250, 300), positions(250, 300)).logits, reference).relative(), 1e-5);
 
-  TextDecoder small(env, package / "text.onnx", config, 64);
-  EXPECT_THROW(small.forward(slice(0, 65), positions(0, 65)), InvalidInput);
-  small.forward(slice(0, 60), positions(0, 60));
-  EXPECT_THROW(small.forward(slice(60, 65), positions(60, 65)), InvalidInput);
+  KvCache small = decoder.new_cache(64);
+  EXPECT_THROW(decoder.forward(small, slice(0, 65), positions(0, 65)), InvalidInput);
+  decoder.forward(small, slice(0, 60), positions(0, 60));
+  EXPECT_THROW(decoder.forward(small, slice(60, 65), positions(60, 65)), InvalidInput);
 }
 
 // int8 / int4 decoders against HF along HF's own greedy path: top-1 agreement per step and the

@@ -83,10 +83,11 @@ TEST(MropeGolden, OddSectionsGiveHfsLayoutTablesAndLogits) {
     export_embedding(ckpt, dir);
     export_text(ckpt, options, dir);
     EmbeddingModel embedding(env, dir / "embedding.onnx", ckpt.config());
-    TextDecoder decoder(env, dir / "text.onnx", ckpt.config());
+    const DecoderModel decoder_model(env, dir / "text.onnx", ckpt.config());
+    KvCache decoder = decoder_model.new_cache();
     const VisualFeatures features = join_visual_features(c.load("image_features").as_float(),
                                                          c.load("deepstack_features").as_float(), t.hidden_size);
-    const DecoderOutput out = decoder.forward(embedding.embed(c.load("input_ids").as_int64(), &features), positions);
+    const DecoderOutput out = decoder_model.forward(decoder, embedding.embed(c.load("input_ids").as_int64(), &features), positions);
     const test::Difference d = test::compare(out.logits, c.load("prefill_logits").as_float());
     EXPECT_LT(d.relative(), 1e-4) << "max abs " << d.max_abs;
     ++checked;

@@ -135,16 +135,17 @@ TEST_F(GenaiInterop, GreedyTokensWithAnImageEqualHfAndOurRuntime) {
   OnnxEnvironment env;
   VisionEncoder vision(env, package() / "vision.onnx", config);
   EmbeddingModel embedding(env, package() / "embedding.onnx", config);
-  TextDecoder decoder(env, package() / "text.onnx", config);
+  const DecoderModel decoder_model(env, package() / "text.onnx", config);
+  KvCache decoder = decoder_model.new_cache();
   const VisualFeatures features = vision.encode(c.load("pixel_values").as_float(), c.grids());
   const std::vector<std::int64_t> ids = c.load("input_ids").as_int64();
   const std::int64_t delta = c.load("rope_deltas").as_int64()[0];
-  std::vector<float> logits = decoder.forward(embedding.embed(ids, &features), c.load("position_ids").as_int64()).logits;
+  std::vector<float> logits = decoder_model.forward(decoder, embedding.embed(ids, &features), c.load("position_ids").as_int64()).logits;
   std::vector<std::int64_t> ours;
   for (int step = 0; step < 32; ++step) {
     ours.push_back(argmax(logits));
     const std::int64_t position = decoder.cached_tokens() + delta;
-    logits = decoder.forward(embedding.embed(std::vector<std::int64_t>{ours.back()}, nullptr),
+    logits = decoder_model.forward(decoder, embedding.embed(std::vector<std::int64_t>{ours.back()}, nullptr),
                              std::vector<std::int64_t>{position, position, position}).logits;
   }
   EXPECT_EQ(ours, genai_tokens);

@@ -12,7 +12,7 @@
 
 #include "model/config.h"
 #include "q3vl/error.h"
-#include "media/image.h"
+#include "q3vl/image.h"
 #include "media/image_preprocess.h"
 #include "support/golden.h"
 #include "util/files.h"

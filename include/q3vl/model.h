@@ -1,0 +1,60 @@
+#pragma once
+// A loaded q3vl package: the model every conversation of a process shares.
+//
+// Lifetimes and threads:
+//  - Model::load reads the package and creates its ONNX Runtime sessions (the text decoder and
+//    the embedding model at once, the vision encoder on the first image). That is the only
+//    expensive step; load each package once per process.
+//  - A Model is immutable after load and thread-safe: any number of Conversations, on any threads,
+//    use one Model at the same time. Its first image loads the vision encoder exactly once, under
+//    a lock, whichever threads ask first.
+//  - Conversations hold the Model by shared_ptr: it lives as long as the last of them.
+//  - A Conversation (its KV cache and history) belongs to one thread at a time; use distinct
+//    Conversations for concurrent users, never one from two threads at once.
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+
+#include "q3vl/sampling.h"
+
+namespace q3vl {
+
+struct ModelOptions {
+  int threads = 0;       // ONNX Runtime's intra-op threads, shared by all sessions; 0: one per core
+  bool verbose = false;  // ONNX Runtime's warnings too, not only its fatal errors
+};
+
+struct ModelData;  // the loaded sessions, tokenizer and configs (internal)
+
+class Model {
+ public:
+  // Throws InvalidInput if the folder is not a complete q3vl package, Error if ONNX Runtime cannot
+  // load it.
+  static std::shared_ptr<const Model> load(const std::filesystem::path& package, const ModelOptions& options = {});
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const std::filesystem::path& package_dir() const;
+  // The package's default context length (genai_config.json search.max_length).
+  std::int64_t max_length() const;
+  // The package's generation_config.json as sampling options.
+  const SamplingOptions& default_sampling() const;
+  // The image token budget of the package's preprocessor_config.json (one token per 32x32 pixels).
+  std::int64_t min_image_tokens() const;
+  std::int64_t max_image_tokens() const;
+  // Pixels one image token stands for (patch size times merge size, squared).
+  std::int64_t pixels_per_image_token() const;
+
+  // ONNX Runtime sessions this model has created so far: 2 after load, 3 once an image was seen.
+  // Conversations never add any (they share these).
+  std::int64_t sessions_loaded() const;
+
+  ModelData& data() const { return *data_; }  // for the library's own code
+
+ private:
+  explicit Model(std::unique_ptr<ModelData> data);
+  std::unique_ptr<ModelData> data_;
+};
+
+}  // namespace q3vl

@@ -1,0 +1,21 @@
+#pragma once
+// How the next token is chosen. Hugging Face's order and meaning: repetition penalty, temperature,
+// top-k, top-p, min-p, then a draw from the softmax; greedy takes the first maximum.
+#include <cstdint>
+#include <optional>
+
+namespace q3vl {
+
+struct SamplingOptions {
+  bool greedy = false;
+  float temperature = 1.0f;
+  std::int64_t top_k = 0;       // 0: off
+  float top_p = 1.0f;           // 1: off
+  float min_p = 0.0f;           // 0: off
+  float repetition_penalty = 1.0f;
+  std::optional<std::uint64_t> seed;  // none: a random seed
+
+  void validate() const;  // throws InvalidInput for out-of-range values
+};
+
+}  // namespace q3vl

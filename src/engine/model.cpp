@@ -1,0 +1,65 @@
+#include "q3vl/model.h"
+
+#include "engine/model_data.h"
+#include "q3vl/error.h"
+
+namespace q3vl {
+namespace {
+
+SessionOptions counted(std::atomic<std::int64_t>& counter) {
+  SessionOptions options;
+  options.sessions_created = &counter;
+  return options;
+}
+
+SessionOptions decoder_options(SessionOptions options, const Package& package) {
+  options.prepack_weights = !package.float_decoder();
+  return options;
+}
+
+}  // namespace
+
+ModelData::ModelData(const std::filesystem::path& dir, const ModelOptions& options)
+    : package(Package::open(dir)),
+      preprocess(read_preprocess_options(package.preprocessor_config(), (dir / "q3vl_package.json").string())),
+      tokenizer(Tokenizer::load(package.tokenizer_json())),
+      environment(options.threads, options.verbose),
+      session_options(counted(sessions_created)),
+      embedding(environment, package.embedding_model(), package.config(), session_options),
+      decoder(environment, package.text_model(), package.config(), decoder_options(session_options, package)) {
+  check_model_interface(package, PackagePart::Embedding, embedding.session().interface());
+  check_model_interface(package, PackagePart::Text, decoder.session().interface());
+}
+
+const VisionEncoder& ModelData::vision() {
+  const std::lock_guard<std::mutex> lock(vision_mutex_);
+  if (!vision_) {
+    if (!std::filesystem::exists(package.vision_model())) {
+      throw InvalidInput(package.dir().string() + " has no vision model (built with --only?)");
+    }
+    auto vision = std::make_unique<VisionEncoder>(environment, package.vision_model(), package.config(), session_options);
+    check_model_interface(package, PackagePart::Vision, vision->session().interface());
+    vision_ = std::move(vision);
+  }
+  return *vision_;
+}
+
+Model::Model(std::unique_ptr<ModelData> data) : data_(std::move(data)) {}
+Model::~Model() = default;
+
+std::shared_ptr<const Model> Model::load(const std::filesystem::path& package, const ModelOptions& options) {
+  return std::shared_ptr<const Model>(new Model(std::make_unique<ModelData>(package, options)));
+}
+
+const std::filesystem::path& Model::package_dir() const { return data_->package.dir(); }
+std::int64_t Model::max_length() const { return data_->package.max_length(); }
+const SamplingOptions& Model::default_sampling() const { return data_->package.generation_defaults().sampling; }
+std::int64_t Model::pixels_per_image_token() const {
+  const VisionConfig& v = data_->package.config().vision;
+  return v.patch_size * v.spatial_merge_size * v.patch_size * v.spatial_merge_size;
+}
+std::int64_t Model::min_image_tokens() const { return data_->preprocess.min_pixels / pixels_per_image_token(); }
+std::int64_t Model::max_image_tokens() const { return data_->preprocess.max_pixels / pixels_per_image_token(); }
+std::int64_t Model::sessions_loaded() const { return data_->sessions_created.load(); }
+
+}  // namespace q3vl

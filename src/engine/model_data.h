@@ -1,0 +1,42 @@
+#pragma once
+// What a loaded package holds, behind q3vl::Model: the package's configs, the tokenizer, one
+// ONNX Runtime environment and the three model sessions. Shared by every conversation; nothing
+// here changes after load except the vision encoder, created once on first use under a lock.
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+
+#include "engine/text_models.h"
+#include "engine/vision_encoder.h"
+#include "model/preprocessor_config.h"
+#include "ort/onnx_session.h"
+#include "package/package.h"
+#include "q3vl/model.h"
+#include "text/tokenizer.h"
+
+namespace q3vl {
+
+struct ModelData {
+  ModelData(const std::filesystem::path& dir, const ModelOptions& options);
+
+  // Loaded on first use: a text-only user never pays the seconds a large vision model takes to
+  // load. Throws InvalidInput if the package has none (built with --only). Thread-safe.
+  const VisionEncoder& vision();
+
+  std::atomic<std::int64_t> sessions_created{0};  // before the sessions: they count themselves here
+  Package package;
+  PreprocessOptions preprocess;  // the package's preprocessor_config
+  Tokenizer tokenizer;
+  OnnxEnvironment environment;
+  SessionOptions session_options;
+  EmbeddingModel embedding;
+  DecoderModel decoder;
+
+ private:
+  std::mutex vision_mutex_;
+  std::unique_ptr<VisionEncoder> vision_;
+};
+
+}  // namespace q3vl
