@@ -5,6 +5,7 @@
 
 #include "export/input_checks.h"
 #include "package/format.h"
+#include "package/manifest.h"
 #include "model/checkpoint.h"
 #include "model/generation_config.h"
 #include "model/preprocessor_config.h"
@@ -53,12 +54,12 @@ json genai_config(const ModelConfig& c, const GenerationConfig& generation, cons
            {{"inputs_embeds", package::kInputsEmbeds},
             {"attention_mask", package::kAttentionMask},
             {"position_ids", package::kPositionIds},
-            {"past_key_names", "past_key_values.%d.key"},
-            {"past_value_names", "past_key_values.%d.value"}}},
+            {"past_key_names", package::kPastKeyPattern},
+            {"past_value_names", package::kPastValuePattern}}},
           {"outputs",
            {{"logits", package::kLogits},
-            {"present_key_names", "present.%d.key"},
-            {"present_value_names", "present.%d.value"}}}}},
+            {"present_key_names", package::kPresentKeyPattern},
+            {"present_value_names", package::kPresentValuePattern}}}}},
         {"embedding",
          {{"filename", package::kEmbeddingModel},
           {"session_options", session},
@@ -121,11 +122,11 @@ json part_record(PackagePart part, const PackageOptions& o) {
   };
   switch (part) {
     case PackagePart::Vision:
-      return {{"file", package::kVisionModel}, {"linear", linear(o.vision.linear)}, {"fp16", o.vision.fp16}};
+      return {{"file", package::part_file(part)}, {"linear", linear(o.vision.linear)}, {"fp16", o.vision.fp16}};
     case PackagePart::Embedding:
-      return {{"file", package::kEmbeddingModel}, {"table", linear(o.embedding)}, {"fp16", o.embedding_fp16}};
+      return {{"file", package::part_file(part)}, {"table", linear(o.embedding)}, {"fp16", o.embedding_fp16}};
     case PackagePart::Text:
-      return {{"file", package::kTextModel}, {"linear", linear(o.text.linear)}, {"lm_head", linear(o.text.lm_head)},
+      return {{"file", package::part_file(part)}, {"linear", linear(o.text.linear)}, {"lm_head", linear(o.text.lm_head)},
               {"all_logits", o.text.all_logits}, {"fp16", o.text.fp16}};
   }
   return {};
@@ -165,12 +166,7 @@ void write_configs(const Checkpoint& ckpt, const PackageOptions& o, const fs::pa
                   genai_config(ckpt.config(), parse_generation_config(generation, ckpt.config()), o));
   write_json_file(dir / package::kProcessorConfig,
                   processor_config(ckpt.config(), read_preprocess_options(preprocessor)));
-  manifest["format"] = "q3vl-package";
-  manifest["format_version"] = 1;
-  manifest["config"] = read_json_file(src / "config.json");
-  manifest["generation_config"] = generation;
-  manifest["preprocessor_config"] = preprocessor;
-  manifest["visual_channel_width"] = package::visual_channel_width(ckpt.config());
+  set_manifest_header(manifest, read_json_file(src / "config.json"), generation, preprocessor, ckpt.config());
   write_json_file(dir / package::kManifest, manifest);  // last: its presence marks a complete package
 }
 

@@ -3,6 +3,7 @@
 // graph input/output names (onnxruntime-genai's Qwen3-VL contract), and the wide visual channel.
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "model/config.h"
 
@@ -16,6 +17,10 @@ std::string to_string(PackagePart part);
 }  // namespace q3vl
 
 namespace q3vl::package {
+
+// q3vl_package.json's "format" and "format_version": a reader refuses a newer version.
+inline constexpr const char* kFormat = "q3vl-package";
+inline constexpr std::int64_t kFormatVersion = 1;
 
 inline constexpr const char* kVisionModel = "vision.onnx";
 inline constexpr const char* kEmbeddingModel = "embedding.onnx";
@@ -44,10 +49,31 @@ inline std::int64_t visual_channel_width(const ModelConfig& config) {
 
 namespace q3vl::package {
 
-inline std::string past_key(std::int64_t layer) { return "past_key_values." + std::to_string(layer) + ".key"; }
-inline std::string past_value(std::int64_t layer) { return "past_key_values." + std::to_string(layer) + ".value"; }
-inline std::string present_key(std::int64_t layer) { return "present." + std::to_string(layer) + ".key"; }
-inline std::string present_value(std::int64_t layer) { return "present." + std::to_string(layer) + ".value"; }
-inline std::string hidden_state(std::int64_t layer) { return "hidden_states." + std::to_string(layer); }
+// Per-layer names, written as onnxruntime-genai's genai_config.json patterns ("%d": the layer).
+inline constexpr const char* kPastKeyPattern = "past_key_values.%d.key";
+inline constexpr const char* kPastValuePattern = "past_key_values.%d.value";
+inline constexpr const char* kPresentKeyPattern = "present.%d.key";
+inline constexpr const char* kPresentValuePattern = "present.%d.value";
+inline constexpr const char* kHiddenStatePattern = "hidden_states.%d";
+
+inline std::string layer_name(std::string_view pattern, std::int64_t layer) {
+  std::string name(pattern);
+  return name.replace(name.find("%d"), 2, std::to_string(layer));
+}
+inline std::string past_key(std::int64_t layer) { return layer_name(kPastKeyPattern, layer); }
+inline std::string past_value(std::int64_t layer) { return layer_name(kPastValuePattern, layer); }
+inline std::string present_key(std::int64_t layer) { return layer_name(kPresentKeyPattern, layer); }
+inline std::string present_value(std::int64_t layer) { return layer_name(kPresentValuePattern, layer); }
+inline std::string hidden_state(std::int64_t layer) { return layer_name(kHiddenStatePattern, layer); }
+
+// The model file of each part.
+inline const char* part_file(PackagePart part) {
+  switch (part) {
+    case PackagePart::Vision: return kVisionModel;
+    case PackagePart::Embedding: return kEmbeddingModel;
+    case PackagePart::Text: return kTextModel;
+  }
+  return "";
+}
 
 }  // namespace q3vl::package

@@ -19,8 +19,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr const char* kFormat = "q3vl-package";
-
 GenerationDefaults to_defaults(const GenerationConfig& g) {
   GenerationDefaults out;
   out.sampling.greedy = !g.do_sample;
@@ -31,28 +29,6 @@ GenerationDefaults to_defaults(const GenerationConfig& g) {
   out.sampling.repetition_penalty = g.repetition_penalty;
   out.eos_token_ids = g.eos_token_ids;
   return out;
-}
-
-// A part's record: {"file": NAME, "fp16": bool, "linear"/"table"/"lm_head": {"weights": ..., ...}}.
-void check_part(const JsonField& part, const char* expected_file) {
-  part.require_object();
-  const JsonField file = part.at("file");
-  if (file.string() != expected_file) file.fail("is \"" + file.string() + "\", expected \"" + expected_file + "\"");
-  part.boolean("fp16", false);
-  for (const char* key : {"linear", "table", "lm_head"}) {
-    const auto linear = part.find(key);
-    if (!linear) continue;
-    linear->require_object();
-    if (const auto weights = linear->find("weights")) {
-      const std::string format = weights->string();
-      if (format != "fp32" && format != "int8" && format != "int4") {
-        weights->fail("\"" + format + "\" is not fp32, int8 or int4");
-      }
-    }
-    linear->integer("block_size", 32);
-    linear->boolean("symmetric", true);
-    linear->integer("accuracy_level", 4);
-  }
 }
 
 // Product of positive sizes, saturating at UINT64_MAX.
@@ -96,9 +72,10 @@ class InterfaceCheck {
                    " where", expected, field);
     }
   }
-  std::int64_t count_prefix(const std::string& prefix) const {
+  // Layers whose past key is an input (past_key_values.0.key, .1, ... without a gap).
+  std::int64_t count_layers() const {
     std::int64_t n = 0;
-    for (const auto& [name, dims] : io_) n += name.rfind(prefix, 0) == 0 && name.size() > 4 && name.substr(name.size() - 4) == ".key";
+    while (io_.count(package::past_key(n)) != 0) ++n;
     return n;
   }
   [[noreturn]] void mismatch(const std::string& what, std::int64_t expected, const std::string& field) const {
@@ -113,55 +90,6 @@ class InterfaceCheck {
 };
 
 }  // namespace
-
-PackageManifest read_package_manifest(const fs::path& dir) {
-  const fs::path path = dir / package::kManifest;
-  if (!fs::exists(path)) {
-    throw InvalidInput(dir.string() + " is not a q3vl package (no " + package::kManifest + "; build one with q3vl build)");
-  }
-  const json document = read_json_bounded(path);
-  const JsonField root(document, path.string());
-  root.require_object();
-  const JsonField format = root.at("format");
-  if (format.string() != kFormat) format.fail("is \"" + format.string() + "\", expected \"" + kFormat + "\"");
-  const JsonField version = root.at("format_version");
-  const std::int64_t format_version = version.integer();
-  if (format_version > kPackageFormatVersion) {
-    version.fail(std::to_string(format_version) + ": this package was written by a newer q3vl (this one reads format " +
-                 std::to_string(kPackageFormatVersion) + "); upgrade q3vl, or rebuild the package with this one");
-  }
-  if (format_version < 1) version.fail("must be at least 1, got " + std::to_string(format_version));
-
-  PackageManifest m;
-  m.config = parse_model_config(root.object("config"));
-  const json no_generation_config = json::object();
-  m.generation = parse_generation_config(root.find("generation_config") ? root.object("generation_config")
-                                                                         : JsonField(no_generation_config, path.string()),
-                                         m.config);
-  if (const auto preprocessor = root.find("preprocessor_config")) {
-    read_preprocess_options(*preprocessor);
-    m.preprocessor = preprocessor->value();
-  } else {
-    m.preprocessor = json::object();
-  }
-  const JsonField width = root.at("visual_channel_width");
-  if (width.integer() != package::visual_channel_width(m.config)) {
-    width.fail(std::to_string(width.integer()) + " does not match the config (text_config.hidden_size x (1 + DeepStack levels) = " +
-               std::to_string(package::visual_channel_width(m.config)) + ")");
-  }
-  const JsonField parts = root.object("parts");
-  for (const auto& [name, record] : parts.value().items()) {
-    if (name == "vision") check_part(parts.at(name), package::kVisionModel);
-    else if (name == "embedding") check_part(parts.at(name), package::kEmbeddingModel);
-    else if (name == "text") check_part(parts.at(name), package::kTextModel);
-    else parts.at(name).fail("is not a package part (vision, embedding, text)");
-    m.parts.insert(name);
-  }
-  if (const auto text = parts.find("text")) {
-    if (const auto linear = text->find("linear")) m.float_decoder = linear->string("weights", "fp32") == "fp32";
-  }
-  return m;
-}
 
 Package Package::open(const fs::path& dir) {
   PackageManifest manifest = read_package_manifest(dir);
@@ -227,7 +155,7 @@ void check_model_interface(const Package& p, PackagePart part, const ModelInterf
   switch (part) {
     case PackagePart::Text: {
       const InterfaceCheck text(p.text_model(), io, manifest);
-      const std::int64_t layers = text.count_prefix("past_key_values.");
+      const std::int64_t layers = text.count_layers();
       if (layers != c.text.num_hidden_layers) {
         text.mismatch("has " + std::to_string(layers) + " decoder layers (past_key_values inputs) where", c.text.num_hidden_layers,
                       "config.text_config.num_hidden_layers");

@@ -13,24 +13,10 @@
 #include "model/config.h"
 #include "model/generation_config.h"
 #include "package/format.h"
+#include "package/manifest.h"
 #include "q3vl/sampling.h"
 
 namespace q3vl {
-
-// The package format this q3vl writes and reads; a package with a higher format_version is refused.
-inline constexpr std::int64_t kPackageFormatVersion = 1;
-
-// q3vl_package.json, checked field by field (format, format_version, config, generation and
-// preprocessor configs, visual_channel_width, parts); errors name the file and the field path.
-// Does not require the model files: `build --only` reads it before adding a part.
-struct PackageManifest {
-  ModelConfig config;
-  GenerationConfig generation;
-  nlohmann::json preprocessor;
-  std::set<std::string> parts;  // "vision", "embedding", "text"
-  bool float_decoder = true;
-};
-PackageManifest read_package_manifest(const std::filesystem::path& dir);
 
 struct GenerationDefaults {
   SamplingOptions sampling;
