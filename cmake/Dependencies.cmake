@@ -24,6 +24,7 @@ set_target_properties(q3vl_onnxruntime PROPERTIES
   IMPORTED_LOCATION "${Q3VL_ORT_LIBRARY}"
   INTERFACE_INCLUDE_DIRECTORIES "${Q3VL_ORT_INCLUDE}")
 get_filename_component(Q3VL_ORT_LIBDIR "${Q3VL_ORT_LIBRARY}" DIRECTORY)
-# Binaries find the SDK's library without LD_LIBRARY_PATH.
+# Binaries find the SDK's library without LD_LIBRARY_PATH: in the build tree where it is; once
+# installed, next to libq3vl (cmake --install copies it there).
 set(CMAKE_BUILD_RPATH "${Q3VL_ORT_LIBDIR}")
-set(CMAKE_INSTALL_RPATH "${Q3VL_ORT_LIBDIR}")
+set(CMAKE_INSTALL_RPATH "$ORIGIN/../${CMAKE_INSTALL_LIBDIR};$ORIGIN")
