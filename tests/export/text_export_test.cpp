@@ -132,9 +132,11 @@ TEST(TextExport, Fp32GreedyDecodingMatchesHfOnEveryCase) {
 // Prefill N then single steps == one prefill of the longer sequence; a second prompt appended to
 // the cache (multi-turn) == prefill of both.
 TEST(TextExport, KvCacheStepsEqualALongerPrefill) {
+  int checked = 0;
   for (const test::GoldenCase& c : test::golden_cases()) {
     if (c.name != "small_a_two_images" && c.name != "full_two_turn") continue;
     SCOPED_TRACE(c.name);
+    ++checked;
     const fs::path package = packages().text_package(c, {}, "fp32");
     const ModelConfig config = load_model_config(c.model_dir() / "config.json");
     OnnxEnvironment env;
@@ -172,6 +174,7 @@ TEST(TextExport, KvCacheStepsEqualALongerPrefill) {
     const std::vector<float> second = appended_model.forward(appended, embeds_of(first, S), positions_of(first, S)).logits;
     EXPECT_LT(test::compare(second, reference).relative(), 1e-5);
   }
+  EXPECT_EQ(checked, 2) << "a case this test names was renamed";
 }
 
 // The cache grows past its first allocation, can be truncated to a prefix and continued, and
@@ -273,7 +276,7 @@ TEST(TextExport, ReducedPrecisionDecodersAgreeWithHf) {
       kl_sum += kl / 32;
       ++cases;
     }
-    ASSERT_GT(cases, 0);
+    EXPECT_EQ(cases, 4) << "the small-vocabulary golden cases (with step_logits) went missing";
     EXPECT_GT(agree_sum / cases, variant.min_agreement) << variant.name;
     EXPECT_LT(kl_sum / cases, variant.max_kl) << variant.name;
   }

@@ -54,6 +54,7 @@ std::map<std::string, double> vision_errors(const VisionExportOptions& options, 
 TEST(VisionExport, Fp32MatchesHfOnEveryImageCaseIncludingTwoImagesOfDifferentSizes) {
   test::TempDir dir;
   const auto errors = vision_errors({}, dir);
+  ASSERT_EQ(errors.size(), test::golden_cases_with_images());
   ASSERT_GE(errors.size(), 4u);
   for (const auto& [name, error] : errors) {
     EXPECT_LT(error, 1e-4) << name;

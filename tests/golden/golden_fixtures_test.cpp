@@ -54,6 +54,7 @@ TEST(GoldenFixtures, HfSavedCheckpointsOpenWithOurReader) {
 }
 
 TEST(GoldenFixtures, VisualTokensPatchesAndFeaturesAgree) {
+  std::size_t with_pixels = 0;
   for (const test::GoldenCase& c : test::golden_cases()) {
     SCOPED_TRACE(c.name);
     const ModelConfig config = c.config();
@@ -64,6 +65,7 @@ TEST(GoldenFixtures, VisualTokensPatchesAndFeaturesAgree) {
       EXPECT_EQ(pads, 0);
       continue;
     }
+    ++with_pixels;
     const NpyArray grid = c.load("image_grid_thw");
     const std::vector<std::int64_t> thw = grid.as_int64();
     std::int64_t patches = 0;
@@ -85,6 +87,7 @@ TEST(GoldenFixtures, VisualTokensPatchesAndFeaturesAgree) {
               (std::vector<std::int64_t>{static_cast<std::int64_t>(config.vision.deepstack_visual_indexes.size()),
                                          patches / 4, H}));
   }
+  EXPECT_EQ(with_pixels, test::golden_cases_with_images());
 }
 
 TEST(GoldenFixtures, PositionIdsAndRopeDeltasAgree) {

@@ -59,9 +59,11 @@ TEST(RopeIndex, ImagesAndVideoFramePairsMatchHf) {
 
 // The scalar instance of the shared geometry reproduces HF's interpolated position embedding.
 TEST(VisionGeometry, PositionEmbeddingInterpolationMatchesHf) {
+  std::size_t checked = 0;
   for (const test::GoldenCase& c : test::golden_cases()) {
     if (!c.has("vision_pos_embed")) continue;
     SCOPED_TRACE(c.name);
+    ++checked;
     const Checkpoint ckpt = Checkpoint::open(c.model_dir());
     const std::vector<float> table = read_as_float(ckpt.tensor(names::kPositionEmbedding));
     const std::int64_t D = ckpt.config().vision.hidden_size;
@@ -83,6 +85,7 @@ TEST(VisionGeometry, PositionEmbeddingInterpolationMatchesHf) {
     }
     EXPECT_LT(test::compare(ours, c.load("vision_pos_embed").as_float()).relative(), 1e-6);
   }
+  EXPECT_EQ(checked, test::golden_cases_with_images());
 }
 
 TEST(VisionGeometry, PatchOrderIsTwoByTwoBlocksRowMajor) {

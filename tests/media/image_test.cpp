@@ -91,6 +91,7 @@ TEST(ImageGolden, PixelValuesAndGridsMatchEveryGoldenCaseBitExactly) {
     EXPECT_TRUE(same_bits(pixel_values, expected));
     ++checked;
   }
+  EXPECT_EQ(static_cast<std::size_t>(checked), test::golden_cases_with_images());
   EXPECT_GE(checked, 5);
 }
 

@@ -40,6 +40,12 @@ GoldenCase golden_case(const std::string& name) {
   throw std::runtime_error("no golden case named " + name);
 }
 
+std::size_t golden_cases_with_images() {
+  std::size_t n = 0;
+  for (const auto& [name, entry] : golden_manifest()["cases"].items()) n += entry.contains("images") && !entry["images"].empty();
+  return n;
+}
+
 std::vector<GoldenCase> golden_cases() {
   std::vector<GoldenCase> cases;
   for (const auto& [name, entry] : golden_manifest()["cases"].items()) cases.push_back(GoldenCase{name, entry});

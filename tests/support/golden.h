@@ -32,6 +32,9 @@ struct GoldenCase {
 GoldenCase golden_case(const std::string& name);
 
 std::vector<GoldenCase> golden_cases();
+// Cases whose manifest entry lists images (read from the manifest, not from the arrays present):
+// what a loop over the cases with pixel_values must have checked.
+std::size_t golden_cases_with_images();
 
 // Largest absolute difference relative to the largest magnitude in the reference.
 struct Difference {
