@@ -79,8 +79,27 @@ PreprocessOptions resolve_preprocess(PreprocessOptions preprocess, const Convers
 struct ConversationState {
   ConversationState(std::shared_ptr<const Model> shared_model, ConversationOptions options);
 
+  // One turn, in the steps below: render, reuse the cache, vision, prefill, decode.
   Reply send_turn(const std::vector<RgbImage>& images, const std::string& text, const ReplyOptions& options,
                   const std::function<void(std::string_view)>& on_text, TurnTrace* trace);
+
+  struct TurnTokens {
+    std::vector<std::int64_t> ids;           // the whole conversation, image pads expanded
+    std::vector<std::size_t> block_starts;   // where each image's pads start in `ids`
+    std::size_t kept = 0;                    // leading tokens the cache already holds
+    std::vector<float> pixels;               // the new images' patches
+    std::vector<GridThw> grids;
+    VisualFeatures features;
+    std::vector<std::int64_t> position_ids;  // [3, new tokens]
+    std::int64_t next_position = 0;          // the first generated token's position
+  };
+  TurnTokens render_turn(const std::vector<RgbImage>& images, const std::string& text);
+  std::size_t keep_cached_prefix(TurnTokens& turn);
+  void encode_images(std::size_t first_image, const std::vector<RgbImage>& turn_images, TurnTokens& turn,
+                     Timings& timings) const;
+  std::vector<float> prefill(TurnTokens& turn, Timings& timings);
+  void decode(const TurnTokens& turn, std::vector<float> logits, const ReplyOptions& options,
+              const std::function<void(std::string_view)>& on_text, Clock::time_point start, Reply& reply);
   void check_vision_memory(std::size_t first_image, const std::vector<RgbImage>& turn_images) const;
   void reset();
 
@@ -177,105 +196,101 @@ void ConversationState::check_vision_memory(std::size_t first_image, const std::
                      "smaller images, e.g. --max-image-tokens " + std::to_string(fitting_tokens));
 }
 
-Reply ConversationState::send_turn(const std::vector<RgbImage>& images, const std::string& text, const ReplyOptions& options,
-                              const std::function<void(std::string_view)>& on_text, TurnTrace* trace) {
-  const auto start = Clock::now();
-  const ModelConfig& config = data_.package.config();
-  const Tokenizer& tokenizer = data_.tokenizer;
-  Reply reply;
-  Sampler sampler(options.sampling.value_or(data_.package.generation_defaults().sampling));  // validates the options before any work
-
+// 1. The conversation so far plus this turn, as tokens with every image's pads expanded.
+ConversationState::TurnTokens ConversationState::render_turn(const std::vector<RgbImage>& images, const std::string& text) {
   require_valid_utf8(text, "the message text");
   reject_media_placeholders(text, "the message text");
-  // 1. The conversation so far plus this turn, as tokens with every image's pads expanded.
   std::vector<ChatContent> content;
   for (const RgbImage& image : images) {
-    images_.push_back(preprocess_image(image, config, preprocess_));
+    images_.push_back(preprocess_image(image, data_.package.config(), preprocess_));
     content.push_back({ChatContent::Kind::Image, ""});
   }
   if (!text.empty()) content.push_back({ChatContent::Kind::Text, text});
   messages_.push_back(user_message(std::move(content)));
-  std::vector<std::int64_t> rendered = tokenizer.encode(render_chat(messages_));
-  std::vector<std::size_t> block_starts;
-  const std::vector<std::int64_t> ids = expand_image_pads(rendered, images_, config.image_token_id, block_starts);
-
-  // 2. Reuse the cache up to the first difference, never splitting an image block.
-  std::size_t keep = 0;
-  while (keep < cached_ids_.size() && keep < ids.size() && cached_ids_[keep] == ids[keep]) ++keep;
-  if (keep == ids.size()) --keep;  // always feed at least one token to get logits
-  std::size_t first_image = 0;
-  while (first_image < block_starts.size() &&
-         block_starts[first_image] + static_cast<std::size_t>(images_[first_image].grid.tokens()) <= keep) {
-    ++first_image;
-  }
-  if (first_image < block_starts.size() && block_starts[first_image] < keep) keep = block_starts[first_image];
-  if (ids.size() > static_cast<std::size_t>(cache_.context_length())) {
+  std::vector<std::int64_t> rendered = data_.tokenizer.encode(render_chat(messages_));
+  TurnTokens turn;
+  turn.ids = expand_image_pads(rendered, images_, data_.package.config().image_token_id, turn.block_starts);
+  if (turn.ids.size() > static_cast<std::size_t>(cache_.context_length())) {
     // Before the vision and embedding passes, whose memory grows with the tokens.
-    throw InvalidInput("context overflow: the conversation is " + std::to_string(ids.size()) +
+    throw InvalidInput("context overflow: the conversation is " + std::to_string(turn.ids.size()) +
                        " tokens, more than the context length of " + std::to_string(cache_.context_length()) +
                        " (raise it with --context, or /reset)");
   }
+  return turn;
+}
+
+// 2. Keeps the cache up to the first difference, never splitting an image block; returns the
+// first image whose block is not kept (the ones the vision encoder must see).
+std::size_t ConversationState::keep_cached_prefix(TurnTokens& turn) {
+  std::size_t keep = 0;
+  while (keep < cached_ids_.size() && keep < turn.ids.size() && cached_ids_[keep] == turn.ids[keep]) ++keep;
+  if (keep == turn.ids.size()) --keep;  // always feed at least one token to get logits
+  std::size_t first_image = 0;
+  while (first_image < turn.block_starts.size() &&
+         turn.block_starts[first_image] + static_cast<std::size_t>(images_[first_image].grid.tokens()) <= keep) {
+    ++first_image;
+  }
+  if (first_image < turn.block_starts.size() && turn.block_starts[first_image] < keep) keep = turn.block_starts[first_image];
   cache_.truncate(static_cast<std::int64_t>(keep));
   cached_ids_.resize(keep);
   cached_max_position_.resize(keep);
+  turn.kept = keep;
+  return first_image;
+}
 
-  // 3. Vision on the images whose blocks are in the new tokens.
-  VisualFeatures features;
-  std::vector<float> pixels;
-  std::vector<GridThw> grids;
+// 3. The vision encoder on the images from `first_image` on (their blocks are in the new tokens).
+void ConversationState::encode_images(std::size_t first_image, const std::vector<RgbImage>& turn_images, TurnTokens& turn,
+                                      Timings& timings) const {
   for (std::size_t i = first_image; i < images_.size(); ++i) {
-    pixels.insert(pixels.end(), images_[i].pixel_values.begin(), images_[i].pixel_values.end());
-    grids.push_back(images_[i].grid);
+    turn.pixels.insert(turn.pixels.end(), images_[i].pixel_values.begin(), images_[i].pixel_values.end());
+    turn.grids.push_back(images_[i].grid);
   }
-  if (!grids.empty()) {
-    check_vision_memory(first_image, images);
-    const auto vision_start = Clock::now();
-    features = data_.vision().encode(pixels, grids);
-    reply.timings.vision_ms = ms_since(vision_start);
-    reply.timings.image_tokens = features.tokens;
-  }
+  if (turn.grids.empty()) return;
+  check_vision_memory(first_image, turn_images);
+  const auto vision_start = Clock::now();
+  turn.features = data_.vision().encode(turn.pixels, turn.grids);
+  timings.vision_ms = ms_since(vision_start);
+  timings.image_tokens = turn.features.tokens;
+}
 
-  // 4. Prefill the new tokens at positions continuing from the cache.
-  const std::vector<std::int64_t> segment(ids.begin() + static_cast<std::ptrdiff_t>(keep), ids.end());
+// 4. Prefills the new tokens at positions continuing from the cache; returns the last logits.
+std::vector<float> ConversationState::prefill(TurnTokens& turn, Timings& timings) {
+  const std::vector<std::int64_t> segment(turn.ids.begin() + static_cast<std::ptrdiff_t>(turn.kept), turn.ids.end());
   std::int64_t next_position = 0;
   for (std::int64_t p : cached_max_position_) next_position = std::max(next_position, p + 1);
-  const RopePositions positions = rope_positions(segment, grids, config.visual_pads(), next_position);
-  std::vector<std::int64_t> position_ids = positions.t;
-  position_ids.insert(position_ids.end(), positions.h.begin(), positions.h.end());
-  position_ids.insert(position_ids.end(), positions.w.begin(), positions.w.end());
+  const RopePositions positions = rope_positions(segment, turn.grids, data_.package.config().visual_pads(), next_position);
+  turn.position_ids = positions.t;
+  turn.position_ids.insert(turn.position_ids.end(), positions.h.begin(), positions.h.end());
+  turn.position_ids.insert(turn.position_ids.end(), positions.w.begin(), positions.w.end());
+  turn.next_position = positions.next_position;
   const auto prefill_start = Clock::now();
-  const std::vector<float> embeds = data_.embedding.embed(segment, grids.empty() ? nullptr : &features);
-  DecoderOutput out = data_.decoder.forward(cache_, embeds, position_ids);
-  reply.timings.prefill_tokens = static_cast<std::int64_t>(segment.size());
-  reply.timings.prefill_ms = ms_since(prefill_start);
+  const std::vector<float> embeds = data_.embedding.embed(segment, turn.grids.empty() ? nullptr : &turn.features);
+  const DecoderOutput out = data_.decoder.forward(cache_, embeds, turn.position_ids);
+  timings.prefill_tokens = static_cast<std::int64_t>(segment.size());
+  timings.prefill_ms = ms_since(prefill_start);
   for (std::size_t i = 0; i < segment.size(); ++i) {
     cached_ids_.push_back(segment[i]);
     cached_max_position_.push_back(std::max({positions.t[i], positions.h[i], positions.w[i]}));
   }
-  std::int64_t position = positions.next_position;
-  const std::int64_t vocab = config.text.vocab_size;
-  std::vector<float> logits(out.logits.end() - vocab, out.logits.end());
-  if (trace != nullptr) {
-    trace->prompt_ids = ids;
-    trace->input_ids = segment;
-    trace->pixel_values = pixels;
-    trace->grids = grids;
-    trace->position_ids = position_ids;
-    trace->rope_delta = positions.next_position - static_cast<std::int64_t>(ids.size());
-    trace->features = features;
-    trace->prefill_logits = logits;
-  }
+  const std::int64_t vocab = data_.package.config().text.vocab_size;
+  return {out.logits.end() - vocab, out.logits.end()};
+}
 
-  // 5. Decode: sample, stream, stop on EOS, a stop string, the token limit or a full context.
-  std::vector<std::int64_t> history = ids;
-  TokenStreamDecoder stream(tokenizer, /*skip_special_tokens=*/true);
+// 5. Decodes: samples, streams, stops on EOS, a stop string, the token limit or a full context.
+void ConversationState::decode(const TurnTokens& turn, std::vector<float> logits, const ReplyOptions& options,
+                               const std::function<void(std::string_view)>& on_text, Clock::time_point start, Reply& reply) {
+  Sampler sampler(options.sampling.value_or(data_.package.generation_defaults().sampling));
+  std::vector<std::int64_t> history = turn.ids;
+  TokenStreamDecoder stream(data_.tokenizer, /*skip_special_tokens=*/true);
   StopStringMatcher stops(options.stop_strings);
   const auto& eos = data_.package.generation_defaults().eos_token_ids;
+  const std::int64_t vocab = data_.package.config().text.vocab_size;
   auto emit = [&](const std::string& piece) {
     if (piece.empty()) return;
     reply.text += piece;
     if (on_text) on_text(piece);
   };
+  std::int64_t position = turn.next_position;
   const auto decode_start = Clock::now();
   reply.finish_reason = "length";
   for (std::int64_t step = 0; step < options.max_new_tokens; ++step) {
@@ -294,7 +309,8 @@ Reply ConversationState::send_turn(const std::vector<RgbImage>& images, const st
     }
     if (step + 1 == options.max_new_tokens || cache_.cached_tokens() >= cache_.context_length()) break;
     const std::vector<std::int64_t> next = {token};
-    out = data_.decoder.forward(cache_, data_.embedding.embed(next, nullptr), std::vector<std::int64_t>{position, position, position});
+    const DecoderOutput out =
+        data_.decoder.forward(cache_, data_.embedding.embed(next, nullptr), std::vector<std::int64_t>{position, position, position});
     cached_ids_.push_back(token);
     cached_max_position_.push_back(position++);
     logits.assign(out.logits.end() - vocab, out.logits.end());
@@ -302,6 +318,28 @@ Reply ConversationState::send_turn(const std::vector<RgbImage>& images, const st
   }
   reply.timings.decode_ms = ms_since(decode_start);
   if (!stops.stopped()) emit(stops.push(stream.flush()) + stops.flush());
+}
+
+Reply ConversationState::send_turn(const std::vector<RgbImage>& images, const std::string& text, const ReplyOptions& options,
+                                   const std::function<void(std::string_view)>& on_text, TurnTrace* trace) {
+  const auto start = Clock::now();
+  if (options.sampling) options.sampling->validate();  // before any work
+  Reply reply;
+  TurnTokens turn = render_turn(images, text);
+  const std::size_t first_image = keep_cached_prefix(turn);
+  encode_images(first_image, images, turn, reply.timings);
+  const std::vector<float> logits = prefill(turn, reply.timings);
+  if (trace != nullptr) {
+    trace->prompt_ids = turn.ids;
+    trace->input_ids.assign(turn.ids.begin() + static_cast<std::ptrdiff_t>(turn.kept), turn.ids.end());
+    trace->pixel_values = turn.pixels;
+    trace->grids = turn.grids;
+    trace->position_ids = turn.position_ids;
+    trace->rope_delta = turn.next_position - static_cast<std::int64_t>(turn.ids.size());
+    trace->features = turn.features;
+    trace->prefill_logits = logits;
+  }
+  decode(turn, logits, options, on_text, start, reply);
   messages_.push_back(text_message("assistant", reply.text));
   if (trace != nullptr) trace->output_ids = reply.tokens;
   return reply;
