@@ -1,5 +1,5 @@
 #pragma once
-// Internal to the image decoder (runtime/image.cpp): one function per file format, plus the
+// Internal to the image decoder (media/image.cpp): one function per file format, plus the
 // EXIF/XMP orientation helpers they share. Each decoder returns pixels as PIL's convert("RGB")
 // would give them, before any EXIF orientation, together with the metadata PIL reads the
 // orientation from.

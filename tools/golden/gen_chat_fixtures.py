@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Chat-template fixtures for q3vl's native renderer (src/runtime/chat_format.*).
+"""Chat-template fixtures for q3vl's native renderer (src/text/chat_format.*).
 
 Renders a set of conversations with Hugging Face transformers' own chat-template code
 (`render_jinja_template`, what tokenizer/processor `apply_chat_template(..., tokenize=False)`

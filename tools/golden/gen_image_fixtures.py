@@ -47,7 +47,7 @@ from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageP
 
 
 # ------------------------------------------------------------------------------------------------
-# Deterministic pixels shared with the C++ test (tests/runtime/image_test.cpp: generated_pixel).
+# Deterministic pixels shared with the C++ test (tests/media/image_test.cpp: generated_pixel).
 
 MASK64 = (1 << 64) - 1
 
