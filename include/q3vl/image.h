@@ -1,7 +1,7 @@
 #pragma once
 // Image files -> 8-bit RGB exactly as Hugging Face sees them when a chat message names an image
 // file: transformers' load_image opens it with PIL, applies ImageOps.exif_transpose and
-// convert("RGB") (spec §3.1). Each format follows PIL's conversion rules, including the odd ones:
+// convert("RGB") (docs/model-math.md §3.1). Each format follows PIL's conversion rules, including the odd ones:
 // alpha is dropped (not composited), 16-bit samples keep their high byte except 16-bit grey,
 // which PIL clips to 255, and palette indices beyond the palette are black.
 //

@@ -1,6 +1,6 @@
 #pragma once
 // Next-token choice from logits, in Hugging Face's order: repetition penalty, temperature, top-k,
-// top-p, min-p, then a draw from the softmax (spec §6.2). Greedy takes the first maximum.
+// top-p, min-p, then a draw from the softmax (docs/model-math.md §9.2). Greedy takes the first maximum.
 #include <cstdint>
 #include <random>
 #include <span>

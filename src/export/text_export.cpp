@@ -163,7 +163,7 @@ void export_text(const Checkpoint& checkpoint, const TextExportOptions& options,
     // Layer outputs as HF reports them: before the DeepStack add.
     if (options.hidden_state_outputs) g.output(float32(x), package::hidden_state(l), graph::kFloat, {batch, seq, H});
     if (l < levels) {
-      // DeepStack level l lives in columns (l+1)H..(l+2)H; text rows hold zeros there (spec §9).
+      // DeepStack level l lives in columns (l+1)H..(l+2)H; text rows hold zeros there (docs/model-math.md §5.3).
       x = g.op("Add", {x, compute(slice_last_axis(g, embeds, (l + 1) * H, (l + 2) * H))});
     }
   }

@@ -1,5 +1,5 @@
 #pragma once
-// embedding.onnx and text.onnx (spec §9, §11): token embeddings with visual rows scattered in and
+// embedding.onnx and text.onnx (docs/model-math.md §5, §7): token embeddings with visual rows scattered in and
 // DeepStack carried in the wide channel; the Qwen3 decoder with interleaved MRoPE, GQA over a
 // BNSH KV cache, and the DeepStack adds after the first decoder layers.
 #include <filesystem>

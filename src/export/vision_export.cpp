@@ -78,7 +78,7 @@ PatchGeometry build_geometry(GraphBuilder& g, WeightWriter& weights, const Model
   out.position_embedding = to_compute_type(sum);
 
   // 2-D rotary angles: the first half of each rotary half-head turns with the row, the second with
-  // the column; inv[k] = 1 / 10000^(2k / rd), rd = head_dim / 2 (spec §8.3).
+  // the column; inv[k] = 1 / 10000^(2k / rd), rd = head_dim / 2 (docs/model-math.md §4.3).
   const std::int64_t rd = v.head_dim() / 2;
   std::vector<float> inv(static_cast<std::size_t>(rd / 2));
   for (std::int64_t k = 0; k < rd / 2; ++k) {
@@ -93,7 +93,7 @@ PatchGeometry build_geometry(GraphBuilder& g, WeightWriter& weights, const Model
   out.cos = to_compute_type(g.op("Cos", {angles}));
   out.sin = to_compute_type(g.op("Sin", {angles}));
 
-  // Attention segments: every temporal slice of every item attends only to itself (spec §8.4).
+  // Attention segments: every temporal slice of every item attends only to itself (docs/model-math.md §4.4).
   const std::string segment = a.add(per_patch(frame_starts), frame);
   const std::string same = g.op("Equal", {g.op("Unsqueeze", {segment, one}), g.op("Unsqueeze", {segment, g.constant_i64({0})})});
   // Far below any attention score, yet finite in float16 too.
@@ -146,7 +146,7 @@ std::string vision_block(GraphBuilder& g, WeightWriter& weights, const ModelConf
   return g.op("Add", {after_attn, down});
 }
 
-// Patch merger: 2x2 blocks of consecutive rows -> one row of 4D -> fc1, erf GELU, fc2 (spec §8.6).
+// Patch merger: 2x2 blocks of consecutive rows -> one row of 4D -> fc1, erf GELU, fc2 (docs/model-math.md §4.6).
 // The final merger normalizes each patch before the concat; DeepStack mergers after it.
 template <typename NameOf>
 std::string merger(GraphBuilder& g, WeightWriter& weights, const ModelConfig& config, const VisionExportOptions& o,
@@ -179,7 +179,7 @@ void export_vision(const Checkpoint& checkpoint, const VisionExportOptions& opti
   const std::string grid = g.input(package::kImageGridThw, graph::kInt64, {std::string("num_images"), 3});
   const PatchGeometry geo = build_geometry(g, weights, config, pixels, grid);
 
-  // Patch embedding: Conv3d with kernel = stride is a matmul over the flattened patch (spec §2.1).
+  // Patch embedding: Conv3d with kernel = stride is a matmul over the flattened patch (docs/model-math.md §4.1).
   const TensorView kernel = checkpoint.tensor(names::kPatchEmbedWeight);
   std::string x = g.op("Add", {weights.linear(compute_pixels, kernel, v.hidden_size, v.patch_input_size(),
                                               names::kPatchEmbedBias, options.linear, "patch_embed"),

@@ -1,5 +1,5 @@
 #pragma once
-// Interleaved multimodal RoPE (spec §11.2): which position axis (0 = T, 1 = H, 2 = W) drives each
+// Interleaved multimodal RoPE (docs/model-math.md §7.2, §7.3): which position axis (0 = T, 1 = H, 2 = W) drives each
 // of the head_dim / 2 rotary slots, and the inverse frequencies. The one definition of the layout:
 // the exporter bakes it into text.onnx, tests and the runtime use the same functions.
 #include <cstdint>

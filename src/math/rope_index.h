@@ -1,5 +1,5 @@
 #pragma once
-// 3-D position ids and rope_deltas for a token sequence with images (HF get_rope_index, spec §10):
+// 3-D position ids and rope_deltas for a token sequence with images (HF get_rope_index, docs/model-math.md §6):
 // text advances all three axes together; a vision block of (h/2) x (w/2) merged tokens sits at
 // T = s, H = s + row, W = s + col, and the text after it resumes at max + 1.
 #include <cstdint>

@@ -1,5 +1,5 @@
 #pragma once
-// Geometry of the vision tower's patch grid (spec §3.5, §8.2, §8.3), written once for two
+// Geometry of the vision tower's patch grid (docs/model-math.md §3.5, §4.2, §4.3), written once for two
 // back ends: plain integers/floats (the runtime's patchify, tests) and ONNX graph values (the
 // exported vision graph computes it from image_grid_thw). `A` supplies the arithmetic:
 //   Int/Float value types; constant_int, constant_float; add, sub, mul, div (floor, operands >= 0),

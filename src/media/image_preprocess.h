@@ -1,6 +1,6 @@
 #pragma once
 // Image -> pixel_values + image_grid_thw, bit-identical to transformers' Qwen2VLImageProcessor
-// (torchvision backend, the class Qwen3-VL's "Qwen2VLImageProcessorFast" maps to) on CPU, spec §3:
+// (torchvision backend, the class Qwen3-VL's "Qwen2VLImageProcessorFast" maps to) on CPU, docs/model-math.md §3:
 // smart_resize, torch's uint8 antialiased bicubic resize, the fused rescale + normalize in float32,
 // the frame repeated to the temporal patch size, and patches in HF's 2x2-merge-block order.
 #include <array>

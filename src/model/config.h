@@ -1,5 +1,5 @@
 #pragma once
-// The one place that reads a Qwen3-VL config.json (spec §1). Everything else takes ModelConfig.
+// The one place that reads a Qwen3-VL config.json (docs/model-math.md §1). Everything else takes ModelConfig.
 #include <cstdint>
 #include <filesystem>
 #include <string>

@@ -1,5 +1,5 @@
 #pragma once
-// Checkpoint tensor names and shapes (spec §2): the single map from model structure to the
+// Checkpoint tensor names and shapes (docs/model-math.md §2): the single map from model structure to the
 // names in a Hugging Face Qwen3-VL checkpoint. Validation, random checkpoints and the graph
 // builders all take names from here.
 #include <cstdint>

@@ -1,6 +1,6 @@
 #pragma once
 // The Qwen2/Qwen3 byte-level BPE tokenizer, read from a Hugging Face tokenizer.json and matching
-// Hugging Face `tokenizers` id for id (spec section 5):
+// Hugging Face `tokenizers` id for id (docs/model-math.md §8.2):
 //   encode: added tokens are cut out of the raw text first (leftmost-longest), the rest is NFC
 //   normalized, split by the pre-tokenizer regex of the file ("Isolated"), mapped to bytes and
 //   merged by BPE rank. No special tokens are added.

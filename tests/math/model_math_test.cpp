@@ -101,7 +101,7 @@ TEST(VisionGeometry, PatchOrderIsTwoByTwoBlocksRowMajor) {
   EXPECT_EQ(std::unique(order.begin(), order.end()), order.end()) << "every patch exactly once";
 }
 
-// Spec §11.2 on the real config: H at j % 3 == 1 and W at j % 3 == 2 below 3 * section, T elsewhere;
+// docs/model-math.md §7.2 on the real config: H at j % 3 == 1 and W at j % 3 == 2 below 3 * section, T elsewhere;
 // each axis owns exactly its section's count of slots.
 TEST(Mrope, SlotLayoutIsInterleaved) {
   const TextConfig t = load_model_config(test::reference_model_files() / "config.json").text;

@@ -130,7 +130,7 @@ TEST(ImagePreprocess, PatchRowsFollowTheSpecOrder) {
     for (std::int64_t bw = 0; bw < 2; ++bw)
       for (std::int64_t mh = 0; mh < 2; ++mh)
         for (std::int64_t mw = 0; mw < 2; ++mw) {
-          const std::int64_t row = ((bh * (gw / 2) + bw) * 2 + mh) * 2 + mw;  // spec §3.5
+          const std::int64_t row = ((bh * (gw / 2) + bw) * 2 + mh) * 2 + mw;  // docs/model-math.md §3.5
           const float* values = input.pixel_values.data() + row * 1536;
           for (std::int64_t t = 0; t < 2; ++t)
             for (std::int64_t py = 0; py < 16; py += 5)

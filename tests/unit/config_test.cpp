@@ -127,7 +127,7 @@ TEST(ExpectedTensors, MatchTheCheckpointLayoutOfSpecSection2) {
     if (spec.name.rfind("model.visual.", 0) == 0) ++vision;
     if (spec.name.rfind("model.language_model.", 0) == 0) ++text;
   }
-  // spec §2.1: 3 + 12*depth + 6 + 6*levels vision tensors; §2.2: 1 + 11*layers + 1 text tensors.
+  // docs/model-math.md §2.1: 3 + 12*depth + 6 + 6*levels vision tensors; §2.2: 1 + 11*layers + 1 text tensors.
   EXPECT_EQ(vision, static_cast<std::size_t>(3 + 12 * c.vision.depth + 6 + 6 * 3));
   EXPECT_EQ(text, static_cast<std::size_t>(2 + 11 * c.text.num_hidden_layers));
   const auto head = std::find_if(specs.begin(), specs.end(), [](const TensorSpec& s) { return s.name == names::kLmHead; });

@@ -24,7 +24,7 @@ TEST(RandomCheckpoint, EveryPresetIsAValidConfig) {
 }
 
 TEST(RandomCheckpoint, RealShapesMatchTheReferenceConfig) {
-  // The 4B preset must be the hub's config exactly (spec §1.2).
+  // The 4B preset must be the hub's config exactly (docs/model-math.md §1.3).
   const ModelConfig reference = load_model_config(test::reference_model_files() / "config.json");
   EXPECT_EQ(to_config_json(random_checkpoint_config("4b")), to_config_json(reference));
 }
