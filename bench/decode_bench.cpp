@@ -1,6 +1,7 @@
 // Text decoder speed on a package: prefill tokens/s and decode tokens/s, with decode set against
 // the memory-bandwidth bound (weights read per token / measured read bandwidth).
 //   decode_bench PACKAGE [--prompt N] [--decode N] [--threads N]
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -11,60 +12,93 @@
 #include "util/files.h"
 #include "engine/text_models.h"
 
+namespace {
+
+using namespace q3vl;
+
+struct Options {
+  std::int64_t prompt = 128;
+  std::int64_t decode = 32;
+  int threads = 0;
+};
+
+Options parse_options(int argc, char** argv) {
+  Options options;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    if (std::string(argv[i]) == "--prompt") options.prompt = std::atoll(argv[i + 1]);
+    if (std::string(argv[i]) == "--decode") options.decode = std::atoll(argv[i + 1]);
+    if (std::string(argv[i]) == "--threads") options.threads = std::atoi(argv[i + 1]);
+  }
+  return options;
+}
+
+// Text-only M-RoPE positions: the same index on all three axes.
+std::vector<std::int64_t> positions(std::int64_t begin, std::int64_t end) {
+  std::vector<std::int64_t> p;
+  for (int axis = 0; axis < 3; ++axis) for (std::int64_t i = begin; i < end; ++i) p.push_back(i);
+  return p;
+}
+
+struct Timings {
+  double prefill_s = 0;
+  double decode_s = 0;
+};
+
+// Prefill of `prompt` tokens, then `decode` greedy steps, after a warm-up run on a cache of its own
+// (session initialization, first allocations).
+Timings measure(const EmbeddingModel& embedding, const DecoderModel& decoder_model, const Options& options) {
+  KvCache cache = decoder_model.new_cache(options.prompt + options.decode + 8);
+  std::vector<std::int64_t> ids;
+  for (std::int64_t i = 0; i < options.prompt; ++i) ids.push_back((i * 7919 + 13) % 150000);
+  {
+    KvCache warm = decoder_model.new_cache(16);
+    decoder_model.forward(warm, embedding.embed(std::vector<std::int64_t>{1, 2, 3, 4}, nullptr), positions(0, 4));
+  }
+  Timings timings;
+  const auto prefill_start = std::chrono::steady_clock::now();
+  DecoderOutput out = decoder_model.forward(cache, embedding.embed(ids, nullptr), positions(0, options.prompt));
+  timings.prefill_s = bench::seconds_since(prefill_start);
+  const auto decode_start = std::chrono::steady_clock::now();
+  for (std::int64_t step = 0; step < options.decode; ++step) {
+    const std::int64_t token = argmax(out.logits);
+    const std::int64_t at = options.prompt + step;
+    out = decoder_model.forward(cache, embedding.embed(std::vector<std::int64_t>{token}, nullptr), positions(at, at + 1));
+  }
+  timings.decode_s = bench::seconds_since(decode_start);
+  return timings;
+}
+
+void run(const char* package_dir, const Options& options) {
+  const Package package = Package::open(package_dir);
+  const ModelConfig& config = package.config();
+  const double bandwidth = bench::read_bandwidth_gbs(options.threads > 0 ? options.threads : 2);
+  // Per decoded token the decoder reads all its weights once; the embedding reads one row.
+  const double bytes_per_token = static_cast<double>(onnx_model_bytes(package.text_model()));
+  std::printf("machine: read bandwidth %.1f GB/s; text.onnx weights %.2f GB -> decode bound %.1f tok/s\n", bandwidth,
+              bytes_per_token / 1e9, bandwidth * 1e9 / bytes_per_token);
+  OnnxEnvironment env(options.threads);
+  EmbeddingModel embedding(env, package.embedding_model(), config);
+  SessionOptions decoder_options;
+  decoder_options.prepack_weights = !package.float_decoder();
+  const DecoderModel decoder_model(env, package.text_model(), config, decoder_options);
+
+  const Timings timings = measure(embedding, decoder_model, options);
+  const double decode_rate = static_cast<double>(options.decode) / timings.decode_s;
+  std::printf("prefill %lld tokens: %.0f ms (%.1f tok/s)\n", static_cast<long long>(options.prompt),
+              timings.prefill_s * 1000, static_cast<double>(options.prompt) / timings.prefill_s);
+  std::printf("decode %lld tokens: %.1f tok/s (%.0f%% of the bandwidth bound)\n", static_cast<long long>(options.decode),
+              decode_rate, 100.0 * decode_rate * bytes_per_token / (bandwidth * 1e9));
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  using namespace q3vl;
   if (argc < 2) {
     std::fprintf(stderr, "usage: decode_bench PACKAGE [--prompt N] [--decode N] [--threads N]\n");
     return 2;
   }
-  std::int64_t prompt = 128;
-  std::int64_t decode = 32;
-  int threads = 0;
-  for (int i = 2; i + 1 < argc; i += 2) {
-    if (std::string(argv[i]) == "--prompt") prompt = std::atoll(argv[i + 1]);
-    if (std::string(argv[i]) == "--decode") decode = std::atoll(argv[i + 1]);
-    if (std::string(argv[i]) == "--threads") threads = std::atoi(argv[i + 1]);
-  }
   try {
-    const Package package = Package::open(argv[1]);
-    const ModelConfig& config = package.config();
-    const double bandwidth = bench::read_bandwidth_gbs(threads > 0 ? threads : 2);
-    // Per decoded token the decoder reads all its weights once; the embedding reads one row.
-    const double bytes_per_token = static_cast<double>(onnx_model_bytes(package.text_model()));
-    std::printf("machine: read bandwidth %.1f GB/s; text.onnx weights %.2f GB -> decode bound %.1f tok/s\n", bandwidth,
-                bytes_per_token / 1e9, bandwidth * 1e9 / bytes_per_token);
-    OnnxEnvironment env(threads);
-    EmbeddingModel embedding(env, package.embedding_model(), config);
-    SessionOptions decoder_options;
-    decoder_options.prepack_weights = !package.float_decoder();
-    const DecoderModel decoder_model(env, package.text_model(), config, decoder_options);
-    KvCache cache = decoder_model.new_cache(prompt + decode + 8);
-    std::vector<std::int64_t> ids;
-    for (std::int64_t i = 0; i < prompt; ++i) ids.push_back((i * 7919 + 13) % 150000);
-    auto positions = [](std::int64_t begin, std::int64_t end) {
-      std::vector<std::int64_t> p;
-      for (int axis = 0; axis < 3; ++axis) for (std::int64_t i = begin; i < end; ++i) p.push_back(i);
-      return p;
-    };
-    {  // warm-up run on the same model with its own cache (session initialization, first allocations)
-      KvCache warm = decoder_model.new_cache(16);
-      decoder_model.forward(warm, embedding.embed(std::vector<std::int64_t>{1, 2, 3, 4}, nullptr), positions(0, 4));
-    }
-    const auto prefill_start = std::chrono::steady_clock::now();
-    DecoderOutput out = decoder_model.forward(cache, embedding.embed(ids, nullptr), positions(0, prompt));
-    const double prefill_s = bench::seconds_since(prefill_start);
-    std::int64_t token = 0;
-    const auto decode_start = std::chrono::steady_clock::now();
-    for (std::int64_t step = 0; step < decode; ++step) {
-      token = argmax(out.logits);
-      out = decoder_model.forward(cache, embedding.embed(std::vector<std::int64_t>{token}, nullptr), positions(prompt + step, prompt + step + 1));
-    }
-    const double decode_s = bench::seconds_since(decode_start);
-    const double decode_rate = static_cast<double>(decode) / decode_s;
-    std::printf("prefill %lld tokens: %.0f ms (%.1f tok/s)\n", static_cast<long long>(prompt), prefill_s * 1000,
-                static_cast<double>(prompt) / prefill_s);
-    std::printf("decode %lld tokens: %.1f tok/s (%.0f%% of the bandwidth bound)\n", static_cast<long long>(decode), decode_rate,
-                100.0 * decode_rate * bytes_per_token / (bandwidth * 1e9));
+    run(argv[1], parse_options(argc, argv));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "decode_bench: %s\n", e.what());
     return 1;

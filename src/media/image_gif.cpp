@@ -187,20 +187,27 @@ void decode_lzw(GifReader& reader, int min_code_bits, std::span<std::uint8_t> ou
   }
 }
 
-}  // namespace
+// The logical screen descriptor and the global colour table.
+struct Screen {
+  std::int64_t width = 0;
+  std::int64_t height = 0;
+  Palette palette;
+};
 
-DecodedImage decode_gif(Bytes bytes, const std::string& label, const ImageLimits& limits) {
-  GifReader reader(bytes, label);
+Screen read_screen(GifReader& reader) {
   reader.take(6, "signature");
-  std::int64_t width = reader.u16("screen descriptor");
-  std::int64_t height = reader.u16("screen descriptor");
-  const std::uint8_t screen_flags = reader.byte("screen descriptor");
+  Screen screen;
+  screen.width = reader.u16("screen descriptor");
+  screen.height = reader.u16("screen descriptor");
+  const std::uint8_t flags = reader.byte("screen descriptor");
   reader.take(2, "screen descriptor");  // background index, aspect ratio: unused by PIL's frame 0
-  Palette global;
-  if (screen_flags & 0x80) global = read_palette(reader, (screen_flags & 7) + 1);
+  if (flags & 0x80) screen.palette = read_palette(reader, (flags & 7) + 1);
+  return screen;
+}
 
-  // Blocks up to the first image: PIL keeps the last graphic control extension's transparency
-  // and silently skips stray bytes between blocks.
+// Reads the blocks up to the first image descriptor and returns the transparent index: PIL keeps
+// the last graphic control extension's transparency and silently skips stray bytes between blocks.
+std::optional<std::uint8_t> skip_to_first_image(GifReader& reader, const std::string& label) {
   std::optional<std::uint8_t> transparency;
   while (true) {
     if (reader.at_end()) throw InvalidInput(label + ": the GIF file has no image (it ends before one)");
@@ -218,48 +225,63 @@ DecodedImage decode_gif(Bytes bytes, const std::string& label, const ImageLimits
       }
       reader.skip_sub_blocks("extension");
     } else if (introducer == 0x2C) {
-      break;
+      return transparency;
     }
   }
-  const std::int64_t x0 = reader.u16("image descriptor");
-  const std::int64_t y0 = reader.u16("image descriptor");
-  const std::int64_t frame_width = reader.u16("image descriptor");
-  const std::int64_t frame_height = reader.u16("image descriptor");
-  const std::uint8_t image_flags = reader.byte("image descriptor");
-  const bool has_local = (image_flags & 0x80) != 0;
-  const Palette local = has_local ? read_palette(reader, (image_flags & 7) + 1) : Palette{};
-  const Palette& palette = has_local ? local : global;
-  const int min_code_bits = reader.byte("image data");
+}
+
+// The image descriptor, the local colour table and the LZW minimum code size.
+struct Frame {
+  std::int64_t x0 = 0;
+  std::int64_t y0 = 0;
+  std::int64_t width = 0;
+  std::int64_t height = 0;
+  bool interlaced = false;
+  std::optional<Palette> local_palette;
+  int min_code_bits = 0;
+};
+
+Frame read_frame(GifReader& reader, const std::string& label) {
+  Frame frame;
+  frame.x0 = reader.u16("image descriptor");
+  frame.y0 = reader.u16("image descriptor");
+  frame.width = reader.u16("image descriptor");
+  frame.height = reader.u16("image descriptor");
+  const std::uint8_t flags = reader.byte("image descriptor");
+  frame.interlaced = (flags & 0x40) != 0;
+  if (flags & 0x80) frame.local_palette = read_palette(reader, (flags & 7) + 1);
+  frame.min_code_bits = reader.byte("image data");
   // PIL accepts minimum code sizes up to 12 and keeps the low byte of wider literals.
-  if (min_code_bits > kMaxCodeBits) {
-    throw InvalidInput(label + ": corrupt GIF image data (LZW minimum code size " + std::to_string(min_code_bits) + ")");
+  if (frame.min_code_bits > kMaxCodeBits) {
+    throw InvalidInput(label + ": corrupt GIF image data (LZW minimum code size " +
+                       std::to_string(frame.min_code_bits) + ")");
   }
-  if (frame_width == 0 || frame_height == 0) throw InvalidInput(label + ": the first GIF frame is empty");
-  width = std::max(width, x0 + frame_width);  // PIL grows the canvas to hold the frame
-  height = std::max(height, y0 + frame_height);
-  check_image_size(width, height, limits, label);
+  if (frame.width == 0 || frame.height == 0) throw InvalidInput(label + ": the first GIF frame is empty");
+  return frame;
+}
 
-  std::vector<std::uint8_t> frame(static_cast<std::size_t>(frame_width * frame_height));
-  decode_lzw(reader, min_code_bits, frame, label);
-
-  std::vector<std::uint8_t> canvas(static_cast<std::size_t>(width * height), transparency.value_or(0));
+// The frame's indices drawn in place on a canvas filled with `background`.
+std::vector<std::uint8_t> place_on_canvas(const std::vector<std::uint8_t>& indices, const Frame& frame,
+                                          std::int64_t width, std::int64_t height, std::uint8_t background) {
+  std::vector<std::uint8_t> canvas(static_cast<std::size_t>(width * height), background);
   // Interlaced frames store rows 0, 8, 16, ... then 4, 12, ..., then 2, 6, ..., then 1, 3, ...
   std::int64_t stored = 0;
-  const bool interlaced = (image_flags & 0x40) != 0;
   constexpr std::array<std::array<int, 2>, 4> kPasses = {{{0, 8}, {4, 8}, {2, 4}, {1, 2}}};
-  for (std::size_t pass = 0; pass < (interlaced ? kPasses.size() : 1); ++pass) {
-    const std::int64_t start = interlaced ? kPasses[pass][0] : 0;
-    const std::int64_t step = interlaced ? kPasses[pass][1] : 1;
-    for (std::int64_t row = start; row < frame_height; row += step, ++stored) {
-      const auto* src = frame.data() + stored * frame_width;
-      std::copy(src, src + frame_width, canvas.begin() + (y0 + row) * width + x0);
+  for (std::size_t pass = 0; pass < (frame.interlaced ? kPasses.size() : 1); ++pass) {
+    const std::int64_t start = frame.interlaced ? kPasses[pass][0] : 0;
+    const std::int64_t step = frame.interlaced ? kPasses[pass][1] : 1;
+    for (std::int64_t row = start; row < frame.height; row += step, ++stored) {
+      const auto* src = indices.data() + stored * frame.width;
+      std::copy(src, src + frame.width, canvas.begin() + (frame.y0 + row) * width + frame.x0);
     }
   }
+  return canvas;
+}
 
-  DecodedImage out;
-  out.image = make_image(width, height);
+// PIL's convert("RGB"): palette colours, black beyond the palette, grey levels without one.
+void paint(const std::vector<std::uint8_t>& canvas, const Palette& palette, RgbImage& image) {
   for (std::size_t i = 0; i < canvas.size(); ++i) {
-    std::uint8_t* dst = out.image.pixels.data() + 3 * i;
+    std::uint8_t* dst = image.pixels.data() + 3 * i;
     const std::uint8_t index = canvas[i];
     if (palette.colors.empty()) {
       dst[0] = dst[1] = dst[2] = index;
@@ -269,6 +291,27 @@ DecodedImage decode_gif(Bytes bytes, const std::string& label, const ImageLimits
       dst[2] = palette.colors[index][2];
     }
   }
+}
+
+}  // namespace
+
+DecodedImage decode_gif(Bytes bytes, const std::string& label, const ImageLimits& limits) {
+  GifReader reader(bytes, label);
+  const Screen screen = read_screen(reader);
+  const std::optional<std::uint8_t> transparency = skip_to_first_image(reader, label);
+  const Frame frame = read_frame(reader, label);
+  const Palette& palette = frame.local_palette ? *frame.local_palette : screen.palette;
+  const std::int64_t width = std::max(screen.width, frame.x0 + frame.width);  // PIL grows the canvas to hold the frame
+  const std::int64_t height = std::max(screen.height, frame.y0 + frame.height);
+  check_image_size(width, height, limits, label);
+
+  std::vector<std::uint8_t> indices(static_cast<std::size_t>(frame.width * frame.height));
+  decode_lzw(reader, frame.min_code_bits, indices, label);
+  const std::vector<std::uint8_t> canvas = place_on_canvas(indices, frame, width, height, transparency.value_or(0));
+
+  DecodedImage out;
+  out.image = make_image(width, height);
+  paint(canvas, palette, out.image);
   return out;
 }
 

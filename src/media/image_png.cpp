@@ -112,8 +112,37 @@ class PngReader {
   png_infop end_info_ = nullptr;
 };
 
+// The EXIF block in ImageMagick's "Raw profile type exif" text: lines "", "exif", "<length>", then
+// hex digits over any number of lines. Nullopt when the text is not such a profile.
+std::optional<std::vector<std::uint8_t>> raw_profile_exif(std::string_view text) {
+  std::size_t at = 0;
+  for (int line = 0; line < 3 && at != std::string_view::npos; ++line) {
+    at = text.find('\n', at);
+    if (at != std::string_view::npos) ++at;
+  }
+  if (at == std::string_view::npos) return std::nullopt;
+  std::vector<std::uint8_t> bytes;
+  int high = -1;
+  for (const char c : text.substr(at)) {
+    int digit = -1;
+    if (c >= '0' && c <= '9') digit = c - '0';
+    if (c >= 'a' && c <= 'f') digit = c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') digit = c - 'A' + 10;
+    if (c == '\n' || c == ' ') continue;
+    if (digit < 0) return std::nullopt;
+    if (high < 0) {
+      high = digit;
+    } else {
+      bytes.push_back(static_cast<std::uint8_t>(high * 16 + digit));
+      high = -1;
+    }
+  }
+  if (high >= 0) return std::nullopt;  // an odd number of digits
+  return bytes;
+}
+
 // EXIF and XMP as PIL's PNG plugin finds them: the eXIf chunk, else ImageMagick's
-// "Raw profile type exif" text (hex after three header lines); XMP in the XML:com.adobe.xmp text.
+// "Raw profile type exif" text; XMP in the XML:com.adobe.xmp text.
 void read_metadata(png_structp png, png_infop info, DecodedImage& out) {
 #ifdef PNG_eXIf_SUPPORTED
   png_bytep exif = nullptr;
@@ -131,34 +160,101 @@ void read_metadata(png_structp png, png_infop info, DecodedImage& out) {
     if (key == "XML:com.adobe.xmp") {
       out.xmp.emplace(text);
     } else if (key == "Raw profile type exif" && !out.exif) {
-      // Lines: "", "exif", "<length>", then hex digits over any number of lines.
-      std::size_t at = 0;
-      for (int line = 0; line < 3 && at != std::string_view::npos; ++line) {
-        at = text.find('\n', at);
-        if (at != std::string_view::npos) ++at;
-      }
-      if (at == std::string_view::npos) continue;
-      std::vector<std::uint8_t> bytes;
-      int high = -1;
-      bool valid = true;
-      for (const char c : text.substr(at)) {
-        int digit = -1;
-        if (c >= '0' && c <= '9') digit = c - '0';
-        if (c >= 'a' && c <= 'f') digit = c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') digit = c - 'A' + 10;
-        if (c == '\n' || c == ' ') continue;
-        if (digit < 0) {
-          valid = false;
-          break;
-        }
-        if (high < 0) {
-          high = digit;
+      if (auto bytes = raw_profile_exif(text)) out.exif = std::move(*bytes);
+    }
+  }
+}
+
+// The image data as libpng delivers it: one byte per sample (two, high first, at 16 bits).
+struct PngSamples {
+  std::vector<std::uint8_t> data;
+  std::vector<png_bytep> rows;  // into data
+  bool has_trailer = false;     // the chunks after the image data were read too
+};
+
+PngSamples read_samples(PngReader& reader, const PngHeader& header, const std::string& label) {
+  const auto height = static_cast<std::size_t>(header.height);
+  PngSamples samples;
+  samples.data.resize(header.row_bytes * height);
+  samples.rows.resize(height);
+  for (std::size_t y = 0; y < height; ++y) samples.rows[y] = samples.data.data() + y * header.row_bytes;
+  if (read_rows(reader.png(), reader.errors(), samples.rows.data())) {
+    // PIL reads the chunks after the image data too (an eXIf there still counts) but tolerates a
+    // damaged tail, even a missing IEND: what was read before a failure here still counts.
+    read_trailer(reader.png(), reader.end_info(), reader.errors());
+    samples.has_trailer = true;
+  } else {
+    // PIL stops reading as soon as the last row is complete. libpng goes on to check the end of
+    // the compressed stream, so an error there (a bad zlib checksum, damage right after the
+    // image data) still leaves a complete image: libpng has moved past the last row of the last
+    // pass (pass 7 when interlaced) only once every row was written.
+    const bool interlaced = png_get_interlace_type(reader.png(), reader.info()) != PNG_INTERLACE_NONE;
+    const bool complete = interlaced ? png_get_current_pass_number(reader.png()) >= 7
+                                     : png_get_current_row_number(reader.png()) >= header.height;
+    if (!complete) throw InvalidInput(label + ": corrupt or truncated PNG file (" + reader.message() + ")");
+  }
+  return samples;
+}
+
+// What PIL's convert("RGB") needs to know about the samples.
+struct SampleFormat {
+  int color_type = 0;
+  bool wide = false;  // 16 bits per sample
+  int grey_scale = 1;  // low-bit grey to 0..255
+  png_colorp palette = nullptr;
+  int palette_size = 0;
+};
+
+SampleFormat sample_format(PngReader& reader, const PngHeader& header) {
+  SampleFormat format;
+  format.color_type = header.color_type;
+  format.wide = header.bit_depth == 16;
+  if (header.color_type == PNG_COLOR_TYPE_PALETTE) {
+    png_get_PLTE(reader.png(), reader.info(), &format.palette, &format.palette_size);
+  }
+  // Low-bit grey scales to 0..255 the way PIL unpacks it (1-bit is PIL mode "1": 0 or 255).
+  format.grey_scale = header.bit_depth < 8 ? 255 / ((1 << header.bit_depth) - 1) : 1;
+  return format;
+}
+
+void convert_row(const std::uint8_t* row, std::uint8_t* dst, std::int64_t width, const SampleFormat& format,
+                 const std::string& label) {
+  const std::size_t sample_bytes = format.wide ? 2 : 1;
+  for (std::int64_t x = 0; x < width; ++x, dst += 3) {
+    const auto sample = [&](std::size_t channel, std::size_t channels) {
+      return row + (static_cast<std::size_t>(x) * channels + channel) * sample_bytes;  // high byte first
+    };
+    switch (format.color_type) {
+      case PNG_COLOR_TYPE_GRAY: {
+        const std::uint8_t* s = sample(0, 1);
+        std::uint8_t value = 0;
+        if (format.wide) {
+          const unsigned v = (unsigned{s[0]} << 8) | s[1];
+          value = static_cast<std::uint8_t>(v > 255 ? 255 : v);  // PIL clips I;16 to L
         } else {
-          bytes.push_back(static_cast<std::uint8_t>(high * 16 + digit));
-          high = -1;
+          value = static_cast<std::uint8_t>(s[0] * format.grey_scale);
         }
+        dst[0] = dst[1] = dst[2] = value;
+        break;
       }
-      if (valid && high < 0) out.exif = std::move(bytes);
+      case PNG_COLOR_TYPE_GRAY_ALPHA: dst[0] = dst[1] = dst[2] = *sample(0, 2); break;
+      case PNG_COLOR_TYPE_RGB:
+        for (std::size_t c = 0; c < 3; ++c) dst[c] = *sample(c, 3);
+        break;
+      case PNG_COLOR_TYPE_RGB_ALPHA:
+        for (std::size_t c = 0; c < 3; ++c) dst[c] = *sample(c, 4);
+        break;
+      case PNG_COLOR_TYPE_PALETTE: {
+        const int index = row[x];
+        if (index < format.palette_size) {
+          dst[0] = format.palette[index].red;
+          dst[1] = format.palette[index].green;
+          dst[2] = format.palette[index].blue;
+        }
+        break;
+      }
+      default:
+        throw Unsupported(label + ": PNG colour type " + std::to_string(format.color_type));
     }
   }
 }
@@ -173,81 +269,17 @@ DecodedImage decode_png(Bytes file, const std::string& label, const ImageLimits&
   }
   const std::int64_t width = header.width, height = header.height;
   check_image_size(width, height, limits, label);
-
-  std::vector<std::uint8_t> samples(header.row_bytes * static_cast<std::size_t>(height));
-  std::vector<png_bytep> rows(static_cast<std::size_t>(height));
-  for (std::size_t y = 0; y < rows.size(); ++y) rows[y] = samples.data() + y * header.row_bytes;
-  bool read_tail = false;
-  if (read_rows(reader.png(), reader.errors(), rows.data())) {
-    // PIL reads the chunks after the image data too (an eXIf there still counts) but tolerates a
-    // damaged tail, even a missing IEND: what was read before a failure here still counts.
-    read_trailer(reader.png(), reader.end_info(), reader.errors());
-    read_tail = true;
-  } else {
-    // PIL stops reading as soon as the last row is complete. libpng goes on to check the end of
-    // the compressed stream, so an error there (a bad zlib checksum, damage right after the
-    // image data) still leaves a complete image: libpng has moved past the last row of the last
-    // pass (pass 7 when interlaced) only once every row was written.
-    const bool interlaced = png_get_interlace_type(reader.png(), reader.info()) != PNG_INTERLACE_NONE;
-    const bool complete = interlaced ? png_get_current_pass_number(reader.png()) >= 7
-                                     : png_get_current_row_number(reader.png()) >= header.height;
-    if (!complete) throw InvalidInput(label + ": corrupt or truncated PNG file (" + reader.message() + ")");
-  }
+  const PngSamples samples = read_samples(reader, header, label);
 
   DecodedImage out;
   read_metadata(reader.png(), reader.info(), out);
-  if (read_tail) read_metadata(reader.png(), reader.end_info(), out);
+  if (samples.has_trailer) read_metadata(reader.png(), reader.end_info(), out);
 
   out.image = make_image(width, height);
-  std::uint8_t* rgb = out.image.pixels.data();
-  const bool wide = header.bit_depth == 16;
-  const std::size_t sample_bytes = wide ? 2 : 1;
-  png_colorp palette = nullptr;
-  int palette_size = 0;
-  if (header.color_type == PNG_COLOR_TYPE_PALETTE) png_get_PLTE(reader.png(), reader.info(), &palette, &palette_size);
-  // Low-bit grey scales to 0..255 the way PIL unpacks it (1-bit is PIL mode "1": 0 or 255).
-  const int grey_scale = header.bit_depth < 8 ? 255 / ((1 << header.bit_depth) - 1) : 1;
-
+  const SampleFormat format = sample_format(reader, header);
   for (std::int64_t y = 0; y < height; ++y) {
-    const std::uint8_t* row = rows[static_cast<std::size_t>(y)];
-    std::uint8_t* dst = rgb + static_cast<std::size_t>(y * width * 3);
-    for (std::int64_t x = 0; x < width; ++x, dst += 3) {
-      const auto sample = [&](std::size_t channel, std::size_t channels) {
-        return row + (static_cast<std::size_t>(x) * channels + channel) * sample_bytes;  // high byte first
-      };
-      switch (header.color_type) {
-        case PNG_COLOR_TYPE_GRAY: {
-          const std::uint8_t* s = sample(0, 1);
-          std::uint8_t value = 0;
-          if (wide) {
-            const unsigned v = (unsigned{s[0]} << 8) | s[1];
-            value = static_cast<std::uint8_t>(v > 255 ? 255 : v);  // PIL clips I;16 to L
-          } else {
-            value = static_cast<std::uint8_t>(s[0] * grey_scale);
-          }
-          dst[0] = dst[1] = dst[2] = value;
-          break;
-        }
-        case PNG_COLOR_TYPE_GRAY_ALPHA: dst[0] = dst[1] = dst[2] = *sample(0, 2); break;
-        case PNG_COLOR_TYPE_RGB:
-          for (std::size_t c = 0; c < 3; ++c) dst[c] = *sample(c, 3);
-          break;
-        case PNG_COLOR_TYPE_RGB_ALPHA:
-          for (std::size_t c = 0; c < 3; ++c) dst[c] = *sample(c, 4);
-          break;
-        case PNG_COLOR_TYPE_PALETTE: {
-          const int index = row[x];
-          if (index < palette_size) {
-            dst[0] = palette[index].red;
-            dst[1] = palette[index].green;
-            dst[2] = palette[index].blue;
-          }
-          break;
-        }
-        default:
-          throw Unsupported(label + ": PNG colour type " + std::to_string(header.color_type));
-      }
-    }
+    convert_row(samples.rows[static_cast<std::size_t>(y)], out.image.pixels.data() + static_cast<std::size_t>(y * width * 3),
+                width, format, label);
   }
   return out;
 }

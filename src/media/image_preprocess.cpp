@@ -1,7 +1,9 @@
 #include "media/image_preprocess.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <utility>
 
 #include "math/vision_geometry.h"
 #include "q3vl/error.h"
@@ -163,8 +165,10 @@ RgbImage resize_bicubic_antialias(const RgbImage& image, std::int64_t height, st
   return current;
 }
 
-ImageInput preprocess_image(const RgbImage& image, const ModelConfig& config, const PreprocessOptions& options) {
-  const VisionConfig& vision = config.vision;
+namespace {
+
+// The exported vision graph assumes RGB input and 2x2 merging; the image must hold its pixels.
+void check_preprocess_input(const RgbImage& image, const VisionConfig& vision) {
   const std::int64_t patch = vision.patch_size, merge = vision.spatial_merge_size;
   const std::int64_t frames = vision.temporal_patch_size, channels = vision.in_channels;
   if (merge != 2 || channels != 3 || patch <= 0 || frames <= 0) {
@@ -176,36 +180,46 @@ ImageInput preprocess_image(const RgbImage& image, const ModelConfig& config, co
     throw InvalidInput("image of " + size_text(image.height, image.width) + " pixels with " +
                        std::to_string(image.pixels.size()) + " bytes of RGB data");
   }
-  const auto [height, width] = [&] {
-    try {
-      return smart_resize(image.height, image.width, patch * merge, options.min_pixels, options.max_pixels);
-    } catch (const InvalidInput& e) {
-      if (image.source.empty()) throw;
-      throw InvalidInput(image.source + ": " + e.what());  // which of the user's images
-    }
-  }();
-  RgbImage resized;
-  const bool same_size = height == image.height && width == image.width;  // torchvision skips the resize
-  if (!same_size) resized = resize_bicubic_antialias(image, height, width);
-  const RgbImage& pixels = same_size ? image : resized;
+}
 
-  // HF folds rescale into normalize: mean' = mean * (1 / rescale_factor), std' likewise, in float32,
-  // then (x - mean') / std' in float32. One lookup table per channel holds the 256 results.
+// smart_resize's (height, width), its errors naming which of the user's images it was.
+std::pair<std::int64_t, std::int64_t> target_size(const RgbImage& image, std::int64_t factor,
+                                                  const PreprocessOptions& options) {
+  try {
+    return smart_resize(image.height, image.width, factor, options.min_pixels, options.max_pixels);
+  } catch (const InvalidInput& e) {
+    if (image.source.empty()) throw;
+    throw InvalidInput(image.source + ": " + e.what());
+  }
+}
+
+// HF folds rescale into normalize: mean' = mean * (1 / rescale_factor), std' likewise, in float32,
+// then (x - mean') / std' in float32. One lookup table per channel holds the 256 results.
+using NormalizeTables = std::array<std::array<float, 256>, 3>;
+
+NormalizeTables normalize_tables(const PreprocessOptions& options) {
   const auto inverse_rescale = static_cast<float>(1.0 / options.rescale_factor);
-  std::array<std::array<float, 256>, 3> normalized{};
+  NormalizeTables normalized{};
   for (std::size_t c = 0; c < 3; ++c) {
     const float mean = options.mean[c] * inverse_rescale;
     const float deviation = options.std[c] * inverse_rescale;
     for (int v = 0; v < 256; ++v) normalized[c][static_cast<std::size_t>(v)] = (static_cast<float>(v) - mean) / deviation;
   }
+  return normalized;
+}
 
+// The resized image cut into patches, one row of C*Tp*P*P values per patch, in the patch order
+// the exported vision graph derives from image_grid_thw.
+ImageInput patchify(const RgbImage& pixels, std::int64_t height, std::int64_t width, const VisionConfig& vision,
+                    const NormalizeTables& normalized) {
+  const std::int64_t patch = vision.patch_size;
+  const std::int64_t frames = vision.temporal_patch_size, channels = vision.in_channels;
   ImageInput out;
   out.grid = {1, height / patch, width / patch};
   const std::int64_t row_size = channels * frames * patch * patch;
   out.pixel_values.resize(static_cast<std::size_t>(out.grid.patches() * row_size));
   vision_geometry::ScalarArith arith;
   for (std::int64_t index = 0; index < out.grid.patches(); ++index) {
-    // The same patch order the exported vision graph derives from image_grid_thw.
     const auto [patch_row, patch_col] = vision_geometry::patch_row_col(arith, index, out.grid.w);
     float* row = out.pixel_values.data() + index * row_size;
     for (std::int64_t c = 0; c < channels; ++c) {
@@ -220,6 +234,18 @@ ImageInput preprocess_image(const RgbImage& image, const ModelConfig& config, co
     }
   }
   return out;
+}
+
+}  // namespace
+
+ImageInput preprocess_image(const RgbImage& image, const ModelConfig& config, const PreprocessOptions& options) {
+  const VisionConfig& vision = config.vision;
+  check_preprocess_input(image, vision);
+  const auto [height, width] = target_size(image, vision.patch_size * vision.spatial_merge_size, options);
+  RgbImage resized;
+  const bool same_size = height == image.height && width == image.width;  // torchvision skips the resize
+  if (!same_size) resized = resize_bicubic_antialias(image, height, width);
+  return patchify(same_size ? image : resized, height, width, vision, normalize_tables(options));
 }
 
 }  // namespace q3vl

@@ -131,25 +131,18 @@ void validate(const ModelConfig& c, const std::string& source) {
   }
 }
 
-}  // namespace
-
-std::int64_t VisionConfig::position_grid_side() const {
-  return static_cast<std::int64_t>(std::sqrt(static_cast<double>(num_position_embeddings)));
-}
-
-ModelConfig parse_model_config(const JsonField& root) {
-  root.require_object();
-  const std::string& source = root.file();
+void check_model_type(const JsonField& root) {
   const std::string model_type = root.string("model_type", "");
   if (model_type == "qwen3_vl_moe") {
-    throw Unsupported(source + ": Qwen3-VL MoE checkpoints (qwen3_vl_moe) are not supported yet");
+    throw Unsupported(root.file() + ": Qwen3-VL MoE checkpoints (qwen3_vl_moe) are not supported yet");
   }
   if (model_type != "qwen3_vl") {
-    throw InvalidInput(source + ": model_type is \"" + model_type + "\", expected \"qwen3_vl\"");
+    throw InvalidInput(root.file() + ": model_type is \"" + model_type + "\", expected \"qwen3_vl\"");
   }
-  ModelConfig c;
-  const JsonField text = root.object("text_config");
-  TextConfig& t = c.text;
+}
+
+TextConfig read_text_config(const JsonField& text) {
+  TextConfig t;
   t.vocab_size = size_field(text, "vocab_size");
   t.hidden_size = size_field(text, "hidden_size");
   t.intermediate_size = size_field(text, "intermediate_size");
@@ -173,12 +166,14 @@ ModelConfig parse_model_config(const JsonField& root) {
   t.hidden_act = text.string("hidden_act", "silu");
   t.bos_token_id = token_id(text, "bos_token_id", -1);
   t.eos_token_id = token_id(text, "eos_token_id", -1);
-  if (t.attention_bias) throw Unsupported(source + ": text_config.attention_bias = true");
+  if (t.attention_bias) throw Unsupported(text.file() + ": text_config.attention_bias = true");
   if (t.hidden_act != "silu") text.at("hidden_act").fail("\"" + t.hidden_act + "\" is not supported (only silu)");
   read_rope(text, t);
+  return t;
+}
 
-  const JsonField vision = root.object("vision_config");
-  VisionConfig& v = c.vision;
+VisionConfig read_vision_config(const JsonField& vision) {
+  VisionConfig v;
   v.depth = size_field(vision, "depth");
   v.hidden_size = size_field(vision, "hidden_size");
   v.intermediate_size = size_field(vision, "intermediate_size");
@@ -198,33 +193,12 @@ ModelConfig parse_model_config(const JsonField& root) {
   if (v.hidden_act != "gelu_pytorch_tanh") {
     vision.at("hidden_act").fail("\"" + v.hidden_act + "\" is not supported (only gelu_pytorch_tanh)");
   }
-
-  c.image_token_id = root.integer("image_token_id", 151655);
-  c.video_token_id = root.integer("video_token_id", 151656);
-  c.vision_start_token_id = root.integer("vision_start_token_id", 151652);
-  c.vision_end_token_id = root.integer("vision_end_token_id", 151653);
-  // Top level wins (HF ties from the outer config); older files carry it only in text_config.
-  c.tie_word_embeddings = root.boolean("tie_word_embeddings", text.boolean("tie_word_embeddings", false));
-  validate(c, source);
-  return c;
+  return v;
 }
 
-ModelConfig parse_model_config(const json& root_json, const std::string& source) {
-  return parse_model_config(JsonField(root_json, source));
-}
-
-ModelConfig parse_model_config_text(const std::string& text, const std::string& source) {
-  return parse_model_config(parse_json_bounded(text, source), source);
-}
-
-ModelConfig load_model_config(const std::filesystem::path& config_json) {
-  return parse_model_config(read_json_bounded(config_json), config_json.string());
-}
-
-json to_config_json(const ModelConfig& c) {
+json text_config_json(const ModelConfig& c) {
   const TextConfig& t = c.text;
-  const VisionConfig& v = c.vision;
-  json text = {
+  return {
       {"attention_bias", false},
       {"attention_dropout", 0.0},
       {"bos_token_id", t.bos_token_id},
@@ -248,7 +222,10 @@ json to_config_json(const ModelConfig& c) {
       {"use_cache", true},
       {"vocab_size", t.vocab_size},
   };
-  json vision = {
+}
+
+json vision_config_json(const VisionConfig& v) {
+  return {
       {"deepstack_visual_indexes", v.deepstack_visual_indexes},
       {"depth", v.depth},
       {"hidden_act", v.hidden_act},
@@ -264,15 +241,53 @@ json to_config_json(const ModelConfig& c) {
       {"spatial_merge_size", v.spatial_merge_size},
       {"temporal_patch_size", v.temporal_patch_size},
   };
+}
+
+}  // namespace
+
+std::int64_t VisionConfig::position_grid_side() const {
+  return static_cast<std::int64_t>(std::sqrt(static_cast<double>(num_position_embeddings)));
+}
+
+ModelConfig parse_model_config(const JsonField& root) {
+  root.require_object();
+  check_model_type(root);
+  ModelConfig c;
+  const JsonField text = root.object("text_config");
+  c.text = read_text_config(text);
+  c.vision = read_vision_config(root.object("vision_config"));
+  c.image_token_id = root.integer("image_token_id", 151655);
+  c.video_token_id = root.integer("video_token_id", 151656);
+  c.vision_start_token_id = root.integer("vision_start_token_id", 151652);
+  c.vision_end_token_id = root.integer("vision_end_token_id", 151653);
+  // Top level wins (HF ties from the outer config); older files carry it only in text_config.
+  c.tie_word_embeddings = root.boolean("tie_word_embeddings", text.boolean("tie_word_embeddings", false));
+  validate(c, root.file());
+  return c;
+}
+
+ModelConfig parse_model_config(const json& root_json, const std::string& source) {
+  return parse_model_config(JsonField(root_json, source));
+}
+
+ModelConfig parse_model_config_text(const std::string& text, const std::string& source) {
+  return parse_model_config(parse_json_bounded(text, source), source);
+}
+
+ModelConfig load_model_config(const std::filesystem::path& config_json) {
+  return parse_model_config(read_json_bounded(config_json), config_json.string());
+}
+
+json to_config_json(const ModelConfig& c) {
   return json{
       {"architectures", {"Qwen3VLForConditionalGeneration"}},
       {"image_token_id", c.image_token_id},
       {"model_type", "qwen3_vl"},
-      {"text_config", text},
+      {"text_config", text_config_json(c)},
       {"tie_word_embeddings", c.tie_word_embeddings},
       {"transformers_version", "4.57.0.dev0"},
       {"video_token_id", c.video_token_id},
-      {"vision_config", vision},
+      {"vision_config", vision_config_json(c.vision)},
       {"vision_end_token_id", c.vision_end_token_id},
       {"vision_start_token_id", c.vision_start_token_id},
   };

@@ -19,67 +19,88 @@ std::string text_layer(std::int64_t layer, const std::string& leaf) {
 
 namespace q3vl {
 
-std::vector<TensorSpec> expected_tensors(const ModelConfig& config) {
-  using Init = TensorSpec::Init;
-  const VisionConfig& v = config.vision;
-  const TextConfig& t = config.text;
+namespace {
+
+using Init = TensorSpec::Init;
+
+void add(std::vector<TensorSpec>& out, std::string name, std::vector<std::int64_t> shape, Init init = Init::Random) {
+  out.push_back(TensorSpec{std::move(name), std::move(shape), true, init});
+}
+
+void add_vision_block(std::vector<TensorSpec>& out, const VisionConfig& v, std::int64_t i) {
+  const std::int64_t D = v.hidden_size;
+  add(out, names::vision_block(i, "norm1.weight"), {D}, Init::Ones);
+  add(out, names::vision_block(i, "norm1.bias"), {D}, Init::Zeros);
+  add(out, names::vision_block(i, "norm2.weight"), {D}, Init::Ones);
+  add(out, names::vision_block(i, "norm2.bias"), {D}, Init::Zeros);
+  add(out, names::vision_block(i, "attn.qkv.weight"), {3 * D, D});
+  add(out, names::vision_block(i, "attn.qkv.bias"), {3 * D}, Init::Zeros);
+  add(out, names::vision_block(i, "attn.proj.weight"), {D, D});
+  add(out, names::vision_block(i, "attn.proj.bias"), {D}, Init::Zeros);
+  add(out, names::vision_block(i, "mlp.linear_fc1.weight"), {v.intermediate_size, D});
+  add(out, names::vision_block(i, "mlp.linear_fc1.bias"), {v.intermediate_size}, Init::Zeros);
+  add(out, names::vision_block(i, "mlp.linear_fc2.weight"), {D, v.intermediate_size});
+  add(out, names::vision_block(i, "mlp.linear_fc2.bias"), {D}, Init::Zeros);
+}
+
+// A patch merger: `name_of` gives the full name of each of its tensors.
+template <typename NameOf>
+void add_merger(std::vector<TensorSpec>& out, const VisionConfig& v, NameOf name_of, std::int64_t norm_size) {
+  const std::int64_t merged = v.hidden_size * v.spatial_merge_size * v.spatial_merge_size;
+  add(out, name_of("norm.weight"), {norm_size}, Init::Ones);
+  add(out, name_of("norm.bias"), {norm_size}, Init::Zeros);
+  add(out, name_of("linear_fc1.weight"), {merged, merged});
+  add(out, name_of("linear_fc1.bias"), {merged}, Init::Zeros);
+  add(out, name_of("linear_fc2.weight"), {v.out_hidden_size, merged});
+  add(out, name_of("linear_fc2.bias"), {v.out_hidden_size}, Init::Zeros);
+}
+
+void add_vision_tensors(std::vector<TensorSpec>& out, const VisionConfig& v) {
   const std::int64_t D = v.hidden_size;
   const std::int64_t merged = D * v.spatial_merge_size * v.spatial_merge_size;
-  const std::int64_t H = t.hidden_size;
-  std::vector<TensorSpec> out;
-  auto add = [&out](std::string name, std::vector<std::int64_t> shape, Init init = Init::Random) {
-    out.push_back(TensorSpec{std::move(name), std::move(shape), true, init});
-  };
-
-  add(names::kPatchEmbedWeight, {D, v.in_channels, v.temporal_patch_size, v.patch_size, v.patch_size});
-  add(names::kPatchEmbedBias, {D}, Init::Zeros);
-  add(names::kPositionEmbedding, {v.num_position_embeddings, D});
-  for (std::int64_t i = 0; i < v.depth; ++i) {
-    add(names::vision_block(i, "norm1.weight"), {D}, Init::Ones);
-    add(names::vision_block(i, "norm1.bias"), {D}, Init::Zeros);
-    add(names::vision_block(i, "norm2.weight"), {D}, Init::Ones);
-    add(names::vision_block(i, "norm2.bias"), {D}, Init::Zeros);
-    add(names::vision_block(i, "attn.qkv.weight"), {3 * D, D});
-    add(names::vision_block(i, "attn.qkv.bias"), {3 * D}, Init::Zeros);
-    add(names::vision_block(i, "attn.proj.weight"), {D, D});
-    add(names::vision_block(i, "attn.proj.bias"), {D}, Init::Zeros);
-    add(names::vision_block(i, "mlp.linear_fc1.weight"), {v.intermediate_size, D});
-    add(names::vision_block(i, "mlp.linear_fc1.bias"), {v.intermediate_size}, Init::Zeros);
-    add(names::vision_block(i, "mlp.linear_fc2.weight"), {D, v.intermediate_size});
-    add(names::vision_block(i, "mlp.linear_fc2.bias"), {D}, Init::Zeros);
-  }
-  auto add_merger = [&](auto name_of, std::int64_t norm_size) {
-    add(name_of("norm.weight"), {norm_size}, Init::Ones);
-    add(name_of("norm.bias"), {norm_size}, Init::Zeros);
-    add(name_of("linear_fc1.weight"), {merged, merged});
-    add(name_of("linear_fc1.bias"), {merged}, Init::Zeros);
-    add(name_of("linear_fc2.weight"), {v.out_hidden_size, merged});
-    add(name_of("linear_fc2.bias"), {v.out_hidden_size}, Init::Zeros);
-  };
-  add_merger([](const std::string& leaf) { return names::merger(leaf); }, D);  // norm before 2x2 concat
+  add(out, names::kPatchEmbedWeight, {D, v.in_channels, v.temporal_patch_size, v.patch_size, v.patch_size});
+  add(out, names::kPatchEmbedBias, {D}, Init::Zeros);
+  add(out, names::kPositionEmbedding, {v.num_position_embeddings, D});
+  for (std::int64_t i = 0; i < v.depth; ++i) add_vision_block(out, v, i);
+  add_merger(out, v, [](const std::string& leaf) { return names::merger(leaf); }, D);  // norm before 2x2 concat
   for (std::size_t j = 0; j < v.deepstack_visual_indexes.size(); ++j) {
-    add_merger([j](const std::string& leaf) { return names::deepstack_merger(static_cast<std::int64_t>(j), leaf); },
-               merged);  // norm after the concat
+    add_merger(
+        out, v, [j](const std::string& leaf) { return names::deepstack_merger(static_cast<std::int64_t>(j), leaf); },
+        merged);  // norm after the concat
   }
+}
 
+void add_text_layer(std::vector<TensorSpec>& out, const TextConfig& t, std::int64_t l) {
+  const std::int64_t H = t.hidden_size;
   const std::int64_t q_size = t.num_attention_heads * t.head_dim;
   const std::int64_t kv_size = t.num_key_value_heads * t.head_dim;
-  add(names::kEmbedTokens, {t.vocab_size, H});
-  for (std::int64_t l = 0; l < t.num_hidden_layers; ++l) {
-    add(names::text_layer(l, "input_layernorm.weight"), {H}, Init::Ones);
-    add(names::text_layer(l, "post_attention_layernorm.weight"), {H}, Init::Ones);
-    add(names::text_layer(l, "self_attn.q_proj.weight"), {q_size, H});
-    add(names::text_layer(l, "self_attn.k_proj.weight"), {kv_size, H});
-    add(names::text_layer(l, "self_attn.v_proj.weight"), {kv_size, H});
-    add(names::text_layer(l, "self_attn.o_proj.weight"), {H, q_size});
-    add(names::text_layer(l, "self_attn.q_norm.weight"), {t.head_dim}, Init::Ones);
-    add(names::text_layer(l, "self_attn.k_norm.weight"), {t.head_dim}, Init::Ones);
-    add(names::text_layer(l, "mlp.gate_proj.weight"), {t.intermediate_size, H});
-    add(names::text_layer(l, "mlp.up_proj.weight"), {t.intermediate_size, H});
-    add(names::text_layer(l, "mlp.down_proj.weight"), {H, t.intermediate_size});
-  }
-  add(names::kFinalNorm, {H}, Init::Ones);
-  out.push_back(TensorSpec{names::kLmHead, {t.vocab_size, H}, !config.tie_word_embeddings, Init::Random});
+  add(out, names::text_layer(l, "input_layernorm.weight"), {H}, Init::Ones);
+  add(out, names::text_layer(l, "post_attention_layernorm.weight"), {H}, Init::Ones);
+  add(out, names::text_layer(l, "self_attn.q_proj.weight"), {q_size, H});
+  add(out, names::text_layer(l, "self_attn.k_proj.weight"), {kv_size, H});
+  add(out, names::text_layer(l, "self_attn.v_proj.weight"), {kv_size, H});
+  add(out, names::text_layer(l, "self_attn.o_proj.weight"), {H, q_size});
+  add(out, names::text_layer(l, "self_attn.q_norm.weight"), {t.head_dim}, Init::Ones);
+  add(out, names::text_layer(l, "self_attn.k_norm.weight"), {t.head_dim}, Init::Ones);
+  add(out, names::text_layer(l, "mlp.gate_proj.weight"), {t.intermediate_size, H});
+  add(out, names::text_layer(l, "mlp.up_proj.weight"), {t.intermediate_size, H});
+  add(out, names::text_layer(l, "mlp.down_proj.weight"), {H, t.intermediate_size});
+}
+
+void add_text_tensors(std::vector<TensorSpec>& out, const ModelConfig& config) {
+  const TextConfig& t = config.text;
+  add(out, names::kEmbedTokens, {t.vocab_size, t.hidden_size});
+  for (std::int64_t l = 0; l < t.num_hidden_layers; ++l) add_text_layer(out, t, l);
+  add(out, names::kFinalNorm, {t.hidden_size}, Init::Ones);
+  out.push_back(TensorSpec{names::kLmHead, {t.vocab_size, t.hidden_size}, !config.tie_word_embeddings, Init::Random});
+}
+
+}  // namespace
+
+std::vector<TensorSpec> expected_tensors(const ModelConfig& config) {
+  std::vector<TensorSpec> out;
+  add_vision_tensors(out, config.vision);
+  add_text_tensors(out, config);
   return out;
 }
 

@@ -20,6 +20,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "text/python_json.h"  // dump_json_like_python, the template's tojson
+
 namespace q3vl {
 
 struct ChatContent {
@@ -76,9 +78,5 @@ std::vector<ChatMessage> parse_chat_messages(const nlohmann::json& messages);
 
 // JSON array of tool definitions -> ChatOptions::tools_json, each serialised like tojson.
 std::vector<std::string> parse_chat_tools(const nlohmann::ordered_json& tools);
-
-// The template's tojson filter as transformers defines it: Python json.dumps(value,
-// ensure_ascii=False) - ", " and ": " separators, keys in stored order, floats as Python repr.
-std::string dump_json_like_python(const nlohmann::ordered_json& value);
 
 }  // namespace q3vl

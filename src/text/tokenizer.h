@@ -8,7 +8,7 @@
 //   invalid subsequence (Rust from_utf8_lossy, = Python errors="replace"). Ids with no token
 //   (the model's padded rows 151669..151935, negative ids) are dropped, as Hugging Face does.
 // HF's own Unicode data is matched too, not just the algorithm: its regex classes are Unicode 16
-// and its NFC tables Unicode 9, whatever PCRE2 and utf8proc have (see tokenizer.cpp).
+// and its NFC tables Unicode 9, whatever PCRE2 and utf8proc have (see split_regex.cpp, hf_nfc.cpp).
 // All const members are safe to call from several threads at once.
 #include <cstdint>
 #include <filesystem>
@@ -21,6 +21,10 @@
 #include <vector>
 
 namespace q3vl {
+
+namespace tokenizer_internal {
+struct TokenizerImpl;  // text/tokenizer_impl.h
+}
 
 // Throws InvalidInput unless `text` is valid UTF-8: "<what> is not valid UTF-8: bad sequence at
 // byte offset N (0xFF)", the offset counted in `text` itself. For checking a user's text before it
@@ -49,7 +53,7 @@ class Tokenizer {
   bool is_special(std::int64_t id) const;  // an added token flagged "special" (skipped on request)
 
  private:
-  struct Impl;
+  using Impl = tokenizer_internal::TokenizerImpl;
   explicit Tokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
   // The bytes `id` decodes to, or null if the id has no token.
   const std::string* token_bytes(std::int64_t id) const;
