@@ -254,6 +254,15 @@ void check_decoder(const json& root, const std::filesystem::path& file) {
 
 // A file with several problems gets the message of the first step that finds one.
 Tokenizer Tokenizer::load(const std::filesystem::path& tokenizer_json) {
+  try {
+    return load_checked(tokenizer_json);
+  } catch (const json::exception& e) {
+    // A field of the wrong JSON type (e.g. "special": null) that the steps read without checking.
+    bad(tokenizer_json, std::string("a field has the wrong type (") + e.what() + ")");
+  }
+}
+
+Tokenizer Tokenizer::load_checked(const std::filesystem::path& tokenizer_json) {
   const auto& file = tokenizer_json;
   const json root = read_tokenizer_json(file);
   const json& model = read_bpe_model(root, file);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -343,6 +344,29 @@ TEST(TokenizerFile, ErrorsNameTheFile) {
   EXPECT_NE(load_error(dir, nfkc.dump()).find("normalizer"), std::string::npos);
 
   EXPECT_THROW(q3vl::Tokenizer::load(dir / "missing.json"), InvalidInput);
+}
+
+// Fields of the wrong JSON type are the file's fault: InvalidInput naming it, never a JSON library
+// exception escaping to the caller.
+TEST(TokenizerFile, WrongFieldTypesNameTheFile) {
+  const test::TempDir dir;
+  std::size_t cases = 0;
+  const auto expect_invalid = [&](const std::function<void(json&)>& corrupt) {
+    json content = tiny_tokenizer(json::array({"a b"}));
+    corrupt(content);
+    EXPECT_FALSE(load_error(dir, content.dump()).empty()) << content.dump();
+    ++cases;
+  };
+  expect_invalid([](json& t) { t["added_tokens"][0]["special"] = nullptr; });
+  expect_invalid([](json& t) { t["added_tokens"][0]["special"] = "yes"; });
+  expect_invalid([](json& t) { t["added_tokens"][0]["normalized"] = 1.5; });
+  expect_invalid([](json& t) { t["model"]["type"] = 3; });
+  expect_invalid([](json& t) { t["normalizer"]["type"] = json::array(); });
+  expect_invalid([](json& t) { t["pre_tokenizer"]["type"] = nullptr; });
+  expect_invalid([](json& t) { t["pre_tokenizer"]["pretokenizers"][0]["invert"] = "no"; });
+  expect_invalid([](json& t) { t["pre_tokenizer"]["pretokenizers"][1]["use_regex"] = 0; });
+  expect_invalid([](json& t) { t["decoder"]["type"] = false; });
+  EXPECT_EQ(cases, 9u);
 }
 
 }  // namespace
