@@ -176,9 +176,15 @@ std::string WeightWriter::matmul(const std::string& x, const std::vector<Rows>& 
                                  const std::string& hint) {
   std::string name = parts.front().tensor.name();
   for (std::size_t i = 1; i < parts.size(); ++i) name += "+" + parts[i].tensor.name();
-  const std::string y = options.format == WeightFormat::F32
-                            ? g_.op("MatMul", {x, transposed_float(parts, name + ".T")}, {}, "", hint)
-                            : quantized(x, parts, name, options, hint);
+  // Named steps, not one conditional expression: a write error thrown from inside it (disk full)
+  // unwound its temporaries in an order GCC's AddressSanitizer reports as use-after-scope.
+  std::string y;
+  if (options.format == WeightFormat::F32) {
+    const std::string weight = transposed_float(parts, name + ".T");
+    y = g_.op("MatMul", {x, weight}, {}, "", hint);
+  } else {
+    y = quantized(x, parts, name, options, hint);
+  }
   for (const Rows& part : parts) done_with(part.tensor);
   return y;
 }
