@@ -17,4 +17,7 @@ double read_bandwidth_gbs(int threads, std::size_t bytes = std::size_t{2} << 30)
 // the practical compute peak the vision encoder and prefill can reach here.
 double onnxruntime_gemm_gflops(const std::filesystem::path& scratch_dir, std::int64_t n = 2048, int threads = 0);
 
+// This process's peak resident memory so far (VmHWM), in MB; 0 if unknown.
+double peak_rss_mb();
+
 }  // namespace q3vl::bench

@@ -1,5 +1,6 @@
 // Vision encoder speed: ms per image at 448x448 and 896x896 through a package's vision.onnx,
-// the GFLOP/s that is, and that figure against this machine's measured FP32 GEMM rate.
+// the GFLOP/s that is, and that figure against this machine's measured FP32 GEMM rate; then 20
+// small images in one call against one, and the process's peak RSS.
 //   vision_bench PACKAGE [--runs N] [--threads N]
 #include <cstdio>
 #include <cstdlib>
@@ -68,6 +69,27 @@ int main(int argc, char** argv) {
                   static_cast<long long>(grid * grid / 4), best * 1000, flops / 1e9, flops / best / 1e9,
                   100.0 * flops / best / 1e9 / peak);
     }
+    // Attention stays within each image: 20 images in one call cost 20 times one image, not more.
+    const std::int64_t grid = 224 / config.vision.patch_size;
+    const std::size_t image_values = static_cast<std::size_t>(grid * grid * config.vision.patch_input_size());
+    auto time_images = [&](int count) {
+      const std::vector<GridThw> grids(static_cast<std::size_t>(count), GridThw{1, grid, grid});
+      std::vector<float> pixels(image_values * static_cast<std::size_t>(count));
+      for (float& p : pixels) p = pixel(rng);
+      encoder.encode(pixels, grids);
+      double best = 1e30;
+      for (int r = 0; r < runs; ++r) {
+        const auto start = std::chrono::steady_clock::now();
+        encoder.encode(pixels, grids);
+        best = std::min(best, bench::seconds_since(start));
+      }
+      return best * 1000 / count;
+    };
+    const double one = time_images(1);
+    const double twenty = time_images(20);
+    std::printf("vision 224x224, 1 image per call: %.0f ms/image; 20 images in one call: %.0f ms/image (%.2fx)\n", one, twenty,
+                twenty / one);
+    std::printf("peak RSS: %.0f MB\n", bench::peak_rss_mb());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "vision_bench: %s\n", e.what());
     return 1;

@@ -16,6 +16,42 @@ std::string rotate(GraphBuilder& g, const std::string& x, const AttentionInputs&
   return g.op("Add", {g.op("Mul", {x, inputs.cos}), g.op("Mul", {rotated, inputs.sin})});
 }
 
+// Attention of q, k, v [N, D] within segments, one Loop iteration per item: the item's rows are
+// reshaped to [slices, rows per slice, D], so its temporal slices are the batch of one
+// MultiHeadAttention. Without a mask, ONNX Runtime's CPU kernel takes its flash-attention path:
+// memory linear in the patches, and no work or memory spent across segments, however many items
+// one call holds. The iterations append to the carried [rows so far, D].
+std::string segmented_attention(const BlockContext& block, const AttentionInputs& inputs, const std::string& q,
+                                const std::string& k, const std::string& v) {
+  GraphBuilder& g = block.g;
+  const std::int64_t D = block.config.hidden_size;
+  const std::int64_t hd = block.config.head_dim();
+  const graph::ElemType type = block.weights.float_type();
+  const std::string axis0 = g.constant_i64({0});
+
+  GraphBuilder body = g.subgraph(block.hint("attn_item"));
+  const std::string item = body.input(g.unique_name(block.hint("item")), graph::kInt64, {});
+  const std::string condition = body.input(g.unique_name(block.hint("cond")), graph::kBool, {});
+  const std::string so_far = body.input(g.unique_name(block.hint("attended")), type, {std::string("rows"), D});
+  const auto per_item = [&](const std::string& values) { return body.op("Unsqueeze", {body.op("Gather", {values, item}), axis0}); };
+  const std::string start = per_item(inputs.item_starts);
+  const std::string end = per_item(inputs.item_ends);
+  const std::string batch_shape =
+      body.op("Concat", {per_item(inputs.item_frames), body.constant_i64({-1, D})}, {{"axis", std::int64_t{0}}});
+  const auto slices = [&](const std::string& x) { return body.op("Reshape", {body.op("Slice", {x, start, end, axis0}), batch_shape}); };
+  const std::string attended =
+      body.op("MultiHeadAttention", {slices(q), slices(k), slices(v)},
+              {{"num_heads", block.config.num_heads}, {"scale", static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)))}},
+              graph::kMicrosoftDomain, block.hint("attn"));
+  const std::string rows = body.op("Reshape", {attended, body.constant_i64({-1, D})});
+  body.output(body.op("Identity", {condition}), g.unique_name(block.hint("cond_out")), graph::kBool, {});
+  body.output(body.op("Concat", {so_far, rows}, {{"axis", std::int64_t{0}}}), g.unique_name(block.hint("attended_out")), type,
+              {std::string("rows"), D});
+
+  const std::string none = g.op("Slice", {q, axis0, axis0, axis0});  // [0, D]: nothing attended yet
+  return g.op("Loop", {inputs.item_count, "", none}, {{"body", body.body()}}, "", block.hint("attn_items"));
+}
+
 }  // namespace
 
 std::string BlockContext::weight(const std::string& leaf) const { return names::vision_block(block, leaf); }
@@ -33,16 +69,11 @@ std::string vision_attention(const BlockContext& block, const AttentionInputs& i
       block.weights.linear(normed, block.weight("attn.qkv.weight"), block.weight("attn.qkv.bias"), block.linear, block.hint("qkv"));
   const auto parts = g.node("Split", {qkv, g.constant_i64({D, D, D})}, {{"axis", std::int64_t{1}}}, 3);
   const std::string heads_shape = g.constant_i64({-1, heads, hd});
-  const std::string seq_shape = g.constant_i64({1, -1, D});  // MultiHeadAttention's [B=1, N, D]
-  const std::string q = g.op("Reshape", {rotate(g, g.op("Reshape", {parts[0], heads_shape}), inputs, hd), seq_shape});
-  const std::string k = g.op("Reshape", {rotate(g, g.op("Reshape", {parts[1], heads_shape}), inputs, hd), seq_shape});
-  const std::string v = g.op("Reshape", {parts[2], seq_shape});
-  const std::string attended =
-      g.op("MultiHeadAttention", {q, k, v, "", "", inputs.attention_bias},
-           {{"num_heads", heads}, {"scale", static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)))}},
-           graph::kMicrosoftDomain, block.hint("attn"));
-  const std::string flat_attended = g.op("Reshape", {attended, g.constant_i64({-1, D})});
-  return block.weights.linear(flat_attended, block.weight("attn.proj.weight"), block.weight("attn.proj.bias"), block.linear,
+  const std::string rows_shape = g.constant_i64({-1, D});
+  const std::string q = g.op("Reshape", {rotate(g, g.op("Reshape", {parts[0], heads_shape}), inputs, hd), rows_shape});
+  const std::string k = g.op("Reshape", {rotate(g, g.op("Reshape", {parts[1], heads_shape}), inputs, hd), rows_shape});
+  const std::string attended = segmented_attention(block, inputs, q, k, parts[2]);
+  return block.weights.linear(attended, block.weight("attn.proj.weight"), block.weight("attn.proj.bias"), block.linear,
                               block.hint("proj"));
 }
 

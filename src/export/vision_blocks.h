@@ -1,6 +1,6 @@
 #pragma once
 // The pieces of vision.onnx's ViT, one function per block kind: LayerNorm, attention (2-D rotary,
-// MultiHeadAttention within attention segments), the GELU MLP, the pre-norm residual block that
+// MultiHeadAttention within attention segments, one item per Loop iteration), the GELU MLP, the pre-norm residual block that
 // composes them, and the 2x2 patch merger.
 //
 // As in the decoder (export/decoder_blocks.h), vision_block only knows the two block signatures
@@ -33,7 +33,13 @@ struct BlockContext {
 struct AttentionInputs {
   std::string cos;             // [N, 1, hd] rotary tables, broadcast over heads
   std::string sin;
-  std::string attention_bias;  // [1, 1, N, N]: 0 inside an attention segment, far below outside
+  // Attention segments: every temporal slice of every item (image or video) attends only to
+  // itself. Per item [n] int64: first row, one past the last row, temporal slices; and the item
+  // count as a scalar.
+  std::string item_starts;
+  std::string item_ends;
+  std::string item_frames;
+  std::string item_count;
 };
 
 // An attention kind: normed patches [N, D] -> the output projection [N, D] (before the residual add).
@@ -49,7 +55,7 @@ struct VisionBlocks {
 // The block kinds of this config's ViT (Qwen3-VL: vision_attention and gelu_mlp).
 VisionBlocks make_vision_blocks(const VisionConfig& v);
 
-// qkv in one matmul, 2-D rotary on q and k, MultiHeadAttention with the segment bias, proj.
+// qkv in one matmul, 2-D rotary on q and k, MultiHeadAttention within each segment, proj.
 std::string vision_attention(const BlockContext& block, const AttentionInputs& inputs, const std::string& normed);
 
 // fc2(gelu_tanh(fc1(x))).

@@ -21,7 +21,7 @@ using graph::GraphBuilder;
 // Per-patch geometry derived from image_grid_thw, in the row order of pixel_values.
 struct PatchGeometry {
   std::string position_embedding;    // [N, D]
-  vision::AttentionInputs attention;  // rotary tables and the segment bias
+  vision::AttentionInputs attention;  // rotary tables and the attention segments
 };
 
 std::string column(GraphBuilder& g, const std::string& grid, std::int64_t index) {
@@ -36,7 +36,9 @@ struct PatchIndex {
   std::string frame;          // its temporal slice within the item
   std::string row, col;       // its place in that slice
   std::string height, width;  // the item's grid height and width
-  std::string frame_starts;   // per item [n]: the running index of the item's first temporal slice
+  std::string item_starts;    // per item [n]: its first row in pixel_values
+  std::string item_ends;      // per item [n]: one past its last row
+  std::string item_frames;    // per item [n]: its temporal slices (grid t)
 };
 
 PatchIndex index_patches(GraphBuilder& g, GraphArith& a, const std::string& pixels, const std::string& grid) {
@@ -49,7 +51,9 @@ PatchIndex index_patches(GraphBuilder& g, GraphArith& a, const std::string& pixe
   const std::string ends = g.op("CumSum", {counts, axis0});
   const std::string starts = a.sub(ends, counts);
   PatchIndex out;
-  out.frame_starts = a.sub(g.op("CumSum", {t, axis0}), t);
+  out.item_starts = starts;
+  out.item_ends = ends;
+  out.item_frames = t;
 
   // Patch p belongs to the item whose range contains it: count the items that end at or before p.
   const std::string rows = g.op("Gather", {g.op("Shape", {pixels}), g.scalar_i64(0)});  // scalar N
@@ -113,12 +117,12 @@ PatchGeometry build_geometry(GraphBuilder& g, WeightWriter& weights, const Visio
   out.attention.cos = to_compute_type(g.op("Cos", {angles}));
   out.attention.sin = to_compute_type(g.op("Sin", {angles}));
 
-  // Attention segments: every temporal slice of every item attends only to itself (docs/model-math.md §4.4).
-  const std::string segment = a.add(g.op("Gather", {patch.frame_starts, patch.item}), patch.frame);
-  const std::string same = g.op("Equal", {g.op("Unsqueeze", {segment, one}), g.op("Unsqueeze", {segment, g.constant_i64({0})})});
-  // Far below any attention score, yet finite in float16 too.
-  const std::string bias = g.op("Where", {same, g.scalar_f32(0.0f), g.scalar_f32(type == graph::kFloat ? -1e30f : -30000.0f)});
-  out.attention.attention_bias = to_compute_type(g.op("Unsqueeze", {bias, g.constant_i64({0, 1})}));
+  // Attention segments (docs/model-math.md §4.4): each block's attention walks the items and
+  // treats an item's temporal slices as a batch, so no patch sees another slice's.
+  out.attention.item_starts = patch.item_starts;
+  out.attention.item_ends = patch.item_ends;
+  out.attention.item_frames = patch.item_frames;
+  out.attention.item_count = g.op("Gather", {g.op("Shape", {grid}), g.scalar_i64(0)});
   return out;
 }
 

@@ -48,7 +48,7 @@ std::size_t element_size(ElemType type) {
 
 GraphBuilder::GraphBuilder(std::string graph_name, Opsets opsets, ExternalDataWriter* external,
                            std::uint64_t external_threshold)
-    : external_(external), external_threshold_(external_threshold) {
+    : external_(external), external_threshold_(external_threshold), name_counter_(std::make_shared<std::uint64_t>(0)) {
   model_.set_ir_version(8);  // ONNX 1.12 (Debian's libonnx); ONNX Runtime reads it
   model_.set_producer_name("q3vl");
   model_.set_producer_version("0.1.0");
@@ -59,6 +59,17 @@ GraphBuilder::GraphBuilder(std::string graph_name, Opsets opsets, ExternalDataWr
   ms_opset->set_domain(kMicrosoftDomain);
   ms_opset->set_version(opsets.microsoft);
   model_.mutable_graph()->set_name(std::move(graph_name));
+}
+
+GraphBuilder::GraphBuilder(std::string graph_name, std::shared_ptr<std::uint64_t> name_counter)
+    : external_(nullptr), external_threshold_(0), name_counter_(std::move(name_counter)) {
+  model_.mutable_graph()->set_name(std::move(graph_name));
+}
+
+GraphBuilder GraphBuilder::subgraph(std::string graph_name) { return GraphBuilder(std::move(graph_name), name_counter_); }
+
+std::shared_ptr<const onnx::GraphProto> GraphBuilder::body() const {
+  return std::make_shared<const onnx::GraphProto>(model_.graph());
 }
 
 void GraphBuilder::set_value_info(onnx::ValueInfoProto& info, const std::string& name, ElemType type,
@@ -166,7 +177,7 @@ std::string GraphBuilder::convert(const std::string& value, ElemType from, ElemT
 }
 
 std::string GraphBuilder::unique_name(const std::string& prefix) {
-  return prefix + "_" + std::to_string(name_counter_++);
+  return prefix + "_" + std::to_string((*name_counter_)++);
 }
 
 std::vector<std::string> GraphBuilder::node(const std::string& op_type, const std::vector<std::string>& inputs,
@@ -201,9 +212,12 @@ std::vector<std::string> GraphBuilder::node(const std::string& op_type, const st
           } else if constexpr (std::is_same_v<T, std::vector<std::int64_t>>) {
             a->set_type(onnx::AttributeProto_AttributeType_INTS);
             for (std::int64_t x : v) a->add_ints(x);
-          } else {
+          } else if constexpr (std::is_same_v<T, std::vector<float>>) {
             a->set_type(onnx::AttributeProto_AttributeType_FLOATS);
             for (float x : v) a->add_floats(x);
+          } else {
+            a->set_type(onnx::AttributeProto_AttributeType_GRAPH);
+            *a->mutable_g() = *v;
           }
         },
         attribute.value);

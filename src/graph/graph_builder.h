@@ -32,7 +32,9 @@ using Dim = std::variant<std::int64_t, std::string>;
 using Shape = std::vector<Dim>;
 
 struct Attribute {
-  using Value = std::variant<std::int64_t, float, std::string, std::vector<std::int64_t>, std::vector<float>>;
+  // A graph-valued attribute is a control-flow body (Loop, If), built with GraphBuilder::subgraph.
+  using Value = std::variant<std::int64_t, float, std::string, std::vector<std::int64_t>, std::vector<float>,
+                             std::shared_ptr<const onnx::GraphProto>>;
   std::string name;
   Value value;
 };
@@ -49,6 +51,12 @@ class GraphBuilder {
   // Initializers of at least `external_threshold` bytes go to `external` (if given).
   GraphBuilder(std::string graph_name, Opsets opsets = {}, ExternalDataWriter* external = nullptr,
                std::uint64_t external_threshold = 1024);
+
+  // A builder for a control-flow body (Loop, If) of this graph. Its names never collide with this
+  // graph's (ONNX forbids a body shadowing an outer value), its nodes may read this graph's values,
+  // and its constants stay inline. Take the result with `body()` once it is complete.
+  GraphBuilder subgraph(std::string graph_name);
+  std::shared_ptr<const onnx::GraphProto> body() const;
 
   // Declares a graph input and returns its value name.
   std::string input(const std::string& name, ElemType type, const Shape& shape);
@@ -95,6 +103,7 @@ class GraphBuilder {
   void save(const std::filesystem::path& path);
 
  private:
+  GraphBuilder(std::string graph_name, std::shared_ptr<std::uint64_t> name_counter);
   onnx::TensorProto& new_initializer(const std::string& name, ElemType type,
                                      const std::vector<std::int64_t>& dims);
   void set_value_info(onnx::ValueInfoProto& info, const std::string& name, ElemType type, const Shape& shape);
@@ -102,7 +111,7 @@ class GraphBuilder {
   onnx::ModelProto model_;
   ExternalDataWriter* external_;
   std::uint64_t external_threshold_;
-  std::uint64_t name_counter_ = 0;
+  std::shared_ptr<std::uint64_t> name_counter_;  // shared with subgraph builders
 };
 
 }  // namespace q3vl::graph

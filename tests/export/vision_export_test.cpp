@@ -2,7 +2,11 @@
 // with images (two images of different sizes in one call included).
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <functional>
 #include <map>
+
+#include <onnx/onnx_pb.h>
 
 #include "export/vision_export.h"
 #include "model/checkpoint.h"
@@ -111,6 +115,68 @@ TEST(VisionExport, Fp16StaysCloseToHf) {
     std::printf("[ vision fp16 ] %-22s max relative error %.3g\n", name.c_str(), error);
     EXPECT_LT(error, 2e-2) << name;  // float16 keeps ~3 significant digits through every block
   }
+}
+
+// Attention never crosses an item: every image of a call gets the features it gets alone.
+TEST(VisionExport, ImagesInOneCallEqualEachImageAlone) {
+  test::TempDir dir;
+  OnnxEnvironment env;
+  int checked = 0;
+  for (const test::GoldenCase& c : test::golden_cases()) {
+    if (!c.has("pixel_values") || c.grids().size() < 2) continue;
+    const Checkpoint ckpt = Checkpoint::open(c.model_dir());
+    export_vision(ckpt, {}, dir.path());
+    VisionEncoder encoder(env, dir / "vision.onnx", ckpt.config());
+    const std::vector<float> pixels = c.load("pixel_values").as_float();
+    const std::vector<GridThw> grids = c.grids();
+    const VisualFeatures together = encoder.encode(pixels, grids);
+    std::vector<float> alone;
+    const std::size_t row = static_cast<std::size_t>(ckpt.config().vision.patch_input_size());
+    std::size_t first_row = 0;
+    for (const GridThw& grid : grids) {
+      const std::size_t rows = static_cast<std::size_t>(grid.patches());
+      const VisualFeatures one = encoder.encode(std::span<const float>(pixels).subspan(first_row * row, rows * row),
+                                                std::vector<GridThw>{grid});
+      alone.insert(alone.end(), one.data.begin(), one.data.end());
+      first_row += rows;
+    }
+    ASSERT_EQ(alone.size(), together.data.size()) << c.name;
+    EXPECT_LT(test::compare(together.data, alone).relative(), 1e-5) << c.name;
+    ++checked;
+  }
+  EXPECT_GE(checked, 1);
+}
+
+// Each item's attention is one MultiHeadAttention with only q, k and v: no [N, N] mask or bias
+// exists anywhere, and ONNX Runtime's CPU kernel takes its flash-attention path, whose memory is
+// linear in the patches.
+TEST(VisionExport, AttentionHasNoQuadraticMask) {
+  test::TempDir dir;
+  int checked = 0;
+  for (const test::GoldenCase& c : test::golden_cases()) {
+    if (!c.has("pixel_values") || checked > 0) continue;
+    const Checkpoint ckpt = Checkpoint::open(c.model_dir());
+    export_vision(ckpt, {}, dir.path());
+    onnx::ModelProto model;
+    std::ifstream in(dir / "vision.onnx", std::ios::binary);
+    ASSERT_TRUE(model.ParseFromIstream(&in));
+    int attention_nodes = 0;
+    std::function<void(const onnx::GraphProto&)> walk = [&](const onnx::GraphProto& graph) {
+      for (const onnx::NodeProto& node : graph.node()) {
+        if (node.op_type() == "MultiHeadAttention") {
+          ++attention_nodes;
+          EXPECT_EQ(node.input_size(), 3) << node.name() << " has a mask or bias input";
+        }
+        for (const onnx::AttributeProto& attribute : node.attribute()) {
+          if (attribute.has_g()) walk(attribute.g());
+        }
+      }
+    };
+    walk(model.graph());
+    EXPECT_EQ(attention_nodes, ckpt.config().vision.depth);
+    ++checked;
+  }
+  EXPECT_EQ(checked, 1);
 }
 
 TEST(VisionEncoder, RejectsBadGridsBeforeRunning) {
