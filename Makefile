@@ -4,7 +4,7 @@ BUILD_DIR ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all setup build test demo fuzz asan clean
+.PHONY: all setup build test demo bench fuzz asan clean
 
 all: build
 
@@ -22,6 +22,11 @@ test: build
 
 demo: build
 	bash scripts/demo.sh $(BUILD_DIR)/q3vl
+
+# Real-shape random-weight 2B checkpoint: export, vision, prefill, decode, load and peak RSS
+# (about 10 minutes on 2 cores, ~10 GB of disk in $$TMPDIR/q3vl-bench; BENCH_ARGS=--4b adds the 4B).
+bench: build
+	bash bench/run_benchmarks.sh $(BENCH_ARGS)
 
 # libFuzzer runs (clang, ASan+UBSan, the whole library instrumented) of every parser a user's
 # file or text reaches, FUZZ_SECONDS each; new corpus entries go to build-fuzz/corpus-NAME.

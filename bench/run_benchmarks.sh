@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Real-shape benchmarks on random weights: writes the 2B (and with --4b the 4B) checkpoint with
 # `q3vl make-tiny`, exports it (export time and peak RSS), and runs the vision and decoder
-# benchmarks at fp32 and int4. Needs ~30 GB of disk for both sizes; numbers go to stdout.
+# benchmarks at fp32 and int4, then end-to-end `q3vl run`s (load time, vision, prefill, decode, peak
+# RSS). Needs ~30 GB of disk for both sizes; numbers go to stdout. `make bench` runs it.
 #   bench/run_benchmarks.sh [--4b] [--work DIR]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,7 +39,15 @@ for size in "${sizes[@]}"; do
   done
 done
 
-echo "== end to end: q3vl run, 2B int4 decoder + fp32 vision, one 448x448 image"
-/usr/bin/time -f "q3vl run: %e s wall, peak RSS %M KB" "$q3vl" run --model "$work/pkg-2b-int4" \
-  --image "$here/assets/demo/sample_448.png" --prompt "Describe this image." --max-new-tokens 32 --seed 0 \
-  --verbose --context 1024 > /dev/null
+# What a user's `q3vl run` sees, process start to exit: "load N ms" is process start until the
+# model is ready (the vision encoder loads beside the text models when --image is given).
+for kind in text image; do
+  echo "== end to end: q3vl run, 2B int4 decoder + fp32 vision, $kind prompt, 32 tokens (3 runs)"
+  image_args=()
+  [ "$kind" = image ] && image_args=(--image "$here/assets/demo/sample_448.png")
+  for run in 1 2 3; do
+    /usr/bin/time -f "  process: %e s wall, peak RSS %M KB" "$q3vl" run --model "$work/pkg-2b-int4" "${image_args[@]}" \
+      --prompt "Describe this image." --max-new-tokens 32 --greedy --verbose --context 1024 2>&1 >/dev/null |
+      sed 's/^/  /'
+  done
+done

@@ -1,11 +1,15 @@
 // Vision encoder speed: ms per image at 448x448 and 896x896 through a package's vision.onnx,
 // the GFLOP/s that is, and that figure against this machine's measured FP32 GEMM rate; then 20
-// small images in one call against one, and the process's peak RSS.
-//   vision_bench PACKAGE [--runs N] [--threads N]
+// small images in one call against one, and the process's peak RSS. With --reference, instead the
+// error of this package's features against another's (e.g. int8 against fp32 vision).
+//   vision_bench PACKAGE [--runs N] [--threads N] [--no-prepack] [--side PIXELS] [--reference PACKAGE]
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "bench_util.h"
 #include "package/package.h"
@@ -29,18 +33,56 @@ double vision_flops(const ModelConfig& c, double patches) {
   return flops;
 }
 
+// Cosine similarity and max relative error (largest |difference| over the largest |reference|)
+// of the merged features and of each DeepStack level, on one 448x448 image of random pixels.
+void report_error_against(const VisionEncoder& encoder, const VisionEncoder& reference, const ModelConfig& config,
+                          std::mt19937& rng) {
+  const std::int64_t grid = 448 / config.vision.patch_size;
+  const std::vector<GridThw> grids = {{1, grid, grid}};
+  std::uniform_real_distribution<float> pixel(-1.0f, 1.0f);
+  std::vector<float> pixels(static_cast<std::size_t>(grid * grid * config.vision.patch_input_size()));
+  for (float& p : pixels) p = pixel(rng);
+  const SplitVisualFeatures ours = split_visual_features(encoder.encode(pixels, grids), config.text.hidden_size);
+  const SplitVisualFeatures theirs = split_visual_features(reference.encode(pixels, grids), config.text.hidden_size);
+  auto report = [](const char* what, std::span<const float> a, std::span<const float> b) {
+    double dot = 0, aa = 0, bb = 0, max_diff = 0, max_ref = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      dot += static_cast<double>(a[i]) * b[i];
+      aa += static_cast<double>(a[i]) * a[i];
+      bb += static_cast<double>(b[i]) * b[i];
+      max_diff = std::max(max_diff, static_cast<double>(std::abs(a[i] - b[i])));
+      max_ref = std::max(max_ref, static_cast<double>(std::abs(b[i])));
+    }
+    std::printf("%-18s cosine %.6f, max relative error %.4f\n", what, dot / std::sqrt(aa * bb), max_diff / max_ref);
+  };
+  report("merged features", ours.merged, theirs.merged);
+  const std::size_t level = ours.merged.size();
+  for (std::int64_t k = 0; k < ours.levels; ++k) {
+    const std::string name = "deepstack level " + std::to_string(k);
+    report(name.c_str(), std::span<const float>(ours.deepstack).subspan(k * level, level),
+           std::span<const float>(theirs.deepstack).subspan(k * level, level));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: vision_bench PACKAGE [--runs N] [--threads N]\n");
+    std::fprintf(stderr, "usage: vision_bench PACKAGE [--runs N] [--threads N] [--no-prepack] [--side PIXELS] [--reference PACKAGE]\n");
     return 2;
   }
   int runs = 3;
   int threads = 0;
-  for (int i = 2; i + 1 < argc; i += 2) {
-    if (std::string(argv[i]) == "--runs") runs = std::atoi(argv[i + 1]);
-    if (std::string(argv[i]) == "--threads") threads = std::atoi(argv[i + 1]);
+  bool prepack = true;
+  std::string reference;  // another package's vision.onnx (fp32) to measure this one's error against
+  std::vector<std::int64_t> sides = {448, 896};
+  for (int i = 2; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--no-prepack") prepack = false;
+    if (arg == "--reference" && i + 1 < argc) reference = argv[++i];
+    if (arg == "--side" && i + 1 < argc) sides = {std::atoll(argv[++i])};
+    if (arg == "--runs" && i + 1 < argc) runs = std::atoi(argv[++i]);
+    if (arg == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
   }
   try {
     const Package package = Package::open(argv[1]);
@@ -48,10 +90,19 @@ int main(int argc, char** argv) {
     const double peak = bench::onnxruntime_gemm_gflops(std::filesystem::temp_directory_path(), 2048, threads);
     std::printf("machine: ONNX Runtime FP32 GEMM 2048^3: %.1f GFLOP/s (the practical peak)\n", peak);
     OnnxEnvironment env(threads);
-    VisionEncoder encoder(env, package.vision_model(), config);
+    SessionOptions session_options;
+    session_options.prepack_weights = prepack;
+    const auto load_start = std::chrono::steady_clock::now();
+    VisionEncoder encoder(env, package.vision_model(), config, session_options);
+    std::printf("vision.onnx load (prepack %s): %.0f ms\n", prepack ? "on" : "off", bench::seconds_since(load_start) * 1000);
     std::mt19937 rng(1);
     std::uniform_real_distribution<float> pixel(-1.0f, 1.0f);
-    for (std::int64_t side : {448, 896}) {
+    if (!reference.empty()) {
+      VisionEncoder reference_encoder(env, Package::open(reference).vision_model(), config);
+      report_error_against(encoder, reference_encoder, config, rng);
+      return 0;
+    }
+    for (std::int64_t side : sides) {
       const std::int64_t grid = side / config.vision.patch_size;
       const std::vector<GridThw> grids = {{1, grid, grid}};
       std::vector<float> pixels(static_cast<std::size_t>(grid * grid * config.vision.patch_input_size()));
@@ -69,6 +120,7 @@ int main(int argc, char** argv) {
                   static_cast<long long>(grid * grid / 4), best * 1000, flops / 1e9, flops / best / 1e9,
                   100.0 * flops / best / 1e9 / peak);
     }
+    std::printf("peak RSS after the single images: %.0f MB\n", bench::peak_rss_mb());
     // Attention stays within each image: 20 images in one call cost 20 times one image, not more.
     const std::int64_t grid = 224 / config.vision.patch_size;
     const std::size_t image_values = static_cast<std::size_t>(grid * grid * config.vision.patch_input_size());
@@ -89,7 +141,7 @@ int main(int argc, char** argv) {
     const double twenty = time_images(20);
     std::printf("vision 224x224, 1 image per call: %.0f ms/image; 20 images in one call: %.0f ms/image (%.2fx)\n", one, twenty,
                 twenty / one);
-    std::printf("peak RSS: %.0f MB\n", bench::peak_rss_mb());
+    std::printf("peak RSS after 20 images: %.0f MB\n", bench::peak_rss_mb());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "vision_bench: %s\n", e.what());
     return 1;

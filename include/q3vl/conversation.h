@@ -36,7 +36,8 @@ struct ReplyOptions {
 
 struct Timings {
   std::int64_t image_tokens = 0;
-  double vision_ms = 0;
+  double vision_ms = 0;       // the vision encoder, its loading included on the first image
+  double vision_load_ms = 0;  // of which loading vision.onnx (0 once loaded)
   std::int64_t prefill_tokens = 0;
   double prefill_ms = 0;
   double time_to_first_token_ms = 0;

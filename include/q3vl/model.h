@@ -22,6 +22,10 @@ namespace q3vl {
 struct ModelOptions {
   int threads = 0;       // ONNX Runtime's intra-op threads, shared by all sessions; 0: one per core
   bool verbose = false;  // ONNX Runtime's warnings too, not only its fatal errors
+  // Start loading the vision encoder on a second thread while the text models load, for callers
+  // that know images are coming. Otherwise it loads on the first image, and a text-only user never
+  // pays for it. Either way a package without one is only an error when an image arrives.
+  bool preload_vision = false;
 };
 
 struct ModelData;  // the loaded sessions, tokenizer and configs (internal)

@@ -12,6 +12,7 @@
 #include "cli/chat_commands.h"
 #include "cli/commands.h"
 #include "cli/generation_flags.h"
+#include "cli/process_clock.h"
 #include "cli/reply_output.h"
 #include "q3vl/error.h"
 
@@ -22,7 +23,8 @@ void report(const Error& e) { std::fprintf(stderr, "q3vl: error: %s\n", e.what()
 
 void chat(GenerationFlags& flags) {
   flags.finish();
-  const std::shared_ptr<const Model> model = Model::load(flags.model, flags.model_options());
+  const std::shared_ptr<const Model> model = Model::load(flags.model, flags.model_options(/*images_expected=*/true));
+  if (flags.verbose) std::fprintf(stderr, "load %.0f ms\n", ms_since_process_start());
   Conversation conversation(model, flags.conversation_options(*model));
   const ReplyOptions reply_options = flags.reply_options(*model);
   const bool interactive = ::isatty(0) != 0;

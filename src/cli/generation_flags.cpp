@@ -151,15 +151,17 @@ ConversationOptions GenerationFlags::conversation_options(const Model& loaded) c
   return o;
 }
 
-std::string timing_line(const Timings& t) {
+std::string timing_line(const Timings& t, double load_ms) {
   auto rate = [](std::int64_t tokens, double ms) { return ms > 0 ? 1000.0 * static_cast<double>(tokens) / ms : 0.0; };
-  char line[256];
+  char load[48] = "";
+  if (load_ms >= 0) std::snprintf(load, sizeof load, "load %.0f ms | ", load_ms);
+  char line[320];
   std::snprintf(line, sizeof line,
-                "image tokens %lld | vision %.0f ms | prefill %lld tok in %.0f ms (%.1f tok/s) | first token %.0f ms | "
-                "decode %lld tok (%.1f tok/s)",
-                static_cast<long long>(t.image_tokens), t.vision_ms, static_cast<long long>(t.prefill_tokens), t.prefill_ms,
-                rate(t.prefill_tokens, t.prefill_ms), t.time_to_first_token_ms, static_cast<long long>(t.decode_tokens),
-                rate(t.decode_tokens, t.decode_ms));
+                "%simage tokens %lld | vision %.0f ms | vision load %.0f ms | prefill %lld tok in %.0f ms (%.1f tok/s) | "
+                "first token %.0f ms | decode %lld tok (%.1f tok/s)",
+                load, static_cast<long long>(t.image_tokens), t.vision_ms, t.vision_load_ms,
+                static_cast<long long>(t.prefill_tokens), t.prefill_ms, rate(t.prefill_tokens, t.prefill_ms),
+                t.time_to_first_token_ms, static_cast<long long>(t.decode_tokens), rate(t.decode_tokens, t.decode_ms));
   return line;
 }
 

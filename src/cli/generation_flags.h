@@ -35,7 +35,8 @@ struct GenerationFlags {
   void add_to(CLI::App& cmd);
   // Checks between options (CLI::ValidationError, exit 2) and reads --system-file; call first.
   void finish();
-  ModelOptions model_options() const { return ModelOptions{threads, verbose}; }
+  // `images_expected`: start loading the vision encoder alongside the text models.
+  ModelOptions model_options(bool images_expected = false) const { return ModelOptions{threads, verbose, images_expected}; }
   // Package defaults (generation_config.json) overridden by the flags given.
   ReplyOptions reply_options(const Model& loaded) const;
   // Says once on stderr when the user's image budget overrides the package's.
@@ -50,7 +51,9 @@ void require_command_line_utf8(const std::string& text, const std::string& optio
 // option and the file when it cannot be read or is larger than any context could hold.
 std::string read_text_file(const std::string& option, const std::string& path);
 
-// "image tokens 300 | vision 812 ms | prefill 42 tok/s | first token 1.9 s | decode 17.1 tok/s"
-std::string timing_line(const Timings& t);
+// "image tokens 256 | vision 812 ms | vision load 301 ms | prefill 300 tok in 4100 ms (73.2 tok/s) |
+// first token 4950 ms | decode 31 tok (12.9 tok/s)"; `load_ms` (process start until the model was
+// ready) leads the line when given.
+std::string timing_line(const Timings& t, double load_ms = -1);
 
 }  // namespace q3vl::cli

@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "cli/generation_flags.h"
+#include "cli/process_clock.h"
 #include "cli/reply_output.h"
 #include "engine/model_data.h"
 #include "engine/turn_trace.h"
@@ -47,14 +48,16 @@ void run(RunArgs& args) {
                          " MB allowed for images (--max-vision-memory-mb or Q3VL_MAX_VISION_MEMORY_MB)");
     }
   }
-  const std::shared_ptr<const Model> model = Model::load(args.flags.model, args.flags.model_options());
+  const std::shared_ptr<const Model> model = Model::load(args.flags.model, args.flags.model_options(!images.empty()));
+  const double load_ms = ms_since_process_start();
   Conversation conversation(model, args.flags.conversation_options(*model));
   TurnTrace trace;
   const Reply reply = conversation.send(images, args.prompt, args.flags.reply_options(*model), write_reply,
                                         args.dump.empty() ? nullptr : &trace);
   write_reply("\n");  // the reply before the timing line on stderr
   if (!args.dump.empty()) trace.write(args.dump, model->data().package.config());
-  if (args.flags.verbose) std::fprintf(stderr, "%s | finish: %s\n", timing_line(reply.timings).c_str(), reply.finish_reason.c_str());
+  if (args.flags.verbose) std::fprintf(stderr, "%s | finish: %s\n", timing_line(reply.timings, load_ms).c_str(),
+                                      reply.finish_reason.c_str());
 }
 
 }  // namespace

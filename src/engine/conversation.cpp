@@ -167,8 +167,8 @@ Reply Conversation::send(const std::vector<RgbImage>& images, const std::string&
   }
 }
 
-// The vision graph's attention is dense over every patch of the call, so memory grows with the
-// square of the patches: refuse before ONNX Runtime asks for the buffer (or the kernel kills us).
+// Refuse an image set whose vision pass would not fit the memory budget before ONNX Runtime asks
+// for the buffers (or the kernel kills us).
 void ConversationState::check_vision_memory(std::size_t first_image, const std::vector<RgbImage>& turn_images) const {
   std::int64_t patches = 0;
   for (std::size_t i = first_image; i < images_.size(); ++i) patches += images_[i].grid.patches();
@@ -248,7 +248,9 @@ void ConversationState::encode_images(std::size_t first_image, const std::vector
   if (turn.grids.empty()) return;
   check_vision_memory(first_image, turn_images);
   const auto vision_start = Clock::now();
-  turn.features = data_.vision().encode(turn.pixels, turn.grids);
+  const VisionEncoder& encoder = data_.vision();
+  timings.vision_load_ms = ms_since(vision_start);
+  turn.features = encoder.encode(turn.pixels, turn.grids);
   timings.vision_ms = ms_since(vision_start);
   timings.image_tokens = turn.features.tokens;
 }

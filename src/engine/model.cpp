@@ -22,24 +22,34 @@ SessionOptions decoder_options(SessionOptions options, const Package& package) {
 ModelData::ModelData(const std::filesystem::path& dir, const ModelOptions& options)
     : package(Package::open(dir)),
       preprocess(read_preprocess_options(package.preprocessor_config(), (dir / "q3vl_package.json").string())),
-      tokenizer(Tokenizer::load(package.tokenizer_json())),
       environment(options.threads, options.verbose),
       session_options(counted(sessions_created)),
+      // Session creation is mostly single-threaded weight prepacking: on a second core, the vision
+      // encoder loads in the time the tokenizer and the text models take.
+      vision_preload_(options.preload_vision && std::filesystem::exists(package.vision_model())
+                          ? std::async(std::launch::async, [this] { return load_vision(); })
+                          : std::future<std::unique_ptr<VisionEncoder>>()),
+      tokenizer(Tokenizer::load(package.tokenizer_json())),
       embedding(environment, package.embedding_model(), package.config(), session_options),
       decoder(environment, package.text_model(), package.config(), decoder_options(session_options, package)) {
   check_model_interface(package, PackagePart::Embedding, embedding.session().interface());
   check_model_interface(package, PackagePart::Text, decoder.session().interface());
 }
 
+std::unique_ptr<VisionEncoder> ModelData::load_vision() {
+  if (!std::filesystem::exists(package.vision_model())) {
+    throw InvalidInput(package.dir().string() + " has no vision model (built with --only?)");
+  }
+  auto vision = std::make_unique<VisionEncoder>(environment, package.vision_model(), package.config(), session_options);
+  check_model_interface(package, PackagePart::Vision, vision->session().interface());
+  return vision;
+}
+
 const VisionEncoder& ModelData::vision() {
   const std::lock_guard<std::mutex> lock(vision_mutex_);
   if (!vision_) {
-    if (!std::filesystem::exists(package.vision_model())) {
-      throw InvalidInput(package.dir().string() + " has no vision model (built with --only?)");
-    }
-    auto vision = std::make_unique<VisionEncoder>(environment, package.vision_model(), package.config(), session_options);
-    check_model_interface(package, PackagePart::Vision, vision->session().interface());
-    vision_ = std::move(vision);
+    // A failed preload reports its error here, once; a later image tries to load again.
+    vision_ = vision_preload_.valid() ? vision_preload_.get() : load_vision();
   }
   return *vision_;
 }

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <mutex>
 
@@ -28,9 +29,18 @@ struct ModelData {
   std::atomic<std::int64_t> sessions_created{0};  // before the sessions: they count themselves here
   Package package;
   PreprocessOptions preprocess;  // the package's preprocessor_config
-  Tokenizer tokenizer;
   OnnxEnvironment environment;
   SessionOptions session_options;
+
+ private:
+  std::unique_ptr<VisionEncoder> load_vision();
+
+  // Declared here so that it starts before the text models load and, destroyed after them, waits
+  // for the thread before the environment it uses goes away.
+  std::future<std::unique_ptr<VisionEncoder>> vision_preload_;
+
+ public:
+  Tokenizer tokenizer;
   EmbeddingModel embedding;
   DecoderModel decoder;
 

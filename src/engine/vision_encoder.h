@@ -35,11 +35,9 @@ SplitVisualFeatures split_visual_features(const VisualFeatures& features, std::i
 VisualFeatures join_visual_features(std::span<const float> merged, std::span<const float> deepstack,
                                     std::int64_t hidden_size);
 
-// The most memory one vision.onnx call over `patches` patches (all its images together) needs, in
-// bytes, with a margin. The graph's attention is dense over all patches of the call: an [N, N]
-// segment mask (bool, then float bias) and, in ONNX Runtime's CPU MultiHeadAttention, float
-// scores for every head at once [heads, N, N], next to the per-patch activations (qkv, MLP).
-// Until the graph attends per segment, that N^2 term is what decides whether a photo fits.
+// The most memory one vision.onnx call over `patches` patches (all its images together) needs for
+// its activations, in bytes, with a margin. Attention runs per item without a mask (flash attention
+// on the CPU), so this is linear in the patches.
 std::uint64_t estimate_vision_peak_bytes(const ModelConfig& config, std::int64_t patches);
 
 // The default vision memory budget: Q3VL_MAX_VISION_MEMORY_MB if set (InvalidInput if it is not

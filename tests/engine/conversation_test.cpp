@@ -172,6 +172,25 @@ TEST_F(Runtime, Fp16PackageGivesHfTokens) {
   EXPECT_EQ(checked, 1);
 }
 
+// The vision encoder loaded on a second thread beside the text models (ModelOptions::
+// preload_vision, what `q3vl run --image` asks for) is the one every image then uses: HF's tokens,
+// three sessions in all however the preload's timing falls.
+TEST_F(Runtime, PreloadedVisionEncoderGivesHfTokens) {
+  ModelOptions options;
+  options.preload_vision = true;
+  const std::shared_ptr<const Model> preloaded = Model::load(package(), options);
+  int checked = 0;
+  for (const SingleTurn& c : single_turn_cases()) {
+    if (c.images.empty()) continue;
+    SCOPED_TRACE(c.name);
+    Conversation conversation(preloaded, c.options);
+    EXPECT_EQ(conversation.send(c.images, c.user_text, greedy(32)).tokens, c.hf_tokens);
+    ++checked;
+  }
+  EXPECT_EQ(checked, 1);  // the single-turn fixture cases with an image
+  EXPECT_EQ(preloaded->sessions_loaded(), 3);
+}
+
 TEST_F(Runtime, BadRequestsLeaveTheConversationUsable) {
   ConversationOptions options;
   options.context_length = 40;

@@ -15,24 +15,30 @@ namespace {
 
 // The graph holds, at once, an [N, N] float attention bias and ONNX Runtime's float scores for
 // every head, [heads, N, N]: the estimate may never be below those.
-TEST(VisionMemory, EstimateCoversTheDenseAttentionBuffers) {
+// The vision graph attends per item without a mask, so its memory grows with the patches, not
+// their square: twice the patches never needs more than twice the memory.
+TEST(VisionMemory, EstimateIsLinearInThePatches) {
   int checked = 0;
   for (const std::string preset : {"tiny", "2b", "4b"}) {
     const ModelConfig config = random_checkpoint_config(preset);
-    for (const std::int64_t patches : {64, 1024, 4096, 47000, 1 << 20}) {
-      const auto n = static_cast<double>(patches);
-      const double dense = n * n * 4.0 * static_cast<double>(config.vision.num_heads + 1);
-      EXPECT_GE(static_cast<double>(estimate_vision_peak_bytes(config, patches)), dense) << preset << " " << patches;
+    for (const std::int64_t patches : {64, 1024, 4096, 47000, 1 << 19}) {
+      const auto one = static_cast<double>(estimate_vision_peak_bytes(config, patches));
+      const auto two = static_cast<double>(estimate_vision_peak_bytes(config, 2 * patches));
+      EXPECT_LE(two, 2.0 * one) << preset << " " << patches;
+      // At least the MLP's hidden activations [N, intermediate] (float) are counted.
+      EXPECT_GE(one, static_cast<double>(patches) * 4.0 * static_cast<double>(config.vision.intermediate_size))
+          << preset << " " << patches;
       ++checked;
     }
   }
   EXPECT_EQ(checked, 15);
 }
 
-// The 4000x3000 photo of issue 9 (47000 patches): ONNX Runtime asked for an 8.8 GB bias alone.
-TEST(VisionMemory, AFourThousandByThreeThousandPhotoIsTensOfGigabytes) {
+// The 4000x3000 photo of issue 9 (47000 patches) asked ONNX Runtime for an 8.8 GB attention bias
+// alone (tens of GB in all); its activations in the 2B encoder are now a few GB.
+TEST(VisionMemory, AFourThousandByThreeThousandPhotoNeedsAFewGigabytes) {
   const ModelConfig config = random_checkpoint_config("2b");
-  EXPECT_GT(estimate_vision_peak_bytes(config, 47000), std::uint64_t{8800} << 20);
+  EXPECT_LT(estimate_vision_peak_bytes(config, 47000), std::uint64_t{8} << 30);
   EXPECT_LT(estimate_vision_peak_bytes(config, 784), std::uint64_t{1} << 30);  // a 448x448 image: small
 }
 
