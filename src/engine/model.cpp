@@ -25,13 +25,14 @@ ModelData::ModelData(const std::filesystem::path& dir, const ModelOptions& optio
       environment(options.threads, options.verbose),
       session_options(counted(sessions_created)),
       // Session creation is mostly single-threaded weight prepacking: on a second core, the vision
-      // encoder loads in the time the tokenizer and the text models take.
+      // encoder and the tokenizer load in the time the text models take.
       vision_preload_(options.preload_vision && std::filesystem::exists(package.vision_model())
                           ? std::async(std::launch::async, [this] { return load_vision(); })
                           : std::future<std::unique_ptr<VisionEncoder>>()),
-      tokenizer(Tokenizer::load(package.tokenizer_json())),
+      tokenizer_load_(std::async(std::launch::async, [this] { return Tokenizer::load(package.tokenizer_json()); })),
       embedding(environment, package.embedding_model(), package.config(), session_options),
-      decoder(environment, package.text_model(), package.config(), decoder_options(session_options, package)) {
+      decoder(environment, package.text_model(), package.config(), decoder_options(session_options, package)),
+      tokenizer(tokenizer_load_.get()) {
   check_model_interface(package, PackagePart::Embedding, embedding.session().interface());
   check_model_interface(package, PackagePart::Text, decoder.session().interface());
 }

@@ -35,14 +35,15 @@ struct ModelData {
  private:
   std::unique_ptr<VisionEncoder> load_vision();
 
-  // Declared here so that it starts before the text models load and, destroyed after them, waits
-  // for the thread before the environment it uses goes away.
+  // Declared here so that they start before the text models load and, destroyed after them, wait
+  // for their threads before what those use goes away.
   std::future<std::unique_ptr<VisionEncoder>> vision_preload_;
+  std::future<Tokenizer> tokenizer_load_;
 
  public:
-  Tokenizer tokenizer;
   EmbeddingModel embedding;
   DecoderModel decoder;
+  Tokenizer tokenizer;
 
  private:
   std::mutex vision_mutex_;
