@@ -55,7 +55,6 @@ class Tokenizer {
  private:
   using Impl = tokenizer_internal::TokenizerImpl;
   explicit Tokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
-  static Tokenizer load_checked(const std::filesystem::path& tokenizer_json);  // load() minus JSON type errors
   // The bytes `id` decodes to, or null if the id has no token.
   const std::string* token_bytes(std::int64_t id) const;
 

@@ -10,6 +10,7 @@
 #include "q3vl/error.h"
 #include "text/tokenizer.h"
 #include "text/tokenizer_impl.h"
+#include "util/json_fields.h"
 
 namespace q3vl {
 namespace {
@@ -40,6 +41,22 @@ void require_unset(const json& object, const char* key, const std::filesystem::p
   bad(file, "unsupported tokenizer: " + where + "." + key + " = " + it->dump());
 }
 
+// An optional member of a known JSON type: absent gives `fallback`; any other type, null included
+// (HF's Rust deserializer refuses it too), is an error naming the field.
+bool flag(const json& object, const char* key, bool fallback, const std::filesystem::path& file, const std::string& where) {
+  const auto it = object.find(key);
+  if (it == object.end()) return fallback;
+  if (!it->is_boolean()) bad(file, where + "." + key + " is " + json_type_name(*it) + ", expected a boolean");
+  return it->get<bool>();
+}
+
+std::string text(const json& object, const char* key, const std::filesystem::path& file, const std::string& where) {
+  const auto it = object.find(key);
+  if (it == object.end()) return "";
+  if (!it->is_string()) bad(file, where + "." + key + " is " + json_type_name(*it) + ", expected a string");
+  return it->get<std::string>();
+}
+
 std::string json_string(const json& value, const std::filesystem::path& file, const std::string& where) {
   if (!value.is_string()) bad(file, where + " is not a string");
   return value.get<std::string>();
@@ -63,8 +80,8 @@ json read_tokenizer_json(const std::filesystem::path& file) {
 // The model: byte-level BPE with nothing else switched on.
 const json& read_bpe_model(const json& root, const std::filesystem::path& file) {
   const json& model = require(root, "model", file, "the tokenizer");
-  if (!model.is_object() || model.value("type", "") != "BPE") {
-    bad(file, "unsupported tokenizer model " + (model.is_object() ? model.value("type", "?") : model.dump()) +
+  if (!model.is_object() || text(model, "type", file, "model") != "BPE") {
+    bad(file, "unsupported tokenizer model " + (model.is_object() ? text(model, "type", file, "model") : model.dump()) +
                   " (only BPE)");
   }
   for (const char* key : {"dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix", "byte_fallback",
@@ -184,9 +201,9 @@ void add_added_tokens(TokenizerImpl& impl, const json& added, const ByteLevelAlp
     TokenInfo& info = impl.tokens[static_cast<std::size_t>(id)];
     info.bytes = alphabet.token_bytes(content, scratch);  // HF runs added tokens through the decoder too
     info.exists = true;
-    info.special = entry.value("special", false);
+    info.special = flag(entry, "special", false, file, where);
     impl.id_by_token.insert_or_assign(content, id);
-    if (entry.value("normalized", false)) {
+    if (flag(entry, "normalized", false, file, where)) {
       impl.normalized_added_tokens.add(content, id);
     } else {
       impl.raw_added_tokens.add(content, id);
@@ -195,7 +212,7 @@ void add_added_tokens(TokenizerImpl& impl, const json& added, const ByteLevelAlp
 }
 
 // "normalized" added tokens are matched against normalized text, so their content is normalized
-// the same way.
+// the same way (add_added_tokens has checked every field read here).
 void normalize_added_tokens(TokenizerImpl& impl, const json& added) {
   AddedTokenMatcher normalized;
   for (const json& entry : added) {
@@ -210,7 +227,7 @@ void normalize_added_tokens(TokenizerImpl& impl, const json& added) {
 // Normalizer: NFC or nothing.
 void read_normalizer(TokenizerImpl& impl, const json& root, const json& added, const std::filesystem::path& file) {
   const json& normalizer = root.contains("normalizer") ? root["normalizer"] : json();
-  if (normalizer.is_object() && normalizer.value("type", "") == "NFC") {
+  if (normalizer.is_object() && text(normalizer, "type", file, "normalizer") == "NFC") {
     impl.nfc = true;
   } else if (!normalizer.is_null()) {
     bad(file, "unsupported normalizer " + normalizer.dump() + " (only NFC)");
@@ -226,18 +243,22 @@ std::string read_split_pattern(const json& root, const std::filesystem::path& fi
     bad(file, "unsupported pre_tokenizer " + pre_tokenizer.dump() +
                   " (expected Sequence[Split(Regex, Isolated), ByteLevel(use_regex=false)])");
   };
-  if (!pre_tokenizer.is_object() || pre_tokenizer.value("type", "") != "Sequence") unsupported_pre_tokenizer();
+  if (!pre_tokenizer.is_object() || text(pre_tokenizer, "type", file, "pre_tokenizer") != "Sequence") unsupported_pre_tokenizer();
   const json& steps = pre_tokenizer.contains("pretokenizers") ? pre_tokenizer["pretokenizers"] : json();
   if (!steps.is_array() || steps.size() != 2 || !steps[0].is_object() || !steps[1].is_object()) unsupported_pre_tokenizer();
   const json& split = steps[0];
   const json& byte_level = steps[1];
-  if (split.value("type", "") != "Split" || split.value("behavior", "") != "Isolated" || split.value("invert", false) ||
+  const std::string split_where = "pre_tokenizer.pretokenizers[0]";
+  const std::string byte_level_where = "pre_tokenizer.pretokenizers[1]";
+  if (text(split, "type", file, split_where) != "Split" || text(split, "behavior", file, split_where) != "Isolated" ||
+      flag(split, "invert", false, file, split_where) ||
       !split.contains("pattern") || !split["pattern"].is_object() || !split["pattern"].contains("Regex") ||
       !split["pattern"]["Regex"].is_string()) {
     unsupported_pre_tokenizer();
   }
-  if (byte_level.value("type", "") != "ByteLevel" || byte_level.value("add_prefix_space", false) ||
-      byte_level.value("use_regex", true)) {
+  if (text(byte_level, "type", file, byte_level_where) != "ByteLevel" ||
+      flag(byte_level, "add_prefix_space", false, file, byte_level_where) ||
+      flag(byte_level, "use_regex", true, file, byte_level_where)) {
     unsupported_pre_tokenizer();
   }
   return split["pattern"]["Regex"].get<std::string>();
@@ -245,7 +266,7 @@ std::string read_split_pattern(const json& root, const std::filesystem::path& fi
 
 void check_decoder(const json& root, const std::filesystem::path& file) {
   const json& decoder = root.contains("decoder") ? root["decoder"] : json();
-  if (!decoder.is_object() || decoder.value("type", "") != "ByteLevel") {
+  if (!decoder.is_object() || text(decoder, "type", file, "decoder") != "ByteLevel") {
     bad(file, "unsupported decoder " + decoder.dump() + " (only ByteLevel)");
   }
 }
@@ -254,15 +275,6 @@ void check_decoder(const json& root, const std::filesystem::path& file) {
 
 // A file with several problems gets the message of the first step that finds one.
 Tokenizer Tokenizer::load(const std::filesystem::path& tokenizer_json) {
-  try {
-    return load_checked(tokenizer_json);
-  } catch (const json::exception& e) {
-    // A field of the wrong JSON type (e.g. "special": null) that the steps read without checking.
-    bad(tokenizer_json, std::string("a field has the wrong type (") + e.what() + ")");
-  }
-}
-
-Tokenizer Tokenizer::load_checked(const std::filesystem::path& tokenizer_json) {
   const auto& file = tokenizer_json;
   const json root = read_tokenizer_json(file);
   const json& model = read_bpe_model(root, file);

@@ -346,26 +346,27 @@ TEST(TokenizerFile, ErrorsNameTheFile) {
   EXPECT_THROW(q3vl::Tokenizer::load(dir / "missing.json"), InvalidInput);
 }
 
-// Fields of the wrong JSON type are the file's fault: InvalidInput naming it, never a JSON library
-// exception escaping to the caller.
+// Fields of the wrong JSON type are the file's fault: InvalidInput naming it and the field, never a
+// JSON library exception escaping to the caller.
 TEST(TokenizerFile, WrongFieldTypesNameTheFile) {
   const test::TempDir dir;
   std::size_t cases = 0;
-  const auto expect_invalid = [&](const std::function<void(json&)>& corrupt) {
+  const auto expect_invalid = [&](const std::string& field, const std::function<void(json&)>& corrupt) {
     json content = tiny_tokenizer(json::array({"a b"}));
     corrupt(content);
-    EXPECT_FALSE(load_error(dir, content.dump()).empty()) << content.dump();
+    const std::string message = load_error(dir, content.dump());
+    EXPECT_NE(message.find(field), std::string::npos) << content.dump() << " -> " << message;
     ++cases;
   };
-  expect_invalid([](json& t) { t["added_tokens"][0]["special"] = nullptr; });
-  expect_invalid([](json& t) { t["added_tokens"][0]["special"] = "yes"; });
-  expect_invalid([](json& t) { t["added_tokens"][0]["normalized"] = 1.5; });
-  expect_invalid([](json& t) { t["model"]["type"] = 3; });
-  expect_invalid([](json& t) { t["normalizer"]["type"] = json::array(); });
-  expect_invalid([](json& t) { t["pre_tokenizer"]["type"] = nullptr; });
-  expect_invalid([](json& t) { t["pre_tokenizer"]["pretokenizers"][0]["invert"] = "no"; });
-  expect_invalid([](json& t) { t["pre_tokenizer"]["pretokenizers"][1]["use_regex"] = 0; });
-  expect_invalid([](json& t) { t["decoder"]["type"] = false; });
+  expect_invalid("special", [](json& t) { t["added_tokens"][0]["special"] = nullptr; });
+  expect_invalid("special", [](json& t) { t["added_tokens"][0]["special"] = "yes"; });
+  expect_invalid("normalized", [](json& t) { t["added_tokens"][0]["normalized"] = 1.5; });
+  expect_invalid("model.type", [](json& t) { t["model"]["type"] = 3; });
+  expect_invalid("normalizer.type", [](json& t) { t["normalizer"]["type"] = json::array(); });
+  expect_invalid("pre_tokenizer.type", [](json& t) { t["pre_tokenizer"]["type"] = nullptr; });
+  expect_invalid("invert", [](json& t) { t["pre_tokenizer"]["pretokenizers"][0]["invert"] = "no"; });
+  expect_invalid("use_regex", [](json& t) { t["pre_tokenizer"]["pretokenizers"][1]["use_regex"] = 0; });
+  expect_invalid("decoder.type", [](json& t) { t["decoder"]["type"] = false; });
   EXPECT_EQ(cases, 9u);
 }
 
