@@ -78,9 +78,10 @@ SplitVisualFeatures split_visual_features(const VisualFeatures& features, std::i
   out.deepstack.resize(static_cast<std::size_t>(out.levels * features.tokens * hidden_size));
   for (std::int64_t r = 0; r < features.tokens; ++r) {
     const float* row = features.data.data() + r * features.width;
-    std::copy_n(row, hidden_size, out.merged.begin() + r * hidden_size);
+    std::copy_n(row + package::visual_channel_slot_start(0, hidden_size), hidden_size, out.merged.begin() + r * hidden_size);
     for (std::int64_t k = 0; k < out.levels; ++k) {
-      std::copy_n(row + (k + 1) * hidden_size, hidden_size, out.deepstack.begin() + (k * features.tokens + r) * hidden_size);
+      std::copy_n(row + package::visual_channel_slot_start(k + 1, hidden_size), hidden_size,
+                  out.deepstack.begin() + (k * features.tokens + r) * hidden_size);
     }
   }
   return out;
@@ -95,9 +96,10 @@ VisualFeatures join_visual_features(std::span<const float> merged, std::span<con
   f.data.resize(static_cast<std::size_t>(f.tokens * f.width));
   for (std::int64_t r = 0; r < f.tokens; ++r) {
     float* row = f.data.data() + r * f.width;
-    std::copy_n(merged.begin() + r * hidden_size, hidden_size, row);
+    std::copy_n(merged.begin() + r * hidden_size, hidden_size, row + package::visual_channel_slot_start(0, hidden_size));
     for (std::int64_t k = 0; k < levels; ++k) {
-      std::copy_n(deepstack.begin() + (k * f.tokens + r) * hidden_size, hidden_size, row + (k + 1) * hidden_size);
+      std::copy_n(deepstack.begin() + (k * f.tokens + r) * hidden_size, hidden_size,
+                  row + package::visual_channel_slot_start(k + 1, hidden_size));
     }
   }
   return f;

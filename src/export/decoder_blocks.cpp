@@ -121,7 +121,8 @@ std::string decoder_layer(const LayerContext& layer, const DecoderBlocks& blocks
 }
 
 std::string wide_channel_slot(GraphBuilder& g, const std::string& embeds, std::int64_t slot, std::int64_t H) {
-  return g.op("Slice", {embeds, g.constant_i64({slot * H}), g.constant_i64({(slot + 1) * H}), g.constant_i64({-1})});
+  return g.op("Slice", {embeds, g.constant_i64({package::visual_channel_slot_start(slot, H)}),
+                        g.constant_i64({package::visual_channel_slot_start(slot + 1, H)}), g.constant_i64({-1})});
 }
 
 std::string add_deepstack(GraphBuilder& g, const std::string& x, const std::string& embeds, std::int64_t level,

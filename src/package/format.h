@@ -44,6 +44,9 @@ inline constexpr const char* kLogits = "logits";
 inline std::int64_t visual_channel_width(const ModelConfig& config) {
   return config.text.hidden_size * (1 + static_cast<std::int64_t>(config.vision.deepstack_visual_indexes.size()));
 }
+// The first column of slot `slot` in such a row: slot 0 the merged features (or token embeddings),
+// slot k + 1 DeepStack level k. The graphs and the runtime both place columns with this.
+inline std::int64_t visual_channel_slot_start(std::int64_t slot, std::int64_t hidden_size) { return slot * hidden_size; }
 
 }  // namespace q3vl::package
 
