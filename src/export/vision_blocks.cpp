@@ -44,7 +44,7 @@ std::string segmented_attention(const BlockContext& block, const AttentionInputs
               {{"num_heads", block.config.num_heads}, {"scale", static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)))}},
               graph::kMicrosoftDomain, block.hint("attn"));
   const std::string rows = body.op("Reshape", {attended, body.constant_i64({-1, D})});
-  body.output(body.op("Identity", {condition}), g.unique_name(block.hint("cond_out")), graph::kBool, {});
+  body.output(condition, g.unique_name(block.hint("cond_out")), graph::kBool, {});
   body.output(body.op("Concat", {so_far, rows}, {{"axis", std::int64_t{0}}}), g.unique_name(block.hint("attended_out")), type,
               {std::string("rows"), D});
 

@@ -33,8 +33,7 @@ std::string flat(GraphBuilder& g, const std::string& x) { return g.op("Reshape",
 // Where each row of pixel_values sits (int64 values per patch [N]), derived from image_grid_thw.
 struct PatchIndex {
   std::string item;           // the grid row (image or video) the patch belongs to
-  std::string frame;          // its temporal slice within the item
-  std::string row, col;       // its place in that slice
+  std::string row, col;       // its place in its temporal slice
   std::string height, width;  // the item's grid height and width
   std::string item_starts;    // per item [n]: its first row in pixel_values
   std::string item_ends;      // per item [n]: one past its last row
@@ -67,7 +66,6 @@ PatchIndex index_patches(GraphBuilder& g, GraphArith& a, const std::string& pixe
   auto per_patch = [&](const std::string& per_item) { return g.op("Gather", {per_item, out.item}); };
   const std::string local = a.sub(p, per_patch(starts));
   const std::string patch_area = per_patch(area);
-  out.frame = a.div(local, patch_area);
   const std::string index_in_frame = a.mod(local, patch_area);
   out.height = per_patch(h);
   out.width = per_patch(w);
