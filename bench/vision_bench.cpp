@@ -3,17 +3,22 @@
 // small images in one call against one, and the process's peak RSS. With --reference, instead the
 // error of this package's features against another's (e.g. int8 against fp32 vision).
 //   vision_bench PACKAGE [--runs N] [--threads N] [--no-prepack] [--side PIXELS] [--reference PACKAGE]
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "bench_util.h"
-#include "package/package.h"
 #include "engine/vision_encoder.h"
+#include "package/format.h"
+#include "package/package.h"
+#include "q3vl/error.h"
 
 namespace {
 
@@ -76,19 +81,43 @@ int main(int argc, char** argv) {
   bool prepack = true;
   std::string reference;  // another package's vision.onnx (fp32) to measure this one's error against
   std::vector<std::int64_t> sides = {448, 896};
-  for (int i = 2; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--no-prepack") prepack = false;
-    if (arg == "--reference" && i + 1 < argc) reference = argv[++i];
-    if (arg == "--side" && i + 1 < argc) sides = {std::atoll(argv[++i])};
-    if (arg == "--runs" && i + 1 < argc) runs = std::atoi(argv[++i]);
-    if (arg == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
+  // A whole decimal number in [low, high], or a usage error naming the option.
+  auto number = [&](int& i, std::int64_t low, std::int64_t high) -> std::int64_t {
+    const std::string option = argv[i];
+    std::int64_t value = 0;
+    const char* text = i + 1 < argc ? argv[++i] : "";
+    const auto [end, error] = std::from_chars(text, text + std::strlen(text), value);
+    if (error != std::errc() || *end != '\0' || value < low || value > high) {
+      throw std::invalid_argument(option + " '" + text + "': expected a number from " + std::to_string(low) + " to " +
+                                  std::to_string(high));
+    }
+    return value;
+  };
+  try {
+    for (int i = 2; i < argc; ++i) {
+      const std::string arg = argv[i];
+      if (arg == "--no-prepack") {
+        prepack = false;
+      } else if (arg == "--reference" && i + 1 < argc) {
+        reference = argv[++i];
+      } else if (arg == "--side") {
+        sides = {number(i, 32, 4096)};
+        if (sides[0] % 32 != 0) throw std::invalid_argument("--side: a multiple of 32 pixels (two merged patches)");
+      } else if (arg == "--runs") {
+        runs = static_cast<int>(number(i, 1, 100));
+      } else if (arg == "--threads") {
+        threads = static_cast<int>(number(i, 0, 256));
+      } else {
+        throw std::invalid_argument("unknown argument " + arg);
+      }
+    }
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "vision_bench: %s\n", e.what());
+    return 2;
   }
   try {
     const Package package = Package::open(argv[1]);
     const ModelConfig& config = package.config();
-    const double peak = bench::onnxruntime_gemm_gflops(std::filesystem::temp_directory_path(), 2048, threads);
-    std::printf("machine: ONNX Runtime FP32 GEMM 2048^3: %.1f GFLOP/s (the practical peak)\n", peak);
     OnnxEnvironment env(threads);
     SessionOptions session_options;
     session_options.prepack_weights = prepack;
@@ -98,10 +127,17 @@ int main(int argc, char** argv) {
     std::mt19937 rng(1);
     std::uniform_real_distribution<float> pixel(-1.0f, 1.0f);
     if (!reference.empty()) {
-      VisionEncoder reference_encoder(env, Package::open(reference).vision_model(), config);
+      const Package reference_package = Package::open(reference);
+      if (q3vl::package::visual_channel_width(reference_package.config()) != q3vl::package::visual_channel_width(config) ||
+          reference_package.config().vision.patch_input_size() != config.vision.patch_input_size()) {
+        throw InvalidInput(reference + ": not the same model as " + argv[1] + " (other vision or text sizes)");
+      }
+      VisionEncoder reference_encoder(env, reference_package.vision_model(), config);
       report_error_against(encoder, reference_encoder, config, rng);
       return 0;
     }
+    const double peak = bench::onnxruntime_gemm_gflops(std::filesystem::temp_directory_path(), 2048, threads);
+    std::printf("machine: ONNX Runtime FP32 GEMM 2048^3: %.1f GFLOP/s (the practical peak)\n", peak);
     for (std::int64_t side : sides) {
       const std::int64_t grid = side / config.vision.patch_size;
       const std::vector<GridThw> grids = {{1, grid, grid}};
