@@ -1,7 +1,7 @@
 #pragma once
 // A multi-turn conversation on a shared Model. Each turn renders the chat, tokenizes it, runs the
-// vision encoder on the turn's images, and feeds the decoder only the tokens its KV cache does not
-// already hold, then streams the reply. Creating one loads nothing (microseconds); its memory is
+// vision encoder on the turn's images and videos, and feeds the decoder only the tokens its KV
+// cache does not already hold, then streams the reply. Creating one loads nothing (microseconds); its memory is
 // its KV cache, which grows with the conversation. Thread contract: see q3vl/model.h.
 #include <cstdint>
 #include <functional>
@@ -9,11 +9,13 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "q3vl/image.h"
 #include "q3vl/model.h"
 #include "q3vl/sampling.h"
+#include "q3vl/video.h"
 
 namespace q3vl {
 
@@ -26,7 +28,16 @@ struct ConversationOptions {
   // Images whose vision pass would need more memory than this are refused before it runs.
   // 0: Q3VL_MAX_VISION_MEMORY_MB if set, else 3/4 of physical memory.
   std::uint64_t vision_memory_budget_bytes = 0;
+  // Videos: frames sampled per second of the clip, the most frames one clip gives, and one clip's
+  // token budget (frames rounded up to pairs x height x width / 2048); unset: the package's
+  // video_preprocessor_config.json (HF's defaults: 2 frames per second, 4..768 frames).
+  std::optional<double> video_fps;
+  std::optional<std::int64_t> max_video_frames;
+  std::optional<std::int64_t> min_video_tokens, max_video_tokens;
 };
+
+// One image or video of a user turn.
+using Media = std::variant<RgbImage, VideoClip>;
 
 struct ReplyOptions {
   std::optional<SamplingOptions> sampling;  // unset: the package's generation_config
@@ -35,7 +46,10 @@ struct ReplyOptions {
 };
 
 struct Timings {
-  std::int64_t image_tokens = 0;
+  std::int64_t image_tokens = 0;   // of this turn's new images
+  std::int64_t video_tokens = 0;   // of this turn's new videos
+  std::int64_t video_frames = 0;   // frames sampled from them
+  double video_decode_ms = 0;      // decoding, resizing and cutting those frames into patches
   double vision_ms = 0;       // the vision encoder, its loading included on the first image
   double vision_load_ms = 0;  // of which loading vision.onnx (0 once loaded)
   std::int64_t prefill_tokens = 0;
@@ -63,9 +77,10 @@ class Conversation {
   Conversation(Conversation&&) noexcept;
   Conversation& operator=(Conversation&&) noexcept;
 
-  // One user turn: `images` (in order) then `text`; generates and streams the assistant reply
-  // through `on_text` (UTF-8 pieces). A turn that throws leaves the conversation as it was.
-  Reply send(const std::vector<RgbImage>& images, const std::string& text, const ReplyOptions& options = {},
+  // One user turn: `media` (images and videos, in order) then `text`; generates and streams the
+  // assistant reply through `on_text` (UTF-8 pieces). A turn that throws leaves the conversation as
+  // it was.
+  Reply send(const std::vector<Media>& media, const std::string& text, const ReplyOptions& options = {},
              const std::function<void(std::string_view)>& on_text = {}, TurnTrace* trace = nullptr);
 
   // Forgets every turn (keeps the system prompt and the model).

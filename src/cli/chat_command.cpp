@@ -1,5 +1,6 @@
 // `q3vl chat`: interactive multi-turn chat. Lines starting with '/' are commands (see
-// chat_commands.h): `/image PATH` attaches an image to the next user turn (any turn); `/reset`
+// chat_commands.h): `/image PATH` and `/video PATH` attach an image or a video to the next user
+// turn (any turn, in the order given); `/reset`
 // starts over; `/quit` or end of input leaves. Earlier turns stay in the KV cache and are never
 // recomputed. A turn that fails (a bad image, a full context) is reported and the chat goes on;
 // only losing standard output ends it (exit 1).
@@ -28,7 +29,7 @@ void chat(GenerationFlags& flags) {
   Conversation conversation(model, flags.conversation_options(*model));
   const ReplyOptions reply_options = flags.reply_options(*model);
   const bool interactive = ::isatty(0) != 0;
-  std::vector<RgbImage> pending;
+  std::vector<Media> pending;
   std::string line;
   for (;;) {
     if (interactive) write_reply("> ");
@@ -55,6 +56,16 @@ void chat(GenerationFlags& flags) {
           report(e);
         }
         continue;
+      case ChatLine::Kind::Video: {
+        std::error_code error;
+        if (!std::filesystem::is_regular_file(input.text, error)) {
+          std::fprintf(stderr, "q3vl: error: /video %s: no such file\n", input.text.c_str());
+          continue;
+        }
+        pending.emplace_back(VideoClip::from_file(input.text));
+        std::fprintf(stderr, "[video attached to the next message]\n");
+        continue;
+      }
       case ChatLine::Kind::Text:
         break;
     }
@@ -77,7 +88,7 @@ void chat(GenerationFlags& flags) {
 
 void add_chat_command(CLI::App& app) {
   auto flags = std::make_shared<GenerationFlags>();
-  CLI::App* cmd = app.add_subcommand("chat", "Interactive multi-turn chat (/image PATH, /reset, /quit, /help)");
+  CLI::App* cmd = app.add_subcommand("chat", "Interactive multi-turn chat (/image PATH, /video PATH, /reset, /quit, /help)");
   flags->add_to(*cmd);
   cmd->callback([flags] { chat(*flags); });
 }

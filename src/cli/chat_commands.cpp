@@ -3,7 +3,7 @@
 namespace q3vl::cli {
 
 std::string chat_commands_hint() {
-  return "commands: /image PATH, /reset, /quit, /help; start a line with // to send text beginning with /";
+  return "commands: /image PATH, /video PATH, /reset, /quit, /help; start a line with // to send text beginning with /";
 }
 
 ChatLine parse_chat_line(std::string line) {
@@ -21,6 +21,10 @@ ChatLine parse_chat_line(std::string line) {
   if (name == "/image") {
     if (argument.empty()) return invalid("/image needs a file: /image PATH");
     return {ChatLine::Kind::Image, argument};
+  }
+  if (name == "/video") {
+    if (argument.empty()) return invalid("/video needs a file: /video PATH");
+    return {ChatLine::Kind::Video, argument};
   }
   ChatLine::Kind kind = ChatLine::Kind::Invalid;
   if (name == "/reset") kind = ChatLine::Kind::Reset;

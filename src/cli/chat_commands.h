@@ -1,15 +1,15 @@
 #pragma once
 // One line of `q3vl chat` input: text for the model, or a command. Commands are lines that start
-// with '/': /image PATH, /reset, /quit (or /exit), /help. A line starting with "//" is text that
+// with '/': /image PATH, /video PATH, /reset, /quit (or /exit), /help. A line starting with "//" is text that
 // starts with '/' (one slash removed). A trailing '\r' (CRLF input) is dropped.
 #include <string>
 
 namespace q3vl::cli {
 
 struct ChatLine {
-  enum class Kind { Text, Image, Reset, Quit, Help, Invalid };
+  enum class Kind { Text, Image, Video, Reset, Quit, Help, Invalid };
   Kind kind = Kind::Text;
-  std::string text;  // Text: the message; Image: the path; Invalid: what is wrong, with the hint
+  std::string text;  // Text: the message; Image, Video: the path; Invalid: what is wrong, with the hint
 };
 
 ChatLine parse_chat_line(std::string line);

@@ -74,6 +74,15 @@ void GenerationFlags::add_to(CLI::App& cmd) {
       ->check(integer_range(1, kMostImageTokens));
   cmd.add_option("--min-image-tokens", min_image_tokens, "Smallest image size, in visual tokens")
       ->check(integer_range(1, kMostImageTokens));
+  cmd.add_option("--fps", fps, "Video frames sampled per second of the clip (default: the package's, HF's 2)")
+      ->check(finite_range(0, 1000, true));
+  cmd.add_option("--max-frames", max_frames, "Most frames sampled from one video (default: the package's, HF's 768)")
+      ->check(integer_range(1, 100000));
+  cmd.add_option("--max-video-tokens", max_video_tokens,
+                 "Token budget of one video (frame pairs x 32x32-pixel blocks; default: the package's, 12288)")
+      ->check(integer_range(1, kMostImageTokens));
+  cmd.add_option("--min-video-tokens", min_video_tokens, "Smallest size of one video, in visual tokens")
+      ->check(integer_range(1, kMostImageTokens));
   cmd.add_option("--max-vision-memory-mb", max_vision_memory_mb,
                  "Refuse images whose vision encoder would need more memory than this (default: env "
                  "Q3VL_MAX_VISION_MEMORY_MB, else 3/4 of physical memory)")
@@ -88,6 +97,11 @@ void GenerationFlags::finish() {
     throw CLI::ValidationError("--min-image-tokens", std::to_string(*min_image_tokens) +
                                                          " is more than --max-image-tokens " +
                                                          std::to_string(*max_image_tokens));
+  }
+  if (min_video_tokens && max_video_tokens && *min_video_tokens > *max_video_tokens) {
+    throw CLI::ValidationError("--min-video-tokens", std::to_string(*min_video_tokens) +
+                                                         " is more than --max-video-tokens " +
+                                                         std::to_string(*max_video_tokens));
   }
   const unsigned cores = std::thread::hardware_concurrency();
   if (cores > 0 && threads > static_cast<int>(cores)) {
@@ -147,6 +161,10 @@ ConversationOptions GenerationFlags::conversation_options(const Model& loaded) c
                  static_cast<long long>(*min_image_tokens), static_cast<long long>(loaded.max_image_tokens()),
                  static_cast<long long>(*min_image_tokens));
   }
+  o.video_fps = fps;
+  o.max_video_frames = max_frames;
+  o.max_video_tokens = max_video_tokens;
+  o.min_video_tokens = min_video_tokens;
   if (max_vision_memory_mb) o.vision_memory_budget_bytes = static_cast<std::uint64_t>(*max_vision_memory_mb) << 20;
   return o;
 }
@@ -155,11 +173,16 @@ std::string timing_line(const Timings& t, double load_ms) {
   auto rate = [](std::int64_t tokens, double ms) { return ms > 0 ? 1000.0 * static_cast<double>(tokens) / ms : 0.0; };
   char load[48] = "";
   if (load_ms >= 0) std::snprintf(load, sizeof load, "load %.0f ms | ", load_ms);
-  char line[320];
+  char video[96] = "";
+  if (t.video_tokens > 0) {
+    std::snprintf(video, sizeof video, "video tokens %lld | frames %lld | video decode %.0f ms | ",
+                  static_cast<long long>(t.video_tokens), static_cast<long long>(t.video_frames), t.video_decode_ms);
+  }
+  char line[420];
   std::snprintf(line, sizeof line,
-                "%simage tokens %lld | vision %.0f ms | vision load %.0f ms | prefill %lld tok in %.0f ms (%.1f tok/s) | "
+                "%simage tokens %lld | %svision %.0f ms | vision load %.0f ms | prefill %lld tok in %.0f ms (%.1f tok/s) | "
                 "first token %.0f ms | decode %lld tok (%.1f tok/s)",
-                load, static_cast<long long>(t.image_tokens), t.vision_ms, t.vision_load_ms,
+                load, static_cast<long long>(t.image_tokens), video, t.vision_ms, t.vision_load_ms,
                 static_cast<long long>(t.prefill_tokens), t.prefill_ms, rate(t.prefill_tokens, t.prefill_ms),
                 t.time_to_first_token_ms, static_cast<long long>(t.decode_tokens), rate(t.decode_tokens, t.decode_ms));
   return line;

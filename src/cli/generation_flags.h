@@ -29,6 +29,10 @@ struct GenerationFlags {
   std::optional<std::int64_t> max_image_tokens;
   std::optional<std::int64_t> min_image_tokens;
   std::optional<std::int64_t> max_vision_memory_mb;
+  std::optional<double> fps;
+  std::optional<std::int64_t> max_frames;
+  std::optional<std::int64_t> max_video_tokens;
+  std::optional<std::int64_t> min_video_tokens;
   int threads = 0;
   bool verbose = false;
 
@@ -53,7 +57,8 @@ std::string read_text_file(const std::string& option, const std::string& path);
 
 // "image tokens 256 | vision 812 ms | vision load 301 ms | prefill 300 tok in 4100 ms (73.2 tok/s) |
 // first token 4950 ms | decode 31 tok (12.9 tok/s)"; `load_ms` (process start until the model was
-// ready) leads the line when given.
+// ready) leads the line when given; a turn with videos adds "video tokens 120 | frames 8 | video
+// decode 95 ms | " after the image tokens.
 std::string timing_line(const Timings& t, double load_ms = -1);
 
 }  // namespace q3vl::cli

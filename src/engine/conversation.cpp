@@ -7,6 +7,7 @@
 #include "engine/turn_trace.h"
 #include "math/rope_index.h"
 #include "media/image_preprocess.h"
+#include "media/video_preprocess.h"
 #include "text/chat_format.h"
 #include "q3vl/error.h"
 #include "engine/sampler.h"
@@ -21,22 +22,56 @@ double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
-// Replaces the k-th single image pad with the k-th image's pad tokens; returns where each
-// image's block starts.
-std::vector<std::int64_t> expand_image_pads(std::vector<std::int64_t>& ids, const std::vector<ImageInput>& images,
-                                            std::int64_t pad, std::vector<std::size_t>& block_starts) {
+}  // namespace
+
+// One image or video of the conversation, preprocessed. A video's pixels are decoded only when
+// its turn runs (after the plan says how many tokens it takes).
+struct VisualItem {
+  bool video = false;
+  std::string source;
+  GridThw grid;
+  std::vector<float> pixel_values;      // [grid.patches(), C*Tp*P*P]; empty until a video is loaded
+  VideoPlan plan;                       // videos: sampling, size, timestamps
+  std::unique_ptr<FrameSource> frames;  // videos not loaded yet
+};
+
+namespace {
+
+// The rendered chat with each single media pad replaced by its item's tokens: an image's pads, or
+// for a video, per frame pair "<t seconds>" + <|vision_start|> + pads + <|vision_end|> (HF's
+// processor keeps the template's own vision_start/end around them). Records each item's span.
+std::vector<std::int64_t> expand_media_pads(const std::vector<std::int64_t>& ids, const std::vector<VisualItem>& items,
+                                            const ModelConfig& config, const Tokenizer& tokenizer,
+                                            std::vector<std::pair<std::size_t, std::size_t>>& spans) {
   std::vector<std::int64_t> out;
-  std::size_t image = 0;
+  std::size_t item = 0;
   for (std::int64_t id : ids) {
-    if (id != pad) {
+    if (id != config.image_token_id && id != config.video_token_id) {
       out.push_back(id);
       continue;
     }
-    if (image >= images.size()) throw InvalidInput("the chat has more image placeholders than images");
-    block_starts.push_back(out.size());
-    out.insert(out.end(), static_cast<std::size_t>(images[image++].grid.tokens()), pad);
+    const bool video = id == config.video_token_id;
+    if (item >= items.size() || items[item].video != video) {
+      throw InvalidInput(std::string("the chat's ") + (video ? "video" : "image") + " placeholders do not match its media");
+    }
+    const VisualItem& current = items[item++];
+    const std::size_t start = out.size();
+    if (!video) {
+      out.insert(out.end(), static_cast<std::size_t>(current.grid.tokens()), id);
+    } else {
+      const std::size_t per_pair = static_cast<std::size_t>(current.grid.h * current.grid.w / 4);
+      for (std::int64_t pair = 0; pair < current.grid.t; ++pair) {
+        const std::vector<std::int64_t> stamp =
+            tokenizer.encode(timestamp_text(current.plan.timestamps[static_cast<std::size_t>(pair)]));
+        out.insert(out.end(), stamp.begin(), stamp.end());
+        out.push_back(config.vision_start_token_id);
+        out.insert(out.end(), per_pair, id);
+        out.push_back(config.vision_end_token_id);
+      }
+    }
+    spans.emplace_back(start, out.size());
   }
-  if (image != images.size()) throw InvalidInput("the chat has fewer image placeholders than images");
+  if (item != items.size()) throw InvalidInput("the chat has fewer media placeholders than media");
   return out;
 }
 
@@ -73,6 +108,37 @@ PreprocessOptions resolve_preprocess(PreprocessOptions preprocess, const Convers
   return preprocess;
 }
 
+// The conversation's video settings: the package's, with the user's in their place. Token bounds
+// become the clip's pixel budget (one token per frame pair of 32x32 pixels).
+VideoPreprocessOptions resolve_video_preprocess(VideoPreprocessOptions video, const ConversationOptions& options,
+                                                std::int64_t pixels_per_token) {
+  constexpr std::int64_t kMaxTokens = std::int64_t{1} << 32;
+  for (const auto& [value, name] : {std::pair{options.min_video_tokens, "min_video_tokens"},
+                                    std::pair{options.max_video_tokens, "max_video_tokens"}}) {
+    if (value && (*value < 1 || *value > kMaxTokens)) {
+      throw InvalidInput(std::string(name) + " must be between 1 and 2^32, not " + std::to_string(*value));
+    }
+  }
+  if (options.video_fps && !(*options.video_fps > 0 && *options.video_fps <= 1000)) {
+    throw InvalidInput("video fps must be a number in (0, 1000], not " + std::to_string(*options.video_fps));
+  }
+  if (options.max_video_frames && (*options.max_video_frames < 1 || *options.max_video_frames > 100000)) {
+    throw InvalidInput("max video frames must be between 1 and 100000, not " + std::to_string(*options.max_video_frames));
+  }
+  if (options.video_fps) video.fps = *options.video_fps;
+  if (options.max_video_frames) {
+    video.max_frames = *options.max_video_frames;
+    video.min_frames = std::min(video.min_frames, video.max_frames);
+  }
+  if (options.max_video_tokens) video.pixels.max_pixels = *options.max_video_tokens * pixels_per_token;
+  if (options.min_video_tokens) video.pixels.min_pixels = *options.min_video_tokens * pixels_per_token;
+  if (video.pixels.min_pixels > video.pixels.max_pixels) {
+    if (options.max_video_tokens && !options.min_video_tokens) video.pixels.min_pixels = video.pixels.max_pixels;
+    if (options.min_video_tokens && !options.max_video_tokens) video.pixels.max_pixels = video.pixels.min_pixels;
+  }
+  return video;
+}
+
 }  // namespace
 
 // One sequence on the shared model: its KV cache and what it holds, and the chat so far.
@@ -80,36 +146,39 @@ struct ConversationState {
   ConversationState(std::shared_ptr<const Model> shared_model, ConversationOptions options);
 
   // One turn, in the steps below: render, reuse the cache, vision, prefill, decode.
-  Reply send_turn(const std::vector<RgbImage>& images, const std::string& text, const ReplyOptions& options,
+  Reply send_turn(const std::vector<Media>& media, const std::string& text, const ReplyOptions& options,
                   const std::function<void(std::string_view)>& on_text, TurnTrace* trace);
 
   struct TurnTokens {
-    std::vector<std::int64_t> ids;           // the whole conversation, image pads expanded
-    std::vector<std::size_t> block_starts;   // where each image's pads start in `ids`
+    std::vector<std::int64_t> ids;           // the whole conversation, media pads expanded
+    std::vector<std::pair<std::size_t, std::size_t>> spans;  // each visual item's tokens in `ids`
     std::size_t kept = 0;                    // leading tokens the cache already holds
-    std::vector<float> pixels;               // the new images' patches
+    std::size_t first_item = 0;              // the first item the vision encoder must see
+    std::vector<float> pixels;               // the new items' patches
     std::vector<GridThw> grids;
     VisualFeatures features;
     std::vector<std::int64_t> position_ids;  // [3, new tokens]
     std::int64_t next_position = 0;          // the first generated token's position
   };
-  TurnTokens render_turn(const std::vector<RgbImage>& images, const std::string& text);
-  std::size_t keep_cached_prefix(TurnTokens& turn);
-  void encode_images(std::size_t first_image, const std::vector<RgbImage>& turn_images, TurnTokens& turn,
-                     Timings& timings) const;
+  TurnTokens render_turn(const std::vector<Media>& media, const std::string& text);
+  void keep_cached_prefix(TurnTokens& turn);
+  void load_videos(const TurnTokens& turn, Timings& timings);
+  void encode_visuals(TurnTokens& turn, Timings& timings) const;
   std::vector<float> prefill(TurnTokens& turn, Timings& timings);
   void decode(const TurnTokens& turn, std::vector<float> logits, const ReplyOptions& options,
               const std::function<void(std::string_view)>& on_text, Clock::time_point start, Reply& reply);
-  void check_vision_memory(std::size_t first_image, const std::vector<RgbImage>& turn_images) const;
+  void check_vision_memory(std::size_t first_item) const;
+  void trace_turn(const TurnTokens& turn, const std::vector<float>& logits, TurnTrace& trace) const;
   void reset();
 
   std::shared_ptr<const Model> model_;  // keeps data_ alive
   ModelData& data_;
   ConversationOptions options_;
   PreprocessOptions preprocess_;
+  VideoPreprocessOptions video_preprocess_;
   KvCache cache_;
   std::vector<ChatMessage> messages_;
-  std::vector<ImageInput> images_;                // every image of the conversation, in order
+  std::vector<VisualItem> items_;                 // every image and video of the conversation, in order
   std::vector<std::int64_t> cached_ids_;          // what the cache holds
   std::vector<std::int64_t> cached_max_position_; // per cached token: max of its (T, H, W)
 };
@@ -119,6 +188,8 @@ ConversationState::ConversationState(std::shared_ptr<const Model> shared_model, 
       data_(model_ ? model_->data() : throw InvalidInput("a conversation needs a loaded model")),
       options_(std::move(options)),
       preprocess_(resolve_preprocess(data_.preprocess, options_, model_->pixels_per_image_token())),
+      video_preprocess_(resolve_video_preprocess(data_.video_preprocess, options_,
+                                                 model_->pixels_per_image_token() * data_.package.config().vision.temporal_patch_size)),
       cache_(data_.decoder.new_cache(options_.context_length > 0 ? options_.context_length : model_->max_length())) {
   require_valid_utf8(options_.system_prompt, "the system prompt");
   reject_media_placeholders(options_.system_prompt, "the system prompt");
@@ -127,7 +198,7 @@ ConversationState::ConversationState(std::shared_ptr<const Model> shared_model, 
 
 void ConversationState::reset() {
   messages_.clear();
-  images_.clear();
+  items_.clear();
   cached_ids_.clear();
   cached_max_position_.clear();
   cache_.reset();
@@ -149,17 +220,17 @@ std::int64_t Conversation::cached_tokens() const { return state_->cache_.cached_
 std::int64_t Conversation::context_length() const { return state_->cache_.context_length(); }
 const Model& Conversation::model() const { return *state_->model_; }
 
-Reply Conversation::send(const std::vector<RgbImage>& images, const std::string& text, const ReplyOptions& options,
+Reply Conversation::send(const std::vector<Media>& media, const std::string& text, const ReplyOptions& options,
                          const std::function<void(std::string_view)>& on_text, TurnTrace* trace) {
   ConversationState& s = *state_;
   const std::size_t message_count = s.messages_.size();
-  const std::size_t image_count = s.images_.size();
+  const std::size_t item_count = s.items_.size();
   try {
-    return s.send_turn(images, text, options, on_text, trace);
+    return s.send_turn(media, text, options, on_text, trace);
   } catch (...) {
     // A failed turn leaves the conversation as it was; the cache keeps only what was fed.
     s.messages_.resize(message_count);
-    s.images_.resize(image_count);
+    s.items_.resize(item_count);
     s.cached_ids_.resize(std::min<std::size_t>(s.cached_ids_.size(), static_cast<std::size_t>(s.cache_.cached_tokens())));
     s.cached_max_position_.resize(s.cached_ids_.size());
     s.cache_.truncate(static_cast<std::int64_t>(s.cached_ids_.size()));
@@ -167,49 +238,71 @@ Reply Conversation::send(const std::vector<RgbImage>& images, const std::string&
   }
 }
 
-// Refuse an image set whose vision pass would not fit the memory budget before ONNX Runtime asks
-// for the buffers (or the kernel kills us).
-void ConversationState::check_vision_memory(std::size_t first_image, const std::vector<RgbImage>& turn_images) const {
+// Refuse media whose vision pass would not fit the memory budget before anything is decoded or
+// ONNX Runtime asks for the buffers (or the kernel kills us).
+void ConversationState::check_vision_memory(std::size_t first_item) const {
   std::int64_t patches = 0;
-  for (std::size_t i = first_image; i < images_.size(); ++i) patches += images_[i].grid.patches();
+  for (std::size_t i = first_item; i < items_.size(); ++i) patches += items_[i].grid.patches();
   const ModelConfig& config = data_.package.config();
   const std::uint64_t budget =
       options_.vision_memory_budget_bytes > 0 ? options_.vision_memory_budget_bytes : default_vision_memory_budget_bytes();
   const std::uint64_t needed = estimate_vision_peak_bytes(config, patches);
   if (needed <= budget) return;
-  // The largest per-image token budget that would fit, for the hint.
+  // The largest per-item token budget that would fit, for the hint.
   const std::int64_t merge = config.vision.spatial_merge_size * config.vision.spatial_merge_size;
-  const auto count = static_cast<std::int64_t>(images_.size() - first_image);
+  const auto count = static_cast<std::int64_t>(items_.size() - first_item);
   std::int64_t fitting_patches = patches;
   while (fitting_patches > merge && estimate_vision_peak_bytes(config, fitting_patches) > budget) fitting_patches = fitting_patches * 9 / 10;
   const std::int64_t fitting_tokens = std::max<std::int64_t>(1, fitting_patches / merge / std::max<std::int64_t>(count, 1));
   std::string which;
-  const std::size_t first_of_turn = images_.size() - turn_images.size();
-  for (std::size_t i = first_image; i < images_.size(); ++i) {
-    std::string name = "image " + std::to_string(i + 1);
-    if (i >= first_of_turn && !turn_images[i - first_of_turn].source.empty()) name = turn_images[i - first_of_turn].source;
-    which += (which.empty() ? "" : ", ") + name + " (" + std::to_string(images_[i].grid.patches() / merge) + " tokens)";
+  bool any_video = false, any_image = false;
+  for (std::size_t i = first_item; i < items_.size(); ++i) {
+    const VisualItem& item = items_[i];
+    (item.video ? any_video : any_image) = true;
+    const std::string name = item.source.empty() ? (item.video ? "video " : "image ") + std::to_string(i + 1) : item.source;
+    which += (which.empty() ? "" : ", ") + name + " (" + std::to_string(item.grid.tokens()) + " tokens)";
   }
+  std::string hint;
+  if (any_image) hint += "--max-image-tokens " + std::to_string(fitting_tokens);
+  if (any_video) hint += std::string(hint.empty() ? "" : " or ") + "--max-video-tokens " + std::to_string(fitting_tokens);
   auto megabytes = [](std::uint64_t bytes) { return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MB"; };
   throw InvalidInput(which + ": the vision encoder would need about " + megabytes(needed) + " of memory, more than the " +
                      megabytes(budget) + " allowed (--max-vision-memory-mb or Q3VL_MAX_VISION_MEMORY_MB); use fewer or "
-                     "smaller images, e.g. --max-image-tokens " + std::to_string(fitting_tokens));
+                     "smaller images or videos, e.g. " + hint);
 }
 
-// 1. The conversation so far plus this turn, as tokens with every image's pads expanded.
-ConversationState::TurnTokens ConversationState::render_turn(const std::vector<RgbImage>& images, const std::string& text) {
+// 1. The conversation so far plus this turn, as tokens with every item's pads expanded. Images are
+// preprocessed here; videos are only planned (their header read), so an over-long clip is refused
+// before it is decoded.
+ConversationState::TurnTokens ConversationState::render_turn(const std::vector<Media>& media, const std::string& text) {
   require_valid_utf8(text, "the message text");
   reject_media_placeholders(text, "the message text");
+  const ModelConfig& config = data_.package.config();
   std::vector<ChatContent> content;
-  for (const RgbImage& image : images) {
-    images_.push_back(preprocess_image(image, data_.package.config(), preprocess_));
-    content.push_back({ChatContent::Kind::Image, ""});
+  for (const Media& medium : media) {
+    VisualItem item;
+    if (const RgbImage* image = std::get_if<RgbImage>(&medium)) {
+      ImageInput input = preprocess_image(*image, config, preprocess_);
+      item.source = image->source;
+      item.grid = input.grid;
+      item.pixel_values = std::move(input.pixel_values);
+      content.push_back({ChatContent::Kind::Image, ""});
+    } else {
+      const VideoClip& clip = std::get<VideoClip>(medium);
+      item.video = true;
+      item.source = clip.source;
+      item.frames = open_frame_source(clip);
+      item.plan = plan_video(*item.frames, clip.source, config, video_preprocess_);
+      item.grid = item.plan.grid;
+      content.push_back({ChatContent::Kind::Video, ""});
+    }
+    items_.push_back(std::move(item));
   }
   if (!text.empty()) content.push_back({ChatContent::Kind::Text, text});
   messages_.push_back(user_message(std::move(content)));
-  std::vector<std::int64_t> rendered = data_.tokenizer.encode(render_chat(messages_));
+  const std::vector<std::int64_t> rendered = data_.tokenizer.encode(render_chat(messages_));
   TurnTokens turn;
-  turn.ids = expand_image_pads(rendered, images_, data_.package.config().image_token_id, turn.block_starts);
+  turn.ids = expand_media_pads(rendered, items_, config, data_.tokenizer, turn.spans);
   if (turn.ids.size() > static_cast<std::size_t>(cache_.context_length())) {
     // Before the vision and embedding passes, whose memory grows with the tokens.
     throw InvalidInput("context overflow: the conversation is " + std::to_string(turn.ids.size()) +
@@ -219,40 +312,48 @@ ConversationState::TurnTokens ConversationState::render_turn(const std::vector<R
   return turn;
 }
 
-// 2. Keeps the cache up to the first difference, never splitting an image block; returns the
-// first image whose block is not kept (the ones the vision encoder must see).
-std::size_t ConversationState::keep_cached_prefix(TurnTokens& turn) {
+// 2. Keeps the cache up to the first difference, never splitting an item's tokens (a video's
+// frame pairs and timestamps included); records the first item the vision encoder must see.
+void ConversationState::keep_cached_prefix(TurnTokens& turn) {
   std::size_t keep = 0;
   while (keep < cached_ids_.size() && keep < turn.ids.size() && cached_ids_[keep] == turn.ids[keep]) ++keep;
   if (keep == turn.ids.size()) --keep;  // always feed at least one token to get logits
-  std::size_t first_image = 0;
-  while (first_image < turn.block_starts.size() &&
-         turn.block_starts[first_image] + static_cast<std::size_t>(images_[first_image].grid.tokens()) <= keep) {
-    ++first_image;
-  }
-  if (first_image < turn.block_starts.size() && turn.block_starts[first_image] < keep) keep = turn.block_starts[first_image];
+  std::size_t first_item = 0;
+  while (first_item < turn.spans.size() && turn.spans[first_item].second <= keep) ++first_item;
+  if (first_item < turn.spans.size() && turn.spans[first_item].first < keep) keep = turn.spans[first_item].first;
   cache_.truncate(static_cast<std::int64_t>(keep));
   cached_ids_.resize(keep);
   cached_max_position_.resize(keep);
   turn.kept = keep;
-  return first_image;
+  turn.first_item = first_item;
 }
 
-// 3. The vision encoder on the images from `first_image` on (their blocks are in the new tokens).
-void ConversationState::encode_images(std::size_t first_image, const std::vector<RgbImage>& turn_images, TurnTokens& turn,
-                                      Timings& timings) const {
-  for (std::size_t i = first_image; i < images_.size(); ++i) {
-    turn.pixels.insert(turn.pixels.end(), images_[i].pixel_values.begin(), images_[i].pixel_values.end());
-    turn.grids.push_back(images_[i].grid);
+// 3a. Decodes the videos not loaded yet (this turn's), sampled frames only.
+void ConversationState::load_videos(const TurnTokens& turn, Timings& timings) {
+  const auto start = Clock::now();
+  for (std::size_t i = turn.first_item; i < items_.size(); ++i) {
+    VisualItem& item = items_[i];
+    if (!item.video || !item.frames) continue;
+    item.pixel_values = load_video_pixels(*item.frames, item.plan, data_.package.config(), video_preprocess_.pixels);
+    item.frames.reset();  // closes the file
+    timings.video_frames += static_cast<std::int64_t>(item.plan.frame_indices.size());
+  }
+  timings.video_decode_ms = ms_since(start);
+}
+
+// 3b. The vision encoder on the items from `first_item` on (their tokens are in the new ones).
+void ConversationState::encode_visuals(TurnTokens& turn, Timings& timings) const {
+  for (std::size_t i = turn.first_item; i < items_.size(); ++i) {
+    turn.pixels.insert(turn.pixels.end(), items_[i].pixel_values.begin(), items_[i].pixel_values.end());
+    turn.grids.push_back(items_[i].grid);
+    (items_[i].video ? timings.video_tokens : timings.image_tokens) += items_[i].grid.tokens();
   }
   if (turn.grids.empty()) return;
-  check_vision_memory(first_image, turn_images);
   const auto vision_start = Clock::now();
   const VisionEncoder& encoder = data_.vision();
   timings.vision_load_ms = ms_since(vision_start);
   turn.features = encoder.encode(turn.pixels, turn.grids);
   timings.vision_ms = ms_since(vision_start);
-  timings.image_tokens = turn.features.tokens;
 }
 
 // 4. Prefills the new tokens at positions continuing from the cache; returns the last logits.
@@ -322,25 +423,40 @@ void ConversationState::decode(const TurnTokens& turn, std::vector<float> logits
   if (!stops.stopped()) emit(stops.push(stream.flush()) + stops.flush());
 }
 
-Reply ConversationState::send_turn(const std::vector<RgbImage>& images, const std::string& text, const ReplyOptions& options,
+// Everything the turn computed, for `q3vl run --dump`: images and videos apart, as HF names them.
+void ConversationState::trace_turn(const TurnTokens& turn, const std::vector<float>& logits, TurnTrace& trace) const {
+  trace.prompt_ids = turn.ids;
+  trace.input_ids.assign(turn.ids.begin() + static_cast<std::ptrdiff_t>(turn.kept), turn.ids.end());
+  trace.pixel_values = turn.pixels;
+  trace.grids = turn.grids;
+  trace.position_ids = turn.position_ids;
+  trace.rope_delta = turn.next_position - static_cast<std::int64_t>(turn.ids.size());
+  trace.features = turn.features;
+  trace.prefill_logits = logits;
+  trace.is_video.clear();
+  trace.frame_indices.clear();
+  trace.timestamps.clear();
+  for (std::size_t i = turn.first_item; i < items_.size(); ++i) {
+    const VisualItem& item = items_[i];
+    trace.is_video.push_back(item.video);
+    if (!item.video) continue;
+    trace.frame_indices.insert(trace.frame_indices.end(), item.plan.frame_indices.begin(), item.plan.frame_indices.end());
+    trace.timestamps.insert(trace.timestamps.end(), item.plan.timestamps.begin(), item.plan.timestamps.end());
+  }
+}
+
+Reply ConversationState::send_turn(const std::vector<Media>& media, const std::string& text, const ReplyOptions& options,
                                    const std::function<void(std::string_view)>& on_text, TurnTrace* trace) {
   const auto start = Clock::now();
   if (options.sampling) options.sampling->validate();  // before any work
   Reply reply;
-  TurnTokens turn = render_turn(images, text);
-  const std::size_t first_image = keep_cached_prefix(turn);
-  encode_images(first_image, images, turn, reply.timings);
+  TurnTokens turn = render_turn(media, text);
+  keep_cached_prefix(turn);
+  check_vision_memory(turn.first_item);
+  load_videos(turn, reply.timings);
+  encode_visuals(turn, reply.timings);
   const std::vector<float> logits = prefill(turn, reply.timings);
-  if (trace != nullptr) {
-    trace->prompt_ids = turn.ids;
-    trace->input_ids.assign(turn.ids.begin() + static_cast<std::ptrdiff_t>(turn.kept), turn.ids.end());
-    trace->pixel_values = turn.pixels;
-    trace->grids = turn.grids;
-    trace->position_ids = turn.position_ids;
-    trace->rope_delta = turn.next_position - static_cast<std::int64_t>(turn.ids.size());
-    trace->features = turn.features;
-    trace->prefill_logits = logits;
-  }
+  if (trace != nullptr) trace_turn(turn, logits, *trace);
   decode(turn, logits, options, on_text, start, reply);
   messages_.push_back(text_message("assistant", reply.text));
   if (trace != nullptr) trace->output_ids = reply.tokens;

@@ -22,6 +22,8 @@ SessionOptions decoder_options(SessionOptions options, const Package& package) {
 ModelData::ModelData(const std::filesystem::path& dir, const ModelOptions& options)
     : package(Package::open(dir)),
       preprocess(read_preprocess_options(package.preprocessor_config(), (dir / "q3vl_package.json").string())),
+      video_preprocess(read_video_preprocess_options(
+          JsonField(package.video_preprocessor_config(), (dir / "q3vl_package.json").string(), "video_preprocessor_config"))),
       environment(options.threads, options.verbose),
       session_options(counted(sessions_created)),
       // Session creation is mostly single-threaded weight prepacking: on a second core, the vision

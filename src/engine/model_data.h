@@ -29,6 +29,7 @@ struct ModelData {
   std::atomic<std::int64_t> sessions_created{0};  // before the sessions: they count themselves here
   Package package;
   PreprocessOptions preprocess;  // the package's preprocessor_config
+  VideoPreprocessOptions video_preprocess;  // and video_preprocessor_config
   OnnxEnvironment environment;
   SessionOptions session_options;
 

@@ -14,6 +14,7 @@
 #include "q3vl/error.h"
 #include "util/assets.h"
 #include "util/files.h"
+#include "util/json_fields.h"
 #include "util/output_dir.h"
 
 namespace q3vl {
@@ -159,6 +160,8 @@ void write_configs(const Checkpoint& ckpt, const PackageOptions& o, const fs::pa
   const fs::path& src = ckpt.dir();
   const json generation = checkpoint_or_default(src, "generation_config.json");
   const json preprocessor = checkpoint_or_default(src, "preprocessor_config.json");
+  const json video_preprocessor = checkpoint_or_default(src, "video_preprocessor_config.json");
+  read_video_preprocess_options(JsonField(video_preprocessor, (src / "video_preprocessor_config.json").string()));
   // The checkpoint's tokenizer, else --tokenizer-dir's; always the checkpoint's chat template.
   const fs::path tokenizer_source = fs::exists(src / "tokenizer.json") || o.tokenizer_dir.empty() ? src : o.tokenizer_dir;
   write_tokenizer_files(tokenizer_source, checkpoint_chat_template(src), dir);
@@ -166,7 +169,7 @@ void write_configs(const Checkpoint& ckpt, const PackageOptions& o, const fs::pa
                   genai_config(ckpt.config(), parse_generation_config(generation, ckpt.config()), o));
   write_json_file(dir / package::kProcessorConfig,
                   processor_config(ckpt.config(), read_preprocess_options(preprocessor)));
-  set_manifest_header(manifest, read_json_file(src / "config.json"), generation, preprocessor, ckpt.config());
+  set_manifest_header(manifest, read_json_file(src / "config.json"), generation, preprocessor, video_preprocessor, ckpt.config());
   write_json_file(dir / package::kManifest, manifest);  // last: its presence marks a complete package
 }
 

@@ -208,35 +208,49 @@ NormalizeTables normalize_tables(const PreprocessOptions& options) {
   return normalized;
 }
 
-// The resized image cut into patches, one row of C*Tp*P*P values per patch, in the patch order
-// the exported vision graph derives from image_grid_thw.
-ImageInput patchify(const RgbImage& pixels, std::int64_t height, std::int64_t width, const VisionConfig& vision,
-                    const NormalizeTables& normalized) {
+}  // namespace
+
+std::vector<float> patchify_frames(std::span<const RgbImage* const> frames, const GridThw& grid, const VisionConfig& vision,
+                                   const PreprocessOptions& normalization) {
   const std::int64_t patch = vision.patch_size;
-  const std::int64_t frames = vision.temporal_patch_size, channels = vision.in_channels;
-  ImageInput out;
-  out.grid = {1, height / patch, width / patch};
-  const std::int64_t row_size = channels * frames * patch * patch;
-  out.pixel_values.resize(static_cast<std::size_t>(out.grid.patches() * row_size));
+  const std::int64_t slots = vision.temporal_patch_size, channels = vision.in_channels;
+  const std::int64_t height = grid.h * patch, width = grid.w * patch;
+  if (frames.empty() || static_cast<std::int64_t>(frames.size()) > grid.t * slots) {
+    throw InvalidInput("patchify: " + std::to_string(frames.size()) + " frames for a grid of " + std::to_string(grid.t) +
+                       " x " + std::to_string(slots) + " temporal slots");
+  }
+  for (const RgbImage* frame : frames) {
+    if (frame->height != height || frame->width != width || frame->pixels.size() != static_cast<std::size_t>(height * width * 3)) {
+      throw InvalidInput("patchify: a frame of " + size_text(frame->height, frame->width) + " for a grid of " +
+                         size_text(height, width));
+    }
+  }
+  const NormalizeTables normalized = normalize_tables(normalization);
+  const std::int64_t row_size = channels * slots * patch * patch;
+  const std::int64_t rows_per_pair = grid.h * grid.w;
+  std::vector<float> out(static_cast<std::size_t>(grid.patches() * row_size));
   vision_geometry::ScalarArith arith;
-  for (std::int64_t index = 0; index < out.grid.patches(); ++index) {
-    const auto [patch_row, patch_col] = vision_geometry::patch_row_col(arith, index, out.grid.w);
-    float* row = out.pixel_values.data() + index * row_size;
-    for (std::int64_t c = 0; c < channels; ++c) {
-      const auto& table = normalized[static_cast<std::size_t>(c)];
-      for (std::int64_t t = 0; t < frames; ++t) {  // the one frame repeated to temporal_patch_size
-        float* block = row + (c * frames + t) * patch * patch;
-        for (std::int64_t py = 0; py < patch; ++py) {
-          const std::uint8_t* src = pixels.pixels.data() + ((patch_row * patch + py) * width + patch_col * patch) * 3 + c;
-          for (std::int64_t px = 0; px < patch; ++px) block[py * patch + px] = table[src[px * 3]];
+  for (std::int64_t pair = 0; pair < grid.t; ++pair) {
+    for (std::int64_t index = 0; index < rows_per_pair; ++index) {
+      const auto [patch_row, patch_col] = vision_geometry::patch_row_col(arith, index, grid.w);
+      float* row = out.data() + (pair * rows_per_pair + index) * row_size;
+      for (std::int64_t c = 0; c < channels; ++c) {
+        const auto& table = normalized[static_cast<std::size_t>(c)];
+        for (std::int64_t t = 0; t < slots; ++t) {
+          // Past the last frame, the last one again (HF pads a clip, and an image is one frame).
+          const std::size_t f = std::min(static_cast<std::size_t>(pair * slots + t), frames.size() - 1);
+          const std::uint8_t* pixels = frames[f]->pixels.data();
+          float* block = row + (c * slots + t) * patch * patch;
+          for (std::int64_t py = 0; py < patch; ++py) {
+            const std::uint8_t* src = pixels + ((patch_row * patch + py) * width + patch_col * patch) * 3 + c;
+            for (std::int64_t px = 0; px < patch; ++px) block[py * patch + px] = table[src[px * 3]];
+          }
         }
       }
     }
   }
   return out;
 }
-
-}  // namespace
 
 ImageInput preprocess_image(const RgbImage& image, const ModelConfig& config, const PreprocessOptions& options) {
   const VisionConfig& vision = config.vision;
@@ -245,7 +259,11 @@ ImageInput preprocess_image(const RgbImage& image, const ModelConfig& config, co
   RgbImage resized;
   const bool same_size = height == image.height && width == image.width;  // torchvision skips the resize
   if (!same_size) resized = resize_bicubic_antialias(image, height, width);
-  return patchify(same_size ? image : resized, height, width, vision, normalize_tables(options));
+  ImageInput out;
+  out.grid = {1, height / vision.patch_size, width / vision.patch_size};
+  const RgbImage* frame = same_size ? &image : &resized;
+  out.pixel_values = patchify_frames(std::span<const RgbImage* const>(&frame, 1), out.grid, vision, options);
+  return out;
 }
 
 }  // namespace q3vl

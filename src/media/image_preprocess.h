@@ -5,6 +5,7 @@
 // the frame repeated to the temporal patch size, and patches in HF's 2x2-merge-block order.
 #include <array>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,6 +29,13 @@ std::pair<std::int64_t, std::int64_t> smart_resize(std::int64_t height, std::int
 // CPU, which torchvision's resize uses for uint8 images: separable fixed-point filtering with int16
 // weights, horizontal pass first into a uint8 buffer. Bit-exact with torch.
 RgbImage resize_bicubic_antialias(const RgbImage& image, std::int64_t height, std::int64_t width);
+
+// Frames already at the grid's size (grid.h * patch x grid.w * patch) cut into patch rows, in the
+// order the exported vision graph derives from the grid: frame pair t fills the temporal slots of
+// rows [t*h*w, (t+1)*h*w). Slots past the last frame repeat it: HF pads an odd clip with its last
+// frame, and an image is one frame repeated. Values are HF's fused rescale + normalize in float32.
+std::vector<float> patchify_frames(std::span<const RgbImage* const> frames, const GridThw& grid, const VisionConfig& vision,
+                                   const PreprocessOptions& normalization);
 
 struct ImageInput {
   std::vector<float> pixel_values;  // [grid.patches(), C*Tp*P*P] in HF order

@@ -32,9 +32,10 @@ std::int64_t pixels(const JsonField& value) {
 
 }  // namespace
 
-PreprocessOptions read_preprocess_options(const JsonField& config) {
+namespace {
+
+PreprocessOptions read_pixel_options(const JsonField& config, PreprocessOptions options) {
   config.require_object();
-  PreprocessOptions options;
   if (const auto size = config.find("size")) {
     size->require_object();
     for (const auto& [key, target] : {std::pair{"shortest_edge", &options.min_pixels},
@@ -65,6 +66,32 @@ PreprocessOptions read_preprocess_options(const JsonField& config) {
   }
   if (const auto field = config.find("resample"); field && field->integer() != 3) {
     throw Unsupported(config.file() + ": resample = " + field->value().dump() + "; only bicubic (3) is implemented");
+  }
+  return options;
+}
+
+}  // namespace
+
+PreprocessOptions read_preprocess_options(const JsonField& config) { return read_pixel_options(config, {}); }
+
+VideoPreprocessOptions read_video_preprocess_options(const JsonField& config) {
+  VideoPreprocessOptions options;
+  options.pixels = read_pixel_options(config, options.pixels);
+  if (const auto field = config.find("fps")) {
+    options.fps = field->number();
+    if (!(options.fps > 0 && options.fps <= 1000)) field->fail("must be a number in (0, 1000], got " + field->value().dump());
+  }
+  for (const auto& [key, target] : {std::pair{"min_frames", &options.min_frames}, std::pair{"max_frames", &options.max_frames}}) {
+    if (const auto field = config.find(key)) {
+      *target = field->integer();
+      if (*target < 1 || *target > 100000) field->fail("must be an integer in [1, 100000], got " + field->value().dump());
+    }
+  }
+  if (options.min_frames > options.max_frames) {
+    config.fail("min_frames " + std::to_string(options.min_frames) + " exceeds max_frames " + std::to_string(options.max_frames));
+  }
+  if (const auto field = config.find("do_sample_frames"); field && !field->boolean()) {
+    throw Unsupported(config.file() + ": do_sample_frames = false; q3vl always samples frames like HF's default");
   }
   return options;
 }

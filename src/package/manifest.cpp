@@ -3,6 +3,7 @@
 #include "model/preprocessor_config.h"
 #include "package/format.h"
 #include "q3vl/error.h"
+#include "util/assets.h"
 #include "util/files.h"
 #include "util/json_fields.h"
 
@@ -66,6 +67,12 @@ PackageManifest read_package_manifest(const fs::path& dir) {
   } else {
     m.preprocessor = json::object();
   }
+  if (const auto video = root.find("video_preprocessor_config")) {
+    read_video_preprocess_options(*video);
+    m.video_preprocessor = video->value();
+  } else {
+    m.video_preprocessor = json::parse(assets::get("video_preprocessor_config.json"));
+  }
   const JsonField width = root.at("visual_channel_width");
   if (width.integer() != package::visual_channel_width(m.config)) {
     width.fail(std::to_string(width.integer()) + " does not match the config (text_config.hidden_size x (1 + DeepStack levels) = " +
@@ -86,12 +93,13 @@ PackageManifest read_package_manifest(const fs::path& dir) {
 }
 
 void set_manifest_header(json& manifest, const json& config_json, const json& generation_config, const json& preprocessor_config,
-                         const ModelConfig& config) {
+                         const json& video_preprocessor_config, const ModelConfig& config) {
   manifest["format"] = package::kFormat;
   manifest["format_version"] = package::kFormatVersion;
   manifest["config"] = config_json;
   manifest["generation_config"] = generation_config;
   manifest["preprocessor_config"] = preprocessor_config;
+  manifest["video_preprocessor_config"] = video_preprocessor_config;
   manifest["visual_channel_width"] = package::visual_channel_width(config);
 }
 

@@ -19,6 +19,7 @@ struct PackageManifest {
   ModelConfig config;
   GenerationConfig generation;
   nlohmann::json preprocessor;
+  nlohmann::json video_preprocessor;  // packages written before video support: the reference file
   std::set<std::string> parts;  // "vision", "embedding", "text"
   bool float_decoder = true;
 };
@@ -27,6 +28,7 @@ PackageManifest read_package_manifest(const std::filesystem::path& dir);
 // Sets the manifest's top-level fields (format, format_version, the checkpoint's config,
 // generation and preprocessor configs, visual_channel_width) next to its "parts".
 void set_manifest_header(nlohmann::json& manifest, const nlohmann::json& config_json, const nlohmann::json& generation_config,
-                         const nlohmann::json& preprocessor_config, const ModelConfig& config);
+                         const nlohmann::json& preprocessor_config, const nlohmann::json& video_preprocessor_config,
+                         const ModelConfig& config);
 
 }  // namespace q3vl

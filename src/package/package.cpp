@@ -98,6 +98,7 @@ Package Package::open(const fs::path& dir) {
   p.dir_ = dir;
   p.config_ = manifest.config;
   p.preprocessor_ = std::move(manifest.preprocessor);
+  p.video_preprocessor_ = std::move(manifest.video_preprocessor);
   p.generation_ = to_defaults(manifest.generation);
   p.float_decoder_ = manifest.float_decoder;
   for (const char* part : {"embedding", "text"}) {

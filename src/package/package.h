@@ -31,6 +31,7 @@ class Package {
   const std::filesystem::path& dir() const { return dir_; }
   const ModelConfig& config() const { return config_; }
   const nlohmann::json& preprocessor_config() const { return preprocessor_; }
+  const nlohmann::json& video_preprocessor_config() const { return video_preprocessor_; }
   const GenerationDefaults& generation_defaults() const { return generation_; }
   // genai_config.json's search.max_length: the default context length.
   std::int64_t max_length() const { return max_length_; }
@@ -45,6 +46,7 @@ class Package {
   std::filesystem::path dir_;
   ModelConfig config_;
   nlohmann::json preprocessor_;
+  nlohmann::json video_preprocessor_;
   GenerationDefaults generation_;
   std::int64_t max_length_ = 4096;
   bool float_decoder_ = true;

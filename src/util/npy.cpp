@@ -62,6 +62,7 @@ void write_raw(const std::filesystem::path& path, const char* descr, const void*
 std::int64_t NpyArray::element_count() const { return checked_element_count(shape).value_or(0); }
 std::vector<float> NpyArray::as_float() const { return copy_as<float>(*this, "<f4"); }
 std::vector<std::int64_t> NpyArray::as_int64() const { return copy_as<std::int64_t>(*this, "<i8"); }
+std::vector<double> NpyArray::as_double() const { return copy_as<double>(*this, "<f8"); }
 
 NpyArray parse_npy(std::span<const std::uint8_t> bytes, const std::string& label) {
   if (bytes.size() < 10 || std::memcmp(bytes.data(), "\x93NUMPY", 6) != 0) {
@@ -125,6 +126,10 @@ void write_npy(const std::filesystem::path& path, std::span<const float> values,
 void write_npy(const std::filesystem::path& path, std::span<const std::int64_t> values,
                const std::vector<std::int64_t>& shape) {
   write_raw(path, "<i8", values.data(), values.size() * sizeof(std::int64_t), shape);
+}
+
+void write_npy(const std::filesystem::path& path, std::span<const double> values, const std::vector<std::int64_t>& shape) {
+  write_raw(path, "<f8", values.data(), values.size() * sizeof(double), shape);
 }
 
 }  // namespace q3vl

@@ -18,6 +18,7 @@ struct NpyArray {
   // Typed copies; throw q3vl::Error if the dtype differs.
   std::vector<float> as_float() const;
   std::vector<std::int64_t> as_int64() const;
+  std::vector<double> as_double() const;
 };
 
 NpyArray read_npy(const std::filesystem::path& path);
@@ -26,5 +27,6 @@ NpyArray parse_npy(std::span<const std::uint8_t> bytes, const std::string& label
 void write_npy(const std::filesystem::path& path, std::span<const float> values, const std::vector<std::int64_t>& shape);
 void write_npy(const std::filesystem::path& path, std::span<const std::int64_t> values,
                const std::vector<std::int64_t>& shape);
+void write_npy(const std::filesystem::path& path, std::span<const double> values, const std::vector<std::int64_t>& shape);
 
 }  // namespace q3vl

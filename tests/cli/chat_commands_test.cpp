@@ -46,6 +46,10 @@ TEST(ChatCommands, EveryLineKind) {
       {"/image", Kind::Invalid, "/image needs a file"},
       {"/image   \r", Kind::Invalid, "/image needs a file"},
       {"/images x", Kind::Invalid, "unknown command /images"},
+      {"/video clip.mp4", Kind::Video, "clip.mp4"},
+      {"/video  my clip.webm\r", Kind::Video, "my clip.webm"},
+      {"/video", Kind::Invalid, "/video needs a file"},
+      {"/videos x", Kind::Invalid, "unknown command /videos"},
   };
   int checked = 0;
   for (const Case& c : cases) {
@@ -54,13 +58,13 @@ TEST(ChatCommands, EveryLineKind) {
     if (c.kind == Kind::Invalid) {
       EXPECT_NE(parsed.text.find(c.text), std::string::npos) << c.line << " -> " << parsed.text;
       // Every mistake lists the commands, so the user learns them from the first slip.
-      EXPECT_NE(parsed.text.find("/image PATH, /reset, /quit, /help"), std::string::npos) << parsed.text;
+      EXPECT_NE(parsed.text.find("/image PATH, /video PATH, /reset, /quit, /help"), std::string::npos) << parsed.text;
     } else {
       EXPECT_EQ(parsed.text, c.text) << c.line;
     }
     ++checked;
   }
-  EXPECT_EQ(checked, 26);
+  EXPECT_EQ(checked, 30);
 }
 
 }  // namespace

@@ -166,7 +166,7 @@ printf 'hi\r\n/quit now\n/img x\n/unknown\n/image\n/image %s\n/image %s\nfirst\n
   "$dir/none.png" "$dir/tall.bmp" "$dir/one.bmp" >"$dir/chat.txt"
 stdin="$dir/chat.txt" expect 0 "" chat --model "$pkg" --greedy --max-new-tokens 3 --verbose
 err=$(cat "$dir/err")
-grep -q "/quit takes no argument; commands: /image PATH, /reset, /quit, /help" <<<"$err" || fail "chat: /quit now: $err"
+grep -q "/quit takes no argument; commands: /image PATH, /video PATH, /reset, /quit, /help" <<<"$err" || fail "chat: /quit now: $err"
 grep -q "unknown command /img; commands:" <<<"$err" || fail "chat: /img: $err"
 grep -q "unknown command /unknown; commands:" <<<"$err" || fail "chat: /unknown: $err"
 grep -q "/image needs a file" <<<"$err" || fail "chat: /image: $err"

@@ -54,7 +54,7 @@ ReplyOptions greedy(std::int64_t max_new_tokens) {
 struct SingleTurn {
   std::string name;
   ConversationOptions options;
-  std::vector<RgbImage> images;
+  std::vector<Media> images;
   std::string user_text;
   std::vector<std::int64_t> hf_tokens;
 };
@@ -105,7 +105,7 @@ TEST_F(Runtime, SingleTurnCasesMatchHfFromFilesAndText) {
         if (item["type"] == "text") user_text = item["text"].get<std::string>();
       }
     }
-    std::vector<RgbImage> images;
+    std::vector<Media> images;
     for (const auto& image : c.entry["images"]) {
       images.push_back(decode_image_file(test::golden_dir() / c.entry["dir"].get<std::string>() / image["file"].get<std::string>()));
     }
@@ -133,7 +133,7 @@ TEST_F(Runtime, MultiTurnChatMatchesHfAndReusesTheCache) {
   Conversation conversation(model());
   ASSERT_GE(chat["turns"].size(), 2u);
   for (const auto& turn : chat["turns"]) {
-    std::vector<RgbImage> images;
+    std::vector<Media> images;
     for (const auto& image : turn["images"]) images.push_back(decode_image_file(dir / image.get<std::string>()));
     TurnTrace trace;
     const Reply reply = conversation.send(images, turn["user"].get<std::string>(), greedy(chat["max_new_tokens"].get<std::int64_t>()),

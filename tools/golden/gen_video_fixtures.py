@@ -313,6 +313,55 @@ def run_chat(model, processor, tokenizer, out_dir, log):
             "eos_token_ids": EOS, "turns": turns}
 
 
+def sampling_cases(processor):
+    """HF's own sample_frames, smart_resize and timestamps over a spread of clips: the unit-test table."""
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import smart_resize
+    rng = np.random.default_rng(5)
+    sampling = []
+    rates = [1.0, 8.0, 10.0, 23.976023976023978, 24.0, 25.0, 29.97002997002997, 30.0, 50.0, 59.94005994005994, 60.0, 120.0]
+    totals = [1, 2, 3, 4, 5, 7, 16, 25, 59, 60, 61, 100, 299, 300, 301, 1000, 1799, 3600, 86400, 1000000]
+    options = [dict(fps=2, min_frames=4, max_frames=768), dict(fps=1, min_frames=4, max_frames=768),
+               dict(fps=0.5, min_frames=2, max_frames=16), dict(fps=3.7, min_frames=1, max_frames=300),
+               dict(fps=30, min_frames=4, max_frames=64)]
+    for total in totals:
+        for rate in rates:
+            for opt in options:
+                if rng.random() > 0.25:
+                    continue
+                vp = Qwen3VLVideoProcessor(fps=opt["fps"], min_frames=opt["min_frames"], max_frames=opt["max_frames"])
+                meta = VideoMetadata(total_num_frames=total, fps=rate)
+                idx = [int(i) for i in vp.sample_frames(meta)]
+                stamps = processor._calculate_timestamps(list(idx), rate, 2)
+                sampling.append({"total_frames": total, "source_fps": rate, **opt, "indices": idx,
+                                 "timestamps": stamps, "timestamps_text": [f"<{t:.1f} seconds>" for t in stamps]})
+    resize = []
+    sizes = [(32, 32), (33, 47), (48, 48), (72, 100), (100, 72), (180, 240), (360, 640), (480, 854), (720, 1280),
+             (1080, 1920), (1088, 1920), (2160, 3840), (35, 6000), (4000, 3000)]
+    budgets = [(4096, 25165824), (4096, 81920), (128 * 32 * 32, 768 * 32 * 32), (200000, 400000), (4096, 4096 * 2)]
+    for h, w in sizes:
+        for frames in (1, 2, 3, 4, 5, 20, 120, 768):
+            for lo, hi in budgets:
+                if rng.random() > 0.4:
+                    continue
+                try:
+                    rh, rw = smart_resize(num_frames=frames, height=h, width=w, temporal_factor=2, factor=32,
+                                          min_pixels=lo, max_pixels=hi)
+                    resize.append({"frames": frames, "height": h, "width": w, "min_pixels": lo, "max_pixels": hi,
+                                   "resized": [int(rh), int(rw)]})
+                except ValueError as e:
+                    resize.append({"frames": frames, "height": h, "width": w, "min_pixels": lo, "max_pixels": hi,
+                                   "error": str(e)})
+    for h, w in [(31, 64), (64, 20), (32, 6401)]:
+        try:
+            smart_resize(num_frames=4, height=h, width=w, temporal_factor=2, factor=32, min_pixels=4096,
+                         max_pixels=25165824)
+            raise AssertionError("expected an error")
+        except ValueError as e:
+            resize.append({"frames": 4, "height": h, "width": w, "min_pixels": 4096, "max_pixels": 25165824,
+                           "error": str(e)})
+    return {"sampling": sampling, "smart_resize": resize}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="/repo/tests/fixtures/video")
@@ -380,6 +429,13 @@ def main():
     processor.video_processor.fetch_videos = pyav_fetch_videos
     manifest["chat"] = run_chat(model, processor, tokenizer, args.out, log)
     gf.write_json(os.path.join(args.out, "manifest.json"), manifest)
+    with open(os.path.join(args.out, "sampling.json"), "w", encoding="utf-8") as f:
+        table = sampling_cases(processor)
+        f.write("{\n")
+        for k, key in enumerate(("sampling", "smart_resize")):
+            f.write(f'"{key}": [\n' + ",\n".join(json.dumps(row, separators=(",", ":")) for row in table[key]) + "\n]")
+            f.write(",\n" if k == 0 else "\n")
+        f.write("}\n")
 
 
 if __name__ == "__main__":
