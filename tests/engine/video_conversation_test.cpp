@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/model_data.h"
 #include "engine/turn_trace.h"
 #include "export/package_writer.h"
 #include "q3vl/conversation.h"
@@ -114,27 +115,9 @@ TEST_F(VideoRuntime, EveryCaseMatchesHfFromTheFileToTheTokens) {
       if (trace.is_video[i]) video_grid.insert(video_grid.end(), {trace.grids[i].t, trace.grids[i].h, trace.grids[i].w});
     }
     EXPECT_EQ(video_grid, load("video_grid_thw").as_int64());
-    const std::vector<float> video_pixels = rows_of_kind(trace, true, width);
-    const std::vector<float> hf_video_pixels = load("pixel_values_videos").as_float();
-    const bool lossy = entry["media"][0].value("lossless", true) == false;
-    if (!lossy) {
-      EXPECT_EQ(video_pixels, hf_video_pixels);  // bit-exact: lossless clips decode to the same RGB
-    } else {
-      // H.264's YUV decodes identically everywhere; FFmpeg 5.1's and 8's swscale convert YUV to
-      // RGB slightly differently (see the README). One level of 255 is 2/255 after normalization.
-      ASSERT_EQ(video_pixels.size(), hf_video_pixels.size());
-      double worst = 0, sum = 0;
-      for (std::size_t i = 0; i < video_pixels.size(); ++i) {
-        const double d = std::abs(static_cast<double>(video_pixels[i]) - hf_video_pixels[i]);
-        worst = std::max(worst, d);
-        sum += d;
-      }
-      RecordProperty("h264_max_abs_pixel_diff", std::to_string(worst));
-      std::printf("[ lossy    ] %s: pixel values vs HF: max |diff| %.4f (%.1f levels of 255), mean %.5f\n", name.c_str(), worst,
-                  worst * 127.5, sum / static_cast<double>(video_pixels.size()));
-      EXPECT_LE(worst * 127.5, 8.5);
-      EXPECT_LE(sum / static_cast<double>(video_pixels.size()) * 127.5, 1.0);
-    }
+    // Bit-exact for every clip, the lossy H.264 one included: its YUV decodes identically
+    // everywhere, and the rgb24 conversion reproduces PyAV's (FFmpeg 8) on Debian's FFmpeg 5.1.
+    EXPECT_EQ(rows_of_kind(trace, true, width), load("pixel_values_videos").as_float());
     if (entry["arrays"].contains("pixel_values")) {
       EXPECT_EQ(rows_of_kind(trace, false, width), load("pixel_values").as_float());
     }
@@ -157,13 +140,17 @@ TEST_F(VideoRuntime, EveryCaseMatchesHfFromTheFileToTheTokens) {
         deepstack.insert(deepstack.end(), begin, begin + count * H);
       }
     }
-    if (!lossy) {
-      EXPECT_LT(test::compare(merged, load("video_features").as_float()).relative(), 1e-4);
-      EXPECT_LT(test::compare(deepstack, load("video_deepstack_features").as_float()).relative(), 1e-4);
-      EXPECT_LT(test::compare(trace.prefill_logits, load("prefill_logits").as_float()).relative(), 1e-4);
-      EXPECT_EQ(reply.tokens, load("generated_ids").as_int64());
-      EXPECT_EQ(reply.text, entry["generated_text"].get<std::string>());
-    }
+    const test::Difference features = test::compare(merged, load("video_features").as_float());
+    const test::Difference levels = test::compare(deepstack, load("video_deepstack_features").as_float());
+    const test::Difference logits = test::compare(trace.prefill_logits, load("prefill_logits").as_float());
+    std::printf("[ parity   ] %s: video features %.2e, DeepStack %.2e, prefill logits %.2e (max relative)\n", name.c_str(),
+                features.relative(), levels.relative(), logits.relative());
+    EXPECT_LT(features.relative(), 1e-4);
+    EXPECT_LT(levels.relative(), 1e-4);
+    EXPECT_LT(logits.relative(), 1e-4);
+    EXPECT_EQ(reply.tokens, load("generated_ids").as_int64());
+    EXPECT_GE(reply.tokens.size(), 24u);
+    EXPECT_EQ(reply.text, entry["generated_text"].get<std::string>());
     EXPECT_GT(reply.timings.video_tokens, 0);
     EXPECT_EQ(reply.timings.video_frames, static_cast<std::int64_t>(trace.frame_indices.size()));
     ++checked;
