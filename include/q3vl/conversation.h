@@ -34,6 +34,10 @@ struct ConversationOptions {
   std::optional<double> video_fps;
   std::optional<std::int64_t> max_video_frames;
   std::optional<std::int64_t> min_video_tokens, max_video_tokens;
+  // The most prompt tokens one decoder call takes: longer prompts (a video's thousands of tokens)
+  // are prefilled in chunks through the KV cache, which bounds attention's scratch memory
+  // (chunk x context floats per head). 0: the whole prompt at once.
+  std::int64_t prefill_chunk_tokens = 1024;
 };
 
 // One image or video of a user turn.

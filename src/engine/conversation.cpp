@@ -191,6 +191,9 @@ ConversationState::ConversationState(std::shared_ptr<const Model> shared_model, 
       video_preprocess_(resolve_video_preprocess(data_.video_preprocess, options_,
                                                  model_->pixels_per_image_token() * data_.package.config().vision.temporal_patch_size)),
       cache_(data_.decoder.new_cache(options_.context_length > 0 ? options_.context_length : model_->max_length())) {
+  if (options_.prefill_chunk_tokens < 0) {
+    throw InvalidInput("prefill_chunk_tokens must be 0 (no chunks) or positive, not " + std::to_string(options_.prefill_chunk_tokens));
+  }
   require_valid_utf8(options_.system_prompt, "the system prompt");
   reject_media_placeholders(options_.system_prompt, "the system prompt");
   reset();
@@ -368,7 +371,24 @@ std::vector<float> ConversationState::prefill(TurnTokens& turn, Timings& timings
   turn.next_position = positions.next_position;
   const auto prefill_start = Clock::now();
   const std::vector<float> embeds = data_.embedding.embed(segment, turn.grids.empty() ? nullptr : &turn.features);
-  const DecoderOutput out = data_.decoder.forward(cache_, embeds, turn.position_ids);
+  // In chunks through the cache: attention's scratch grows with chunk x context, so a long video
+  // prompt in one call would need gigabytes (12k tokens: ~9 GB on the 2B) for no gain.
+  const auto total = static_cast<std::int64_t>(segment.size());
+  const std::int64_t chunk = options_.prefill_chunk_tokens > 0 ? options_.prefill_chunk_tokens : total;
+  const std::int64_t width = static_cast<std::int64_t>(embeds.size()) / std::max<std::int64_t>(total, 1);
+  DecoderOutput out;
+  std::vector<std::int64_t> chunk_positions;
+  for (std::int64_t first = 0; first < total; first += chunk) {
+    const std::int64_t count = std::min(chunk, total - first);
+    chunk_positions.clear();
+    for (int axis = 0; axis < 3; ++axis) {
+      const auto begin = turn.position_ids.begin() + axis * total + first;
+      chunk_positions.insert(chunk_positions.end(), begin, begin + count);
+    }
+    out = data_.decoder.forward(cache_, std::span<const float>(embeds).subspan(static_cast<std::size_t>(first * width),
+                                                                                static_cast<std::size_t>(count * width)),
+                                chunk_positions);
+  }
   timings.prefill_tokens = static_cast<std::int64_t>(segment.size());
   timings.prefill_ms = ms_since(prefill_start);
   for (std::size_t i = 0; i < segment.size(); ++i) {

@@ -186,6 +186,29 @@ TEST_F(VideoRuntime, ChatAfterAVideoMatchesHfTurnByTurn) {
   EXPECT_EQ(checked, 3);
 }
 
+// A long prompt is prefilled in chunks through the cache; chunks of 7 tokens split the video's
+// frame pairs, its timestamps and the image across calls and still give HF's tokens.
+TEST_F(VideoRuntime, ChunkedPrefillGivesHfsTokens) {
+  int checked = 0;
+  for (const char* name : {"video_then_image", "fps_override"}) {
+    const json& entry = video_manifest()["cases"][name];
+    const fs::path dir = video_fixtures() / entry["dir"].get<std::string>();
+    ConversationOptions options = case_options(entry);
+    options.prefill_chunk_tokens = 7;
+    Conversation conversation(model(), options);
+    TurnTrace trace;
+    const Reply reply = conversation.send(case_media(entry, dir), entry["text"], greedy(32), nullptr, &trace);
+    ASSERT_GT(trace.input_ids.size(), 7u * 5);
+    EXPECT_LT(test::compare(trace.prefill_logits, read_npy(dir / "prefill_logits.npy").as_float()).relative(), 1e-4) << name;
+    EXPECT_EQ(reply.tokens, read_npy(dir / "generated_ids.npy").as_int64()) << name;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 2);
+  ConversationOptions bad;
+  bad.prefill_chunk_tokens = -1;
+  EXPECT_THROW(Conversation(model(), bad), InvalidInput);
+}
+
 TEST_F(VideoRuntime, ABadClipFailsTheTurnAndLeavesTheConversationAsItWas) {
   Conversation conversation(model());
   const fs::path bad = dir_->path() / "not_a_video.mp4";
