@@ -154,7 +154,8 @@ struct ConversationState {
     std::vector<std::pair<std::size_t, std::size_t>> spans;  // each visual item's tokens in `ids`
     std::size_t kept = 0;                    // leading tokens the cache already holds
     std::size_t first_item = 0;              // the first item the vision encoder must see
-    std::vector<float> pixels;               // the new items' patches
+    std::vector<float> joined_pixels;        // the new items' patches, when there are several
+    std::span<const float> pixels;           // all new patches (joined_pixels, or the one item's own)
     std::vector<GridThw> grids;
     VisualFeatures features;
     std::vector<std::int64_t> position_ids;  // [3, new tokens]
@@ -347,7 +348,13 @@ void ConversationState::load_videos(const TurnTokens& turn, Timings& timings) {
 // 3b. The vision encoder on the items from `first_item` on (their tokens are in the new ones).
 void ConversationState::encode_visuals(TurnTokens& turn, Timings& timings) const {
   for (std::size_t i = turn.first_item; i < items_.size(); ++i) {
-    turn.pixels.insert(turn.pixels.end(), items_[i].pixel_values.begin(), items_[i].pixel_values.end());
+    // One item (the common case, and a long video's hundreds of megabytes) is used in place.
+    if (i + 1 == items_.size() && i == turn.first_item) {
+      turn.pixels = items_[i].pixel_values;
+    } else {
+      turn.joined_pixels.insert(turn.joined_pixels.end(), items_[i].pixel_values.begin(), items_[i].pixel_values.end());
+      turn.pixels = turn.joined_pixels;
+    }
     turn.grids.push_back(items_[i].grid);
     (items_[i].video ? timings.video_tokens : timings.image_tokens) += items_[i].grid.tokens();
   }
@@ -447,7 +454,7 @@ void ConversationState::decode(const TurnTokens& turn, std::vector<float> logits
 void ConversationState::trace_turn(const TurnTokens& turn, const std::vector<float>& logits, TurnTrace& trace) const {
   trace.prompt_ids = turn.ids;
   trace.input_ids.assign(turn.ids.begin() + static_cast<std::ptrdiff_t>(turn.kept), turn.ids.end());
-  trace.pixel_values = turn.pixels;
+  trace.pixel_values.assign(turn.pixels.begin(), turn.pixels.end());
   trace.grids = turn.grids;
   trace.position_ids = turn.position_ids;
   trace.rope_delta = turn.next_position - static_cast<std::int64_t>(turn.ids.size());

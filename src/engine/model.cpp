@@ -43,7 +43,9 @@ std::unique_ptr<VisionEncoder> ModelData::load_vision() {
   if (!std::filesystem::exists(package.vision_model())) {
     throw InvalidInput(package.dir().string() + " has no vision model (built with --only?)");
   }
-  auto vision = std::make_unique<VisionEncoder>(environment, package.vision_model(), package.config(), session_options);
+  SessionOptions vision_options = session_options;
+  vision_options.memory_arena = false;
+  auto vision = std::make_unique<VisionEncoder>(environment, package.vision_model(), package.config(), vision_options);
   check_model_interface(package, PackagePart::Vision, vision->session().interface());
   return vision;
 }

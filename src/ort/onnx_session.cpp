@@ -128,6 +128,7 @@ OnnxSession::OnnxSession(OnnxEnvironment& environment, const std::filesystem::pa
     if (shared_threads) session_options.DisablePerSessionThreads();
     session_options.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
     if (!options.prepack_weights) session_options.AddConfigEntry("session.disable_prepacking", "1");
+    if (!options.memory_arena) session_options.DisableCpuMemArena();
     std::string profile = options.profile_prefix;
     if (const char* env = std::getenv("Q3VL_ORT_PROFILE"); profile.empty() && env != nullptr) profile = env;
     if (!profile.empty()) session_options.EnableProfiling((profile + "-" + model.stem().string()).c_str());

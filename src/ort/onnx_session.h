@@ -19,6 +19,10 @@ struct SessionOptions {
   // where it doubles memory (a 4B fp32 decoder would need ~30 GB) for no decode speed; kept for
   // MatMulNBits, whose packed layout is what makes int4/int8 fast.
   bool prepack_weights = true;
+  // ONNX Runtime's CPU arena keeps every activation buffer a session ever needed. Off for the vision
+  // encoder: a long video's activations (gigabytes) would otherwise stay held through the prefill
+  // that follows and every later turn.
+  bool memory_arena = true;
   // Write ONNX Runtime's per-node profile (JSON) with this file prefix; also enabled by the
   // environment variable Q3VL_ORT_PROFILE=prefix, for finding where the time goes.
   std::string profile_prefix;
