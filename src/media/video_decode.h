@@ -37,7 +37,8 @@ struct VideoStreamInfo {
   std::int64_t width = 0, height = 0;
   std::string container;           // libavformat's short name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
   std::string codec;               // e.g. "h264"
-  double rotation_degrees = 0;     // display-matrix rotation, not applied
+  double rotation_degrees = 0;     // display-matrix rotation: whole degrees counterclockwise in
+                                   // [-180, 180] (PyAV's VideoFrame.rotation); not applied
 };
 
 class VideoReader {
@@ -58,7 +59,8 @@ class VideoReader {
   // `indices` (ascending, each < info().total_frames), in order; frame.source names the file and
   // the frame index. Throws InvalidInput when the stream ends before the last requested index
   // (truncated file, or a header announcing more frames than there are) or the decoder reports
-  // corrupt data, naming the file and the frame. Call once per reader.
+  // corrupt data, naming the file and the frame; also for indices out of range, repeated or out
+  // of order. Each call decodes from the start again (a second call reopens the demuxer).
   void read_frames(std::span<const std::int64_t> indices,
                    const std::function<void(std::int64_t index, RgbImage frame)>& on_frame);
 
