@@ -85,7 +85,12 @@ void VideoReader::Impl::open() {
   info.codec = avcodec_get_name(parameters.codec_id);
   decoder = avcodec_find_decoder(parameters.codec_id);
   if (decoder == nullptr) {
-    throw Unsupported(label + ": this FFmpeg build has no decoder for the video codec " + info.codec);
+    std::string tag;  // what the container called it, when libavcodec has no name for it
+    if (parameters.codec_tag != 0) {
+      char text[AV_FOURCC_MAX_STRING_SIZE] = {};
+      tag = std::string(" (fourcc ") + av_fourcc_make_string(text, parameters.codec_tag) + ")";
+    }
+    throw Unsupported(label + ": this FFmpeg build has no decoder for the video codec " + info.codec + tag);
   }
   info.width = parameters.width;
   info.height = parameters.height;
@@ -147,9 +152,11 @@ void VideoReader::Impl::decode(std::span<const std::int64_t> indices,
   RgbConverter converter;
   std::int64_t next_index = 0;  // the index the decoder's next output frame gets
   std::size_t wanted = 0;       // position in `indices` of the next frame to hand over
+  // With frame threads the decoder reports an error some frames after the packet that caused it:
+  // the message says how many frames had come out.
   const auto decoder_error = [&](int code) {
-    return InvalidInput(label + ": the " + info.codec + " decoder failed at frame " + std::to_string(next_index) +
-                        " (" + libav::error_text(code) + ")");
+    return InvalidInput(label + ": the " + info.codec + " decoder failed after " + std::to_string(next_index) +
+                        " frames (" + libav::error_text(code) + ")");
   };
   // Takes every frame the decoder has ready; true once the last requested one was handed over.
   const auto drain = [&]() -> bool {

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <map>
 #include <new>
+#include <string_view>
 #include <vector>
 
 #include "q3vl/error.h"
@@ -54,15 +55,25 @@ std::string describe_streams(const AVFormatContext& format) {
 VideoDemuxer open_video_demuxer(VideoBytes& bytes, const std::string& label, std::int64_t max_frame_pixels) {
   VideoDemuxer demuxer;
   demuxer.io = bytes.make_io_context();
+  // Probing first (what avformat_open_input would do) lets the messages say what the file looked
+  // like. The name is only a hint for it (the extension, as when PyAV opens a path), never opened.
+  const AVInputFormat* format = nullptr;
+  const int probed = av_probe_input_buffer2(demuxer.io.get(), &format, label.c_str(), nullptr, 0, 0);
+  if (probed < 0 || format == nullptr) {
+    throw InvalidInput(label + ": not a video file libavformat recognises (" + libav::error_text(probed) + ")");
+  }
+  // libavformat renders any text file as ANSI-art video; a text file is not a video here.
+  if (std::string_view(format->name) == "tty") throw InvalidInput(label + ": a text file, not a video");
   AVFormatContext* raw = avformat_alloc_context();
   if (raw == nullptr) throw std::bad_alloc();
   raw->pb = demuxer.io.get();
   raw->flags |= AVFMT_FLAG_CUSTOM_IO;  // so closing the demuxer leaves our AVIOContext to its owner
   raw->io_open = refuse_nested_open;
-  // The name is only a hint for probing (by extension, as when PyAV opens a path); it is never opened.
-  const int opened = avformat_open_input(&raw, label.c_str(), nullptr, nullptr);  // frees `raw` on failure
+  const int opened = avformat_open_input(&raw, label.c_str(), format, nullptr);  // frees `raw` on failure
   if (opened < 0) {
-    throw InvalidInput(label + ": not a video file libavformat can read (" + libav::error_text(opened) + ")");
+    const std::string kind = format->long_name != nullptr ? format->long_name : format->name;
+    throw InvalidInput(label + ": libavformat took it for a " + kind + " (" + format->name +
+                       ") file but cannot read its header (" + libav::error_text(opened) + ")");
   }
   demuxer.format.reset(raw);
   StreamOptions options(demuxer.format->nb_streams, max_frame_pixels);
