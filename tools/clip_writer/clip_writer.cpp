@@ -23,6 +23,10 @@ namespace {
 
 using std::filesystem::path;
 
+// Added to the level of encoder messages: at libav's default level only their errors still show
+// (x264 and others report statistics at "info").
+constexpr int kQuietEncoder = AV_LOG_INFO - AV_LOG_ERROR;
+
 struct OutputDeleter {
   void operator()(AVFormatContext* context) const {
     if (context->pb != nullptr && (context->oformat->flags & AVFMT_NOFILE) == 0) avio_closep(&context->pb);
@@ -55,13 +59,26 @@ bool is_jpeg_range_format(AVPixelFormat format) {
          format == AV_PIX_FMT_YUVJ440P || format == AV_PIX_FMT_YUVJ411P;
 }
 
+// The yuvj formats are their yuv twins in full range; libswscale warns about the old names.
+AVPixelFormat without_jpeg_name(AVPixelFormat format) {
+  switch (format) {
+    case AV_PIX_FMT_YUVJ420P: return AV_PIX_FMT_YUV420P;
+    case AV_PIX_FMT_YUVJ422P: return AV_PIX_FMT_YUV422P;
+    case AV_PIX_FMT_YUVJ444P: return AV_PIX_FMT_YUV444P;
+    case AV_PIX_FMT_YUVJ440P: return AV_PIX_FMT_YUV440P;
+    case AV_PIX_FMT_YUVJ411P: return AV_PIX_FMT_YUV411P;
+    default: return format;
+  }
+}
+
 bool is_rgb_like(AVPixelFormat format) {
   const AVPixFmtDescriptor* descriptor = av_pix_fmt_desc_get(format);
   return descriptor != nullptr && (descriptor->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL)) != 0;
 }
 
 void set_option(AVCodecContext& encoder, const char* key, const char* value, const path& file) {
-  check(av_opt_set(encoder.priv_data, key, value, 0), file,
+  // The encoder's private options first, then the generic ones ("bf", "g", ...).
+  check(av_opt_set(&encoder, key, value, AV_OPT_SEARCH_CHILDREN), file,
         std::string("encoder ") + encoder.codec->name + " refuses option " + key + "=" + value);
 }
 
@@ -163,6 +180,7 @@ Track add_video(AVFormatContext& out, const ClipSpec& spec, AVRational fps, cons
   encoder.framerate = fps;
   encoder.thread_count = spec.threads;
   encoder.flags |= AV_CODEC_FLAG_BITEXACT;  // no version strings: the same bytes from every build
+  encoder.log_level_offset = kQuietEncoder;
   if (spec.gop > 0) encoder.gop_size = spec.gop;
   if (spec.interlaced) {
     encoder.flags |= AV_CODEC_FLAG_INTERLACED_DCT | AV_CODEC_FLAG_INTERLACED_ME;
@@ -171,6 +189,7 @@ Track add_video(AVFormatContext& out, const ClipSpec& spec, AVRational fps, cons
   if (out.oformat->flags & AVFMT_GLOBALHEADER) encoder.flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
   set_color_tags(encoder, spec, file);
   set_quality(encoder, name, spec, file);
+  for (const auto& [key, value] : spec.encoder_options) set_option(encoder, key.c_str(), value.c_str(), file);
   check(avcodec_open2(&encoder, codec, nullptr), file, "cannot open encoder " + name);
   check(avcodec_parameters_from_context(track.stream->codecpar, &encoder), file, "cannot copy the encoder parameters");
   track.stream->time_base = encoder.time_base;
@@ -185,7 +204,9 @@ Track add_video(AVFormatContext& out, const ClipSpec& spec, AVRational fps, cons
 }
 
 Track add_audio(AVFormatContext& out, const path& file) {
-  const AVCodecID id = out.oformat->audio_codec;
+  // AVI's default (MP3) has an encoder delay; the muxer would shift the video by it and announce
+  // empty frames ahead of the first picture. PCM has none.
+  const AVCodecID id = std::string(out.oformat->name) == "avi" ? AV_CODEC_ID_PCM_S16LE : out.oformat->audio_codec;
   const AVCodec* codec = id == AV_CODEC_ID_NONE ? nullptr : avcodec_find_encoder(id);
   if (codec == nullptr) fail(file, std::string("no audio encoder for the ") + out.oformat->name + " container");
   Track track;
@@ -203,6 +224,7 @@ Track add_audio(AVFormatContext& out, const path& file) {
   av_channel_layout_default(&encoder.ch_layout, 1);
   encoder.time_base = AVRational{1, encoder.sample_rate};
   encoder.flags |= AV_CODEC_FLAG_BITEXACT;
+  encoder.log_level_offset = kQuietEncoder;
   if (out.oformat->flags & AVFMT_GLOBALHEADER) encoder.flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
   check(avcodec_open2(&encoder, codec, nullptr), file, std::string("cannot open audio encoder ") + codec->name);
   check(avcodec_parameters_from_context(track.stream->codecpar, &encoder), file, "cannot copy the encoder parameters");
@@ -254,7 +276,8 @@ class FrameMaker {
     rgb_->height = encoder.height;
     check(av_frame_get_buffer(rgb_.get(), 0), file, "cannot allocate a frame");
     scaler_.reset(sws_getContext(encoder.width, encoder.height, AV_PIX_FMT_RGB24, encoder.width, encoder.height,
-                                 encoder.pix_fmt, SWS_BILINEAR | SWS_ACCURATE_RND, nullptr, nullptr, nullptr));
+                                 without_jpeg_name(encoder.pix_fmt), SWS_BILINEAR | SWS_ACCURATE_RND, nullptr, nullptr,
+                                 nullptr));
     if (!scaler_) fail(file, std::string("libswscale cannot convert RGB to ") + av_get_pix_fmt_name(encoder.pix_fmt));
     if (!is_rgb_like(encoder.pix_fmt)) {
       const int matrix = spec.colorspace == "bt709" ? SWS_CS_ITU709 : SWS_CS_ITU601;

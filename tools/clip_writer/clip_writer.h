@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace q3vl::clip {
 
@@ -24,6 +26,7 @@ struct ClipSpec {
   bool interlaced = false;           // interlaced coding, top field first (libx264, mpeg4, ffv1)
   bool high_quality = true;          // near-lossless settings for lossy codecs; false: encoder defaults
   int threads = 1;                   // encoder threads
+  std::vector<std::pair<std::string, std::string>> encoder_options;  // the encoder's private options, e.g. {"auto-alt-ref", "1"}
   bool audio_only = false;           // a short tone and no video stream (wav, mka, m4a, ...)
   bool with_audio = false;           // an audio stream before the video stream
 };

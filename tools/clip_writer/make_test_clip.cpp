@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <exception>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -35,6 +36,8 @@ int main(int argc, char** argv) {
   app.add_option("--quality", quality, "high (near-lossless) or default (the encoder's defaults)")
       ->check(CLI::IsMember({"high", "default"}))->capture_default_str();
   app.add_option("--threads", spec.threads, "encoder threads")->capture_default_str()->check(CLI::PositiveNumber);
+  std::vector<std::string> options;
+  app.add_option("--opt", options, "an encoder option KEY=VALUE (repeatable), e.g. --opt auto-alt-ref=1");
   app.add_flag("--audio-only", spec.audio_only, "a half-second tone and no video stream");
   app.add_flag("--with-audio", spec.with_audio, "an audio stream before the video stream");
   CLI11_PARSE(app, argc, argv);
@@ -43,6 +46,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   spec.high_quality = quality == "high";
+  for (const std::string& option : options) {
+    const std::size_t equals = option.find('=');
+    if (equals == std::string::npos || equals == 0) {
+      std::fprintf(stderr, "--opt: expected KEY=VALUE, got %s\n", option.c_str());
+      return 2;
+    }
+    spec.encoder_options.emplace_back(option.substr(0, equals), option.substr(equals + 1));
+  }
   av_log_set_level(AV_LOG_ERROR);  // a command-line tool: libav's own errors may explain ours
   try {
     q3vl::clip::write_clip(out, spec);
