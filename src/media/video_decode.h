@@ -9,9 +9,14 @@
 //  - frame i is the i-th frame the decoder outputs for the first video stream, counted from 0
 //    (PyAV's enumerate(container.decode(video=0)));
 //  - rgb24 conversion by libswscale with SWS_BILINEAR and the frame's own colorspace and range
-//    tags (BT.601 limited range when untagged), as PyAV's to_ndarray(format="rgb24") does;
+//    tags (BT.601 limited range when untagged), chroma siting from its chroma_location tag and
+//    interlaced frames field by field, as PyAV 17's to_ndarray(format="rgb24") on FFmpeg 8+ does
+//    (media/video_rgb.h; bit-exact with it except swscale's scaling path: high bit depth, odd
+//    heights of 4:2:0, where FFmpeg 5.1 rounds differently);
 //  - rotation metadata is reported, not applied (HF's PyAV backend ignores it).
 // Only the requested frames are converted and handed over; decoding stops after the last one.
+// Only the given bytes are read: libavformat opens no other file or URL (playlists, external
+// references), and a text file is refused rather than rendered as ANSI-art video.
 #include <cstdint>
 #include <filesystem>
 #include <functional>
