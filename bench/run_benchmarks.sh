@@ -2,7 +2,8 @@
 # Real-shape benchmarks on random weights: writes the 2B (and with --4b the 4B) checkpoint with
 # `q3vl make-tiny`, exports it (export time and peak RSS), and runs the vision and decoder
 # benchmarks at fp32 and int4, then end-to-end `q3vl run`s (load time, vision, prefill, decode, peak
-# RSS). Needs ~30 GB of disk for both sizes; numbers go to stdout. `make bench` runs it.
+# RSS), and the video decoding benchmark. Needs ~30 GB of disk for both sizes; numbers go to stdout.
+# `make bench` runs it.
 #   bench/run_benchmarks.sh [--4b] [--work DIR]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,3 +52,8 @@ for kind in text image; do
       sed 's/^/  /'
   done
 done
+
+# Video decoding as Qwen3-VL's processor uses it (no model needed): the frames sampled at 2 fps
+# from a 60 s 1280x720 30 fps H.264 clip (written once into the work folder), then every frame.
+echo "== video decoding: 60 s 720p H.264, 2-fps sample vs every frame"
+"$bench/video_decode_bench" --work "$work" --runs 3

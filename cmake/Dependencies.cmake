@@ -11,6 +11,11 @@ pkg_check_modules(UTF8PROC REQUIRED IMPORTED_TARGET libutf8proc)  # libutf8proc-
 find_package(JPEG REQUIRED)                                      # libjpeg-dev (libjpeg-turbo): image decoding
 find_package(PNG REQUIRED)                                       # libpng-dev: image decoding
 pkg_check_modules(WEBP REQUIRED IMPORTED_TARGET libwebp libwebpdemux)  # libwebp-dev: image decoding
+# FFmpeg (Debian 12: 5.1): video decoding; the encoders are only used by the test-clip writer.
+pkg_check_modules(AVFORMAT REQUIRED IMPORTED_TARGET libavformat)  # libavformat-dev
+pkg_check_modules(AVCODEC REQUIRED IMPORTED_TARGET libavcodec)    # libavcodec-dev
+pkg_check_modules(AVUTIL REQUIRED IMPORTED_TARGET libavutil)      # libavutil-dev
+pkg_check_modules(SWSCALE REQUIRED IMPORTED_TARGET libswscale)    # libswscale-dev
 
 find_path(Q3VL_ORT_INCLUDE onnxruntime_cxx_api.h
   PATHS "${Q3VL_ORT_ROOT}/include" "${Q3VL_ORT_ROOT}/include/onnxruntime" NO_DEFAULT_PATH)

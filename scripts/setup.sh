@@ -11,6 +11,7 @@ log() { echo "[setup] $*" >&2; }
 APT_PACKAGES=(build-essential cmake pkg-config git
   libonnx-dev libprotobuf-dev protobuf-compiler nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev libutf8proc-dev libjpeg-dev libpng-dev libwebp-dev
+  libavformat-dev libavcodec-dev libavutil-dev libswscale-dev
   clang libclang-rt-14-dev time)
 
 install_apt() {

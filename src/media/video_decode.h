@@ -9,9 +9,14 @@
 //  - frame i is the i-th frame the decoder outputs for the first video stream, counted from 0
 //    (PyAV's enumerate(container.decode(video=0)));
 //  - rgb24 conversion by libswscale with SWS_BILINEAR and the frame's own colorspace and range
-//    tags (BT.601 limited range when untagged), as PyAV's to_ndarray(format="rgb24") does;
+//    tags (BT.601 limited range when untagged), chroma siting from its chroma_location tag and
+//    interlaced frames field by field, as PyAV 17's to_ndarray(format="rgb24") on FFmpeg 8+ does
+//    (media/video_rgb.h; bit-exact with it except swscale's scaling path: high bit depth, odd
+//    heights of 4:2:0, where FFmpeg 5.1 rounds differently);
 //  - rotation metadata is reported, not applied (HF's PyAV backend ignores it).
 // Only the requested frames are converted and handed over; decoding stops after the last one.
+// Only the given bytes are read: libavformat opens no other file or URL (playlists, external
+// references), and a text file is refused rather than rendered as ANSI-art video.
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -37,7 +42,8 @@ struct VideoStreamInfo {
   std::int64_t width = 0, height = 0;
   std::string container;           // libavformat's short name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
   std::string codec;               // e.g. "h264"
-  double rotation_degrees = 0;     // display-matrix rotation, not applied
+  double rotation_degrees = 0;     // display-matrix rotation: whole degrees counterclockwise in
+                                   // [-180, 180] (PyAV's VideoFrame.rotation); not applied
 };
 
 class VideoReader {
@@ -58,7 +64,8 @@ class VideoReader {
   // `indices` (ascending, each < info().total_frames), in order; frame.source names the file and
   // the frame index. Throws InvalidInput when the stream ends before the last requested index
   // (truncated file, or a header announcing more frames than there are) or the decoder reports
-  // corrupt data, naming the file and the frame. Call once per reader.
+  // corrupt data, naming the file and the frame; also for indices out of range, repeated or out
+  // of order. Each call decodes from the start again (a second call reopens the demuxer).
   void read_frames(std::span<const std::int64_t> indices,
                    const std::function<void(std::int64_t index, RgbImage frame)>& on_frame);
 
