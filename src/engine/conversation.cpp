@@ -86,39 +86,33 @@ void reject_media_placeholders(const std::string& text, const std::string& what)
   }
 }
 
-// The conversation's image token budget: the package's, with the user's bounds in place of its
-// own. HF's smart_resize lets the maximum win when min_pixels > max_pixels, but only in one branch
-// (an image below the minimum is scaled *up* to it), so when one user bound crosses the package's
-// other bound, that bound follows the user's: the user asked for that number.
-PreprocessOptions resolve_preprocess(PreprocessOptions preprocess, const ConversationOptions& options,
-                                     std::int64_t pixels_per_token) {
+// A pixel budget with the user's token bounds in place of the package's. HF's smart_resize lets the
+// maximum win when min_pixels > max_pixels, but only in one branch (an item below the minimum is
+// scaled *up* to it), so when one user bound crosses the package's other bound, that bound follows
+// the user's: the user asked for that number. `what` names the bounds ("image", "video").
+PreprocessOptions with_token_bounds(PreprocessOptions pixels, std::optional<std::int64_t> min_tokens,
+                                    std::optional<std::int64_t> max_tokens, std::int64_t pixels_per_token,
+                                    const std::string& what) {
   constexpr std::int64_t kMaxTokens = std::int64_t{1} << 32;
-  for (const auto& [value, name] : {std::pair{options.min_image_tokens, "min_image_tokens"},
-                                    std::pair{options.max_image_tokens, "max_image_tokens"}}) {
+  for (const auto& [value, bound] : {std::pair{min_tokens, "min_"}, std::pair{max_tokens, "max_"}}) {
     if (value && (*value < 1 || *value > kMaxTokens)) {
-      throw InvalidInput(std::string(name) + " must be between 1 and 2^32, not " + std::to_string(*value));
+      throw InvalidInput(bound + what + "_tokens must be between 1 and 2^32, not " + std::to_string(*value));
     }
   }
-  if (options.max_image_tokens) preprocess.max_pixels = *options.max_image_tokens * pixels_per_token;
-  if (options.min_image_tokens) preprocess.min_pixels = *options.min_image_tokens * pixels_per_token;
-  if (preprocess.min_pixels > preprocess.max_pixels) {
-    if (options.max_image_tokens && !options.min_image_tokens) preprocess.min_pixels = preprocess.max_pixels;
-    if (options.min_image_tokens && !options.max_image_tokens) preprocess.max_pixels = preprocess.min_pixels;
+  if (max_tokens) pixels.max_pixels = *max_tokens * pixels_per_token;
+  if (min_tokens) pixels.min_pixels = *min_tokens * pixels_per_token;
+  if (pixels.min_pixels > pixels.max_pixels) {
+    if (max_tokens && !min_tokens) pixels.min_pixels = pixels.max_pixels;
+    if (min_tokens && !max_tokens) pixels.max_pixels = pixels.min_pixels;
   }
-  return preprocess;
+  return pixels;
 }
 
 // The conversation's video settings: the package's, with the user's in their place. Token bounds
 // become the clip's pixel budget (one token per frame pair of 32x32 pixels).
 VideoPreprocessOptions resolve_video_preprocess(VideoPreprocessOptions video, const ConversationOptions& options,
                                                 std::int64_t pixels_per_token) {
-  constexpr std::int64_t kMaxTokens = std::int64_t{1} << 32;
-  for (const auto& [value, name] : {std::pair{options.min_video_tokens, "min_video_tokens"},
-                                    std::pair{options.max_video_tokens, "max_video_tokens"}}) {
-    if (value && (*value < 1 || *value > kMaxTokens)) {
-      throw InvalidInput(std::string(name) + " must be between 1 and 2^32, not " + std::to_string(*value));
-    }
-  }
+  video.pixels = with_token_bounds(video.pixels, options.min_video_tokens, options.max_video_tokens, pixels_per_token, "video");
   if (options.video_fps && !(*options.video_fps > 0 && *options.video_fps <= 1000)) {
     throw InvalidInput("video fps must be a number in (0, 1000], not " + std::to_string(*options.video_fps));
   }
@@ -129,12 +123,6 @@ VideoPreprocessOptions resolve_video_preprocess(VideoPreprocessOptions video, co
   if (options.max_video_frames) {
     video.max_frames = *options.max_video_frames;
     video.min_frames = std::min(video.min_frames, video.max_frames);
-  }
-  if (options.max_video_tokens) video.pixels.max_pixels = *options.max_video_tokens * pixels_per_token;
-  if (options.min_video_tokens) video.pixels.min_pixels = *options.min_video_tokens * pixels_per_token;
-  if (video.pixels.min_pixels > video.pixels.max_pixels) {
-    if (options.max_video_tokens && !options.min_video_tokens) video.pixels.min_pixels = video.pixels.max_pixels;
-    if (options.min_video_tokens && !options.max_video_tokens) video.pixels.max_pixels = video.pixels.min_pixels;
   }
   return video;
 }
@@ -188,7 +176,8 @@ ConversationState::ConversationState(std::shared_ptr<const Model> shared_model, 
     : model_(std::move(shared_model)),
       data_(model_ ? model_->data() : throw InvalidInput("a conversation needs a loaded model")),
       options_(std::move(options)),
-      preprocess_(resolve_preprocess(data_.preprocess, options_, model_->pixels_per_image_token())),
+      preprocess_(with_token_bounds(data_.preprocess, options_.min_image_tokens, options_.max_image_tokens,
+                                    model_->pixels_per_image_token(), "image")),
       video_preprocess_(resolve_video_preprocess(data_.video_preprocess, options_,
                                                  model_->pixels_per_image_token() * data_.package.config().vision.temporal_patch_size)),
       cache_(data_.decoder.new_cache(options_.context_length > 0 ? options_.context_length : model_->max_length())) {

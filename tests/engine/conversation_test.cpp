@@ -12,6 +12,7 @@
 #include "q3vl/error.h"
 #include "engine/turn_trace.h"
 #include "q3vl/conversation.h"
+#include "support/full_model.h"
 #include "support/golden.h"
 #include "support/test_support.h"
 #include "util/npy.h"
@@ -21,34 +22,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class Runtime : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    dir_ = new test::TempDir();
-    PackageOptions options;
-    options.tokenizer_dir = Q3VL_TOKENIZER_DIR;
-    build_package(test::golden_dir() / "models" / "full", package(), options);
-    model_ = new std::shared_ptr<const Model>(Model::load(package()));
-  }
-  static void TearDownTestSuite() {
-    delete model_;
-    delete dir_;
-  }
-  static const std::shared_ptr<const Model>& model() { return *model_; }
-  static fs::path package() { return dir_->path() / "pkg"; }
-  static test::TempDir* dir_;
-  static std::shared_ptr<const Model>* model_;
-};
-test::TempDir* Runtime::dir_ = nullptr;
-std::shared_ptr<const Model>* Runtime::model_ = nullptr;
-
-ReplyOptions greedy(std::int64_t max_new_tokens) {
-  ReplyOptions o;
-  o.sampling = SamplingOptions{};
-  o.sampling->greedy = true;
-  o.max_new_tokens = max_new_tokens;
-  return o;
-}
+class Runtime : public test::FullModelTest {};
+using test::greedy;
 
 // A single-turn golden case as a request: the system prompt, the user's images and text.
 struct SingleTurn {
@@ -155,7 +130,7 @@ TEST_F(Runtime, Fp16PackageGivesHfTokens) {
   options.vision.fp16 = true;
   options.text.fp16 = true;
   options.embedding_fp16 = true;
-  const fs::path fp16_package = dir_->path() / "pkg-fp16";
+  const fs::path fp16_package = dir().path() / "pkg-fp16";
   build_package(test::golden_dir() / "models" / "full", fp16_package, options);
   const std::shared_ptr<const Model> fp16_model = Model::load(fp16_package);
   int checked = 0;

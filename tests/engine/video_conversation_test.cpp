@@ -9,9 +9,9 @@
 
 #include "engine/model_data.h"
 #include "engine/turn_trace.h"
-#include "export/package_writer.h"
 #include "q3vl/conversation.h"
 #include "q3vl/error.h"
+#include "support/full_model.h"
 #include "support/golden.h"
 #include "support/test_support.h"
 #include "util/files.h"
@@ -30,33 +30,8 @@ const json& video_manifest() {
   return manifest;
 }
 
-class VideoRuntime : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    dir_ = new test::TempDir();
-    PackageOptions options;
-    options.tokenizer_dir = Q3VL_TOKENIZER_DIR;
-    build_package(test::golden_dir() / "models" / "full", dir_->path() / "pkg", options);
-    model_ = new std::shared_ptr<const Model>(Model::load(dir_->path() / "pkg"));
-  }
-  static void TearDownTestSuite() {
-    delete model_;
-    delete dir_;
-  }
-  static const std::shared_ptr<const Model>& model() { return *model_; }
-  static test::TempDir* dir_;
-  static std::shared_ptr<const Model>* model_;
-};
-test::TempDir* VideoRuntime::dir_ = nullptr;
-std::shared_ptr<const Model>* VideoRuntime::model_ = nullptr;
-
-ReplyOptions greedy(std::int64_t max_new_tokens) {
-  ReplyOptions o;
-  o.sampling = SamplingOptions{};
-  o.sampling->greedy = true;
-  o.max_new_tokens = max_new_tokens;
-  return o;
-}
+class VideoRuntime : public test::FullModelTest {};
+using test::greedy;
 
 // The case's media as the library takes them, in the manifest's (the turn's) order.
 std::vector<Media> case_media(const json& entry, const fs::path& dir) {
@@ -211,7 +186,7 @@ TEST_F(VideoRuntime, ChunkedPrefillGivesHfsTokens) {
 
 TEST_F(VideoRuntime, ABadClipFailsTheTurnAndLeavesTheConversationAsItWas) {
   Conversation conversation(model());
-  const fs::path bad = dir_->path() / "not_a_video.mp4";
+  const fs::path bad = dir().path() / "not_a_video.mp4";
   write_text_file(bad, "this is text, not a video");
   try {
     conversation.send({VideoClip::from_file(bad)}, "What happens?", greedy(4));
