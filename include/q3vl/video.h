@@ -15,6 +15,7 @@ namespace q3vl {
 
 struct VideoClip {
   // A video file (MP4, MOV, MKV, WebM, AVI, ... with the codecs the system's FFmpeg decodes).
+  // Throws InvalidInput now if it is not an existing regular file; its contents are read in the turn.
   static VideoClip from_file(std::filesystem::path file);
   // Frames extracted at `fps` frames per second, in order (image files: JPEG, PNG, WebP, BMP, GIF).
   // Throws InvalidInput for an empty list or a rate that is not positive and finite.

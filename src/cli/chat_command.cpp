@@ -56,16 +56,14 @@ void chat(GenerationFlags& flags) {
           report(e);
         }
         continue;
-      case ChatLine::Kind::Video: {
-        std::error_code error;
-        if (!std::filesystem::is_regular_file(input.text, error)) {
-          std::fprintf(stderr, "q3vl: error: /video %s: no such file\n", input.text.c_str());
-          continue;
+      case ChatLine::Kind::Video:
+        try {
+          pending.emplace_back(VideoClip::from_file(input.text));
+          std::fprintf(stderr, "[video attached to the next message]\n");
+        } catch (const Error& e) {
+          report(e);
         }
-        pending.emplace_back(VideoClip::from_file(input.text));
-        std::fprintf(stderr, "[video attached to the next message]\n");
         continue;
-      }
       case ChatLine::Kind::Text:
         break;
     }

@@ -65,10 +65,7 @@ void run(RunArgs& args) {
                            " MB allowed for images (--max-vision-memory-mb or Q3VL_MAX_VISION_MEMORY_MB)");
       }
     } else if (option == args.video_option) {
-      const std::string& path = args.videos.at(next_video++);
-      std::error_code error;
-      if (!std::filesystem::is_regular_file(path, error)) throw InvalidInput("--video " + path + ": no such file");
-      media.emplace_back(VideoClip::from_file(path));
+      media.emplace_back(VideoClip::from_file(args.videos.at(next_video++)));
     } else if (option == args.frames_option) {
       media.emplace_back(VideoClip::from_frame_folder(args.frame_folders.at(next_frames++), *args.frames_fps));
     }

@@ -114,20 +114,29 @@ std::pair<std::int64_t, std::int64_t> smart_resize(std::int64_t height, std::int
                                                    std::int64_t min_pixels, std::int64_t max_pixels) {
   if (height <= 0 || width <= 0) throw InvalidInput("image of " + size_text(height, width) + " pixels: sides must be positive");
   if (factor <= 0) throw InvalidInput("smart_resize: factor must be positive, not " + std::to_string(factor));
-  const auto h = static_cast<double>(height), w = static_cast<double>(width), f = static_cast<double>(factor);
+  const auto h = static_cast<double>(height), w = static_cast<double>(width);
   if (std::max(h, w) / std::min(h, w) > 200) {
     throw InvalidInput("image of " + size_text(height, width) +
                        " pixels: the aspect ratio must be at most 200 (Qwen's smart_resize rejects it)");
   }
+  return fit_pixel_budget(height, width, factor, min_pixels, max_pixels);
+}
+
+std::pair<std::int64_t, std::int64_t> fit_pixel_budget(std::int64_t height, std::int64_t width, std::int64_t factor,
+                                                       std::int64_t min_pixels, std::int64_t max_pixels, std::int64_t frames,
+                                                       std::int64_t temporal) {
+  const auto h = static_cast<double>(height), w = static_cast<double>(width), f = static_cast<double>(factor);
+  const double n = static_cast<double>(frames);  // HF uses the unpadded count inside beta
   // Python's round() is half to even: nearbyint in the default rounding mode.
   std::int64_t h_bar = static_cast<std::int64_t>(std::nearbyint(h / f)) * factor;
   std::int64_t w_bar = static_cast<std::int64_t>(std::nearbyint(w / f)) * factor;
-  if (h_bar * w_bar > max_pixels) {
-    const double beta = std::sqrt((h * w) / static_cast<double>(max_pixels));
+  const std::int64_t t_bar = (frames + temporal - 1) / temporal * temporal;
+  if (t_bar * h_bar * w_bar > max_pixels) {
+    const double beta = std::sqrt(n * h * w / static_cast<double>(max_pixels));
     h_bar = std::max(factor, static_cast<std::int64_t>(std::floor(h / beta / f)) * factor);
     w_bar = std::max(factor, static_cast<std::int64_t>(std::floor(w / beta / f)) * factor);
-  } else if (h_bar * w_bar < min_pixels) {
-    const double beta = std::sqrt(static_cast<double>(min_pixels) / (h * w));
+  } else if (t_bar * h_bar * w_bar < min_pixels) {
+    const double beta = std::sqrt(static_cast<double>(min_pixels) / (n * h * w));
     h_bar = static_cast<std::int64_t>(std::ceil(h * beta / f)) * factor;
     w_bar = static_cast<std::int64_t>(std::ceil(w * beta / f)) * factor;
   }

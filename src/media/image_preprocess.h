@@ -25,6 +25,13 @@ namespace q3vl {
 std::pair<std::int64_t, std::int64_t> smart_resize(std::int64_t height, std::int64_t width, std::int64_t factor,
                                                    std::int64_t min_pixels, std::int64_t max_pixels);
 
+// smart_resize's arithmetic, shared by images (one frame) and clips (the video processor's form):
+// sides rounded to `factor`, then scaled so that frames-rounded-up-to-`temporal` x height x width
+// fits [min_pixels, max_pixels]. Callers check the sides and the aspect ratio first.
+std::pair<std::int64_t, std::int64_t> fit_pixel_budget(std::int64_t height, std::int64_t width, std::int64_t factor,
+                                                       std::int64_t min_pixels, std::int64_t max_pixels,
+                                                       std::int64_t frames = 1, std::int64_t temporal = 1);
+
 // torch.nn.functional.interpolate(uint8, mode="bicubic", antialias=True, align_corners=False) on
 // CPU, which torchvision's resize uses for uint8 images: separable fixed-point filtering with int16
 // weights, horizontal pass first into a uint8 buffer. Bit-exact with torch.

@@ -51,25 +51,11 @@ std::pair<std::int64_t, std::int64_t> smart_resize_video(std::int64_t frames, st
     throw InvalidInput("frames of " + size_text(height, width) + " pixels: both sides must be at least " +
                        std::to_string(factor) + " (Qwen's video smart_resize rejects smaller ones)");
   }
-  const auto h = static_cast<double>(height), w = static_cast<double>(width), f = static_cast<double>(factor);
+  const auto h = static_cast<double>(height), w = static_cast<double>(width);
   if (std::max(h, w) / std::min(h, w) > 200) {
     throw InvalidInput("frames of " + size_text(height, width) + " pixels: the aspect ratio must be at most 200");
   }
-  // Python's round() is half to even: nearbyint in the default rounding mode.
-  std::int64_t h_bar = static_cast<std::int64_t>(std::nearbyint(h / f)) * factor;
-  std::int64_t w_bar = static_cast<std::int64_t>(std::nearbyint(w / f)) * factor;
-  const std::int64_t t_bar = (frames + temporal - 1) / temporal * temporal;
-  const double n = static_cast<double>(frames);  // HF uses the unpadded count inside beta
-  if (t_bar * h_bar * w_bar > max_pixels) {
-    const double beta = std::sqrt(n * h * w / static_cast<double>(max_pixels));
-    h_bar = std::max(factor, static_cast<std::int64_t>(std::floor(h / beta / f)) * factor);
-    w_bar = std::max(factor, static_cast<std::int64_t>(std::floor(w / beta / f)) * factor);
-  } else if (t_bar * h_bar * w_bar < min_pixels) {
-    const double beta = std::sqrt(static_cast<double>(min_pixels) / (n * h * w));
-    h_bar = static_cast<std::int64_t>(std::ceil(h * beta / f)) * factor;
-    w_bar = static_cast<std::int64_t>(std::ceil(w * beta / f)) * factor;
-  }
-  return {h_bar, w_bar};
+  return fit_pixel_budget(height, width, factor, min_pixels, max_pixels, frames, temporal);
 }
 
 std::vector<double> frame_pair_timestamps(std::span<const std::int64_t> indices, double fps, std::int64_t temporal) {

@@ -91,6 +91,8 @@ class MemorySource final : public FrameSource {
 }  // namespace
 
 VideoClip VideoClip::from_file(fs::path file) {
+  std::error_code error;
+  if (!fs::is_regular_file(file, error)) throw InvalidInput(file.string() + ": no such file (a video file is needed)");
   VideoClip clip;
   clip.source = file.string();
   clip.file = std::move(file);

@@ -196,6 +196,9 @@ TEST_F(VideoRuntime, ABadClipFailsTheTurnAndLeavesTheConversationAsItWas) {
   }
   EXPECT_EQ(conversation.turns(), 0);
   EXPECT_EQ(conversation.cached_tokens(), 0);
+  // A missing file or a folder is refused when the clip is made, before any turn.
+  EXPECT_THROW(VideoClip::from_file(dir().path() / "missing.mp4"), InvalidInput);
+  EXPECT_THROW(VideoClip::from_file(dir().path()), InvalidInput);
   // A clip whose sampled frames cannot fit a tiny budget is refused before it is decoded.
   ConversationOptions tight;
   tight.max_video_tokens = 1;
