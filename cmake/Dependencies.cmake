@@ -33,3 +33,5 @@ get_filename_component(Q3VL_ORT_LIBDIR "${Q3VL_ORT_LIBRARY}" DIRECTORY)
 # installed, next to libq3vl (cmake --install copies it there).
 set(CMAKE_BUILD_RPATH "${Q3VL_ORT_LIBDIR}")
 set(CMAKE_INSTALL_RPATH "$ORIGIN/../${CMAKE_INSTALL_LIBDIR};$ORIGIN")
+find_package(OpenSSL REQUIRED)                                   # libssl-dev: SHA-256 of media (KV cache identity)
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)  # libcpp-httplib-dev: `q3vl serve`

@@ -12,6 +12,7 @@ APT_PACKAGES=(build-essential cmake pkg-config git
   libonnx-dev libprotobuf-dev protobuf-compiler nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev libutf8proc-dev libjpeg-dev libpng-dev libwebp-dev
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev
+  libssl-dev libcpp-httplib-dev nginx
   clang libclang-rt-14-dev time)
 
 install_apt() {

@@ -43,10 +43,42 @@ struct ConversationOptions {
 // One image or video of a user turn.
 using Media = std::variant<RgbImage, VideoClip>;
 
+// One message of a whole chat for Conversation::respond: text, images and videos in order.
+using MessagePart = std::variant<std::string, RgbImage, VideoClip>;
+struct Message {
+  std::string role;  // system, user or assistant (images and videos only in user messages)
+  std::vector<MessagePart> content;
+};
+
+// A generated token and how likely the model found it and its best alternatives: natural logs of
+// the model's own distribution (the softmax of the raw logits, before penalties and temperature).
+struct TokenLogprob {
+  std::int64_t token = 0;
+  std::string bytes;  // what the token decodes to (may be part of a UTF-8 character)
+  float logprob = 0;
+};
+struct TokenChoice {
+  TokenLogprob chosen;
+  std::vector<TokenLogprob> top;  // the `top_logprobs` most likely tokens, most likely first
+};
+
 struct ReplyOptions {
   std::optional<SamplingOptions> sampling;  // unset: the package's generation_config
   std::int64_t max_new_tokens = 512;
   std::vector<std::string> stop_strings;
+  // Per-reply image token budget, in place of the conversation's (the same rules).
+  std::optional<std::int64_t> min_image_tokens, max_image_tokens;
+  // -1: no log probabilities; 0..20: each token's, with that many alternatives (Reply::logprobs,
+  // and on_token as they come).
+  int top_logprobs = -1;
+  // Polled between prefill chunks and before every token (from the generating thread): returning
+  // true abandons the reply with Cancelled, leaving the conversation as it was.
+  std::function<bool()> cancelled;
+  // Called once the prompt is rendered, fits the context and its media fit the memory budget,
+  // before the vision encoder and the prefill run: all later failures are internal errors.
+  std::function<void(std::int64_t prompt_tokens, std::int64_t cached_tokens)> on_prompt_ready;
+  // Called for every generated token (with top_logprobs >= 0 only), before its text reaches on_text.
+  std::function<void(const TokenChoice&)> on_token;
 };
 
 struct Timings {
@@ -67,6 +99,9 @@ struct Reply {
   std::string text;
   std::vector<std::int64_t> tokens;
   std::string finish_reason;  // "stop" (EOS or stop string) or "length" (token or context limit)
+  std::int64_t prompt_tokens = 0;  // the whole rendered chat, media tokens included
+  std::int64_t cached_tokens = 0;  // of which the KV cache already held (not computed again)
+  std::vector<TokenChoice> logprobs;  // with ReplyOptions::top_logprobs >= 0
   Timings timings;
 };
 
@@ -86,6 +121,19 @@ class Conversation {
   // it was.
   Reply send(const std::vector<Media>& media, const std::string& text, const ReplyOptions& options = {},
              const std::function<void(std::string_view)>& on_text = {}, TurnTrace* trace = nullptr);
+
+  // The whole chat at once, as HTTP APIs send it: `messages` (ending with a user message; earlier
+  // assistant messages are whatever the caller says was replied) replace the conversation's history
+  // (the system prompt of ConversationOptions is not added: send a system message), and the reply
+  // to the last one is generated. The KV cache keeps the longest prefix it shares with the last
+  // chat this conversation saw, matched on token ids and, for images and videos, on their content
+  // (a SHA-256 of pixels or file bytes), so resending a history costs only its new tokens and a
+  // different image of the same size is never mistaken for the cached one. Throws InvalidInput for
+  // an empty chat, a last message that is not the user's, media outside user messages, or an
+  // unknown role; Cancelled when ReplyOptions::cancelled says so. A failed or cancelled reply
+  // leaves the conversation as it was.
+  Reply respond(const std::vector<Message>& messages, const ReplyOptions& options = {},
+                const std::function<void(std::string_view)>& on_text = {}, TurnTrace* trace = nullptr);
 
   // Forgets every turn (keeps the system prompt and the model).
   void reset();

@@ -23,4 +23,10 @@ class Unsupported : public Error {
   using Error::Error;
 };
 
+// The caller abandoned the work (ReplyOptions::cancelled); nothing is wrong with the input.
+class Cancelled : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace q3vl

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <numeric>
 
 #include "engine/model_data.h"
 #include "engine/turn_trace.h"
@@ -12,6 +14,7 @@
 #include "q3vl/error.h"
 #include "engine/sampler.h"
 #include "text/stop_strings.h"
+#include "util/sha256.h"
 
 namespace q3vl {
 namespace {
@@ -33,6 +36,13 @@ struct VisualItem {
   std::vector<float> pixel_values;      // [grid.patches(), C*Tp*P*P]; empty until a video is loaded
   VideoPlan plan;                       // videos: sampling, size, timestamps
   std::unique_ptr<FrameSource> frames;  // videos not loaded yet
+  Sha256Digest digest{};                // identity of the content (what the cache is matched on)
+};
+
+// A span of the KV cache that holds one item's tokens, and which content they came from.
+struct CachedItem {
+  std::size_t start = 0, end = 0;
+  Sha256Digest digest{};
 };
 
 namespace {
@@ -127,15 +137,34 @@ VideoPreprocessOptions resolve_video_preprocess(VideoPreprocessOptions video, co
   return video;
 }
 
+void hash_grid(Sha256& hash, const GridThw& grid) { hash.update_int(grid.t).update_int(grid.h).update_int(grid.w); }
+
+// An image is its RGB pixels at the size the grid says it is resized to.
+Sha256Digest image_digest(const RgbImage& image, const GridThw& grid) {
+  Sha256 hash;
+  hash.update("image").update_int(image.width).update_int(image.height).update(image.pixels);
+  hash_grid(hash, grid);
+  return hash.finish();
+}
+
+// A clip is its bytes (file, frame files or frames) and which frames at which size were sampled.
+Sha256Digest clip_digest(const VideoClip& clip, const VideoPlan& plan) {
+  Sha256 hash;
+  hash.update("video");
+  if (!clip.file.empty()) hash.update_file(clip.file);
+  for (const auto& file : clip.frame_files) hash.update_file(file);
+  for (const RgbImage& frame : clip.frames) hash.update_int(frame.width).update_int(frame.height).update(frame.pixels);
+  hash.update_int(static_cast<std::int64_t>(clip.frames_fps * 1e6));
+  for (std::int64_t index : plan.frame_indices) hash.update_int(index);
+  hash_grid(hash, plan.grid);
+  return hash.finish();
+}
+
 }  // namespace
 
 // One sequence on the shared model: its KV cache and what it holds, and the chat so far.
 struct ConversationState {
   ConversationState(std::shared_ptr<const Model> shared_model, ConversationOptions options);
-
-  // One turn, in the steps below: render, reuse the cache, vision, prefill, decode.
-  Reply send_turn(const std::vector<Media>& media, const std::string& text, const ReplyOptions& options,
-                  const std::function<void(std::string_view)>& on_text, TurnTrace* trace);
 
   struct TurnTokens {
     std::vector<std::int64_t> ids;           // the whole conversation, media pads expanded
@@ -149,15 +178,23 @@ struct ConversationState {
     std::vector<std::int64_t> position_ids;  // [3, new tokens]
     std::int64_t next_position = 0;          // the first generated token's position
   };
-  TurnTokens render_turn(const std::vector<Media>& media, const std::string& text);
+
+  // One turn on messages_ and items_ as they now stand, in the steps below: tokenize, reuse the
+  // cache, vision, prefill, decode. The callers (send, respond) set the chat up and undo it on failure.
+  Reply run_turn(const ReplyOptions& options, const std::function<void(std::string_view)>& on_text, TurnTrace* trace);
+
+  VisualItem make_image_item(const RgbImage& image, const PreprocessOptions& image_pixels) const;
+  VisualItem make_video_item(const VideoClip& clip) const;
+  TurnTokens tokenize_chat() const;
   void keep_cached_prefix(TurnTokens& turn);
   void load_videos(const TurnTokens& turn, Timings& timings);
   void encode_visuals(TurnTokens& turn, Timings& timings) const;
-  std::vector<float> prefill(TurnTokens& turn, Timings& timings);
+  std::vector<float> prefill(TurnTokens& turn, const ReplyOptions& options, Timings& timings);
   void decode(const TurnTokens& turn, std::vector<float> logits, const ReplyOptions& options,
               const std::function<void(std::string_view)>& on_text, Clock::time_point start, Reply& reply);
   void check_vision_memory(std::size_t first_item) const;
   void trace_turn(const TurnTokens& turn, const std::vector<float>& logits, TurnTrace& trace) const;
+  void truncate_cache(std::size_t keep);
   void reset();
 
   std::shared_ptr<const Model> model_;  // keeps data_ alive
@@ -170,6 +207,7 @@ struct ConversationState {
   std::vector<VisualItem> items_;                 // every image and video of the conversation, in order
   std::vector<std::int64_t> cached_ids_;          // what the cache holds
   std::vector<std::int64_t> cached_max_position_; // per cached token: max of its (T, H, W)
+  std::vector<CachedItem> cached_items_;          // the items whose tokens the cache holds
 };
 
 ConversationState::ConversationState(std::shared_ptr<const Model> shared_model, ConversationOptions options)
@@ -194,6 +232,7 @@ void ConversationState::reset() {
   items_.clear();
   cached_ids_.clear();
   cached_max_position_.clear();
+  cached_items_.clear();
   cache_.reset();
   if (!options_.system_prompt.empty()) messages_.push_back(text_message("system", options_.system_prompt));
 }
@@ -213,22 +252,104 @@ std::int64_t Conversation::cached_tokens() const { return state_->cache_.cached_
 std::int64_t Conversation::context_length() const { return state_->cache_.context_length(); }
 const Model& Conversation::model() const { return *state_->model_; }
 
+namespace {
+
+// Undoes a failed or cancelled turn: the chat as it was, the cache only what was fed completely.
+class TurnRollback {
+ public:
+  explicit TurnRollback(ConversationState& state)
+      : state_(state), messages_(state.messages_), item_count_(state.items_.size()) {}
+  // For a turn that replaces the items rather than adding to them.
+  void save_items() {
+    saved_items_ = std::move(state_.items_);
+    state_.items_.clear();
+    replaced_items_ = true;
+  }
+  void commit() { committed_ = true; }
+  ~TurnRollback() {
+    if (committed_) return;
+    state_.messages_ = std::move(messages_);
+    if (replaced_items_) {
+      state_.items_ = std::move(saved_items_);
+    } else {
+      state_.items_.resize(item_count_);
+    }
+    state_.truncate_cache(std::min<std::size_t>(state_.cached_ids_.size(), static_cast<std::size_t>(state_.cache_.cached_tokens())));
+  }
+
+ private:
+  ConversationState& state_;
+  std::vector<ChatMessage> messages_;
+  std::size_t item_count_;
+  std::vector<VisualItem> saved_items_;
+  bool replaced_items_ = false;
+  bool committed_ = false;
+};
+
+}  // namespace
+
 Reply Conversation::send(const std::vector<Media>& media, const std::string& text, const ReplyOptions& options,
                          const std::function<void(std::string_view)>& on_text, TurnTrace* trace) {
   ConversationState& s = *state_;
-  const std::size_t message_count = s.messages_.size();
-  const std::size_t item_count = s.items_.size();
-  try {
-    return s.send_turn(media, text, options, on_text, trace);
-  } catch (...) {
-    // A failed turn leaves the conversation as it was; the cache keeps only what was fed.
-    s.messages_.resize(message_count);
-    s.items_.resize(item_count);
-    s.cached_ids_.resize(std::min<std::size_t>(s.cached_ids_.size(), static_cast<std::size_t>(s.cache_.cached_tokens())));
-    s.cached_max_position_.resize(s.cached_ids_.size());
-    s.cache_.truncate(static_cast<std::int64_t>(s.cached_ids_.size()));
-    throw;
+  if (options.sampling) options.sampling->validate();  // before any work
+  TurnRollback rollback(s);
+  require_valid_utf8(text, "the message text");
+  reject_media_placeholders(text, "the message text");
+  const PreprocessOptions image_pixels =
+      with_token_bounds(s.preprocess_, options.min_image_tokens, options.max_image_tokens, s.model_->pixels_per_image_token(), "image");
+  std::vector<ChatContent> content;
+  for (const Media& medium : media) {
+    s.items_.push_back(std::holds_alternative<RgbImage>(medium) ? s.make_image_item(std::get<RgbImage>(medium), image_pixels)
+                                                                : s.make_video_item(std::get<VideoClip>(medium)));
+    content.push_back({s.items_.back().video ? ChatContent::Kind::Video : ChatContent::Kind::Image, ""});
   }
+  if (!text.empty()) content.push_back({ChatContent::Kind::Text, text});
+  s.messages_.push_back(user_message(std::move(content)));
+  Reply reply = s.run_turn(options, on_text, trace);
+  rollback.commit();
+  return reply;
+}
+
+Reply Conversation::respond(const std::vector<Message>& messages, const ReplyOptions& options,
+                            const std::function<void(std::string_view)>& on_text, TurnTrace* trace) {
+  ConversationState& s = *state_;
+  if (options.sampling) options.sampling->validate();
+  if (messages.empty()) throw InvalidInput("the chat has no messages");
+  if (messages.back().role != "user") {
+    throw InvalidInput("the last message must be the user's (it is \"" + messages.back().role + "\"): the reply answers it");
+  }
+  const PreprocessOptions image_pixels =
+      with_token_bounds(s.preprocess_, options.min_image_tokens, options.max_image_tokens, s.model_->pixels_per_image_token(), "image");
+  TurnRollback rollback(s);
+  rollback.save_items();
+  std::vector<VisualItem> items;
+  std::vector<ChatMessage> chat;
+  for (std::size_t m = 0; m < messages.size(); ++m) {
+    const Message& message = messages[m];
+    const std::string where = "message " + std::to_string(m + 1) + " (" + message.role + ")";
+    if (message.role != "system" && message.role != "user" && message.role != "assistant") {
+      throw InvalidInput(where + ": unknown role; use system, user or assistant");
+    }
+    ChatMessage rendered{message.role, {}, {}};
+    for (const MessagePart& part : message.content) {
+      if (const std::string* text = std::get_if<std::string>(&part)) {
+        require_valid_utf8(*text, where);
+        reject_media_placeholders(*text, where);
+        rendered.content.push_back(text_content(*text));
+        continue;
+      }
+      if (message.role != "user") throw InvalidInput(where + ": images and videos can only be in user messages");
+      items.push_back(std::holds_alternative<RgbImage>(part) ? s.make_image_item(std::get<RgbImage>(part), image_pixels)
+                                                             : s.make_video_item(std::get<VideoClip>(part)));
+      rendered.content.push_back({items.back().video ? ChatContent::Kind::Video : ChatContent::Kind::Image, ""});
+    }
+    chat.push_back(std::move(rendered));
+  }
+  s.messages_ = std::move(chat);
+  s.items_ = std::move(items);
+  Reply reply = s.run_turn(options, on_text, trace);
+  rollback.commit();
+  return reply;
 }
 
 // Refuse media whose vision pass would not fit the memory budget before anything is decoded or
@@ -264,38 +385,34 @@ void ConversationState::check_vision_memory(std::size_t first_item) const {
                      "smaller images or videos, e.g. " + hint);
 }
 
-// 1. The conversation so far plus this turn, as tokens with every item's pads expanded. Images are
-// preprocessed here; videos are only planned (their header read), so an over-long clip is refused
-// before it is decoded.
-ConversationState::TurnTokens ConversationState::render_turn(const std::vector<Media>& media, const std::string& text) {
-  require_valid_utf8(text, "the message text");
-  reject_media_placeholders(text, "the message text");
-  const ModelConfig& config = data_.package.config();
-  std::vector<ChatContent> content;
-  for (const Media& medium : media) {
-    VisualItem item;
-    if (const RgbImage* image = std::get_if<RgbImage>(&medium)) {
-      ImageInput input = preprocess_image(*image, config, preprocess_);
-      item.source = image->source;
-      item.grid = input.grid;
-      item.pixel_values = std::move(input.pixel_values);
-      content.push_back({ChatContent::Kind::Image, ""});
-    } else {
-      const VideoClip& clip = std::get<VideoClip>(medium);
-      item.video = true;
-      item.source = clip.source;
-      item.frames = open_frame_source(clip);
-      item.plan = plan_video(*item.frames, clip.source, config, video_preprocess_);
-      item.grid = item.plan.grid;
-      content.push_back({ChatContent::Kind::Video, ""});
-    }
-    items_.push_back(std::move(item));
-  }
-  if (!text.empty()) content.push_back({ChatContent::Kind::Text, text});
-  messages_.push_back(user_message(std::move(content)));
+// 1a. One image (preprocessed now) or video (only planned: its header read, so an over-long clip is
+// refused before it is decoded), with the digest of its content.
+VisualItem ConversationState::make_image_item(const RgbImage& image, const PreprocessOptions& image_pixels) const {
+  ImageInput input = preprocess_image(image, data_.package.config(), image_pixels);
+  VisualItem item;
+  item.source = image.source;
+  item.grid = input.grid;
+  item.pixel_values = std::move(input.pixel_values);
+  item.digest = image_digest(image, item.grid);
+  return item;
+}
+
+VisualItem ConversationState::make_video_item(const VideoClip& clip) const {
+  VisualItem item;
+  item.video = true;
+  item.source = clip.source;
+  item.frames = open_frame_source(clip);
+  item.plan = plan_video(*item.frames, clip.source, data_.package.config(), video_preprocess_);
+  item.grid = item.plan.grid;
+  item.digest = clip_digest(clip, item.plan);
+  return item;
+}
+
+// 1b. The chat as tokens, with every item's pads expanded.
+ConversationState::TurnTokens ConversationState::tokenize_chat() const {
   const std::vector<std::int64_t> rendered = data_.tokenizer.encode(render_chat(messages_));
   TurnTokens turn;
-  turn.ids = expand_media_pads(rendered, items_, config, data_.tokenizer, turn.spans);
+  turn.ids = expand_media_pads(rendered, items_, data_.package.config(), data_.tokenizer, turn.spans);
   if (turn.ids.size() > static_cast<std::size_t>(cache_.context_length())) {
     // Before the vision and embedding passes, whose memory grows with the tokens.
     throw InvalidInput("context overflow: the conversation is " + std::to_string(turn.ids.size()) +
@@ -306,19 +423,33 @@ ConversationState::TurnTokens ConversationState::render_turn(const std::vector<M
 }
 
 // 2. Keeps the cache up to the first difference, never splitting an item's tokens (a video's
-// frame pairs and timestamps included); records the first item the vision encoder must see.
+// frame pairs and timestamps included), and only where the cached item had the same content;
+// records the first item the vision encoder must see.
 void ConversationState::keep_cached_prefix(TurnTokens& turn) {
   std::size_t keep = 0;
   while (keep < cached_ids_.size() && keep < turn.ids.size() && cached_ids_[keep] == turn.ids[keep]) ++keep;
   if (keep == turn.ids.size()) --keep;  // always feed at least one token to get logits
   std::size_t first_item = 0;
-  while (first_item < turn.spans.size() && turn.spans[first_item].second <= keep) ++first_item;
-  if (first_item < turn.spans.size() && turn.spans[first_item].first < keep) keep = turn.spans[first_item].first;
-  cache_.truncate(static_cast<std::int64_t>(keep));
-  cached_ids_.resize(keep);
-  cached_max_position_.resize(keep);
+  for (; first_item < turn.spans.size() && turn.spans[first_item].first < keep; ++first_item) {
+    const auto [start, end] = turn.spans[first_item];
+    const bool same = std::any_of(cached_items_.begin(), cached_items_.end(), [&](const CachedItem& cached) {
+      return cached.start == start && cached.end == end && cached.digest == items_[first_item].digest;
+    });
+    if (!same || end > keep) {
+      keep = start;
+      break;
+    }
+  }
+  truncate_cache(keep);
   turn.kept = keep;
   turn.first_item = first_item;
+}
+
+void ConversationState::truncate_cache(std::size_t keep) {
+  cache_.truncate(static_cast<std::int64_t>(keep));
+  cached_ids_.resize(std::min(cached_ids_.size(), keep));
+  cached_max_position_.resize(cached_ids_.size());
+  std::erase_if(cached_items_, [&](const CachedItem& item) { return item.end > keep; });
 }
 
 // 3a. Decodes the videos not loaded yet (this turn's), sampled frames only.
@@ -356,7 +487,7 @@ void ConversationState::encode_visuals(TurnTokens& turn, Timings& timings) const
 }
 
 // 4. Prefills the new tokens at positions continuing from the cache; returns the last logits.
-std::vector<float> ConversationState::prefill(TurnTokens& turn, Timings& timings) {
+std::vector<float> ConversationState::prefill(TurnTokens& turn, const ReplyOptions& options, Timings& timings) {
   const std::vector<std::int64_t> segment(turn.ids.begin() + static_cast<std::ptrdiff_t>(turn.kept), turn.ids.end());
   std::int64_t next_position = 0;
   for (std::int64_t p : cached_max_position_) next_position = std::max(next_position, p + 1);
@@ -375,6 +506,7 @@ std::vector<float> ConversationState::prefill(TurnTokens& turn, Timings& timings
   DecoderOutput out;
   std::vector<std::int64_t> chunk_positions;
   for (std::int64_t first = 0; first < total; first += chunk) {
+    if (options.cancelled && options.cancelled()) throw Cancelled("the reply was cancelled during the prefill");
     const std::int64_t count = std::min(chunk, total - first);
     chunk_positions.clear();
     for (int axis = 0; axis < 3; ++axis) {
@@ -391,9 +523,40 @@ std::vector<float> ConversationState::prefill(TurnTokens& turn, Timings& timings
     cached_ids_.push_back(segment[i]);
     cached_max_position_.push_back(std::max({positions.t[i], positions.h[i], positions.w[i]}));
   }
+  for (std::size_t i = turn.first_item; i < items_.size(); ++i) {
+    cached_items_.push_back({turn.spans[i].first, turn.spans[i].second, items_[i].digest});
+  }
   const std::int64_t vocab = data_.package.config().text.vocab_size;
   return {out.logits.end() - vocab, out.logits.end()};
 }
+
+namespace {
+
+// The model's log probabilities (log softmax of the raw logits) of `token` and of the `top` most
+// likely tokens, most likely first (ties: lower id first).
+TokenChoice token_choice(std::span<const float> logits, std::int64_t token, int top, const Tokenizer& tokenizer) {
+  const float max = *std::max_element(logits.begin(), logits.end());
+  double sum = 0;
+  for (float x : logits) sum += std::exp(static_cast<double>(x) - max);
+  const double log_norm = max + std::log(sum);
+  auto entry = [&](std::int64_t id) {
+    return TokenLogprob{id, tokenizer.bytes_of(id), static_cast<float>(logits[static_cast<std::size_t>(id)] - log_norm)};
+  };
+  TokenChoice choice{entry(token), {}};
+  if (top > 0) {
+    std::vector<std::int32_t> ids(logits.size());
+    std::iota(ids.begin(), ids.end(), 0);
+    const auto count = std::min<std::size_t>(static_cast<std::size_t>(top), ids.size());
+    std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(count), ids.end(), [&](std::int32_t a, std::int32_t b) {
+      const float la = logits[static_cast<std::size_t>(a)], lb = logits[static_cast<std::size_t>(b)];
+      return la > lb || (la == lb && a < b);
+    });
+    for (std::size_t i = 0; i < count; ++i) choice.top.push_back(entry(ids[i]));
+  }
+  return choice;
+}
+
+}  // namespace
 
 // 5. Decodes: samples, streams, stops on EOS, a stop string, the token limit or a full context.
 void ConversationState::decode(const TurnTokens& turn, std::vector<float> logits, const ReplyOptions& options,
@@ -413,7 +576,8 @@ void ConversationState::decode(const TurnTokens& turn, std::vector<float> logits
   const auto decode_start = Clock::now();
   reply.finish_reason = "length";
   for (std::int64_t step = 0; step < options.max_new_tokens; ++step) {
-    const std::int64_t token = sampler.next(logits, history);
+    if (options.cancelled && options.cancelled()) throw Cancelled("the reply was cancelled after " + std::to_string(step) + " tokens");
+    const std::int64_t token = sampler.next(logits, history, reply.tokens.size());
     if (step == 0) reply.timings.time_to_first_token_ms = ms_since(start);
     if (std::find(eos.begin(), eos.end(), token) != eos.end()) {
       reply.finish_reason = "stop";
@@ -421,6 +585,10 @@ void ConversationState::decode(const TurnTokens& turn, std::vector<float> logits
     }
     reply.tokens.push_back(token);
     history.push_back(token);
+    if (options.top_logprobs >= 0) {
+      reply.logprobs.push_back(token_choice(logits, token, options.top_logprobs, data_.tokenizer));
+      if (options.on_token) options.on_token(reply.logprobs.back());
+    }
     emit(stops.push(stream.push(token)));
     if (stops.stopped()) {
       reply.finish_reason = "stop";
@@ -461,17 +629,23 @@ void ConversationState::trace_turn(const TurnTokens& turn, const std::vector<flo
   }
 }
 
-Reply ConversationState::send_turn(const std::vector<Media>& media, const std::string& text, const ReplyOptions& options,
-                                   const std::function<void(std::string_view)>& on_text, TurnTrace* trace) {
+Reply ConversationState::run_turn(const ReplyOptions& options, const std::function<void(std::string_view)>& on_text,
+                                  TurnTrace* trace) {
   const auto start = Clock::now();
-  if (options.sampling) options.sampling->validate();  // before any work
+  if (options.top_logprobs < -1 || options.top_logprobs > 20) {
+    throw InvalidInput("top_logprobs must be between 0 and 20 (or -1: none), not " + std::to_string(options.top_logprobs));
+  }
   Reply reply;
-  TurnTokens turn = render_turn(media, text);
+  TurnTokens turn = tokenize_chat();
   keep_cached_prefix(turn);
   check_vision_memory(turn.first_item);
+  reply.prompt_tokens = static_cast<std::int64_t>(turn.ids.size());
+  reply.cached_tokens = static_cast<std::int64_t>(turn.kept);
+  if (options.on_prompt_ready) options.on_prompt_ready(reply.prompt_tokens, reply.cached_tokens);
+  if (options.cancelled && options.cancelled()) throw Cancelled("the reply was cancelled before the vision encoder");
   load_videos(turn, reply.timings);
   encode_visuals(turn, reply.timings);
-  const std::vector<float> logits = prefill(turn, reply.timings);
+  const std::vector<float> logits = prefill(turn, options, reply.timings);
   if (trace != nullptr) trace_turn(turn, logits, *trace);
   decode(turn, logits, options, on_text, start, reply);
   messages_.push_back(text_message("assistant", reply.text));

@@ -19,6 +19,8 @@ void SamplingOptions::validate() const {
   if (!(repetition_penalty > 0.0f && std::isfinite(repetition_penalty))) {
     throw InvalidInput("repetition penalty must be a finite number > 0");
   }
+  if (!(presence_penalty >= -2.0f && presence_penalty <= 2.0f)) throw InvalidInput("presence penalty must be in [-2, 2]");
+  if (!(frequency_penalty >= -2.0f && frequency_penalty <= 2.0f)) throw InvalidInput("frequency penalty must be in [-2, 2]");
 }
 
 std::int64_t argmax(std::span<const float> logits) {
@@ -30,14 +32,30 @@ Sampler::Sampler(const SamplingOptions& options) : options_(options) {
   rng_.seed(options.seed ? *options.seed : std::random_device{}());
 }
 
-std::int64_t Sampler::next(std::span<const float> logits, std::span<const std::int64_t> history) {
+std::int64_t Sampler::next(std::span<const float> logits, std::span<const std::int64_t> history, std::size_t generated) {
   scores_.assign(logits.begin(), logits.end());
   const std::int64_t vocab = static_cast<std::int64_t>(scores_.size());
   if (options_.repetition_penalty != 1.0f) {
-    for (std::int64_t id : history) {
+    // Once per distinct token, as HF's gather/scatter does.
+    std::vector<std::int64_t> seen(history.begin(), history.end());
+    std::sort(seen.begin(), seen.end());
+    seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
+    for (std::int64_t id : seen) {
       if (id < 0 || id >= vocab) continue;
       float& s = scores_[static_cast<std::size_t>(id)];
       s = s < 0 ? s * options_.repetition_penalty : s / options_.repetition_penalty;
+    }
+  }
+  if ((options_.presence_penalty != 0.0f || options_.frequency_penalty != 0.0f) && generated > 0) {
+    std::vector<std::int64_t> reply(history.end() - static_cast<std::ptrdiff_t>(std::min(generated, history.size())), history.end());
+    std::sort(reply.begin(), reply.end());
+    for (std::size_t i = 0; i < reply.size();) {
+      std::size_t j = i;
+      while (j < reply.size() && reply[j] == reply[i]) ++j;
+      if (reply[i] >= 0 && reply[i] < vocab) {
+        scores_[static_cast<std::size_t>(reply[i])] -= options_.presence_penalty + options_.frequency_penalty * static_cast<float>(j - i);
+      }
+      i = j;
     }
   }
   if (options_.greedy) return argmax(scores_);

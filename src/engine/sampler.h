@@ -1,6 +1,7 @@
 #pragma once
-// Next-token choice from logits, in Hugging Face's order: repetition penalty, temperature, top-k,
-// top-p, min-p, then a draw from the softmax (docs/model-math.md §9.2). Greedy takes the first maximum.
+// Next-token choice from logits, in Hugging Face's order: repetition penalty, (OpenAI's presence and
+// frequency penalties), temperature, top-k, top-p, min-p, then a draw from the softmax
+// (docs/model-math.md §9.2). Greedy takes the first maximum.
 #include <cstdint>
 #include <random>
 #include <span>
@@ -13,8 +14,9 @@ namespace q3vl {
 class Sampler {
  public:
   explicit Sampler(const SamplingOptions& options);
-  // `history`: every token so far (prompt and generated), for the repetition penalty.
-  std::int64_t next(std::span<const float> logits, std::span<const std::int64_t> history);
+  // `history`: every token so far (prompt and generated), for the repetition penalty; its last
+  // `generated` tokens are the reply so far, for the presence and frequency penalties.
+  std::int64_t next(std::span<const float> logits, std::span<const std::int64_t> history, std::size_t generated = 0);
 
  private:
   SamplingOptions options_;

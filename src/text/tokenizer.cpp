@@ -79,6 +79,11 @@ std::string Tokenizer::decode(std::span<const std::int64_t> ids, bool skip_speci
   return text;
 }
 
+std::string Tokenizer::bytes_of(std::int64_t id) const {
+  const std::string* bytes = token_bytes(id);
+  return bytes != nullptr ? *bytes : std::string();
+}
+
 const std::string* Tokenizer::token_bytes(std::int64_t id) const {
   if (id < 0 || id >= static_cast<std::int64_t>(impl_->tokens.size())) return nullptr;
   const tokenizer_internal::TokenInfo& info = impl_->tokens[static_cast<std::size_t>(id)];

@@ -51,6 +51,9 @@ class Tokenizer {
   std::optional<std::int64_t> token_id(std::string_view token) const;
   std::int64_t vocab_size() const;  // distinct tokens, added tokens included
   bool is_special(std::int64_t id) const;  // an added token flagged "special" (skipped on request)
+  // The raw bytes one token decodes to (a piece of a UTF-8 character for some), "" for an id with
+  // no token: what OpenAI's logprobs report per token.
+  std::string bytes_of(std::int64_t id) const;
 
  private:
   using Impl = tokenizer_internal::TokenizerImpl;

@@ -103,5 +103,37 @@ TEST(StopStrings, HoldsBackPossiblePrefixesAndCutsAtTheStop) {
   EXPECT_EQ(none.push("anything"), "anything");
 }
 
+// HF penalises each distinct token once (gather/scatter), however often it occurs.
+TEST(Sampler, RepetitionPenaltyCountsEachTokenOnce) {
+  SamplingOptions o;
+  o.greedy = true;
+  o.repetition_penalty = 2.0f;
+  Sampler s(o);
+  // Token 1: 3 -> 1.5 (not 0.75 for two occurrences), still above token 3's 1.4.
+  EXPECT_EQ(s.next(std::vector<float>{0, 3, 0, 1.4f}, std::vector<std::int64_t>{1, 1}), 1);
+}
+
+// OpenAI's penalties: presence once per token present, frequency per occurrence, over the reply
+// only (the prompt's tokens are not penalised).
+TEST(Sampler, PresenceAndFrequencyPenaltiesCountTheReplyOnly) {
+  SamplingOptions o;
+  o.greedy = true;
+  o.presence_penalty = 0.5f;
+  Sampler presence(o);
+  const std::vector<float> logits = {0, 2.0f, 1.6f, 0};
+  // Token 1 in the prompt only: not penalised.
+  EXPECT_EQ(presence.next(logits, std::vector<std::int64_t>{1, 3}, 1), 1);
+  // Token 1 in the reply: 2.0 - 0.5 < 1.6.
+  EXPECT_EQ(presence.next(logits, std::vector<std::int64_t>{3, 1}, 1), 2);
+  o.presence_penalty = 0.0f;
+  o.frequency_penalty = 0.15f;
+  Sampler frequency(o);
+  // Twice in the reply: 2.0 - 0.3 = 1.7 > 1.6; three times: 1.55 < 1.6.
+  EXPECT_EQ(frequency.next(logits, std::vector<std::int64_t>{1, 1}, 2), 1);
+  EXPECT_EQ(frequency.next(logits, std::vector<std::int64_t>{1, 1, 1}, 3), 2);
+  o.frequency_penalty = 2.5f;
+  EXPECT_THROW(Sampler{o}, InvalidInput);
+}
+
 }  // namespace
 }  // namespace q3vl
