@@ -157,9 +157,11 @@ fs::path resolve_local_file(const fs::path& requested, const std::string& url, c
                                "data: URL (base64)", param);
   }
   std::error_code error;
-  const fs::path configured = normal_form(fs::absolute(*policy.allowed_media_dir, error));
   const fs::path root = fs::canonical(*policy.allowed_media_dir, error);
   if (error) throw ApiError(500, "the server's allowed media folder cannot be opened: " + error.message());
+  // The folder as configured, which may differ from `root` when the operator named it through a link.
+  fs::path configured = normal_form(fs::absolute(*policy.allowed_media_dir, error));
+  if (error) configured = root;
   const fs::path candidate = normal_form(requested.is_absolute() ? requested : root / requested);
   const std::string outside = what + ": the file is outside the allowed media folder";
   // Lexically first, so a path that is plainly elsewhere (`../x`, /etc/...) is refused without
@@ -272,11 +274,8 @@ DataUrl parse_data_url(std::string_view url, std::uint64_t max_bytes, const std:
   const std::string_view payload = url.substr(comma + 1);
   // The decoded size follows from the length: refuse an oversized payload before decoding it.
   std::uint64_t decoded_bytes = payload.size() / 4 * 3;
-  if (payload.ends_with("==")) {
-    decoded_bytes -= 2;
-  } else if (payload.ends_with("=")) {
-    decoded_bytes -= 1;
-  }
+  const std::uint64_t padding = payload.ends_with("==") ? 2 : payload.ends_with("=") ? 1 : 0;
+  decoded_bytes -= std::min(padding, decoded_bytes);  // "==" alone is invalid, not -2 bytes
   if (decoded_bytes > max_bytes) {
     throw ApiError(400, param + ": the data URL holds " + std::to_string(decoded_bytes) + " bytes, more than this server's limit of " +
                             std::to_string(max_bytes),

@@ -122,6 +122,9 @@ TEST(ServerDataUrl, RefusesMalformedUrls) {
   expect_error([&] { parse_data_url("data:image/png;base64,Zm9vY", 100, param); }, 400, param, "not valid base64");
   expect_error([&] { parse_data_url("data:image/png;base64,Zm9v Zm9v", 100, param); }, 400, param, "not valid base64");
   expect_error([&] { parse_data_url("data:image/png;base64,Zm9v", 2, param); }, 400, param, "more than this server's limit of 2");
+  expect_error([&] { parse_data_url("data:image/png;base64,==", 2, param); }, 400, param, "not valid base64");
+  expect_error([&] { parse_data_url("data:image/png;base64,=", 0, param); }, 400, param, "not valid base64");
+  EXPECT_EQ(parse_data_url("data:image/png;base64,Zm8=", 2, param).bytes, bytes_of("fo"));  // padding counted exactly
 }
 
 TEST(ServerDataUrl, OversizedPayloadIsRefusedBeforeDecoding) {
