@@ -82,7 +82,13 @@ fs::path write_scratch_file(const fs::path& dir, std::span<const std::uint8_t> b
                             RequestScratch& scratch) {
   if (dir.empty()) throw ApiError(500, "the server has no scratch folder for video data URLs");
   for (int attempt = 0; attempt < 8; ++attempt) {
-    const fs::path path = dir / ("q3vl-video-" + random_hex_name() + std::string(extension));
+    std::string name;
+    try {
+      name = "q3vl-video-" + random_hex_name() + std::string(extension);
+    } catch (const std::exception& error) {  // std::random_device with no entropy source
+      throw ApiError(500, std::string("cannot name a scratch file for the video: ") + error.what());
+    }
+    const fs::path path = dir / name;
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
       if (errno == EEXIST) continue;
