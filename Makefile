@@ -4,7 +4,7 @@ BUILD_DIR ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all setup build test demo bench fuzz asan clean
+.PHONY: all setup build test demo bench fuzz asan tsan clean
 
 all: build
 
@@ -53,5 +53,14 @@ asan: setup
 	  ctest --test-dir build-asan --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 ASAN_OPTIONS_DEFAULT = detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_stack_use_after_return=0
 
+# The server's tests (in-process HTTP, real clients, a shorter load test) built with
+# ThreadSanitizer (gcc): races between the HTTP threads, the scheduler and the slots fail them.
+# ONNX Runtime itself is not instrumented.
+tsan: setup
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQ3VL_TSAN=ON >/dev/null
+	cmake --build build-tsan -j $(JOBS) --target q3vl_cli q3vl_server_tests
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/sanitizers/tsan.supp \
+	  Q3VL_LOAD_SECONDS=20 ctest --test-dir build-tsan --output-on-failure -L server $(CTEST_ARGS)
+
 clean:
-	rm -rf $(BUILD_DIR) build-fuzz build-asan
+	rm -rf $(BUILD_DIR) build-fuzz build-asan build-tsan

@@ -91,8 +91,21 @@ setup_tokenizer() {
   log "Qwen tokenizer files in $dest"
 }
 
+# The server's tests drive `q3vl serve` with real clients: OpenAI's official JavaScript SDK, and
+# ajv to check response shapes against JSON schemas. Installed without their install scripts.
+setup_node_clients() {
+  local dest="$deps/node" want="openai@7.60.0 ajv@8.20.0"
+  [ -f "$dest/.from" ] && [ "$(cat "$dest/.from")" = "$want" ] && return 0
+  log "npm install $want"
+  mkdir -p "$dest"
+  (cd "$dest" && [ -f package.json ] || echo '{"name":"q3vl-test-clients","private":true}' > "$dest/package.json")
+  (cd "$dest" && npm install --silent --ignore-scripts --no-audit --no-fund $want >/dev/null)
+  echo "$want" > "$dest/.from"
+}
+
 [ "${1:-}" = "--no-apt" ] || install_apt
 setup_ort
 setup_genai
 setup_tokenizer
+setup_node_clients
 touch "$deps/.setup-done"
