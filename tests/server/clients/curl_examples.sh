@@ -125,6 +125,20 @@ EOF
   then echo "ok: $1"; else echo "FAIL: $1 ($(head -c 300 "$work/$1.out"))"; failed=1; fi
 }
 
+# Once the README shows the examples, it must show these very ones.
+readme=$src/README.md
+if grep -qF 'curl -s http://127.0.0.1:8080/v1/chat/completions' "$readme"; then
+  for name in PLAIN STREAM IMAGE; do
+    var=EXAMPLE_$name
+    if EXAMPLE=${!var} node -e 'process.exit(require("fs").readFileSync(process.argv[1], "utf8").includes(process.env.EXAMPLE) ? 0 : 1)' "$readme"
+    then echo "ok: README.md shows the $name example verbatim"
+    else echo "FAIL: README.md's $name example is not the one run here"; failed=1
+    fi
+  done
+else
+  echo "note: README.md shows no curl example for q3vl serve yet; nothing compared"
+fi
+
 run_example plain "$EXAMPLE_PLAIN";   check plain json full_text_only
 run_example stream "$EXAMPLE_STREAM"; check stream sse full_text_only
 run_example image "$EXAMPLE_IMAGE";   check image json full_image_system

@@ -96,6 +96,7 @@ test('non-streamed greedy replies equal Hugging Face', async () => {
     assert.equal(choice.finish_reason, 'length', golden.name);
     assert.equal(choice.logprobs, null, `${golden.name}: no logprobs unless asked`);
     assert.equal(completion.usage.completion_tokens, golden.maxTokens, golden.name);
+    assert.equal(completion.usage.prompt_tokens, golden.promptTokens, `${golden.name}: HF's prompt length`);
     assert.equal(completion.usage.total_tokens, completion.usage.prompt_tokens + completion.usage.completion_tokens);
     checked++;
   }
@@ -111,7 +112,7 @@ test('streamed greedy replies equal Hugging Face, with a final usage chunk', asy
     assert.equal(text, golden.expected, `${golden.name}: concatenated deltas`);
     assert.equal(finishReason, 'length', golden.name);
     assert.equal(usage.completion_tokens, golden.maxTokens, golden.name);
-    assert.ok(usage.prompt_tokens > 0);
+    assert.equal(usage.prompt_tokens, golden.promptTokens, `${golden.name}: HF's prompt length`);
     assert.equal(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens);
     checked++;
   }

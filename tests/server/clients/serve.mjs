@@ -195,6 +195,7 @@ export function fullCases() {
       messages: toOpenAIMessages(c.messages, c.images.map((image) => path.join(goldenDir, c.dir, image.file))),
       expected: c.greedy.decoded_text,
       maxTokens: c.greedy.num_tokens,
+      promptTokens: c.sequence_length,  // HF's prompt length, image tokens included
       imageCount: c.images.length,
     }));
 }
