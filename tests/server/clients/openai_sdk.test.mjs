@@ -156,6 +156,14 @@ test('logprobs: 32 entries, 3 alternatives each, sorted, the greedy choice first
   }
   const bytes = Buffer.from(entries.flatMap((entry) => entry.bytes));
   assert.equal(bytes.toString('utf8'), golden.expected, 'the chosen tokens\' bytes spell the reply');
+
+  // Streamed, the same entries arrive spread over the chunks.
+  const { text, chunks } = await stream(client(main), main,
+                                        greedy(golden.messages, golden.maxTokens, { logprobs: true, top_logprobs: 3 }));
+  assert.equal(text, golden.expected);
+  const streamed = chunks.flatMap((chunk) => chunk.choices[0]?.logprobs?.content ?? []);
+  assert.deepEqual(streamed.map((entry) => [entry.token, entry.bytes, entry.top_logprobs.length]),
+                   entries.map((entry) => [entry.token, entry.bytes, 3]), 'streamed logprobs entries');
 });
 
 test('an aborted stream frees its slot, and the next request succeeds', async (t) => {
@@ -181,7 +189,7 @@ test('an aborted stream frees its slot, and the next request succeeds', async (t
   assert.equal(received, 5);
   assert.equal(activeWhileStreaming, 1, 'q3vl_active_sequences while the stream runs');
   const t0 = Date.now();
-  await waitForGauge(main, 'q3vl_active_sequences', 0, { timeoutMs: 3000 });
+  await waitForGauge(main, 'q3vl_active_sequences', 0, { timeoutMs: 5000 });
   t.diagnostic(`slot freed ${Date.now() - t0} ms after the abort`);
 
   const completion = await complete(api, main, greedy(golden.messages, golden.maxTokens));
