@@ -15,7 +15,7 @@ const { OpenAI } = openai;
 const validate = schemaValidators();
 
 let pkg;  // the built golden package
-let main;    // one slot; context and max tokens large enough for the aborted long stream
+let main;  // one slot; context and max tokens large enough for the aborted long stream
 
 before(async () => {
   pkg = buildGoldenPackage();
