@@ -146,10 +146,15 @@ export const goldenDir = path.join(repoRoot, 'tests', 'fixtures', 'golden');
 export function buildGoldenPackage({ name = 'golden-full' } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'q3vl-clients-'));
   const pkg = path.join(dir, name);
-  execFileSync(q3vlBinary, ['build', '--model', path.join(goldenDir, 'models', 'full'), '--out', pkg,
-                            '--tokenizer-dir', path.join(repoRoot, '.deps', 'tokenizer-qwen3'), '--quiet'],
-               { stdio: ['ignore', 'inherit', 'inherit'] });
-  if (!existsSync(path.join(pkg, 'q3vl_package.json'))) throw new Error(`q3vl build wrote no package in ${pkg}`);
+  try {
+    execFileSync(q3vlBinary, ['build', '--model', path.join(goldenDir, 'models', 'full'), '--out', pkg,
+                              '--tokenizer-dir', path.join(repoRoot, '.deps', 'tokenizer-qwen3'), '--quiet'],
+                 { stdio: ['ignore', 'inherit', 'inherit'] });
+    if (!existsSync(path.join(pkg, 'q3vl_package.json'))) throw new Error(`q3vl build wrote no package in ${pkg}`);
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
   return { dir, pkg, name, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
