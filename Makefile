@@ -60,7 +60,7 @@ tsan: setup
 	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQ3VL_TSAN=ON >/dev/null
 	cmake --build build-tsan -j $(JOBS) --target q3vl_cli q3vl_server_tests
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/sanitizers/tsan.supp \
-	  Q3VL_LOAD_SECONDS=20 ctest --test-dir build-tsan --output-on-failure -L server $(CTEST_ARGS)
+	  ctest --test-dir build-tsan --output-on-failure -L server $(CTEST_ARGS)
 
 clean:
 	rm -rf $(BUILD_DIR) build-fuzz build-asan build-tsan

@@ -137,7 +137,9 @@ void HttpServer::install_routes() {
   http.set_payload_max_length(options_.max_body_bytes);
   http.set_read_timeout(30, 0);
   http.set_write_timeout(30, 0);
-  http.set_keep_alive_timeout(5);
+  // Idle keep-alive connections hold a handler thread, and a graceful stop waits for them.
+  http.set_keep_alive_timeout(2);
+  http.set_keep_alive_max_count(1000);
 
   http.set_pre_routing_handler([state](const httplib::Request& req, httplib::Response& res) {
     if (state->options.api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;

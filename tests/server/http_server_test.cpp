@@ -18,6 +18,7 @@
 #include "server/http_server.h"
 #include "support/full_model.h"
 #include "support/golden.h"
+#include "util/npy.h"
 
 namespace q3vl::server {
 namespace {
@@ -275,6 +276,111 @@ TEST_F(HttpServerTest, FullQueueIs429WithRetryAfter) {
   EXPECT_EQ(refused->get_header_value("Retry-After"), "1");
   EXPECT_EQ(json::parse(refused->body)["error"]["type"], "rate_limit_error");
   busy.join();
+}
+
+std::string base64(const std::string& bytes) {
+  static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    const unsigned v = (static_cast<unsigned char>(bytes[i]) << 16) | (static_cast<unsigned char>(bytes[i + 1]) << 8) |
+                       static_cast<unsigned char>(bytes[i + 2]);
+    for (int k = 3; k >= 0; --k) out += alphabet[(v >> (6 * k)) & 63];
+  }
+  if (i < bytes.size()) {
+    unsigned v = static_cast<unsigned char>(bytes[i]) << 16;
+    if (i + 1 < bytes.size()) v |= static_cast<unsigned char>(bytes[i + 1]) << 8;
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    out += i + 1 < bytes.size() ? alphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+std::string file_bytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+json user_parts(json parts) { return json::array({{{"role", "user"}, {"content", std::move(parts)}}}); }
+
+// A clip as a video_url data URL: HF's greedy text for the video fixture (decoded in-process from
+// the server's scratch copy, which is gone afterwards).
+TEST_F(HttpServerTest, VideoDataUrlGivesHfText) {
+  Running running = start();
+  httplib::Client client = running.client();
+  const json manifest = json::parse(std::ifstream(test::source_dir() / "tests/fixtures/video/manifest.json"));
+  const json& c = manifest["cases"]["video_only"];
+  const std::filesystem::path clip = test::source_dir() / "tests/fixtures/video" / c["dir"].get<std::string>() / c["media"][0]["file"].get<std::string>();
+  const std::int64_t tokens = static_cast<std::int64_t>(
+      read_npy(test::source_dir() / "tests/fixtures/video" / c["dir"].get<std::string>() / "generated_ids.npy").as_int64().size());
+  const json request = {{"messages", user_parts({{{"type", "video_url"}, {"video_url", {{"url", "data:video/x-msvideo;base64," + base64(file_bytes(clip))}}}},
+                                                 {{"type", "text"}, {"text", c["text"]}}})},
+                        {"temperature", 0},
+                        {"max_tokens", tokens}};
+  const auto res = client.Post("/v1/chat/completions", request.dump(), "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  EXPECT_EQ(json::parse(res->body)["choices"][0]["message"]["content"], c["generated_text"]);
+  int left = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir().path())) {
+    if (entry.path().filename().string().rfind("q3vl-video-", 0) == 0) ++left;
+  }
+  EXPECT_EQ(left, 0) << "the request's scratch copy of the clip was not removed";
+}
+
+// Images by path under --allowed-media-dir (and nowhere else), and the per-request pixel budget.
+TEST_F(HttpServerTest, AllowedMediaFolderAndPerRequestPixelBudget) {
+  const test::GoldenCase c = test::golden_case("full_image_system");
+  const std::filesystem::path media = dir().path() / "media";
+  std::filesystem::create_directories(media);
+  std::filesystem::copy_file(test::golden_dir() / c.entry["dir"].get<std::string>() / "image0.png", media / "photo.png",
+                             std::filesystem::copy_options::overwrite_existing);
+  ServerOptions options;
+  options.scheduler.media.allowed_media_dir = std::filesystem::canonical(media);
+  Running running = start(options);
+  httplib::Client client = running.client();
+  json request = {{"messages", c.entry["messages"]}, {"temperature", 0}, {"max_tokens", 32}};
+  request["messages"][1]["content"][0] = {{"type", "image_url"}, {"image_url", {{"url", "photo.png"}}}};
+  const auto res = client.Post("/v1/chat/completions", request.dump(), "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const json body = json::parse(res->body);
+  EXPECT_EQ(body["choices"][0]["message"]["content"], c.entry["greedy"]["decoded_text"]);
+  EXPECT_EQ(body["usage"]["prompt_tokens"], c.entry["sequence_length"]);
+  // The smallest budget (one 32x32 token) shrinks the image's tokens.
+  request["max_pixels"] = 1024;
+  request["min_pixels"] = 1024;
+  const auto small = client.Post("/v1/chat/completions", request.dump(), "application/json");
+  ASSERT_TRUE(small);
+  ASSERT_EQ(small->status, 200) << small->body;
+  const std::int64_t image_tokens = c.entry["images"][0]["num_image_tokens"];
+  EXPECT_EQ(json::parse(small->body)["usage"]["prompt_tokens"], c.entry["sequence_length"].get<std::int64_t>() - image_tokens + 1);
+  // Outside the folder: refused, without saying what exists there.
+  request.erase("max_pixels");
+  request.erase("min_pixels");
+  for (const char* url : {"../pkg/q3vl_package.json", "/etc/passwd", "file:///etc/passwd"}) {
+    request["messages"][1]["content"][0]["image_url"]["url"] = url;
+    const auto refused = client.Post("/v1/chat/completions", request.dump(), "application/json");
+    ASSERT_TRUE(refused);
+    EXPECT_EQ(refused->status, 400) << url;
+    EXPECT_EQ(refused->body.find("root:"), std::string::npos);
+  }
+}
+
+// A request past --request-timeout is cancelled and answered 504.
+TEST_F(HttpServerTest, RequestTimeoutIs504) {
+  ServerOptions options;
+  options.request_timeout_s = 1;
+  Running running = start(options);
+  httplib::Client client = running.client();
+  const auto start_time = std::chrono::steady_clock::now();
+  const auto res = client.Post("/v1/chat/completions", greedy_request("Hello", 4000).dump(), "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 504) << res->body;
+  EXPECT_LT(std::chrono::steady_clock::now() - start_time, 10s);
+  EXPECT_EQ(metric_value(client, "q3vl_active_sequences"), 0);
 }
 
 // Bytes that are not HTTP, or HTTP that lies, get an error or a closed connection; the server goes on.
