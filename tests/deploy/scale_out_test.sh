@@ -51,40 +51,57 @@ since() { awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f s", b 
 "$bin" build --model "$src/tests/fixtures/golden/models/full" --out "$dir/pkg" \
   --tokenizer-dir "$src/.deps/tokenizer-qwen3" --quiet
 
-# Replica N: `q3vl serve --port 0` in a subshell that writes its exit status to rN.rc; the
-# server's own pid goes to rN.pid (exec keeps it), its port comes from the ready line.
-start_replica() {  # N [PORT]
-  local n=$1 port=${2:-0}
+# Free loopback ports below the ephemeral range (as 8081, 8082 are): a port from that range can be
+# taken by one of the test's own outgoing connections once its replica is gone, and replica 1 is
+# started again on its port in (d).
+free_port() {
+  node -e '
+    const net = require("net");
+    let low = 32768;
+    try { low = Number(require("fs").readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").split(/\s+/)[0]); } catch {}
+    const from = Math.max(1024, Math.min(low, 32768) - 12000), to = Math.max(from + 1000, Math.min(low, 32768)) - 1;
+    const taken = new Set(process.argv.slice(1).map(Number));
+    (function next(tries) {
+      if (!tries) { console.error("no free port"); process.exit(1); }
+      const port = from + Math.floor(Math.random() * (to - from));
+      if (taken.has(port)) return next(tries - 1);
+      const s = net.createServer().once("error", () => next(tries - 1))
+        .listen(port, "127.0.0.1", () => { console.log(port); s.close(); });
+    })(100);' "$@"
+}
+# Replica N on PORT, in a subshell that writes its exit status to rN.rc; the server's own pid goes
+# to rN.pid (exec keeps it).
+start_replica() {  # N PORT
+  local n=$1 port=$2
   rm -f "$dir/r$n.rc" "$dir/r$n.pid"
   ( Q3VL_API_KEY=$key sh -c 'echo $$ > "$0"; exec "$@"' "$dir/r$n.pid" "$bin" serve --model "$dir/pkg" \
       --port "$port" --host 127.0.0.1 --threads 1 --shutdown-timeout 10 >"$dir/r$n.log" 2>&1
     echo $? >"$dir/r$n.rc" ) 2>/dev/null &
 }
-replica_port() {
-  local n=$1 i
+replica_ready() {  # N PORT: waits for the ready line
+  local n=$1 port=$2 i
   for i in $(seq 300); do
-    local port
-    port=$(sed -n 's|^q3vl serve: model ".*" ready on http://127\.0\.0\.1:\([0-9]*\)/v1 .*|\1|p' "$dir/r$n.log" 2>/dev/null)
-    [ -n "$port" ] && { echo "$port"; return; }
+    grep -q "^q3vl serve: model \".*\" ready on http://127\.0\.0\.1:$port/v1 " "$dir/r$n.log" 2>/dev/null && return 0
     [ -f "$dir/r$n.rc" ] && fail "replica $n exited with status $(cat "$dir/r$n.rc") before it was ready"
     sleep 0.1
   done
-  fail "replica $n printed no ready line in 30 s"
+  fail "replica $n printed no ready line for port $port in 30 s"
 }
-start_replica 1
-start_replica 2
-p1=$(replica_port 1)
-p2=$(replica_port 2)
+p1=$(free_port)
+p2=$(free_port "$p1")
+start_replica 1 "$p1"
+start_replica 2 "$p2"
+replica_ready 1 "$p1"
+replica_ready 2 "$p2"
 pid1=$(cat "$dir/r1.pid")
 pid2=$(cat "$dir/r2.pid")
 
 # nginx: the shipped config with the replicas' ports and a loopback listen port, included from a
 # main config whose pid, temp folders and logs lie in its own prefix.
-free_port() { node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'; }
 shipped=$src/deploy/nginx/q3vl.conf
 mkdir -p "$dir/nginx/logs" "$dir/nginx/tmp"
 start_nginx() {
-  np=$(free_port)
+  np=$(free_port "$p1" "$p2")
   sed -e "s/server 127\.0\.0\.1:8081 /server 127.0.0.1:$p1 /" -e "s/server 127\.0\.0\.1:8082 /server 127.0.0.1:$p2 /" \
       -e "s/^\( *\)listen 80;/\1listen 127.0.0.1:$np;/" "$shipped" >"$dir/nginx/q3vl.conf"
   # The substitutions must all have happened, and nothing else differs.
@@ -126,7 +143,15 @@ for attempt in 1 2 3; do
 done
 health=$(curl -s --max-time 5 "http://127.0.0.1:$np/health")
 case "$health" in *'"status":"ok"'*) ;; *) fail "GET /health through nginx: $health";; esac
-echo "replicas on :$p1 and :$p2, nginx on :$np ($(since))"
+# nginx must close an idle upstream connection before the replica does (else a request sent on
+# it as the replica closes it fails): its keepalive_timeout below the replica's Keep-Alive timeout.
+replica_idle=$(curl -s -D - -o /dev/null --max-time 5 "http://127.0.0.1:$p1/health" | tr -d '\r' |
+  sed -n 's/^Keep-Alive: .*timeout=\([0-9]*\).*/\1/ip')
+nginx_idle=$(sed -n 's/^ *keepalive_timeout \([0-9]*\)s;/\1/p' "$shipped")
+[ -n "$replica_idle" ] && [ -n "$nginx_idle" ] || fail "no Keep-Alive timeout from the replica ($replica_idle) or in the config ($nginx_idle)"
+[ "$nginx_idle" -lt "$replica_idle" ] ||
+  fail "deploy/nginx/q3vl.conf keeps idle upstream connections ${nginx_idle} s, the replicas close them after ${replica_idle} s"
+echo "replicas on :$p1 and :$p2, nginx on :$np; idle upstream connections closed by nginx after ${nginx_idle} s, replicas after ${replica_idle} s ($(since))"
 
 body() {  # PROMPT_NUMBER MAX_TOKENS [STREAM]
   printf '{"messages":[{"role":"user","content":"Tell me about place number %s, please."}],"temperature":0,"max_tokens":%s%s}' \
@@ -251,7 +276,7 @@ echo "(c) replica 1 killed: $(cat "$dir/c.txt") ($(since))"
 # request must succeed (a draining replica answers 503, nginx passes the request on), the long
 # reply included, and replica 2 must exit with status 0.
 start_replica 1 "$p1"
-[ "$(replica_port 1)" = "$p1" ] || fail "replica 1 did not start again on port $p1"
+replica_ready 1 "$p1"
 pid1=$(cat "$dir/r1.pid")
 for i in $(seq 40); do  # nginx leaves a failed replica out for fail_timeout (5 s)
   [ "$(served "$p1")" -gt 0 ] && break
