@@ -2,7 +2,7 @@
 //   node check.js content FILE             the reply's message content, as a JSON string
 //   node check.js stream PORT KEY BODY     POST BODY (a file) to /v1/chat/completions, streamed;
 //                                          prints what arrived and when, as JSON
-//   node check.js kill LOGDIR KILL_T GRACE ACCESS_LOG KILLED_PORT REFS
+//   node check.js kill LOGDIR KILL_T GRACE ACCESS_LOG KILLED_PORT REFS [EVENT]
 //                                          the requests sent around a replica's SIGKILL (see the test)
 'use strict';
 const fs = require('fs');
@@ -75,7 +75,7 @@ if (cmd === 'content') {
   req.end(body);
 } else if (cmd === 'kill') {
   // Each client log line: ID PROMPT START END STATUS (times in seconds since the epoch).
-  const [logDir, killT, grace, accessLog, killedPort, refsFile] = args;
+  const [logDir, killT, grace, accessLog, killedPort, refsFile, event = 'the kill'] = args;
   const kill = Number(killT), after = kill + Number(grace);
   const refs = JSON.parse(fs.readFileSync(refsFile, 'utf8'));
   const upstreams = {};  // X-Test-Id -> the replicas nginx tried, from the access log
@@ -103,7 +103,7 @@ if (cmd === 'content') {
         if (got !== refs[prompt]) r.wrongContent.push(`${id}: ${JSON.stringify(got)}`);
         continue;
       }
-      const what = `${id} sent ${(s - kill).toFixed(3)} s after the kill, answered ${(e - kill).toFixed(3)} s after it: ` +
+      const what = `${id} sent ${(s - kill).toFixed(3)} s after ${event}, answered ${(e - kill).toFixed(3)} s after it: ` +
                    `HTTP ${status}, nginx tried ${via || '(not in the access log)'} (answers: ${upstreamStatus[id] || '-'})`;
       // Allowed: a request in flight at the kill whose replica was the killed one.
       if (s < after && s <= kill && e >= kill && via.includes(`:${killedPort}`)) r.failedInFlight.push(what);

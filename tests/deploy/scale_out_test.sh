@@ -126,6 +126,13 @@ http {
 }
 EOF
   "$nginx_bin" -p "$dir/nginx" -c nginx.conf -e stderr -t -q || fail "nginx -t rejects the config"
+  # The commented affinity alternative (hash on X-Conversation-Id instead of least_conn) is valid too.
+  sed -e 's/^\( *\)least_conn;/\1# least_conn;/' -e 's/^\( *\)#hash \$q3vl_affinity consistent;/\1hash $q3vl_affinity consistent;/' \
+    "$dir/nginx/q3vl.conf" >"$dir/nginx/q3vl-affinity.conf"
+  grep -q '^ *hash \$q3vl_affinity consistent;' "$dir/nginx/q3vl-affinity.conf" ||
+    fail "deploy/nginx/q3vl.conf has no commented '#hash \$q3vl_affinity consistent;' line"
+  sed 's/include q3vl.conf;/include q3vl-affinity.conf;/' "$dir/nginx/nginx.conf" >"$dir/nginx/nginx-affinity.conf"
+  "$nginx_bin" -p "$dir/nginx" -c nginx-affinity.conf -e stderr -t -q || fail "nginx -t rejects the affinity alternative"
   "$nginx_bin" -p "$dir/nginx" -c nginx.conf -e stderr 2>>"$dir/nginx/logs/error.log" &
   nginx_pid=$!
   local i
@@ -310,7 +317,7 @@ long_after=$(awk -v a="$term_t" -v b="$(cat "$dir/d/long.end")" 'BEGIN { printf 
 awk -v d="$long_after" 'BEGIN { exit !(d > 0) }' || fail "the long reply ended before SIGTERM: the drain was not tested"
 # Every request of the clients: 200 with the right reply (no replica was killed: no failure is
 # allowed).
-drain_result=$($check kill "$dir/d" "$term_t" 0 "$dir/nginx/logs/access.log" none "$dir/refs.json")
+drain_result=$($check kill "$dir/d" "$term_t" 0 "$dir/nginx/logs/access.log" none "$dir/refs.json" SIGTERM)
 node -e '
   const r = JSON.parse(process.argv[1]);
   console.log(`${r.sent} requests (${r.startedAfterKill} sent after SIGTERM): ${r.ok} answered 200, ` +
