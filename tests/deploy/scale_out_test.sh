@@ -3,8 +3,11 @@
 # ports changed): (a) greedy replies through nginx equal a replica's own, and both replicas serve;
 # (b) a stream arrives through nginx as server-sent events, event by event; (c) a replica killed
 # with SIGKILL while requests flow: every request sent from 1 s after the kill on succeeds, and a
-# failure is allowed only for a request that was in flight on the killed replica; (d) SIGTERM
-# stops the other replica gracefully (a request in flight completes; exit status 0).
+# failure is allowed only for a request that was in flight on the killed replica; (d) a rolling
+# restart: replica 1 runs again on its port, then replica 2 gets SIGTERM while requests flow and
+# while it generates a long reply: that reply completes, no request fails, it exits with status 0.
+# Also: nginx -t accepts the file and its affinity alternative, nginx closes idle upstream
+# connections before the replicas do, the API key passes through (401 without it).
 # Everything on 127.0.0.1, every wait bounded. Exit 77 (skipped) without nginx, curl or node.
 # Usage: scale_out_test.sh Q3VL_BIN SOURCE_DIR
 set -euo pipefail
@@ -22,7 +25,10 @@ cleanup() {
   # Only what this script started: the replicas (pid files), nginx (its master and, if it does
   # not stop on SIGTERM, its workers), the clients.
   local pid i workers
-  for pid in $(cat "$dir"/r*.pid 2>/dev/null) ${client_pids[@]+"${client_pids[@]}"}; do
+  for pid in ${client_pids[@]+"${client_pids[@]}"}; do  # the client loops and their curl
+    { kill -KILL $(pgrep -P "$pid" || true) "$pid"; wait "$pid"; } 2>/dev/null || true
+  done
+  for pid in $(cat "$dir"/r*.pid 2>/dev/null); do
     kill -KILL "$pid" 2>/dev/null || true
   done
   if [ -n "${nginx_pid:-}" ]; then
@@ -39,6 +45,7 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT
 client_pids=()
 check="node $src/tests/deploy/check.js"
 key=scale-out-test-key
