@@ -349,6 +349,9 @@ Reply Conversation::respond(const std::vector<Message>& messages, const ReplyOpt
   s.items_ = std::move(items);
   Reply reply = s.run_turn(options, on_text, trace);
   rollback.commit();
+  // The next call brings its own copies of the media; the cache holds what these became. A server
+  // slot would otherwise keep the last request's patches (up to hundreds of MB) while idle.
+  for (VisualItem& item : s.items_) std::vector<float>().swap(item.pixel_values);
   return reply;
 }
 
@@ -468,6 +471,10 @@ void ConversationState::load_videos(const TurnTokens& turn, Timings& timings) {
 // 3b. The vision encoder on the items from `first_item` on (their tokens are in the new ones).
 void ConversationState::encode_visuals(TurnTokens& turn, Timings& timings) const {
   for (std::size_t i = turn.first_item; i < items_.size(); ++i) {
+    if (items_[i].pixel_values.empty()) {
+      throw Error("internal: " + (items_[i].source.empty() ? std::string("an image") : items_[i].source) +
+                  " must be encoded again but its pixels were released (send the chat again with respond())");
+    }
     // One item (the common case, and a long video's hundreds of megabytes) is used in place.
     if (i + 1 == items_.size() && i == turn.first_item) {
       turn.pixels = items_[i].pixel_values;

@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 #include <openssl/crypto.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <cstdio>
@@ -105,7 +106,13 @@ int HttpServer::start() {
     throw Error("cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
                 " (address in use, not an address of this machine, or a privileged port)");
   }
-  listener_ = std::thread([this] { http_->listen_after_bind(); });
+  listener_ = std::thread([this] {
+    http_->listen_after_bind();
+    listener_done_ = true;
+  });
+  // stop() does nothing until the listener runs: wait for it, so a stop right after start (the
+  // package failed to load) cannot be lost.
+  while (!http_->is_running() && !listener_done_) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   return port;
 }
 
@@ -134,6 +141,12 @@ void HttpServer::install_routes() {
   auto state = state_;
   const std::size_t pool = static_cast<std::size_t>(options_.scheduler.parallel + options_.scheduler.max_queue + 8);
   http.new_task_queue = [pool] { return new httplib::ThreadPool(pool); };
+  // httplib's default adds SO_REUSEPORT, which lets a second server bind the same port and take
+  // half its connections; a taken port must be an error instead.
+  http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   http.set_payload_max_length(options_.max_body_bytes);
   http.set_read_timeout(30, 0);
   http.set_write_timeout(30, 0);

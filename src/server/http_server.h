@@ -46,6 +46,7 @@ class HttpServer {
   std::shared_ptr<State> state_;
   std::thread listener_;
   std::atomic<bool> stopped_{false};
+  std::atomic<bool> listener_done_{false};
 };
 
 }  // namespace q3vl::server
