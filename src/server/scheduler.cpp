@@ -146,40 +146,47 @@ void Scheduler::work(Slot& slot) {
   }
 }
 
+// The request's media resolved, its reply generated with events streaming out; its scratch files
+// (video data URLs) are removed on return, before the answer is sent.
+Reply Scheduler::generate(Slot& slot, Job& job) {
+  if (job.cancelled()) throw Cancelled("cancelled while queued");
+  RequestScratch scratch;
+  const std::vector<Message> messages = resolve_messages(job.request(), options_.media, scratch);
+  ReplyOptions options = reply_options(job.request(), *model_, options_.reply);
+  job.release_request();
+  std::vector<TokenChoice> pending;  // tokens whose text has not been sent yet
+  options.cancelled = [&] { return job.cancelled(); };
+  options.on_prompt_ready = [&](std::int64_t prompt, std::int64_t cached) {
+    const std::int64_t limit = options_.max_prompt_tokens > 0 ? options_.max_prompt_tokens : context_length_;
+    if (prompt > limit) {
+      throw ApiError(400, "the prompt is " + std::to_string(prompt) + " tokens, more than this server's limit of " +
+                              std::to_string(limit), "messages", "context_length_exceeded");
+    }
+    JobEvent ready;
+    ready.kind = JobEvent::Kind::Ready;
+    ready.prompt_tokens = prompt;
+    ready.cached_tokens = cached;
+    job.push(std::move(ready));
+  };
+  options.on_token = [&](const TokenChoice& choice) { pending.push_back(choice); };
+  slot.last_keys.clear();  // until the reply is done, the cache holds a mix
+  Reply reply = slot.conversation.respond(messages, options, [&](std::string_view piece) {
+    JobEvent text;
+    text.kind = JobEvent::Kind::Text;
+    text.text = std::string(piece);
+    text.logprobs = std::move(pending);
+    pending.clear();
+    job.push(std::move(text));
+  });
+  slot.last_keys = job.message_keys();
+  return reply;
+}
+
 // One request on one slot; every outcome becomes an event for the waiting HTTP thread.
 void Scheduler::run(Slot& slot, Job& job) {
   const auto started = Clock::now();
   try {
-    if (job.cancelled()) throw Cancelled("cancelled while queued");
-    RequestScratch scratch;
-    const std::vector<Message> messages = resolve_messages(job.request(), options_.media, scratch);
-    ReplyOptions options = reply_options(job.request(), *model_, options_.reply);
-    job.release_request();
-    std::vector<TokenChoice> pending;  // tokens whose text has not been sent yet
-    options.cancelled = [&] { return job.cancelled(); };
-    options.on_prompt_ready = [&](std::int64_t prompt, std::int64_t cached) {
-      const std::int64_t limit = options_.max_prompt_tokens > 0 ? options_.max_prompt_tokens : context_length_;
-      if (prompt > limit) {
-        throw ApiError(400, "the prompt is " + std::to_string(prompt) + " tokens, more than this server's limit of " +
-                                std::to_string(limit), "messages", "context_length_exceeded");
-      }
-      JobEvent ready;
-      ready.kind = JobEvent::Kind::Ready;
-      ready.prompt_tokens = prompt;
-      ready.cached_tokens = cached;
-      job.push(std::move(ready));
-    };
-    options.on_token = [&](const TokenChoice& choice) { pending.push_back(choice); };
-    slot.last_keys.clear();  // until the reply is done, the cache holds a mix
-    Reply reply = slot.conversation.respond(messages, options, [&](std::string_view piece) {
-      JobEvent text;
-      text.kind = JobEvent::Kind::Text;
-      text.text = std::string(piece);
-      text.logprobs = std::move(pending);
-      pending.clear();
-      job.push(std::move(text));
-    });
-    slot.last_keys = job.message_keys();
+    Reply reply = generate(slot, job);
     metrics_.tokens(reply.prompt_tokens, reply.cached_tokens, static_cast<std::int64_t>(reply.tokens.size()));
     if (!reply.tokens.empty()) {
       metrics_.time_to_first_token(seconds(started - job.arrived()) + reply.timings.time_to_first_token_ms / 1000.0);

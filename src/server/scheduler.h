@@ -59,6 +59,7 @@ class Scheduler {
 
   void work(Slot& slot);
   void run(Slot& slot, Job& job);
+  Reply generate(Slot& slot, Job& job);
   void publish_gauges_locked();
 
   std::shared_ptr<const Model> model_;
