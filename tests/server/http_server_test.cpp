@@ -175,6 +175,29 @@ TEST_F(HttpServerTest, HealthModelsAndMetrics) {
   }
 }
 
+// Before the package is loaded the server answers, but only to say so.
+TEST_F(HttpServerTest, LoadingIs503UntilTheModelIsReady) {
+  ServerOptions options;
+  options.package = package();
+  options.port = 0;
+  options.model.threads = 1;
+  options.scheduler.media.scratch_dir = dir().path();
+  HttpServer server(options);
+  const int port = server.start();
+  httplib::Client client("127.0.0.1", port);
+  const auto health = client.Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 503);
+  EXPECT_EQ(json::parse(health->body)["status"], "loading");
+  const auto early = client.Post("/v1/chat/completions", greedy_request("Hi", 2).dump(), "application/json");
+  ASSERT_TRUE(early);
+  EXPECT_EQ(early->status, 503);
+  EXPECT_NE(early->body.find("still loading"), std::string::npos);
+  server.load_model();
+  EXPECT_EQ(client.Get("/health")->status, 200);
+  EXPECT_EQ(client.Post("/v1/chat/completions", greedy_request("Hi", 2).dump(), "application/json")->status, 200);
+}
+
 // Every refusal: OpenAI's error object with the right status, naming what is wrong.
 TEST_F(HttpServerTest, RefusalsHaveTheirStatusAndOpenAiErrorObject) {
   ServerOptions options;
