@@ -80,7 +80,7 @@ timeout 20 "$q3vl" serve --model "$dir/pkg" --allowed-media-dir "$dir/nowhere" >
 [ $? = 1 ] || fail "a missing --allowed-media-dir is accepted"
 
 # SIGTERM with a request in flight: it is answered, then the server exits 0.
-start third --port 0
+start third --port 0 --shutdown-timeout 600  # sanitizer builds are slow: finish, not cut
 curl -s --max-time 60 "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' \
   -d '{"messages":[{"role":"user","content":"Hello"}],"temperature":0,"max_tokens":1500}' >"$dir/inflight.json" &
 curl_pid=$!
