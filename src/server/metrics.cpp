@@ -101,7 +101,7 @@ std::string ServerMetrics::render() const {
   out += "q3vl_generated_tokens_total " + std::to_string(generated_tokens_) + "\n";
   metric(out, "q3vl_time_to_first_token_seconds", "histogram", "From the request's arrival to its first generated token.");
   ttft_.render("q3vl_time_to_first_token_seconds", out);
-  metric(out, "q3vl_time_per_output_token_seconds", "histogram", "Between consecutive generated tokens of a request.");
+  metric(out, "q3vl_time_per_output_token_seconds", "histogram", "Between consecutive pieces of streamed text of a request (inter-token latency).");
   per_token_.render("q3vl_time_per_output_token_seconds", out);
   metric(out, "q3vl_request_duration_seconds", "histogram", "From the request's arrival to its last byte of reply.");
   duration_.render("q3vl_request_duration_seconds", out);

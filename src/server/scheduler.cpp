@@ -1,6 +1,7 @@
 #include "server/scheduler.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "q3vl/error.h"
 
@@ -170,7 +171,13 @@ Reply Scheduler::generate(Slot& slot, Job& job) {
   };
   options.on_token = [&](const TokenChoice& choice) { pending.push_back(choice); };
   slot.last_keys.clear();  // until the reply is done, the cache holds a mix
+  std::optional<Clock::time_point> last_piece;
   Reply reply = slot.conversation.respond(messages, options, [&](std::string_view piece) {
+    // What a streaming client sees between pieces (a piece is a token, or a few held back
+    // together: half a character, the start of a stop string).
+    const auto now = Clock::now();
+    if (last_piece) metrics_.time_per_output_token(seconds(now - *last_piece));
+    last_piece = now;
     JobEvent text;
     text.kind = JobEvent::Kind::Text;
     text.text = std::string(piece);
@@ -190,10 +197,6 @@ void Scheduler::run(Slot& slot, Job& job) {
     metrics_.tokens(reply.prompt_tokens, reply.cached_tokens, static_cast<std::int64_t>(reply.tokens.size()));
     if (!reply.tokens.empty()) {
       metrics_.time_to_first_token(seconds(started - job.arrived()) + reply.timings.time_to_first_token_ms / 1000.0);
-    }
-    if (reply.timings.decode_tokens > 0) {
-      const double per_token = reply.timings.decode_ms / 1000.0 / static_cast<double>(reply.timings.decode_tokens);
-      for (std::int64_t i = 0; i < reply.timings.decode_tokens; ++i) metrics_.time_per_output_token(per_token);
     }
     JobEvent finished;
     finished.kind = JobEvent::Kind::Finished;

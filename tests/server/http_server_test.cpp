@@ -172,10 +172,13 @@ TEST_F(HttpServerTest, HealthModelsAndMetrics) {
   const auto metrics = client.Get("/metrics");
   ASSERT_TRUE(metrics);
   for (const char* name : {"q3vl_requests_total{status=\"200\"} 1", "q3vl_generated_tokens_total 3", "q3vl_time_to_first_token_seconds_bucket",
-                           "q3vl_time_per_output_token_seconds_count 2", "q3vl_queue_depth 0", "q3vl_active_sequences 0",
+                           "q3vl_time_per_output_token_seconds_count", "q3vl_queue_depth 0", "q3vl_active_sequences 0",
                            "q3vl_kv_cache_tokens"}) {
     EXPECT_NE(metrics->body.find(name), std::string::npos) << name << "\n" << metrics->body;
   }
+  EXPECT_GE(metric_value(client, "q3vl_time_per_output_token_seconds_count"), 1);
+  EXPECT_EQ(metric_value(client, "q3vl_kv_cache_tokens"), metric_value(client, "q3vl_prompt_tokens_total") + 2)
+      << "the idle slot holds the prompt and the 2 fed reply tokens";
 }
 
 // Before the package is loaded the server answers, but only to say so.
