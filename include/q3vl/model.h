@@ -26,6 +26,11 @@ struct ModelOptions {
   // that know images are coming. Otherwise it loads on the first image, and a text-only user never
   // pays for it. Either way a package without one is only an error when an image arrives.
   bool preload_vision = false;
+  // Memory for the visual features of recently seen images and videos, shared by all conversations
+  // and matched on a SHA-256 of their content, so an image sent again (by any conversation) is not
+  // encoded again; least recently used first out. 0: off (each conversation's KV cache still
+  // reuses what it holds).
+  std::uint64_t vision_cache_bytes = 0;
 };
 
 struct ModelData;  // the loaded sessions, tokenizer and configs (internal)

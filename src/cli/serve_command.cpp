@@ -24,6 +24,7 @@ struct ServeFlags {
   std::int64_t max_image_megapixels_decoded = 25;
   std::int64_t max_vision_memory_mb = 0;
   std::int64_t max_video_mb = 256;
+  std::int64_t vision_cache_mb = 512;
 };
 
 // Blocks SIGINT/SIGTERM in every thread started from now on; the caller waits for them with sigwait.
@@ -56,6 +57,7 @@ void serve(ServeFlags& flags) {
   scheduler.media.image_limits.max_file_bytes = options.max_body_bytes;
   scheduler.media.max_video_bytes = static_cast<std::uint64_t>(flags.max_video_mb) << 20;
   if (flags.max_vision_memory_mb > 0) scheduler.conversation.vision_memory_budget_bytes = static_cast<std::uint64_t>(flags.max_vision_memory_mb) << 20;
+  options.model.vision_cache_bytes = static_cast<std::uint64_t>(flags.vision_cache_mb) << 20;
   if (flags.max_image_pixels > 0) scheduler.reply.max_image_tokens = std::max<std::int64_t>(1, flags.max_image_pixels / 1024);
   scheduler.reply.default_max_tokens = options.request.max_tokens_cap;
 
@@ -115,6 +117,9 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--max-video-mb", flags->max_video_mb, "Largest video in a data URL")->check(CLI::Range(1, 65536));
   cmd->add_option("--max-vision-memory-mb", flags->max_vision_memory_mb, "Refuse media whose vision pass needs more")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 30));
+  cmd->add_option("--vision-cache-mb", flags->vision_cache_mb,
+                  "Memory for the features of recently seen images/videos, shared by all slots (0: off)")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 20));
   cmd->add_option("--request-timeout", o.request_timeout_s, "Seconds a request may take, queue included (504 after)")
       ->check(CLI::Range(1.0, 86400.0));
   cmd->add_option("--shutdown-timeout", o.shutdown_timeout_s, "Seconds in-flight requests get after SIGTERM")->check(CLI::Range(0.0, 3600.0));

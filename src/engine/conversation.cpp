@@ -174,6 +174,8 @@ struct ConversationState {
     std::vector<float> joined_pixels;        // the new items' patches, when there are several
     std::span<const float> pixels;           // all new patches (joined_pixels, or the one item's own)
     std::vector<GridThw> grids;
+    // Per item from first_item: its features from the model's shared cache, or null (to encode).
+    std::vector<std::shared_ptr<const VisualFeatures>> cached_features;
     VisualFeatures features;
     std::vector<std::int64_t> position_ids;  // [3, new tokens]
     std::int64_t next_position = 0;          // the first generated token's position
@@ -460,7 +462,7 @@ void ConversationState::load_videos(const TurnTokens& turn, Timings& timings) {
   const auto start = Clock::now();
   for (std::size_t i = turn.first_item; i < items_.size(); ++i) {
     VisualItem& item = items_[i];
-    if (!item.video || !item.frames) continue;
+    if (!item.video || !item.frames || turn.cached_features[i - turn.first_item]) continue;
     item.pixel_values = load_video_pixels(*item.frames, item.plan, data_.package.config(), video_preprocess_.pixels);
     item.frames.reset();  // closes the file
     timings.video_frames += static_cast<std::int64_t>(item.plan.frame_indices.size());
@@ -470,27 +472,59 @@ void ConversationState::load_videos(const TurnTokens& turn, Timings& timings) {
 
 // 3b. The vision encoder on the items from `first_item` on (their tokens are in the new ones).
 void ConversationState::encode_visuals(TurnTokens& turn, Timings& timings) const {
+  std::vector<GridThw> to_encode;
+  std::size_t misses = 0;
+  for (std::size_t i = turn.first_item; i < items_.size(); ++i) misses += turn.cached_features[i - turn.first_item] ? 0 : 1;
   for (std::size_t i = turn.first_item; i < items_.size(); ++i) {
+    turn.grids.push_back(items_[i].grid);
+    (items_[i].video ? timings.video_tokens : timings.image_tokens) += items_[i].grid.tokens();
+    if (turn.cached_features[i - turn.first_item]) continue;
     if (items_[i].pixel_values.empty()) {
       throw Error("internal: " + (items_[i].source.empty() ? std::string("an image") : items_[i].source) +
                   " must be encoded again but its pixels were released (send the chat again with respond())");
     }
     // One item (the common case, and a long video's hundreds of megabytes) is used in place.
-    if (i + 1 == items_.size() && i == turn.first_item) {
+    if (misses == 1) {
       turn.pixels = items_[i].pixel_values;
     } else {
       turn.joined_pixels.insert(turn.joined_pixels.end(), items_[i].pixel_values.begin(), items_[i].pixel_values.end());
       turn.pixels = turn.joined_pixels;
     }
-    turn.grids.push_back(items_[i].grid);
-    (items_[i].video ? timings.video_tokens : timings.image_tokens) += items_[i].grid.tokens();
+    to_encode.push_back(items_[i].grid);
   }
   if (turn.grids.empty()) return;
-  const auto vision_start = Clock::now();
-  const VisionEncoder& encoder = data_.vision();
-  timings.vision_load_ms = ms_since(vision_start);
-  turn.features = encoder.encode(turn.pixels, turn.grids);
-  timings.vision_ms = ms_since(vision_start);
+  VisualFeatures encoded;
+  if (!to_encode.empty()) {
+    const auto vision_start = Clock::now();
+    const VisionEncoder& encoder = data_.vision();
+    timings.vision_load_ms = ms_since(vision_start);
+    encoded = encoder.encode(turn.pixels, to_encode);
+    timings.vision_ms = ms_since(vision_start);
+  }
+  VisionFeatureCache* cache = data_.vision_cache.get();
+  if (cache == nullptr) {
+    turn.features = std::move(encoded);
+    return;
+  }
+  // Items in order, each from the cache or its rows of this encoding (which the cache then keeps).
+  turn.features = VisualFeatures{};
+  std::int64_t row = 0;
+  for (std::size_t i = turn.first_item; i < items_.size(); ++i) {
+    std::shared_ptr<const VisualFeatures> features = turn.cached_features[i - turn.first_item];
+    if (!features) {
+      auto own = std::make_shared<VisualFeatures>();
+      own->tokens = items_[i].grid.tokens();
+      own->width = encoded.width;
+      const auto begin = encoded.data.begin() + static_cast<std::ptrdiff_t>(row * encoded.width);
+      own->data.assign(begin, begin + static_cast<std::ptrdiff_t>(own->tokens * encoded.width));
+      row += own->tokens;
+      cache->insert(items_[i].digest, own);
+      features = std::move(own);
+    }
+    turn.features.width = features->width;
+    turn.features.tokens += features->tokens;
+    turn.features.data.insert(turn.features.data.end(), features->data.begin(), features->data.end());
+  }
 }
 
 // 4. Prefills the new tokens at positions continuing from the cache; returns the last logits.
@@ -645,6 +679,9 @@ Reply ConversationState::run_turn(const ReplyOptions& options, const std::functi
   Reply reply;
   TurnTokens turn = tokenize_chat();
   keep_cached_prefix(turn);
+  for (std::size_t i = turn.first_item; i < items_.size(); ++i) {
+    turn.cached_features.push_back(data_.vision_cache ? data_.vision_cache->find(items_[i].digest) : nullptr);
+  }
   check_vision_memory(turn.first_item);
   reply.prompt_tokens = static_cast<std::int64_t>(turn.ids.size());
   reply.cached_tokens = static_cast<std::int64_t>(turn.kept);

@@ -26,6 +26,7 @@ ModelData::ModelData(const std::filesystem::path& dir, const ModelOptions& optio
           JsonField(package.video_preprocessor_config(), (dir / "q3vl_package.json").string(), "video_preprocessor_config"))),
       environment(options.threads, options.verbose),
       session_options(counted(sessions_created)),
+      vision_cache(options.vision_cache_bytes > 0 ? std::make_unique<VisionFeatureCache>(options.vision_cache_bytes) : nullptr),
       // Session creation is mostly single-threaded weight prepacking: on a second core, the vision
       // encoder and the tokenizer load in the time the text models take.
       vision_preload_(options.preload_vision && std::filesystem::exists(package.vision_model())

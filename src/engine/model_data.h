@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "engine/text_models.h"
+#include "engine/vision_cache.h"
 #include "engine/vision_encoder.h"
 #include "model/preprocessor_config.h"
 #include "ort/onnx_session.h"
@@ -32,6 +33,7 @@ struct ModelData {
   VideoPreprocessOptions video_preprocess;  // and video_preprocessor_config
   OnnxEnvironment environment;
   SessionOptions session_options;
+  std::unique_ptr<VisionFeatureCache> vision_cache;  // null when ModelOptions::vision_cache_bytes is 0
 
  private:
   std::unique_ptr<VisionEncoder> load_vision();

@@ -177,6 +177,52 @@ TEST_F(Respond, LogprobsAreTheModelsTopTokens) {
   }
 }
 
+// The model's shared feature cache: a second conversation sending the same image (a new copy)
+// skips the vision encoder and still gives HF's tokens; another image is encoded; a cache too small
+// for one image keeps nothing.
+TEST_F(Respond, SharedVisionCacheSkipsTheEncoderForAnImageSeenBefore) {
+  ModelOptions options;
+  options.vision_cache_bytes = 64ull << 20;
+  const std::shared_ptr<const Model> cached = Model::load(package(), options);
+  const test::GoldenCase c = test::golden_case("full_image_system");
+  const std::vector<std::int64_t> hf = c.load("greedy_tokens").as_int64();
+  Conversation first(cached);
+  const Reply a = first.respond(case_messages(c), greedy(32));
+  EXPECT_EQ(a.tokens, hf);
+  EXPECT_GT(a.timings.vision_ms, 0.0);
+  Conversation second(cached);
+  const Reply b = second.respond(case_messages(c), greedy(32));
+  EXPECT_EQ(b.tokens, hf);
+  EXPECT_EQ(b.timings.vision_ms, 0.0) << "the encoder ran for an image the cache holds";
+  EXPECT_EQ(b.timings.image_tokens, a.timings.image_tokens);
+  EXPECT_EQ(cached->data().vision_cache->hits(), 1);
+  // Another image of the same size: encoded, and its reply is the uncached model's.
+  std::vector<Message> other = case_messages(c);
+  for (std::uint8_t& value : std::get<RgbImage>(other.back().content.front()).pixels) value = static_cast<std::uint8_t>(255 - value);
+  Conversation third(cached);
+  const Reply d = third.respond(other, greedy(32));
+  EXPECT_GT(d.timings.vision_ms, 0.0);
+  Conversation plain(model());
+  EXPECT_EQ(d.tokens, plain.respond(other, greedy(32)).tokens);
+  // One message with a cached image, a new one (another size) and the cached one again: features
+  // put together in order from the cache and one encoding, as the uncached model computes them.
+  const RgbImage seen = std::get<RgbImage>(case_messages(c).back().content.front());
+  const test::GoldenCase two = test::golden_case("full_two_turn");
+  const RgbImage unseen = decode_image_file(test::golden_dir() / two.entry["dir"].get<std::string>() / "image0.png");
+  const std::vector<Message> mixed = {Message{"user", {seen, unseen, seen, std::string("Compare them.")}}};
+  Conversation fourth(cached);
+  const Reply m = fourth.respond(mixed, greedy(16));
+  Conversation plain_mixed(model());
+  EXPECT_EQ(m.tokens, plain_mixed.respond(mixed, greedy(16)).tokens);
+
+  options.vision_cache_bytes = 1024;  // smaller than one image's features
+  const std::shared_ptr<const Model> tiny = Model::load(package(), options);
+  Conversation e(tiny), f(tiny);
+  e.respond(case_messages(c), greedy(4));
+  EXPECT_GT(f.respond(case_messages(c), greedy(4)).timings.vision_ms, 0.0);
+  EXPECT_EQ(tiny->data().vision_cache->bytes(), 0u);
+}
+
 TEST_F(Respond, MalformedChatsAreRefused) {
   Conversation conversation(model());
   RgbImage image{2, 2, std::vector<std::uint8_t>(12, 7), "tiny"};

@@ -169,6 +169,8 @@ TEST_F(HttpServerTest, HealthModelsAndMetrics) {
   EXPECT_EQ(list["object"], "list");
   EXPECT_EQ(list["data"][0]["id"], "pkg");
   ASSERT_TRUE(client.Post("/v1/chat/completions", greedy_request("Hi", 3).dump(), "application/json"));
+  // The slot's bookkeeping ends just after the answer is sent.
+  for (int i = 0; i < 100 && metric_value(client, "q3vl_active_sequences") != 0; ++i) std::this_thread::sleep_for(10ms);
   const auto metrics = client.Get("/metrics");
   ASSERT_TRUE(metrics);
   for (const char* name : {"q3vl_requests_total{status=\"200\"} 1", "q3vl_generated_tokens_total 3", "q3vl_time_to_first_token_seconds_bucket",
