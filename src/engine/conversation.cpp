@@ -436,7 +436,9 @@ void ConversationState::keep_cached_prefix(TurnTokens& turn) {
   if (keep == turn.ids.size()) --keep;  // always feed at least one token to get logits
   std::size_t first_item = 0;
   for (; first_item < turn.spans.size() && turn.spans[first_item].first < keep; ++first_item) {
-    const auto [start, end] = turn.spans[first_item];
+    // Not a structured binding: clang before 16 cannot capture those in the lambda below.
+    const std::size_t start = turn.spans[first_item].first;
+    const std::size_t end = turn.spans[first_item].second;
     const bool same = std::any_of(cached_items_.begin(), cached_items_.end(), [&](const CachedItem& cached) {
       return cached.start == start && cached.end == end && cached.digest == items_[first_item].digest;
     });
