@@ -36,26 +36,32 @@ std::int64_t Sampler::next(std::span<const float> logits, std::span<const std::i
   scores_.assign(logits.begin(), logits.end());
   const std::int64_t vocab = static_cast<std::int64_t>(scores_.size());
   if (options_.repetition_penalty != 1.0f) {
-    // Once per distinct token, as HF's gather/scatter does.
-    std::vector<std::int64_t> seen(history.begin(), history.end());
-    std::sort(seen.begin(), seen.end());
-    seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
-    for (std::int64_t id : seen) {
-      if (id < 0 || id >= vocab) continue;
+    // Once per distinct token, as HF's gather/scatter does: `seen_` marks the ones done (and is
+    // cleared again through the same list), linear in the history on every step.
+    seen_.resize(scores_.size(), 0);
+    for (std::int64_t id : history) {
+      if (id < 0 || id >= vocab || seen_[static_cast<std::size_t>(id)]) continue;
+      seen_[static_cast<std::size_t>(id)] = 1;
       float& s = scores_[static_cast<std::size_t>(id)];
       s = s < 0 ? s * options_.repetition_penalty : s / options_.repetition_penalty;
     }
+    for (std::int64_t id : history) {
+      if (id >= 0 && id < vocab) seen_[static_cast<std::size_t>(id)] = 0;
+    }
   }
   if ((options_.presence_penalty != 0.0f || options_.frequency_penalty != 0.0f) && generated > 0) {
-    std::vector<std::int64_t> reply(history.end() - static_cast<std::ptrdiff_t>(std::min(generated, history.size())), history.end());
-    std::sort(reply.begin(), reply.end());
-    for (std::size_t i = 0; i < reply.size();) {
-      std::size_t j = i;
-      while (j < reply.size() && reply[j] == reply[i]) ++j;
-      if (reply[i] >= 0 && reply[i] < vocab) {
-        scores_[static_cast<std::size_t>(reply[i])] -= options_.presence_penalty + options_.frequency_penalty * static_cast<float>(j - i);
-      }
-      i = j;
+    // Presence once per token of the reply, frequency once per occurrence.
+    seen_.resize(scores_.size(), 0);
+    const std::span<const std::int64_t> reply = history.last(std::min(generated, history.size()));
+    for (std::int64_t id : reply) {
+      if (id < 0 || id >= vocab) continue;
+      float& s = scores_[static_cast<std::size_t>(id)];
+      s -= options_.frequency_penalty;
+      if (!seen_[static_cast<std::size_t>(id)]) s -= options_.presence_penalty;
+      seen_[static_cast<std::size_t>(id)] = 1;
+    }
+    for (std::int64_t id : reply) {
+      if (id >= 0 && id < vocab) seen_[static_cast<std::size_t>(id)] = 0;
     }
   }
   if (options_.greedy) return argmax(scores_);

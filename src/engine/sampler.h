@@ -23,6 +23,7 @@ class Sampler {
   std::mt19937_64 rng_;
   std::vector<float> scores_;
   std::vector<std::int32_t> order_;
+  std::vector<std::uint8_t> seen_;  // per vocabulary entry, all 0 between calls
 };
 
 std::int64_t argmax(std::span<const float> logits);
