@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <type_traits>
 
 namespace q3vl::server {
 namespace {
@@ -14,6 +15,17 @@ std::string number(double value) {
 
 void metric(std::string& out, const std::string& name, const char* type, const char* help) {
   out += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+}
+
+// A metric with one unlabelled sample.
+template <typename Value>
+void sample(std::string& out, const std::string& name, const char* type, const char* help, Value value) {
+  metric(out, name, type, help);
+  if constexpr (std::is_floating_point_v<Value>) {
+    out += name + " " + number(value) + "\n";
+  } else {
+    out += name + " " + std::to_string(value) + "\n";
+  }
 }
 
 }  // namespace
@@ -93,26 +105,20 @@ std::string ServerMetrics::render() const {
   for (const auto& [status, count] : requests_by_status_) {
     out += "q3vl_requests_total{status=\"" + std::to_string(status) + "\"} " + std::to_string(count) + "\n";
   }
-  metric(out, "q3vl_prompt_tokens_total", "counter", "Prompt tokens of answered requests (media tokens included).");
-  out += "q3vl_prompt_tokens_total " + std::to_string(prompt_tokens_) + "\n";
-  metric(out, "q3vl_prompt_cached_tokens_total", "counter", "Prompt tokens taken from the KV cache instead of computed.");
-  out += "q3vl_prompt_cached_tokens_total " + std::to_string(cached_tokens_) + "\n";
-  metric(out, "q3vl_generated_tokens_total", "counter", "Tokens generated.");
-  out += "q3vl_generated_tokens_total " + std::to_string(generated_tokens_) + "\n";
+  sample(out, "q3vl_prompt_tokens_total", "counter", "Prompt tokens of answered requests (media tokens included).", prompt_tokens_);
+  sample(out, "q3vl_prompt_cached_tokens_total", "counter", "Prompt tokens taken from the KV cache instead of computed.", cached_tokens_);
+  sample(out, "q3vl_generated_tokens_total", "counter", "Tokens generated.", generated_tokens_);
   metric(out, "q3vl_time_to_first_token_seconds", "histogram", "From the request's arrival to its first generated token.");
   ttft_.render("q3vl_time_to_first_token_seconds", out);
   metric(out, "q3vl_time_per_output_token_seconds", "histogram", "Between consecutive pieces of streamed text of a request (inter-token latency).");
   per_token_.render("q3vl_time_per_output_token_seconds", out);
   metric(out, "q3vl_request_duration_seconds", "histogram", "From the request's arrival to its last byte of reply.");
   duration_.render("q3vl_request_duration_seconds", out);
-  metric(out, "q3vl_queue_depth", "gauge", "Requests waiting for a free sequence slot.");
-  out += "q3vl_queue_depth " + std::to_string(queue_depth_) + "\n";
-  metric(out, "q3vl_active_sequences", "gauge", "Requests being generated now.");
-  out += "q3vl_active_sequences " + std::to_string(active_sequences_) + "\n";
-  metric(out, "q3vl_kv_cache_tokens", "gauge", "Tokens held in the KV caches of all slots.");
-  out += "q3vl_kv_cache_tokens " + std::to_string(kv_used_) + "\n";
-  metric(out, "q3vl_kv_cache_usage_ratio", "gauge", "KV cache tokens held over what the slots' contexts can hold.");
-  out += "q3vl_kv_cache_usage_ratio " + number(kv_capacity_ > 0 ? static_cast<double>(kv_used_) / static_cast<double>(kv_capacity_) : 0.0) + "\n";
+  sample(out, "q3vl_queue_depth", "gauge", "Requests waiting for a free sequence slot.", queue_depth_);
+  sample(out, "q3vl_active_sequences", "gauge", "Requests being generated now.", active_sequences_);
+  sample(out, "q3vl_kv_cache_tokens", "gauge", "Tokens held in the KV caches of all slots.", kv_used_);
+  sample(out, "q3vl_kv_cache_usage_ratio", "gauge", "KV cache tokens held over what the slots' contexts can hold.",
+         kv_capacity_ > 0 ? static_cast<double>(kv_used_) / static_cast<double>(kv_capacity_) : 0.0);
   return out;
 }
 

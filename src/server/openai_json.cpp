@@ -10,6 +10,15 @@ nlohmann::json token_json(const TokenLogprob& token) {
   return {{"token", token.bytes}, {"logprob", token.logprob}, {"bytes", std::move(bytes)}};
 }
 
+// What every object of one completion starts with.
+nlohmann::json envelope(const CompletionIdentity& identity, const char* object) {
+  return {{"id", identity.id},
+          {"object", object},
+          {"created", identity.created},
+          {"model", identity.model},
+          {"system_fingerprint", identity.system_fingerprint}};
+}
+
 }  // namespace
 
 nlohmann::json usage_json(std::int64_t prompt_tokens, std::int64_t cached_tokens, std::int64_t completion_tokens) {
@@ -37,13 +46,10 @@ nlohmann::json completion_json(const CompletionIdentity& identity, const Reply& 
                            {"message", std::move(message)},
                            {"logprobs", with_logprobs ? logprobs_json(reply.logprobs) : nlohmann::json(nullptr)},
                            {"finish_reason", reply.finish_reason}};
-  return {{"id", identity.id},
-          {"object", "chat.completion"},
-          {"created", identity.created},
-          {"model", identity.model},
-          {"system_fingerprint", identity.system_fingerprint},
-          {"choices", nlohmann::json::array({std::move(choice)})},
-          {"usage", usage_json(reply.prompt_tokens, reply.cached_tokens, static_cast<std::int64_t>(reply.tokens.size()))}};
+  nlohmann::json body = envelope(identity, "chat.completion");
+  body["choices"] = nlohmann::json::array({std::move(choice)});
+  body["usage"] = usage_json(reply.prompt_tokens, reply.cached_tokens, static_cast<std::int64_t>(reply.tokens.size()));
+  return body;
 }
 
 nlohmann::json chunk_json(const CompletionIdentity& identity, const nlohmann::json& delta,
@@ -52,23 +58,17 @@ nlohmann::json chunk_json(const CompletionIdentity& identity, const nlohmann::js
                            {"delta", delta},
                            {"logprobs", logprobs},
                            {"finish_reason", finish_reason ? nlohmann::json(*finish_reason) : nlohmann::json(nullptr)}};
-  return {{"id", identity.id},
-          {"object", "chat.completion.chunk"},
-          {"created", identity.created},
-          {"model", identity.model},
-          {"system_fingerprint", identity.system_fingerprint},
-          {"choices", nlohmann::json::array({std::move(choice)})},
-          {"usage", nullptr}};
+  nlohmann::json body = envelope(identity, "chat.completion.chunk");
+  body["choices"] = nlohmann::json::array({std::move(choice)});
+  body["usage"] = nullptr;
+  return body;
 }
 
 nlohmann::json usage_chunk_json(const CompletionIdentity& identity, const nlohmann::json& usage) {
-  return {{"id", identity.id},
-          {"object", "chat.completion.chunk"},
-          {"created", identity.created},
-          {"model", identity.model},
-          {"system_fingerprint", identity.system_fingerprint},
-          {"choices", nlohmann::json::array()},
-          {"usage", usage}};
+  nlohmann::json body = envelope(identity, "chat.completion.chunk");
+  body["choices"] = nlohmann::json::array();
+  body["usage"] = usage;
+  return body;
 }
 
 nlohmann::json error_json(const ApiError& error) {
