@@ -194,7 +194,7 @@ struct ConversationState {
   std::vector<float> prefill(TurnTokens& turn, const ReplyOptions& options, Timings& timings);
   void decode(const TurnTokens& turn, std::vector<float> logits, const ReplyOptions& options,
               const std::function<void(std::string_view)>& on_text, Clock::time_point start, Reply& reply);
-  void check_vision_memory(std::size_t first_item) const;
+  void check_vision_memory(const TurnTokens& turn) const;
   void trace_turn(const TurnTokens& turn, const std::vector<float>& logits, TurnTrace& trace) const;
   void truncate_cache(std::size_t keep);
   void reset();
@@ -359,9 +359,13 @@ Reply Conversation::respond(const std::vector<Message>& messages, const ReplyOpt
 
 // Refuse media whose vision pass would not fit the memory budget before anything is decoded or
 // ONNX Runtime asks for the buffers (or the kernel kills us).
-void ConversationState::check_vision_memory(std::size_t first_item) const {
+void ConversationState::check_vision_memory(const TurnTokens& turn) const {
+  // Only what the encoder will see: items whose features come from the shared cache cost nothing.
+  const std::size_t first_item = turn.first_item;
   std::int64_t patches = 0;
-  for (std::size_t i = first_item; i < items_.size(); ++i) patches += items_[i].grid.patches();
+  for (std::size_t i = first_item; i < items_.size(); ++i) {
+    if (!turn.cached_features[i - first_item]) patches += items_[i].grid.patches();
+  }
   const ModelConfig& config = data_.package.config();
   const std::uint64_t budget =
       options_.vision_memory_budget_bytes > 0 ? options_.vision_memory_budget_bytes : default_vision_memory_budget_bytes();
@@ -684,7 +688,7 @@ Reply ConversationState::run_turn(const ReplyOptions& options, const std::functi
   for (std::size_t i = turn.first_item; i < items_.size(); ++i) {
     turn.cached_features.push_back(data_.vision_cache ? data_.vision_cache->find(items_[i].digest) : nullptr);
   }
-  check_vision_memory(turn.first_item);
+  check_vision_memory(turn);
   reply.prompt_tokens = static_cast<std::int64_t>(turn.ids.size());
   reply.cached_tokens = static_cast<std::int64_t>(turn.kept);
   if (options.on_prompt_ready) options.on_prompt_ready(reply.prompt_tokens, reply.cached_tokens);
