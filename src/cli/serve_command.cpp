@@ -50,6 +50,10 @@ void serve(ServeFlags& flags) {
     std::error_code error;
     const auto dir = std::filesystem::canonical(flags.allowed_media_dir, error);
     if (error || !std::filesystem::is_directory(dir)) throw InvalidInput("--allowed-media-dir " + flags.allowed_media_dir + ": not a folder");
+    // Every file the server's user can read would be a request away.
+    if (dir == dir.root_path()) {
+      throw InvalidInput("--allowed-media-dir " + flags.allowed_media_dir + " is the root folder: name a folder that holds only media");
+    }
     scheduler.media.allowed_media_dir = dir;
   }
   options.max_body_bytes = static_cast<std::uint64_t>(flags.max_body_mb) << 20;
@@ -58,7 +62,7 @@ void serve(ServeFlags& flags) {
   scheduler.media.max_video_bytes = static_cast<std::uint64_t>(flags.max_video_mb) << 20;
   if (flags.max_vision_memory_mb > 0) scheduler.conversation.vision_memory_budget_bytes = static_cast<std::uint64_t>(flags.max_vision_memory_mb) << 20;
   options.model.vision_cache_bytes = static_cast<std::uint64_t>(flags.vision_cache_mb) << 20;
-  if (flags.max_image_pixels > 0) scheduler.reply.max_image_tokens = std::max<std::int64_t>(1, flags.max_image_pixels / 1024);
+  scheduler.reply.max_image_pixels = flags.max_image_pixels;  // tokens: by the model's own patch geometry, once loaded
   scheduler.reply.default_max_tokens = options.request.max_tokens_cap;
 
   const sigset_t stop_signals = block_stop_signals();
@@ -72,6 +76,10 @@ void serve(ServeFlags& flags) {
     }
   } remover{scratch};
 
+  if (options.api_key.empty() && options.host != "127.0.0.1" && options.host != "::1" && options.host != "localhost") {
+    std::fprintf(stderr, "q3vl serve: warning: listening on %s without --api-key: anyone who can reach it can use it\n",
+                 options.host.c_str());
+  }
   server::HttpServer http(options);
   const int port = http.start();
   std::fprintf(stderr, "q3vl serve: loading %s ...\n", options.package.string().c_str());

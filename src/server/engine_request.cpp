@@ -49,7 +49,7 @@ ReplyOptions reply_options(const ChatRequest& request, const Model& model, const
   options.top_logprobs = request.logprobs ? static_cast<int>(request.top_logprobs.value_or(0)) : -1;
 
   const std::int64_t per_token = model.pixels_per_image_token();
-  const std::int64_t cap = limits.max_image_tokens > 0 ? limits.max_image_tokens : model.max_image_tokens();
+  const std::int64_t cap = limits.max_image_pixels > 0 ? std::max<std::int64_t>(1, limits.max_image_pixels / per_token) : model.max_image_tokens();
   if (request.max_pixels) {
     const std::int64_t tokens = std::max<std::int64_t>(1, *request.max_pixels / per_token);
     if (tokens > cap) {
@@ -57,7 +57,7 @@ ReplyOptions reply_options(const ChatRequest& request, const Model& model, const
                               std::to_string(cap * per_token) + ")", "max_pixels");
     }
     options.max_image_tokens = tokens;
-  } else if (limits.max_image_tokens > 0) {
+  } else if (limits.max_image_pixels > 0) {
     options.max_image_tokens = cap;
   }
   if (request.min_pixels) {

@@ -17,7 +17,7 @@ std::vector<Message> resolve_messages(const ChatRequest& request, const MediaPol
 
 struct ReplyLimits {
   std::int64_t default_max_tokens = 4096;  // when the request gives none (the context may end it sooner)
-  std::int64_t max_image_tokens = 0;       // the most a request's max_pixels may ask for; 0: the package's
+  std::int64_t max_image_pixels = 0;       // the most a request's max_pixels may ask for; 0: the package's
 };
 
 // Throws ApiError 400 for a pixel budget beyond the server's.

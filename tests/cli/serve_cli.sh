@@ -78,6 +78,12 @@ timeout 20 "$q3vl" serve --model "$dir/pkg" --parallel 0 >/dev/null 2>"$dir/usag
 [ $? = 2 ] || fail "--parallel 0 is not a usage error"
 timeout 20 "$q3vl" serve --model "$dir/pkg" --allowed-media-dir "$dir/nowhere" >/dev/null 2>"$dir/media.err"
 [ $? = 1 ] || fail "a missing --allowed-media-dir is accepted"
+timeout 20 "$q3vl" serve --model "$dir/pkg" --allowed-media-dir / >/dev/null 2>"$dir/media.err"
+[ $? = 1 ] || fail "--allowed-media-dir / (every readable file) is accepted"
+grep -q "root folder" "$dir/media.err" || fail "root folder message: $(cat "$dir/media.err")"
+# Another address without a key: served, with a warning that anyone reaching it can use it.
+timeout 5 "$q3vl" serve --model "$dir/pkg" --host 127.0.0.2 --port 0 --threads 1 >/dev/null 2>"$dir/public.err"
+grep -q "without --api-key" "$dir/public.err" || fail "no warning for 127.0.0.2 without a key: $(cat "$dir/public.err")"
 
 # SIGTERM with a request in flight: it is answered, then the server exits 0.
 start third --port 0 --shutdown-timeout 600  # sanitizer builds are slow: finish, not cut

@@ -400,6 +400,31 @@ TEST_F(HttpServerTest, AllowedMediaFolderAndPerRequestPixelBudget) {
   }
 }
 
+// The server's per-image budget (--max-image-pixels) caps every image and refuses a larger ask.
+TEST_F(HttpServerTest, ServerImageBudgetCapsAndRefusesLargerAsks) {
+  const test::GoldenCase c = test::golden_case("full_image_system");
+  const std::int64_t per_token = model()->pixels_per_image_token();
+  ServerOptions options;
+  options.scheduler.reply.max_image_pixels = 2 * per_token;
+  Running running = start(options);
+  httplib::Client client = running.client();
+  json request = {{"messages", c.entry["messages"]}, {"temperature", 0}, {"max_tokens", 2}};
+  request["messages"][1]["content"][0] = {
+      {"type", "image_url"},
+      {"image_url", {{"url", "data:image/png;base64," + base64(file_bytes(test::golden_dir() / c.entry["dir"].get<std::string>() / "image0.png"))}}}};
+  const auto capped = client.Post("/v1/chat/completions", request.dump(), "application/json");
+  ASSERT_TRUE(capped);
+  ASSERT_EQ(capped->status, 200) << capped->body;
+  const std::int64_t image_tokens = c.entry["images"][0]["num_image_tokens"];
+  ASSERT_GT(image_tokens, 2);
+  EXPECT_LE(json::parse(capped->body)["usage"]["prompt_tokens"].get<std::int64_t>(), c.entry["sequence_length"].get<std::int64_t>() - image_tokens + 2);
+  request["max_pixels"] = 3 * per_token;
+  const auto refused = client.Post("/v1/chat/completions", request.dump(), "application/json");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 400);
+  EXPECT_EQ(json::parse(refused->body)["error"]["param"], "max_pixels");
+}
+
 // A request past --request-timeout is cancelled and answered 504.
 TEST_F(HttpServerTest, RequestTimeoutIs504) {
   ServerOptions options;
