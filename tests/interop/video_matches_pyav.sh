@@ -8,14 +8,7 @@ set -euo pipefail
 make_clip=$1
 dump=$2
 src=$3
-root=${REFGEN_ROOT:-/opt/refroot}
-inroot=""
-for candidate in "$src/../shared/refgen/inroot.sh" "$src/shared/refgen/inroot.sh"; do
-  [ -x "$candidate" ] && inroot=$candidate && break
-done
-if [ ! -f "$root/.refgen-versions" ] || [ -z "$inroot" ] || [ "$(id -u)" != 0 ]; then
-  echo "reference chroot not available: skipped"; exit 77
-fi
+source "$src/tests/support/refgen_chroot.sh" "$src"  # sets $inroot, or skips
 if ! "$inroot" -- python3 -c "import av" 2>/dev/null; then
   echo "PyAV not installed in the reference chroot: skipped"; exit 77
 fi
