@@ -12,6 +12,7 @@
 #include <variant>
 #include <vector>
 
+#include "q3vl/batch.h"
 #include "q3vl/image.h"
 #include "q3vl/model.h"
 #include "q3vl/sampling.h"
@@ -38,6 +39,10 @@ struct ConversationOptions {
   // are prefilled in chunks through the KV cache, which bounds attention's scratch memory
   // (chunk x context floats per head). 0: the whole prompt at once.
   std::int64_t prefill_chunk_tokens = 1024;
+  // Run this conversation's model passes on a shared engine, batched with its other conversations'
+  // (q3vl/batch.h); it takes one of the engine's KV cache rows while it exists, and its context is
+  // the engine's (context_length must be 0 or no more than tokens_per_sequence). Null: alone.
+  std::shared_ptr<BatchEngine> engine;
 };
 
 // One image or video of a user turn.

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "engine/batch_engine.h"
 #include "engine/model_data.h"
 #include "engine/turn_trace.h"
 #include "math/rope_index.h"
@@ -198,12 +199,15 @@ struct ConversationState {
   void trace_turn(const TurnTokens& turn, const std::vector<float>& logits, TurnTrace& trace) const;
   void truncate_cache(std::size_t keep);
   void reset();
+  KvCache make_cache() const;
+  DecoderOutput run_decoder(std::span<const float> embeddings, std::span<const std::int64_t> positions);
 
   std::shared_ptr<const Model> model_;  // keeps data_ alive
   ModelData& data_;
   ConversationOptions options_;
   PreprocessOptions preprocess_;
   VideoPreprocessOptions video_preprocess_;
+  BatchEngineState* engine_ = nullptr;  // options_.engine's, or null when alone
   KvCache cache_;
   std::vector<ChatMessage> messages_;
   std::vector<VisualItem> items_;                 // every image and video of the conversation, in order
@@ -220,13 +224,31 @@ ConversationState::ConversationState(std::shared_ptr<const Model> shared_model, 
                                     model_->pixels_per_image_token(), "image")),
       video_preprocess_(resolve_video_preprocess(data_.video_preprocess, options_,
                                                  model_->pixels_per_image_token() * data_.package.config().vision.temporal_patch_size)),
-      cache_(data_.decoder.new_cache(options_.context_length > 0 ? options_.context_length : model_->max_length())) {
+      engine_(options_.engine ? &options_.engine->state() : nullptr),
+      cache_(make_cache()) {
   if (options_.prefill_chunk_tokens < 0) {
     throw InvalidInput("prefill_chunk_tokens must be 0 (no chunks) or positive, not " + std::to_string(options_.prefill_chunk_tokens));
   }
   require_valid_utf8(options_.system_prompt, "the system prompt");
   reject_media_placeholders(options_.system_prompt, "the system prompt");
   reset();
+}
+
+KvCache ConversationState::make_cache() const {
+  if (engine_ == nullptr) {
+    return data_.decoder.new_cache(options_.context_length > 0 ? options_.context_length : model_->max_length());
+  }
+  if (&engine_->data != &data_) throw InvalidInput("the batch engine runs another model than the conversation's");
+  if (options_.context_length > engine_->tokens_per_sequence) {
+    throw InvalidInput("a context of " + std::to_string(options_.context_length) + " tokens is more than the batch engine gives a sequence (" +
+                       std::to_string(engine_->tokens_per_sequence) + ")");
+  }
+  return engine_->new_cache(options_.context_length > 0 ? options_.context_length : engine_->tokens_per_sequence);
+}
+
+// The decoder on the conversation's cache: on the engine's thread when it has one.
+DecoderOutput ConversationState::run_decoder(std::span<const float> embeddings, std::span<const std::int64_t> positions) {
+  return engine_ != nullptr ? engine_->prefill(cache_, embeddings, positions) : data_.decoder.forward(cache_, embeddings, positions);
 }
 
 void ConversationState::reset() {
@@ -502,9 +524,17 @@ void ConversationState::encode_visuals(TurnTokens& turn, Timings& timings) const
   VisualFeatures encoded;
   if (!to_encode.empty()) {
     const auto vision_start = Clock::now();
-    const VisionEncoder& encoder = data_.vision();
-    timings.vision_load_ms = ms_since(vision_start);
-    encoded = encoder.encode(turn.pixels, to_encode);
+    auto encode = [&] {
+      const VisionEncoder& encoder = data_.vision();
+      timings.vision_load_ms = ms_since(vision_start);
+      encoded = encoder.encode(turn.pixels, to_encode);
+    };
+    // With an engine, on its thread between decoder steps, so the two never split the cores.
+    if (engine_ != nullptr) {
+      engine_->exclusive(encode);
+    } else {
+      encode();
+    }
     timings.vision_ms = ms_since(vision_start);
   }
   VisionFeatureCache* cache = data_.vision_cache.get();
@@ -548,7 +578,9 @@ std::vector<float> ConversationState::prefill(TurnTokens& turn, const ReplyOptio
   // In chunks through the cache: attention's scratch grows with chunk x context, so a long video
   // prompt in one call would need gigabytes (12k tokens: ~9 GB on the 2B) for no gain.
   const auto total = static_cast<std::int64_t>(segment.size());
-  const std::int64_t chunk = options_.prefill_chunk_tokens > 0 ? options_.prefill_chunk_tokens : total;
+  std::int64_t chunk = options_.prefill_chunk_tokens > 0 ? options_.prefill_chunk_tokens : total;
+  // With an engine, chunks small enough that the running sequences keep generating between them.
+  if (engine_ != nullptr) chunk = std::min(chunk, engine_->options.prefill_chunk_tokens);
   const std::int64_t width = static_cast<std::int64_t>(embeds.size()) / std::max<std::int64_t>(total, 1);
   DecoderOutput out;
   std::vector<std::int64_t> chunk_positions;
@@ -560,9 +592,8 @@ std::vector<float> ConversationState::prefill(TurnTokens& turn, const ReplyOptio
       const auto begin = turn.position_ids.begin() + axis * total + first;
       chunk_positions.insert(chunk_positions.end(), begin, begin + count);
     }
-    out = data_.decoder.forward(cache_, std::span<const float>(embeds).subspan(static_cast<std::size_t>(first * width),
-                                                                                static_cast<std::size_t>(count * width)),
-                                chunk_positions);
+    out = run_decoder(std::span<const float>(embeds).subspan(static_cast<std::size_t>(first * width), static_cast<std::size_t>(count * width)),
+                      chunk_positions);
   }
   timings.prefill_tokens = static_cast<std::int64_t>(segment.size());
   timings.prefill_ms = ms_since(prefill_start);
@@ -620,6 +651,9 @@ void ConversationState::decode(const TurnTokens& turn, std::vector<float> logits
     if (on_text) on_text(piece);
   };
   std::int64_t position = turn.next_position;
+  // The engine's steps wait for this sequence's tokens while it generates.
+  std::optional<BatchEngineState::Generating> generating;
+  if (engine_ != nullptr) generating.emplace(*engine_);
   const auto decode_start = Clock::now();
   reply.finish_reason = "length";
   for (std::int64_t step = 0; step < options.max_new_tokens; ++step) {
@@ -643,11 +677,15 @@ void ConversationState::decode(const TurnTokens& turn, std::vector<float> logits
     }
     if (step + 1 == options.max_new_tokens || cache_.cached_tokens() >= cache_.context_length()) break;
     const std::vector<std::int64_t> next = {token};
-    const DecoderOutput out =
-        data_.decoder.forward(cache_, data_.embedding.embed(next, nullptr), std::vector<std::int64_t>{position, position, position});
+    const std::vector<float> embedding = data_.embedding.embed(next, nullptr);
+    if (engine_ != nullptr) {
+      logits = engine_->step(cache_, embedding, {position, position, position});
+    } else {
+      const DecoderOutput out = data_.decoder.forward(cache_, embedding, std::vector<std::int64_t>{position, position, position});
+      logits.assign(out.logits.end() - vocab, out.logits.end());
+    }
     cached_ids_.push_back(token);
     cached_max_position_.push_back(position++);
-    logits.assign(out.logits.end() - vocab, out.logits.end());
     ++reply.timings.decode_tokens;
   }
   reply.timings.decode_ms = ms_since(decode_start);

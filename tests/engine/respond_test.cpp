@@ -21,28 +21,7 @@ namespace fs = std::filesystem;
 class Respond : public test::FullModelTest {};
 using test::greedy;
 
-// A golden case's messages (HF's JSON form) with its images, in order of appearance.
-std::vector<Message> case_messages(const test::GoldenCase& c) {
-  std::vector<Message> messages;
-  std::size_t image = 0;
-  const fs::path dir = test::golden_dir() / c.entry["dir"].get<std::string>();
-  for (const auto& m : c.entry["messages"]) {
-    Message message{m["role"].get<std::string>(), {}};
-    if (m["content"].is_string()) {
-      message.content.push_back(m["content"].get<std::string>());
-    } else {
-      for (const auto& item : m["content"]) {
-        if (item["type"] == "text") message.content.push_back(item["text"].get<std::string>());
-        if (item["type"] == "image") {
-          message.content.push_back(decode_image_file(dir / c.entry["images"][image++]["file"].get<std::string>()));
-        }
-      }
-    }
-    messages.push_back(std::move(message));
-  }
-  EXPECT_EQ(image, c.entry["images"].size());
-  return messages;
-}
+using test::case_messages;
 
 TEST_F(Respond, EveryFullModelCaseGivesHfTokens) {
   int checked = 0;

@@ -30,4 +30,26 @@ ReplyOptions greedy(std::int64_t max_new_tokens) {
   return o;
 }
 
+std::vector<Message> case_messages(const GoldenCase& c) {
+  std::vector<Message> messages;
+  std::size_t image = 0;
+  const std::filesystem::path dir = golden_dir() / c.entry["dir"].get<std::string>();
+  for (const auto& m : c.entry["messages"]) {
+    Message message{m["role"].get<std::string>(), {}};
+    if (m["content"].is_string()) {
+      message.content.push_back(m["content"].get<std::string>());
+    } else {
+      for (const auto& item : m["content"]) {
+        if (item["type"] == "text") message.content.push_back(item["text"].get<std::string>());
+        if (item["type"] == "image") {
+          message.content.push_back(decode_image_file(dir / c.entry["images"][image++]["file"].get<std::string>()));
+        }
+      }
+    }
+    messages.push_back(std::move(message));
+  }
+  EXPECT_EQ(image, c.entry["images"].size());
+  return messages;
+}
+
 }  // namespace q3vl::test

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "q3vl/conversation.h"
+#include "support/golden.h"
 #include "support/test_support.h"
 
 namespace q3vl::test {
@@ -27,5 +28,8 @@ class FullModelTest : public ::testing::Test {
 
 // Greedy decoding (HF's do_sample=False) for at most `max_new_tokens` tokens.
 ReplyOptions greedy(std::int64_t max_new_tokens);
+
+// A golden case's messages (HF's JSON form) with its images, in order of appearance.
+std::vector<Message> case_messages(const GoldenCase& c);
 
 }  // namespace q3vl::test
