@@ -1,6 +1,8 @@
 // Text decoder speed on a package: prefill tokens/s and decode tokens/s, with decode set against
 // the memory-bandwidth bound (weights read per token / measured read bandwidth).
-//   decode_bench PACKAGE [--prompt N] [--decode N] [--threads N]
+// With --batch, also batched decode (issue 14): B sequences, each after its own prompt, stepping
+// together; aggregate tokens/s and the step time against one sequence's.
+//   decode_bench PACKAGE [--prompt N] [--decode N] [--threads N] [--batch 1,2,4,8]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +22,7 @@ struct Options {
   std::int64_t prompt = 128;
   std::int64_t decode = 32;
   int threads = 0;
+  std::vector<std::int64_t> batches;
 };
 
 Options parse_options(int argc, char** argv) {
@@ -28,6 +31,14 @@ Options parse_options(int argc, char** argv) {
     if (std::string(argv[i]) == "--prompt") options.prompt = std::atoll(argv[i + 1]);
     if (std::string(argv[i]) == "--decode") options.decode = std::atoll(argv[i + 1]);
     if (std::string(argv[i]) == "--threads") options.threads = std::atoi(argv[i + 1]);
+    if (std::string(argv[i]) == "--batch") {
+      for (const char* p = argv[i + 1]; *p != 0;) {
+        char* end = nullptr;
+        options.batches.push_back(std::strtoll(p, &end, 10));
+        p = *end == ',' ? end + 1 : end;
+        if (end == p && *end != 0) break;
+      }
+    }
   }
   return options;
 }
@@ -68,6 +79,38 @@ Timings measure(const EmbeddingModel& embedding, const DecoderModel& decoder_mod
   return timings;
 }
 
+// B sequences of `prompt` tokens each (different tokens), then `decode` batched steps; seconds per step.
+double batched_step_seconds(const EmbeddingModel& embedding, const DecoderModel& decoder_model, const Options& options,
+                            std::int64_t batch) {
+  auto pool = std::make_shared<KvPool>(decoder_model.kv_layout(), batch, options.prompt + options.decode + 8);
+  std::vector<KvCache> caches;
+  std::vector<std::int64_t> tokens;
+  for (std::int64_t b = 0; b < batch; ++b) {
+    caches.emplace_back(pool, options.prompt + options.decode + 8);
+    std::vector<std::int64_t> ids;
+    for (std::int64_t i = 0; i < options.prompt; ++i) ids.push_back((i * 7919 + 13 + b * 101) % 150000);
+    const DecoderOutput out = decoder_model.forward(caches.back(), embedding.embed(ids, nullptr), positions(0, options.prompt));
+    tokens.push_back(argmax(out.logits));
+  }
+  std::vector<KvCache*> batch_caches;
+  for (KvCache& cache : caches) batch_caches.push_back(&cache);
+  double total = 0;
+  for (std::int64_t step = 0; step <= options.decode; ++step) {
+    const std::int64_t at = options.prompt + step;
+    const std::vector<float> embeds = embedding.embed(tokens, nullptr);
+    std::vector<std::int64_t> batch_positions(static_cast<std::size_t>(3 * batch), at);
+    const auto start = std::chrono::steady_clock::now();
+    const std::vector<float> logits = decoder_model.forward_batch(batch_caches, embeds, batch_positions);
+    if (step > 0) total += bench::seconds_since(start);  // the first step is a warm-up (new shapes)
+    const std::size_t per = logits.size() / static_cast<std::size_t>(batch);
+    for (std::int64_t b = 0; b < batch; ++b) {
+      tokens[static_cast<std::size_t>(b)] =
+          argmax(std::span<const float>(logits).subspan(static_cast<std::size_t>(b) * per, per));
+    }
+  }
+  return total / static_cast<double>(options.decode);
+}
+
 void run(const char* package_dir, const Options& options) {
   const Package package = Package::open(package_dir);
   const ModelConfig& config = package.config();
@@ -88,6 +131,15 @@ void run(const char* package_dir, const Options& options) {
               timings.prefill_s * 1000, static_cast<double>(options.prompt) / timings.prefill_s);
   std::printf("decode %lld tokens: %.1f tok/s (%.0f%% of the bandwidth bound)\n", static_cast<long long>(options.decode),
               decode_rate, 100.0 * decode_rate * bytes_per_token / (bandwidth * 1e9));
+  double single_step = 0;
+  for (std::int64_t batch : options.batches) {
+    if (batch < 1) continue;
+    const double step = batched_step_seconds(embedding, decoder_model, options, batch);
+    if (single_step == 0) single_step = batch == 1 ? step : 1.0 / decode_rate;
+    std::printf("batched decode, %lld sequences: step %.1f ms (%.2fx one sequence's), %.1f tok/s in all (%.2fx)\n",
+                static_cast<long long>(batch), step * 1000, step / single_step, static_cast<double>(batch) / step,
+                static_cast<double>(batch) / step * single_step);
+  }
 }
 
 }  // namespace

@@ -25,6 +25,7 @@ struct ServeFlags {
   std::int64_t max_vision_memory_mb = 0;
   std::int64_t max_video_mb = 256;
   std::int64_t vision_cache_mb = 512;
+  std::int64_t kv_cache_mb = 0;
 };
 
 // Blocks SIGINT/SIGTERM in every thread started from now on; the caller waits for them with sigwait.
@@ -64,6 +65,7 @@ void serve(ServeFlags& flags) {
   options.model.vision_cache_bytes = static_cast<std::uint64_t>(flags.vision_cache_mb) << 20;
   scheduler.reply.max_image_pixels = flags.max_image_pixels;  // tokens: by the model's own patch geometry, once loaded
   scheduler.reply.default_max_tokens = options.request.max_tokens_cap;
+  scheduler.kv_cache_bytes = static_cast<std::uint64_t>(flags.kv_cache_mb) << 20;
 
   const sigset_t stop_signals = block_stop_signals();
   const std::filesystem::path scratch = make_scratch_dir();
@@ -84,8 +86,9 @@ void serve(ServeFlags& flags) {
   const int port = http.start();
   std::fprintf(stderr, "q3vl serve: loading %s ...\n", options.package.string().c_str());
   http.load_model();
-  std::printf("q3vl serve: model \"%s\" ready on http://%s:%d/v1 (%d slot%s)\n", http.model_name().c_str(), options.host.c_str(), port,
-              scheduler.parallel, scheduler.parallel == 1 ? "" : "s");
+  std::printf("q3vl serve: model \"%s\" ready on http://%s:%d/v1 (%d slot%s of %lld tokens)\n", http.model_name().c_str(),
+              options.host.c_str(), port, scheduler.parallel, scheduler.parallel == 1 ? "" : "s",
+              static_cast<long long>(http.context_per_slot()));
   std::fflush(stdout);
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
@@ -112,6 +115,12 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--allowed-media-dir", flags->allowed_media_dir, "Folder whose files requests may name as images/videos");
   cmd->add_option("--context", o.scheduler.conversation.context_length, "Context length per slot (default: the package's)")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 20));
+  cmd->add_option("--kv-cache-mb", flags->kv_cache_mb,
+                  "Memory for all slots' KV caches; each slot's context shrinks to fit (default: parallel x context)")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 24));
+  cmd->add_option("--prefill-chunk", o.scheduler.prefill_chunk_tokens,
+                  "Prompt tokens fed between two batched decoder steps (smaller: smoother streams)")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 20));
   cmd->add_option("--max-prompt-tokens", o.scheduler.max_prompt_tokens, "Longest prompt accepted (default: the context)")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 20));
   cmd->add_option("--max-tokens", o.request.max_tokens_cap, "Most tokens one reply may ask for (and the default)")

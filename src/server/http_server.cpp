@@ -116,6 +116,10 @@ int HttpServer::start() {
   return port;
 }
 
+std::int64_t HttpServer::context_per_slot() const {
+  return state_ && state_->scheduler ? state_->scheduler->context_length() : 0;
+}
+
 void HttpServer::load_model() {
   state_->model = Model::load(options_.package, options_.model);
   state_->scheduler = std::make_unique<Scheduler>(state_->model, options_.scheduler, state_->metrics);

@@ -35,6 +35,8 @@ class HttpServer {
   void shutdown();
 
   const std::string& model_name() const { return model_name_; }
+  // After load_model: the tokens each slot's context holds (the KV budget may make it shorter).
+  std::int64_t context_per_slot() const;
 
  private:
   struct State;  // the model, scheduler and request handling, shared with handler threads

@@ -98,6 +98,13 @@ void ServerMetrics::set_kv_cache(std::int64_t used_tokens, std::int64_t capacity
   kv_capacity_ = capacity_tokens;
 }
 
+void ServerMetrics::set_batching(std::int64_t steps, std::int64_t step_tokens, std::int64_t kv_bytes) {
+  std::lock_guard lock(mutex_);
+  batch_steps_ = steps;
+  batch_tokens_ = step_tokens;
+  kv_bytes_ = kv_bytes;
+}
+
 std::string ServerMetrics::render() const {
   std::lock_guard lock(mutex_);
   std::string out;
@@ -119,6 +126,10 @@ std::string ServerMetrics::render() const {
   sample(out, "q3vl_kv_cache_tokens", "gauge", "Tokens held in the KV caches of all slots.", kv_used_);
   sample(out, "q3vl_kv_cache_usage_ratio", "gauge", "KV cache tokens held over what the slots' contexts can hold.",
          kv_capacity_ > 0 ? static_cast<double>(kv_used_) / static_cast<double>(kv_capacity_) : 0.0);
+  sample(out, "q3vl_kv_cache_bytes", "gauge", "Memory the shared KV cache has allocated.", kv_bytes_);
+  // Their ratio is the average batch: how many sequences one decoder pass served.
+  sample(out, "q3vl_decoder_steps_total", "counter", "Batched decoder steps run.", batch_steps_);
+  sample(out, "q3vl_decoder_step_tokens_total", "counter", "Tokens those steps generated (their batch sizes summed).", batch_tokens_);
   return out;
 }
 

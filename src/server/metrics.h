@@ -37,6 +37,8 @@ class ServerMetrics {
   void set_active_sequences(std::int64_t active);
   // Tokens held in the slots' KV caches and what they could hold together.
   void set_kv_cache(std::int64_t used_tokens, std::int64_t capacity_tokens);
+  // The batch engine's totals: decoder steps, tokens they generated, KV cache memory allocated.
+  void set_batching(std::int64_t steps, std::int64_t step_tokens, std::int64_t kv_bytes);
 
   std::string render() const;
 
@@ -45,6 +47,7 @@ class ServerMetrics {
   std::map<int, std::uint64_t> requests_by_status_;
   std::uint64_t prompt_tokens_ = 0, cached_tokens_ = 0, generated_tokens_ = 0;
   std::int64_t queue_depth_ = 0, active_sequences_ = 0, kv_used_ = 0, kv_capacity_ = 0;
+  std::int64_t batch_steps_ = 0, batch_tokens_ = 0, kv_bytes_ = 0;
   Histogram ttft_, per_token_, duration_;
 };
 

@@ -32,6 +32,14 @@ Scheduler::Scheduler(std::shared_ptr<const Model> model, SchedulerOptions option
     : model_(std::move(model)), options_(std::move(options)), metrics_(metrics) {
   if (options_.parallel < 1 || options_.parallel > 256) throw InvalidInput("--parallel must be between 1 and 256");
   if (options_.max_queue < 0) throw InvalidInput("--max-queue must be 0 or more");
+  BatchOptions batch;
+  batch.max_sequences = options_.parallel;
+  batch.context_length = options_.conversation.context_length;
+  batch.kv_cache_bytes = options_.kv_cache_bytes;
+  batch.prefill_chunk_tokens = options_.prefill_chunk_tokens;
+  engine_ = BatchEngine::create(model_, batch);
+  options_.conversation.engine = engine_;
+  options_.conversation.context_length = 0;  // the engine's: what the KV budget allows
   for (int i = 0; i < options_.parallel; ++i) {
     slots_.push_back(std::make_unique<Slot>(Conversation(model_, options_.conversation)));
   }
@@ -115,6 +123,8 @@ void Scheduler::publish_gauges_locked() {
     if (!slot->busy) used += slot->conversation.cached_tokens();  // a busy slot's cache is its thread's
   }
   metrics_.set_kv_cache(used, context_length_ * static_cast<std::int64_t>(slots_.size()));
+  const BatchStats batch = engine_->stats();
+  metrics_.set_batching(batch.steps, batch.step_tokens, static_cast<std::int64_t>(batch.kv_cache_bytes));
 }
 
 void Scheduler::work(Slot& slot) {

@@ -1,6 +1,8 @@
 #pragma once
-// Sequence slots on one shared Model: `parallel` conversations, each with its own KV cache and a
-// thread that generates for it, and a bounded queue in front of them. A request goes to an idle
+// Sequence slots on one shared Model: `parallel` conversations, each with its own row of a shared
+// KV cache and a thread that generates for it, and a bounded queue in front of them. The slots'
+// model passes run on one BatchEngine: their decoder steps are batched, new prompts are fed in
+// chunks between the steps. A request goes to an idle
 // slot whose last chat shares the most leading messages with it (so a client resending its history
 // hits that slot's KV cache), else to the slot idle longest, else waits in the queue; a full queue
 // is a 429, a server shutting down a 503.
@@ -23,6 +25,8 @@ struct SchedulerOptions {
   int parallel = 1;
   int max_queue = 16;
   ConversationOptions conversation;  // each slot's (context length, vision memory budget, ...)
+  std::uint64_t kv_cache_bytes = 0;  // the slots' KV caches together; 0: parallel x context
+  std::int64_t prefill_chunk_tokens = 128;  // prompt tokens fed between two batched steps
   std::int64_t max_prompt_tokens = 0;  // 0: the context length
   MediaPolicy media;
   ReplyLimits reply;
@@ -44,6 +48,7 @@ class Scheduler {
   void cancel_all(CancelReason reason);
 
   int parallel() const { return static_cast<int>(slots_.size()); }
+  const BatchEngine& engine() const { return *engine_; }
   std::int64_t context_length() const { return context_length_; }
 
  private:
@@ -65,6 +70,7 @@ class Scheduler {
   std::shared_ptr<const Model> model_;
   SchedulerOptions options_;
   ServerMetrics& metrics_;
+  std::shared_ptr<BatchEngine> engine_;
   std::int64_t context_length_ = 0;
   std::mutex mutex_;
   std::condition_variable changed_;

@@ -49,7 +49,7 @@ stop() {
 }
 
 start first --port 0
-grep -q '^q3vl serve: model "pkg" ready on http://127.0.0.1:[0-9]*/v1 (1 slot)$' "$dir/first.out" ||
+grep -q '^q3vl serve: model "pkg" ready on http://127.0.0.1:[0-9]*/v1 (1 slot of [0-9]* tokens)$' "$dir/first.out" ||
   fail "ready line: $(cat "$dir/first.out")"
 curl -s --max-time 5 "http://127.0.0.1:$port/health" | grep -q '"status":"ok"' || fail "health"
 # Bound to loopback only: another address of this machine does not answer.

@@ -78,7 +78,7 @@ cp "$src/tests/fixtures/golden/cases/full_image_system/image0.png" "$work/photo.
 server_pid=$!
 base=
 for _ in $(seq 600); do
-  base=$(sed -n 's|^q3vl serve: model "qwen3-vl" ready on \(http://127\.0\.0\.1:[0-9]*\)/v1 ([0-9]* slots\{0,1\})$|\1|p' "$work/serve.out")
+  base=$(sed -n 's|^q3vl serve: model "qwen3-vl" ready on \(http://127\.0\.0\.1:[0-9]*\)/v1 ([0-9]* slots\{0,1\} of [0-9]* tokens)$|\1|p' "$work/serve.out")
   [[ -n $base ]] && break
   kill -0 "$server_pid" 2>/dev/null || { echo "FAIL: q3vl serve exited before it was ready"; cat "$work/serve.err"; exit 1; }
   sleep 0.1

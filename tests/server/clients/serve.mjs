@@ -30,7 +30,7 @@ export function requireDep(name) {
 // ---------------------------------------------------------------------------------------------
 // Servers
 
-const READY_LINE = /^q3vl serve: model "([^"]+)" ready on (http:\/\/127\.0\.0\.1:(\d+)\/v1) \((\d+) slots?\)$/;
+const READY_LINE = /^q3vl serve: model "([^"]+)" ready on (http:\/\/127\.0\.0\.1:(\d+)\/v1) \((\d+) slots? of (\d+) tokens\)$/;
 const live = new Set();  // servers not yet seen to exit: killed when this process exits, whatever happened
 
 process.on('exit', () => {
