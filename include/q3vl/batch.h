@@ -10,6 +10,9 @@
 // grows as the longest sequence does and stays under `kv_cache_bytes`, which sets how long each
 // sequence may be (tokens_per_sequence). Each Conversation holds a row while it exists.
 //
+// A conversation whose prompt starts with what another one's cache holds (the same system prompt,
+// image and question, say) copies those keys and values instead of computing them.
+//
 // Greedy replies are the same batched or alone: every sequence keeps its own positions, cache
 // length, sampling parameters and stop conditions.
 #include <cstdint>
@@ -36,6 +39,7 @@ struct BatchStats {
   std::int64_t largest_batch = 0;
   std::int64_t prefill_chunks = 0;   // prompt chunks run
   std::int64_t exclusive_jobs = 0;   // vision encoder passes and other work run alone
+  std::int64_t shared_prefix_tokens = 0;  // prompt tokens copied from another sequence's cache
   std::uint64_t kv_cache_bytes = 0;  // allocated now
 };
 

@@ -44,6 +44,7 @@ BatchEngineState::BatchEngineState(std::shared_ptr<const Model> shared_model, co
   const std::int64_t context = options.context_length > 0 ? options.context_length : model->max_length();
   tokens_per_sequence = tokens_within_budget(options, context, layout.bytes_per_token());
   pool_ = std::make_shared<KvPool>(layout, options.max_sequences, tokens_per_sequence);
+  prefixes_.resize(static_cast<std::size_t>(options.max_sequences));
   thread_ = std::thread([this] { run(); });
 }
 
@@ -56,7 +57,79 @@ BatchEngineState::~BatchEngineState() {
   thread_.join();
 }
 
-KvCache BatchEngineState::new_cache(std::int64_t context_length) { return KvCache(pool_, context_length); }
+KvCache BatchEngineState::new_cache(std::int64_t context_length) {
+  KvCache cache(pool_, context_length);
+  publish(cache, {});  // a row's last owner may have left its prefix behind
+  return cache;
+}
+
+void BatchEngineState::publish(const KvCache& cache, CachedPrefix prefix) {
+  std::lock_guard lock(prefixes_mutex_);
+  prefixes_.at(static_cast<std::size_t>(cache.row())) = std::move(prefix);
+}
+
+namespace {
+
+// How many leading tokens of `prompt` (items `items`) `cached` holds: equal ids, and every item
+// started within them wholly inside and of the same content.
+std::size_t usable_prefix(const CachedPrefix& cached, const std::vector<std::int64_t>& prompt,
+                          const std::vector<CachedPrefix::Item>& items) {
+  std::size_t n = 0;
+  while (n < cached.ids.size() && n < prompt.size() && cached.ids[n] == prompt[n]) ++n;
+  for (const CachedPrefix::Item& item : items) {
+    if (item.start >= n) break;
+    const bool same = std::any_of(cached.items.begin(), cached.items.end(), [&](const CachedPrefix::Item& other) {
+      return other.start == item.start && other.end == item.end && other.digest == item.digest;
+    });
+    if (!same || item.end > n) return item.start;
+  }
+  return n;
+}
+
+}  // namespace
+
+std::optional<CachedPrefix> BatchEngineState::adopt_longer_prefix(KvCache& cache, const std::vector<std::int64_t>& prompt,
+                                                                  const std::vector<CachedPrefix::Item>& items, std::size_t own) {
+  // Worth a trip to the engine thread only when it saves a few tokens of prefill.
+  const std::size_t worth = own + 8;
+  {
+    std::lock_guard lock(prefixes_mutex_);
+    const bool any = std::any_of(prefixes_.begin(), prefixes_.end(), [&](const CachedPrefix& p) { return p.ids.size() >= worth; });
+    if (!any) return std::nullopt;
+  }
+  std::optional<CachedPrefix> adopted;
+  // On the engine thread: no row's cache changes while the prefixes are read and copied.
+  exclusive([&] {
+    std::lock_guard lock(prefixes_mutex_);
+    std::size_t best = 0;
+    std::int64_t from = -1;
+    for (std::size_t row = 0; row < prefixes_.size(); ++row) {
+      if (static_cast<std::int64_t>(row) == cache.row()) continue;
+      // Leave the last prompt token to be fed: its logits start the reply.
+      const std::size_t n = std::min(usable_prefix(prefixes_[row], prompt, items), prompt.size() - 1);
+      if (n > best) {
+        best = n;
+        from = static_cast<std::int64_t>(row);
+      }
+    }
+    if (from < 0 || best < worth || std::cmp_greater(best, cache.context_length())) return;
+    pool_->reserve(static_cast<std::int64_t>(best));
+    pool_->copy_prefix(from, cache.row(), static_cast<std::int64_t>(best));
+    pool_->set_cached(cache.row(), static_cast<std::int64_t>(best));
+    const CachedPrefix& source = prefixes_[static_cast<std::size_t>(from)];
+    CachedPrefix copy;
+    copy.ids.assign(source.ids.begin(), source.ids.begin() + static_cast<std::ptrdiff_t>(best));
+    copy.max_positions.assign(source.max_positions.begin(), source.max_positions.begin() + static_cast<std::ptrdiff_t>(best));
+    for (const CachedPrefix::Item& item : source.items) {
+      if (item.end <= best) copy.items.push_back(item);
+    }
+    prefixes_[static_cast<std::size_t>(cache.row())] = copy;
+    adopted = std::move(copy);
+    std::lock_guard stats_lock(mutex_);
+    stats_.shared_prefix_tokens += static_cast<std::int64_t>(best);
+  });
+  return adopted;
+}
 
 DecoderOutput BatchEngineState::prefill(KvCache& cache, std::span<const float> embeddings, std::span<const std::int64_t> positions) {
   DecoderOutput out;

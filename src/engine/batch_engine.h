@@ -9,6 +9,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <thread>
 #include <vector>
@@ -16,10 +17,23 @@
 #include "engine/kv_cache.h"
 #include "engine/text_models.h"
 #include "q3vl/batch.h"
+#include "util/sha256.h"
 
 namespace q3vl {
 
 struct ModelData;
+
+// What a sequence's KV cache holds, as the other sequences may reuse it: the tokens, each token's
+// largest M-RoPE position, and the images/videos among them (their spans and content digests).
+struct CachedPrefix {
+  struct Item {
+    std::size_t start = 0, end = 0;
+    Sha256Digest digest{};
+  };
+  std::vector<std::int64_t> ids;
+  std::vector<std::int64_t> max_positions;
+  std::vector<Item> items;
+};
 
 struct BatchEngineState {
   BatchEngineState(std::shared_ptr<const Model> model, const BatchOptions& options);
@@ -36,6 +50,15 @@ struct BatchEngineState {
   std::vector<float> step(KvCache& cache, std::span<const float> embedding, const std::array<std::int64_t, 3>& position);
   // Work that must not share the cores with decoder passes (the vision encoder).
   void exclusive(const std::function<void()>& work);
+
+  // Records what `cache`'s row holds, for the others to reuse; called before its cache is
+  // overwritten where it shrank (truncation), and whenever convenient where it grew.
+  void publish(const KvCache& cache, CachedPrefix prefix);
+  // If another row holds a longer prefix of `prompt` (whose items are `items`) than `own` tokens,
+  // copies it into `cache`'s row and returns what that row now holds. A prefix never ends inside an
+  // item, and an item counts only with the same content digest.
+  std::optional<CachedPrefix> adopt_longer_prefix(KvCache& cache, const std::vector<std::int64_t>& prompt,
+                                                  const std::vector<CachedPrefix::Item>& items, std::size_t own);
 
   // While one exists, its sequence is generating: before each step the engine waits (briefly) for
   // that sequence's next token, so the step takes every generating sequence at once.
@@ -76,6 +99,8 @@ struct BatchEngineState {
   void submit(Work work, std::future<void>& done);
 
   std::shared_ptr<KvPool> pool_;
+  std::mutex prefixes_mutex_;
+  std::vector<CachedPrefix> prefixes_;  // per row
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::vector<Step> steps_;

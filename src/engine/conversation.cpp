@@ -41,10 +41,7 @@ struct VisualItem {
 };
 
 // A span of the KV cache that holds one item's tokens, and which content they came from.
-struct CachedItem {
-  std::size_t start = 0, end = 0;
-  Sha256Digest digest{};
-};
+using CachedItem = CachedPrefix::Item;
 
 namespace {
 
@@ -198,6 +195,8 @@ struct ConversationState {
   void check_vision_memory(const TurnTokens& turn) const;
   void trace_turn(const TurnTokens& turn, const std::vector<float>& logits, TurnTrace& trace) const;
   void truncate_cache(std::size_t keep);
+  void adopt_shared_prefix(const TurnTokens& turn);
+  void publish_cache() const;
   void reset();
   KvCache make_cache() const;
   DecoderOutput run_decoder(std::span<const float> embeddings, std::span<const std::int64_t> positions);
@@ -258,6 +257,7 @@ void ConversationState::reset() {
   cached_max_position_.clear();
   cached_items_.clear();
   cache_.reset();
+  publish_cache();
   if (!options_.system_prompt.empty()) messages_.push_back(text_message("system", options_.system_prompt));
 }
 
@@ -457,6 +457,7 @@ ConversationState::TurnTokens ConversationState::tokenize_chat() const {
 // frame pairs and timestamps included), and only where the cached item had the same content;
 // records the first item the vision encoder must see.
 void ConversationState::keep_cached_prefix(TurnTokens& turn) {
+  if (engine_ != nullptr) adopt_shared_prefix(turn);
   std::size_t keep = 0;
   while (keep < cached_ids_.size() && keep < turn.ids.size() && cached_ids_[keep] == turn.ids[keep]) ++keep;
   if (keep == turn.ids.size()) --keep;  // always feed at least one token to get logits
@@ -483,6 +484,33 @@ void ConversationState::truncate_cache(std::size_t keep) {
   cached_ids_.resize(std::min(cached_ids_.size(), keep));
   cached_max_position_.resize(cached_ids_.size());
   std::erase_if(cached_items_, [&](const CachedItem& item) { return item.end > keep; });
+  publish_cache();  // before anything overwrites what was cut
+}
+
+// With an engine, another conversation's cache may hold more of this prompt than ours does (the
+// same system prompt, image and question): then its keys and values are copied into our row.
+void ConversationState::adopt_shared_prefix(const TurnTokens& turn) {
+  std::size_t own = 0;
+  while (own < cached_ids_.size() && own < turn.ids.size() && cached_ids_[own] == turn.ids[own]) ++own;
+  std::vector<CachedItem> items;
+  for (std::size_t i = 0; i < turn.spans.size(); ++i) items.push_back({turn.spans[i].first, turn.spans[i].second, items_[i].digest});
+  std::optional<CachedPrefix> adopted = engine_->adopt_longer_prefix(cache_, turn.ids, items, own);
+  if (!adopted) return;
+  cached_ids_ = std::move(adopted->ids);
+  cached_max_position_ = std::move(adopted->max_positions);
+  cached_items_ = std::move(adopted->items);
+}
+
+void ConversationState::publish_cache() const {
+  if (engine_ == nullptr) return;
+  const auto held = std::min<std::size_t>(cached_ids_.size(), static_cast<std::size_t>(cache_.cached_tokens()));
+  CachedPrefix prefix;
+  prefix.ids.assign(cached_ids_.begin(), cached_ids_.begin() + static_cast<std::ptrdiff_t>(held));
+  prefix.max_positions.assign(cached_max_position_.begin(), cached_max_position_.begin() + static_cast<std::ptrdiff_t>(held));
+  for (const CachedItem& item : cached_items_) {
+    if (item.end <= held) prefix.items.push_back(item);
+  }
+  engine_->publish(cache_, std::move(prefix));
 }
 
 // 3a. Decodes the videos not loaded yet (this turn's), sampled frames only.
@@ -604,6 +632,7 @@ std::vector<float> ConversationState::prefill(TurnTokens& turn, const ReplyOptio
   for (std::size_t i = turn.first_item; i < items_.size(); ++i) {
     cached_items_.push_back({turn.spans[i].first, turn.spans[i].second, items_[i].digest});
   }
+  publish_cache();
   const std::int64_t vocab = data_.package.config().text.vocab_size;
   return {out.logits.end() - vocab, out.logits.end()};
 }
@@ -736,6 +765,7 @@ Reply ConversationState::run_turn(const ReplyOptions& options, const std::functi
   const std::vector<float> logits = prefill(turn, options, reply.timings);
   if (trace != nullptr) trace_turn(turn, logits, *trace);
   decode(turn, logits, options, on_text, start, reply);
+  publish_cache();
   messages_.push_back(text_message("assistant", reply.text));
   if (trace != nullptr) trace->output_ids = reply.tokens;
   return reply;

@@ -140,6 +140,39 @@ TEST_F(Batch, ConversationsRunningTogetherGiveHfTokens) {
   EXPECT_GE(stats.exclusive_jobs, 1);  // the image case's vision encoder
 }
 
+// A new conversation asking what another one was asked copies that one's cache (HF's tokens still);
+// the same chat with another image of the same size takes only what precedes the image.
+TEST_F(Batch, ANewConversationReusesAnotherOnesPrefix) {
+  const test::GoldenCase c = test::golden_case("full_image_system");
+  const std::vector<Message> messages = case_messages(c);
+  std::vector<Message> other_image = messages;
+  for (std::uint8_t& value : std::get<RgbImage>(other_image.back().content.front()).pixels) value = static_cast<std::uint8_t>(255 - value);
+  const std::vector<std::int64_t> hf = c.load("greedy_tokens").as_int64();
+  const std::vector<std::int64_t> ids = c.load("input_ids").as_int64();
+  const auto image_start = std::find(ids.begin(), ids.end(), model()->data().package.config().image_token_id) - ids.begin();
+
+  BatchOptions batch;
+  batch.max_sequences = 3;
+  batch.context_length = 1024;
+  const std::shared_ptr<BatchEngine> engine = BatchEngine::create(model(), batch);
+  ConversationOptions options;
+  options.engine = engine;
+  Conversation first(model(), options), second(model(), options), third(model(), options);
+  const Reply original = first.respond(messages, greedy(32));
+  EXPECT_EQ(original.tokens, hf);
+  EXPECT_EQ(original.cached_tokens, 0);
+
+  const Reply copied = second.respond(messages, greedy(32));
+  EXPECT_EQ(copied.tokens, hf);
+  EXPECT_EQ(copied.cached_tokens, copied.prompt_tokens - 1);  // all but the last prompt token
+  EXPECT_EQ(engine->stats().shared_prefix_tokens, copied.cached_tokens);
+
+  const Reply changed = third.respond(other_image, greedy(32));
+  EXPECT_LE(changed.cached_tokens, image_start) << "the other image's tokens came from another cache";
+  Conversation alone(model());
+  EXPECT_EQ(changed.tokens, alone.respond(other_image, greedy(32)).tokens);
+}
+
 TEST_F(Batch, LimitsAreErrorsThatSayWhich) {
   BatchOptions batch;
   batch.max_sequences = 2;
