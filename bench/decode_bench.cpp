@@ -79,15 +79,36 @@ Timings measure(const EmbeddingModel& embedding, const DecoderModel& decoder_mod
   return timings;
 }
 
-// B sequences of `prompt` tokens each (different tokens), then `decode` batched steps; seconds per step.
-double batched_step_seconds(const EmbeddingModel& embedding, const DecoderModel& decoder_model, const Options& options,
-                            std::int64_t batch) {
+struct BatchRun {
+  double step_seconds = 0;
+  std::int64_t agreeing = 0, compared = 0;  // greedy tokens equal to the same sequence run alone
+};
+
+// Greedy tokens of one sequence alone: its prompt, then `decode` steps.
+std::vector<std::int64_t> greedy_alone(const EmbeddingModel& embedding, const DecoderModel& decoder_model,
+                                       const std::vector<std::int64_t>& prompt, std::int64_t decode) {
+  const auto n = static_cast<std::int64_t>(prompt.size());
+  KvCache cache = decoder_model.new_cache(n + decode + 8);
+  DecoderOutput out = decoder_model.forward(cache, embedding.embed(prompt, nullptr), positions(0, n));
+  std::vector<std::int64_t> tokens = {argmax(out.logits)};
+  for (std::int64_t step = 0; step < decode; ++step) {
+    out = decoder_model.forward(cache, embedding.embed(std::vector<std::int64_t>{tokens.back()}, nullptr), positions(n + step, n + step + 1));
+    tokens.push_back(argmax(out.logits));
+  }
+  return tokens;
+}
+
+// B sequences of `prompt` tokens each (different tokens), then `decode` batched steps: seconds per
+// step, and how many greedy tokens equal each sequence's alone (until the first difference).
+BatchRun batched_decode(const EmbeddingModel& embedding, const DecoderModel& decoder_model, const Options& options,
+                        std::int64_t batch) {
   auto pool = std::make_shared<KvPool>(decoder_model.kv_layout(), batch, options.prompt + options.decode + 8);
   std::vector<KvCache> caches;
   std::vector<std::int64_t> tokens;
+  std::vector<std::vector<std::int64_t>> prompts, generated(static_cast<std::size_t>(batch));
   for (std::int64_t b = 0; b < batch; ++b) {
     caches.emplace_back(pool, options.prompt + options.decode + 8);
-    std::vector<std::int64_t> ids;
+    std::vector<std::int64_t>& ids = prompts.emplace_back();
     for (std::int64_t i = 0; i < options.prompt; ++i) ids.push_back((i * 7919 + 13 + b * 101) % 150000);
     const DecoderOutput out = decoder_model.forward(caches.back(), embedding.embed(ids, nullptr), positions(0, options.prompt));
     tokens.push_back(argmax(out.logits));
@@ -96,6 +117,8 @@ double batched_step_seconds(const EmbeddingModel& embedding, const DecoderModel&
   for (KvCache& cache : caches) batch_caches.push_back(&cache);
   double total = 0;
   for (std::int64_t step = 0; step <= options.decode; ++step) {
+    for (std::int64_t b = 0; b < batch; ++b) generated[static_cast<std::size_t>(b)].push_back(tokens[static_cast<std::size_t>(b)]);
+    if (step == options.decode) break;
     const std::int64_t at = options.prompt + step;
     const std::vector<float> embeds = embedding.embed(tokens, nullptr);
     std::vector<std::int64_t> batch_positions(static_cast<std::size_t>(3 * batch), at);
@@ -108,7 +131,18 @@ double batched_step_seconds(const EmbeddingModel& embedding, const DecoderModel&
           argmax(std::span<const float>(logits).subspan(static_cast<std::size_t>(b) * per, per));
     }
   }
-  return total / static_cast<double>(options.decode);
+  BatchRun run;
+  run.step_seconds = total / static_cast<double>(std::max<std::int64_t>(options.decode - 1, 1));
+  if (batch == 1) return run;  // alone is what batch 1 is
+  for (std::int64_t b = 0; b < batch; ++b) {
+    const std::vector<std::int64_t> alone = greedy_alone(embedding, decoder_model, prompts[static_cast<std::size_t>(b)], options.decode);
+    const std::vector<std::int64_t>& mine = generated[static_cast<std::size_t>(b)];
+    std::size_t same = 0;
+    while (same < mine.size() && mine[same] == alone[same]) ++same;
+    run.agreeing += static_cast<std::int64_t>(same);
+    run.compared += static_cast<std::int64_t>(mine.size());
+  }
+  return run;
 }
 
 void run(const char* package_dir, const Options& options) {
@@ -134,11 +168,16 @@ void run(const char* package_dir, const Options& options) {
   double single_step = 0;
   for (std::int64_t batch : options.batches) {
     if (batch < 1) continue;
-    const double step = batched_step_seconds(embedding, decoder_model, options, batch);
+    const BatchRun run = batched_decode(embedding, decoder_model, options, batch);
+    const double step = run.step_seconds;
     if (single_step == 0) single_step = batch == 1 ? step : 1.0 / decode_rate;
-    std::printf("batched decode, %lld sequences: step %.1f ms (%.2fx one sequence's), %.1f tok/s in all (%.2fx)\n",
+    std::printf("batched decode, %lld sequences: step %.1f ms (%.2fx one sequence's), %.1f tok/s in all (%.2fx)",
                 static_cast<long long>(batch), step * 1000, step / single_step, static_cast<double>(batch) / step,
                 static_cast<double>(batch) / step * single_step);
+    if (run.compared > 0) {
+      std::printf("; greedy tokens equal to each alone: %lld/%lld", static_cast<long long>(run.agreeing), static_cast<long long>(run.compared));
+    }
+    std::printf("\n");
   }
 }
 

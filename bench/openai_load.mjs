@@ -14,13 +14,15 @@
 //   node bench/openai_load.mjs --url http://127.0.0.1:8080/v1 [--scenario streams|busy|turns|all]
 //        [--streams 1,2,4,8] [--requests 3] [--max-tokens 64] [--image img.png] [--prompt TEXT]
 //        [--label NAME] [--json out.json] [--warmup 0|1] [--busy-streams 3] [--busy-max-tokens 400]
-//        [--bmp-size 448] [--settle-ms 500] [--timeout 600]
+//        [--bmp-size 448] [--settle-ms 500] [--timeout 600] [--distinct 0|1]
 //
 // streams: every request is timed from the moment it is sent. "tokens/s, all" is all tokens of a
 // level over the level's wall time (so it includes every TTFT); "decode tokens/s" is the tokens
 // generated after each request's first one over the time at least one request was between its first
 // and last content event (the union of those intervals), i.e. the decoding rate with prefill and
-// queueing left out. --image is optional; the same image is resent, so later requests may hit a cache.
+// queueing left out. --image is optional; the same image is resent, so later requests may hit a cache
+// (another stream's too, on a server that shares prompts across slots); --distinct 1 gives each
+// stream its own generated image instead.
 //
 // busy and turns send generated 24-bit BMPs (--bmp-size square), each one distinct from every image
 // sent before, also by earlier runs of this script (a random per-run salt), so every image is a cache
@@ -41,7 +43,8 @@ const FOLLOW_UP = 'And what colours are there?';
 function parseArgs(argv) {
   const args = { url: 'http://127.0.0.1:8080/v1', streams: '1', requests: 3, maxTokens: 64, image: '', label: '',
                  prompt: 'Describe this picture in detail.', json: '', model: 'default', timeout: 600,
-                 scenario: 'streams', warmup: 1, busyStreams: 3, busyMaxTokens: 400, bmpSize: 448, settleMs: 500 };
+                 scenario: 'streams', warmup: 1, busyStreams: 3, busyMaxTokens: 400, bmpSize: 448, settleMs: 500,
+                 distinct: 0 };
   for (let i = 2; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--/, '').replace(/-([a-z])/g, (_, c) => c.toUpperCase());
     if (!(key in args)) throw new Error(`unknown option ${argv[i]}`);
@@ -54,6 +57,7 @@ function parseArgs(argv) {
     throw new Error(`--scenario must be one of ${[...SCENARIOS, 'all'].join(', ')}, not ${args.scenario}`);
   }
   if (args.warmup !== 0 && args.warmup !== 1) throw new Error('--warmup must be 0 or 1');
+  if (args.distinct !== 0 && args.distinct !== 1) throw new Error('--distinct must be 0 or 1');
   args.scenarios = args.scenario === 'all' ? SCENARIOS : [args.scenario];
   return args;
 }
@@ -239,11 +243,15 @@ async function streamOnce(args, body, { signal, onFirst } = {}) {
 // ---- scenario: streams ----
 
 async function level(args, streams) {
-  const body = requestBody(args, messages(args), args.maxTokens);
+  const shared = requestBody(args, messages(args), args.maxTokens);
+  // --distinct 1: each stream its own new image (a generated BMP), so no stream's prompt can be
+  // taken from another's cache; a stream's later requests repeat its own.
+  const bodies = Array.from({ length: streams }, () =>
+    args.distinct ? requestBody(args, [userMessage(bmpDataUrl(args.bmpSize), args.prompt)], args.maxTokens) : shared);
   const results = [];
   let failures = 0;
   const started = performance.now();
-  await Promise.all(Array.from({ length: streams }, async () => {
+  await Promise.all(bodies.map(async (body) => {
     for (let i = 0; i < args.requests; ++i) {
       try {
         results.push(await streamOnce(args, body));

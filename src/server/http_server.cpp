@@ -5,10 +5,12 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <mutex>
 #include <random>
 
+#include "engine/model_data.h"
 #include "q3vl/error.h"
 #include "server/chat_request.h"
 #include "server/job.h"
@@ -121,7 +123,12 @@ std::int64_t HttpServer::context_per_slot() const {
 }
 
 void HttpServer::load_model() {
-  state_->model = Model::load(options_.package, options_.model);
+  // A server is ready when the first image costs no more than later ones: the vision encoder loads
+  // beside the text models, and before /health says so.
+  ModelOptions model_options = options_.model;
+  model_options.preload_vision = true;
+  state_->model = Model::load(options_.package, model_options);
+  if (std::filesystem::exists(state_->model->data().package.vision_model())) state_->model->data().vision();
   state_->scheduler = std::make_unique<Scheduler>(state_->model, options_.scheduler, state_->metrics);
   state_->ready = true;
 }
