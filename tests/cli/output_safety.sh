@@ -44,7 +44,8 @@ loads() {  # the package answers (exit 0)
 limited() { (trap '' XFSZ; ulimit -f 200; exec "$q3vl" "$@"); }
 
 # Kills a build as soon as its staging folder exists, as Ctrl-C would (SIGTERM: a background job
-# of a script ignores SIGINT).
+# of a script ignores SIGINT). Used with the "small" checkpoint, whose build writes for about a
+# second: the tiny one's was over before a loaded machine polled.
 interrupt_build() {  # interrupt_build OUT ARGS...
   local out=$1; shift
   "$q3vl" build "$@" --out "$out" --quiet 2>/dev/null &
@@ -100,9 +101,10 @@ mkdir "$dir/q.partial" "$dir/e.partial"
 echo "mine" >"$dir/q.partial/notes.txt"
 expect 1 "$dir/q.partial exists and is not an unfinished q3vl folder" - "$q3vl" build --model "$dir/ck" --out "$dir/q" --quiet
 expect 1 "$dir/e.partial exists and is not an unfinished q3vl folder" - "$q3vl" make-tiny --out "$dir/e" --quiet
-interrupt_build "$dir/k" --model "$dir/ck"
+"$q3vl" make-tiny --preset small --out "$dir/cks" --quiet || fail "make-tiny small"
+interrupt_build "$dir/k" --model "$dir/cks"
 [ -e "$dir/k" ] && fail "an interrupted build left $dir/k"
-expect 0 "" "$dir/k*" "$q3vl" build --model "$dir/ck" --out "$dir/k" --quiet  # k and the stale k.partial
+expect 0 "" "$dir/k*" "$q3vl" build --model "$dir/cks" --out "$dir/k" --quiet  # k and the stale k.partial
 [ -e "$dir/k.partial" ] && fail "the stale staging folder $dir/k.partial was not cleaned up"
 loads "$dir/k"
 
@@ -110,10 +112,11 @@ loads "$dir/k"
 expect 0 "" "$dir/pkg" "$q3vl" build --model "$dir/c2" --out "$dir/pkg" --only text --quiet
 loads "$dir/pkg"
 before=$(tree_state)
-interrupt_build "$dir/pkg" --model "$dir/ck" --only text
-rm -rf "$dir/pkg.partial"
+interrupt_build "$dir/k" --model "$dir/cks" --only text
+rm -rf "$dir/k.partial"
 [ "$before" = "$(tree_state)" ] || fail "an interrupted update changed the package"
-loads "$dir/pkg"
+loads "$dir/k"
+rm -rf "$dir/k" "$dir/cks"
 cp -r "$dir/pkg" "$dir/legacy" && rm "$dir/legacy/.q3vl-owned"
 expect 1 "$dir/legacy exists and was not written by q3vl" - "$q3vl" build --model "$dir/ck" --out "$dir/legacy" --only text --force --quiet
 cp -r "$dir/pkg" "$dir/halfway" && rm "$dir/halfway/q3vl_package.json"  # an update cut between its renames
