@@ -53,14 +53,16 @@ asan: setup
 	  ctest --test-dir build-asan --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 ASAN_OPTIONS_DEFAULT = detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_stack_use_after_return=0
 
-# The server's tests (in-process HTTP, real clients, a shorter load test) built with
-# ThreadSanitizer (gcc): races between the HTTP threads, the scheduler and the slots fail them.
-# ONNX Runtime itself is not instrumented.
+# The server's tests (in-process HTTP, real clients, a shorter load test) and the batch engine's
+# built with ThreadSanitizer (gcc): races between the HTTP threads, the scheduler, the slots and
+# the engine thread fail them. ONNX Runtime itself is not instrumented.
 tsan: setup
 	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQ3VL_TSAN=ON >/dev/null
-	cmake --build build-tsan -j $(JOBS) --target q3vl_cli q3vl_server_tests
+	cmake --build build-tsan -j $(JOBS) --target q3vl_cli q3vl_server_tests q3vl_runtime_tests
 	TSAN_OPTIONS=halt_on_error=1:report_mutex_bugs=0:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/sanitizers/tsan.supp \
 	  ctest --test-dir build-tsan --output-on-failure -L server $(CTEST_ARGS)
+	TSAN_OPTIONS=halt_on_error=1:report_mutex_bugs=0:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/sanitizers/tsan.supp \
+	  ctest --test-dir build-tsan --output-on-failure -R '^Batch\.' $(CTEST_ARGS)
 
 clean:
 	rm -rf $(BUILD_DIR) build-fuzz build-asan build-tsan

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <new>
 #include <optional>
 #include <string>
 #include <utility>
@@ -218,24 +219,26 @@ void BatchEngineState::run() {
 }
 
 void BatchEngineState::run_steps(std::vector<Step>& steps) {
-  const std::int64_t width = static_cast<std::int64_t>(steps.front().embedding.size());
   const auto n = static_cast<std::int64_t>(steps.size());
-  std::vector<KvCache*> caches;
-  std::vector<float> embeddings;
-  std::vector<std::int64_t> positions(static_cast<std::size_t>(3 * n));
-  embeddings.reserve(static_cast<std::size_t>(n * width));
-  for (std::int64_t i = 0; i < n; ++i) {
-    const Step& step = steps[static_cast<std::size_t>(i)];
-    caches.push_back(step.cache);
-    embeddings.insert(embeddings.end(), step.embedding.begin(), step.embedding.end());
-    for (std::int64_t axis = 0; axis < 3; ++axis) positions[static_cast<std::size_t>(axis * n + i)] = step.position[static_cast<std::size_t>(axis)];
-  }
-  try {
-    std::vector<float> logits = data.decoder.forward_batch(caches, embeddings, positions);
+  try {  // whatever fails (memory included) fails these steps, never the engine thread
+    std::vector<KvCache*> caches;
+    std::vector<float> embeddings;
+    std::vector<std::int64_t> positions(static_cast<std::size_t>(3 * n));
+    for (std::int64_t i = 0; i < n; ++i) {
+      const Step& step = steps[static_cast<std::size_t>(i)];
+      caches.push_back(step.cache);
+      embeddings.insert(embeddings.end(), step.embedding.begin(), step.embedding.end());
+      for (std::int64_t axis = 0; axis < 3; ++axis) positions[static_cast<std::size_t>(axis * n + i)] = step.position[static_cast<std::size_t>(axis)];
+    }
+    const std::vector<float> logits = data.decoder.forward_batch(caches, embeddings, positions);
     const std::size_t vocab = logits.size() / steps.size();
     for (std::size_t i = 0; i < steps.size(); ++i) {
-      steps[i].logits.set_value(std::vector<float>(logits.begin() + static_cast<std::ptrdiff_t>(i * vocab),
-                                                   logits.begin() + static_cast<std::ptrdiff_t>((i + 1) * vocab)));
+      try {
+        steps[i].logits.set_value(std::vector<float>(logits.begin() + static_cast<std::ptrdiff_t>(i * vocab),
+                                                     logits.begin() + static_cast<std::ptrdiff_t>((i + 1) * vocab)));
+      } catch (const std::bad_alloc&) {
+        steps[i].logits.set_exception(std::current_exception());
+      }
     }
   } catch (...) {
     for (Step& step : steps) step.logits.set_exception(std::current_exception());
