@@ -67,6 +67,18 @@ struct TokenChoice {
   std::vector<TokenLogprob> top;  // the `top_logprobs` most likely tokens, most likely first
 };
 
+// Structured output: the reply is one JSON document, any object or one that matches a JSON Schema
+// (types, properties/required, enum/const, arrays with min/max items, nested objects, anyOf,
+// string lengths; others refused by name). Each token is chosen among those that can continue a
+// valid document, so even an untrained model's reply parses and validates; when max_new_tokens
+// would cut it, the reply ends with the shortest text that completes it (finish_reason "length").
+// Properties come in the schema's order, compact (at most one space after ':' and ',').
+struct ResponseFormat {
+  enum class Kind { Text, JsonObject, JsonSchema };
+  Kind kind = Kind::Text;
+  std::string schema;  // JsonSchema: the schema, as JSON text
+};
+
 struct ReplyOptions {
   std::optional<SamplingOptions> sampling;  // unset: the package's generation_config
   std::int64_t max_new_tokens = 512;
@@ -84,6 +96,7 @@ struct ReplyOptions {
   std::function<void(std::int64_t prompt_tokens, std::int64_t cached_tokens)> on_prompt_ready;
   // Called for every generated token (with top_logprobs >= 0 only), before its text reaches on_text.
   std::function<void(const TokenChoice&)> on_token;
+  ResponseFormat response_format;
 };
 
 struct Timings {

@@ -68,6 +68,9 @@ void GenerationFlags::add_to(CLI::App& cmd) {
       ->capture_default_str()
       ->check(integer_range(1, kMostInt));
   cmd.add_option("--stop", stop, "Stop when this text appears (repeatable)");
+  CLI::Option* schema = cmd.add_option("--json-schema", json_schema,
+                                       "Reply with JSON matching this JSON Schema (a file, or the schema if it starts with '{')");
+  cmd.add_flag("--json", json_object, "Reply with a JSON object")->excludes(schema);
   cmd.add_option("--context", context, "Context length in tokens (default: the package's max_length)")
       ->check(integer_range(1, kMostInt));
   cmd.add_option("--max-image-tokens", max_image_tokens, "Pixel budget per image, in visual tokens (32x32 pixels each)")
@@ -137,6 +140,11 @@ ReplyOptions GenerationFlags::reply_options(const Model& loaded) const {
   o.sampling = sampling;
   o.max_new_tokens = max_new_tokens;
   o.stop_strings = stop;
+  if (json_object) o.response_format.kind = ResponseFormat::Kind::JsonObject;
+  if (!json_schema.empty()) {
+    o.response_format.kind = ResponseFormat::Kind::JsonSchema;
+    o.response_format.schema = json_schema.front() == '{' ? json_schema : read_text_file("--json-schema", json_schema);
+  }
   return o;
 }
 

@@ -35,6 +35,8 @@ struct GenerationFlags {
   std::optional<std::int64_t> min_video_tokens;
   int threads = 0;
   bool verbose = false;
+  std::string json_schema;  // --json-schema: a file, or the schema itself when it starts with '{'
+  bool json_object = false;  // --json: any JSON object
 
   void add_to(CLI::App& cmd);
   // Checks between options (CLI::ValidationError, exit 2) and reads --system-file; call first.

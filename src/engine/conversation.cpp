@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "engine/batch_engine.h"
+#include "engine/json_matcher.h"
 #include "engine/model_data.h"
 #include "engine/turn_trace.h"
 #include "math/rope_index.h"
@@ -190,7 +192,7 @@ struct ConversationState {
   void load_videos(const TurnTokens& turn, Timings& timings);
   void encode_visuals(TurnTokens& turn, Timings& timings) const;
   std::vector<float> prefill(TurnTokens& turn, const ReplyOptions& options, Timings& timings);
-  void decode(const TurnTokens& turn, std::vector<float> logits, const ReplyOptions& options,
+  void decode(const TurnTokens& turn, std::vector<float> logits, const ReplyOptions& options, const JsonSchema* schema,
               const std::function<void(std::string_view)>& on_text, Clock::time_point start, Reply& reply);
   void check_vision_memory(const TurnTokens& turn) const;
   void trace_turn(const TurnTokens& turn, const std::vector<float>& logits, TurnTrace& trace) const;
@@ -665,9 +667,101 @@ TokenChoice token_choice(std::span<const float> logits, std::int64_t token, int 
 
 }  // namespace
 
+namespace {
+
+// A reply held to a JSON document: each token among those that continue it (the model's choice
+// among them), and when the tokens left only just hold the shortest completion, that completion.
+class JsonConstraint {
+ public:
+  JsonConstraint(const JsonSchema& schema, const JsonTokenMask& mask, const Tokenizer& tokenizer, std::span<const std::int64_t> eos)
+      : matcher_(schema.root()), mask_(mask), tokenizer_(tokenizer), eos_(eos.begin(), eos.end()) {}
+
+  // `left`: tokens this reply may still have, this one included.
+  std::int64_t next(std::span<const float> logits, std::int64_t left, Sampler& sampler, std::span<const std::int64_t> history,
+                    std::size_t generated) {
+    if (forced_.empty()) {
+      std::vector<std::int64_t> tail = completion_tokens();
+      if (!tail.empty() && std::cmp_greater_equal(tail.size(), left)) forced_ = std::move(tail);
+    }
+    if (forced_.empty()) {
+      mask_.compute(matcher_, eos_, allowed_);
+      masked_.assign(logits.begin(), logits.end());
+      bool any = false;
+      for (std::size_t i = 0; i < masked_.size(); ++i) {
+        if (i < allowed_.size() && allowed_[i] != 0) {
+          any = true;
+        } else {
+          masked_[i] = -std::numeric_limits<float>::infinity();
+        }
+      }
+      if (any) {
+        const std::int64_t spare = left - static_cast<std::int64_t>(completion_tokens().size());
+        if (spare > kNearTheEnd) return sampler.next(masked_, history, generated);
+        // Near the end, a token counts only if the document can still be completed after it.
+        for (int attempt = 0; attempt < 64; ++attempt) {
+          const std::int64_t token = sampler.next(masked_, history, generated);
+          if (std::find(eos_.begin(), eos_.end(), token) != eos_.end()) return token;
+          JsonConstraint after = *this;
+          after.take(token);
+          if (std::cmp_less_equal(after.completion_tokens().size(), left - 1)) return token;
+          masked_[static_cast<std::size_t>(token)] = -std::numeric_limits<float>::infinity();
+        }
+      }
+      forced_ = completion_tokens();
+      if (forced_.empty()) return eos_.at(0);
+    }
+    const std::int64_t token = forced_.front();
+    forced_.erase(forced_.begin());
+    return token;
+  }
+
+  void take(std::int64_t token) {
+    if (!matcher_.feed(tokenizer_.bytes_of(token))) {
+      throw Error("internal: token " + std::to_string(token) + " does not continue the JSON document");
+    }
+  }
+
+  // Tokens of the shortest document the schema allows.
+  std::int64_t shortest_document_tokens() const { return static_cast<std::int64_t>(completion_tokens().size()); }
+
+ private:
+  // Within this many tokens of the budget, each choice is checked to leave room for a completion
+  // (one token can open a key or a nested value whose shortest completion is longer).
+  static constexpr std::int64_t kNearTheEnd = 24;
+
+  // The shortest completion as tokens: a character cut in the middle is finished byte by byte (its
+  // bytes are no text to encode), the rest is encoded as text.
+  std::vector<std::int64_t> completion_tokens() const {
+    const std::string completion = matcher_.shortest_completion();
+    std::size_t bytes = 0;
+    std::vector<std::int64_t> tokens;
+    while (bytes < completion.size() && (static_cast<unsigned char>(completion[bytes]) & 0xC0) == 0x80) {
+      const std::int64_t token = mask_.byte_token(static_cast<unsigned char>(completion[bytes++]));
+      if (token < 0) throw Error("internal: the vocabulary has no token for a lone UTF-8 byte");
+      tokens.push_back(token);
+    }
+    if (bytes < completion.size()) {
+      const std::vector<std::int64_t> text = tokenizer_.encode(completion.substr(bytes));
+      tokens.insert(tokens.end(), text.begin(), text.end());
+    }
+    return tokens;
+  }
+
+  JsonMatcher matcher_;
+  const JsonTokenMask& mask_;
+  const Tokenizer& tokenizer_;
+  std::vector<std::int64_t> eos_;
+  std::vector<std::int64_t> forced_;
+  std::vector<std::uint8_t> allowed_;
+  std::vector<float> masked_;
+};
+
+}  // namespace
+
 // 5. Decodes: samples, streams, stops on EOS, a stop string, the token limit or a full context.
 void ConversationState::decode(const TurnTokens& turn, std::vector<float> logits, const ReplyOptions& options,
-                               const std::function<void(std::string_view)>& on_text, Clock::time_point start, Reply& reply) {
+                               const JsonSchema* schema, const std::function<void(std::string_view)>& on_text,
+                               Clock::time_point start, Reply& reply) {
   Sampler sampler(options.sampling.value_or(data_.package.generation_defaults().sampling));
   std::vector<std::int64_t> history = turn.ids;
   TokenStreamDecoder stream(data_.tokenizer, /*skip_special_tokens=*/true);
@@ -679,6 +773,16 @@ void ConversationState::decode(const TurnTokens& turn, std::vector<float> logits
     reply.text += piece;
     if (on_text) on_text(piece);
   };
+  std::optional<JsonConstraint> json;
+  if (schema != nullptr) {
+    json.emplace(*schema, data_.json_token_mask(), data_.tokenizer, eos);
+    const std::int64_t shortest = json->shortest_document_tokens();
+    const std::int64_t room = std::min(options.max_new_tokens, cache_.context_length() - cache_.cached_tokens() + 1);
+    if (shortest > room) {
+      throw InvalidInput("the shortest JSON document the schema allows takes " + std::to_string(shortest) + " tokens, more than the " +
+                         std::to_string(room) + " this reply may have (raise max_tokens)");
+    }
+  }
   std::int64_t position = turn.next_position;
   // The engine's steps wait for this sequence's tokens while it generates.
   std::optional<BatchEngineState::Generating> generating;
@@ -687,12 +791,15 @@ void ConversationState::decode(const TurnTokens& turn, std::vector<float> logits
   reply.finish_reason = "length";
   for (std::int64_t step = 0; step < options.max_new_tokens; ++step) {
     if (options.cancelled && options.cancelled()) throw Cancelled("the reply was cancelled after " + std::to_string(step) + " tokens");
-    const std::int64_t token = sampler.next(logits, history, reply.tokens.size());
+    const std::int64_t left = std::min(options.max_new_tokens - step, cache_.context_length() - cache_.cached_tokens() + 1);
+    const std::int64_t token = json ? json->next(logits, left, sampler, history, reply.tokens.size())
+                                    : sampler.next(logits, history, reply.tokens.size());
     if (step == 0) reply.timings.time_to_first_token_ms = ms_since(start);
     if (std::find(eos.begin(), eos.end(), token) != eos.end()) {
       reply.finish_reason = "stop";
       break;
     }
+    if (json) json->take(token);
     reply.tokens.push_back(token);
     history.push_back(token);
     if (options.top_logprobs >= 0) {
@@ -743,12 +850,32 @@ void ConversationState::trace_turn(const TurnTokens& turn, const std::vector<flo
   }
 }
 
+namespace {
+
+std::optional<JsonSchema> response_schema(const ResponseFormat& format) {
+  switch (format.kind) {
+    case ResponseFormat::Kind::Text: return std::nullopt;
+    case ResponseFormat::Kind::JsonObject: return JsonSchema::any_object();
+    case ResponseFormat::Kind::JsonSchema: break;
+  }
+  nlohmann::ordered_json parsed;
+  try {
+    parsed = nlohmann::ordered_json::parse(format.schema);
+  } catch (const nlohmann::json::exception& e) {
+    throw InvalidInput(std::string("the JSON schema is not valid JSON: ") + e.what());
+  }
+  return JsonSchema::compile(parsed);
+}
+
+}  // namespace
+
 Reply ConversationState::run_turn(const ReplyOptions& options, const std::function<void(std::string_view)>& on_text,
                                   TurnTrace* trace) {
   const auto start = Clock::now();
   if (options.top_logprobs < -1 || options.top_logprobs > 20) {
     throw InvalidInput("top_logprobs must be between 0 and 20 (or -1: none), not " + std::to_string(options.top_logprobs));
   }
+  const std::optional<JsonSchema> schema = response_schema(options.response_format);  // refused before any work
   Reply reply;
   TurnTokens turn = tokenize_chat();
   keep_cached_prefix(turn);
@@ -764,7 +891,7 @@ Reply ConversationState::run_turn(const ReplyOptions& options, const std::functi
   encode_visuals(turn, reply.timings);
   const std::vector<float> logits = prefill(turn, options, reply.timings);
   if (trace != nullptr) trace_turn(turn, logits, *trace);
-  decode(turn, logits, options, on_text, start, reply);
+  decode(turn, logits, options, schema ? &*schema : nullptr, on_text, start, reply);
   publish_cache();
   messages_.push_back(text_message("assistant", reply.text));
   if (trace != nullptr) trace->output_ids = reply.tokens;

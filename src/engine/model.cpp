@@ -78,4 +78,9 @@ std::int64_t Model::min_image_tokens() const { return data_->preprocess.min_pixe
 std::int64_t Model::max_image_tokens() const { return data_->preprocess.max_pixels / pixels_per_image_token(); }
 std::int64_t Model::sessions_loaded() const { return data_->sessions_created.load(); }
 
+const JsonTokenMask& ModelData::json_token_mask() {
+  std::call_once(json_mask_once_, [this] { json_mask_ = std::make_unique<JsonTokenMask>(tokenizer); });
+  return *json_mask_;
+}
+
 }  // namespace q3vl

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 
+#include "engine/json_token_mask.h"
 #include "engine/text_models.h"
 #include "engine/vision_cache.h"
 #include "engine/vision_encoder.h"
@@ -26,6 +27,8 @@ struct ModelData {
   // Loaded on first use: a text-only user never pays the seconds a large vision model takes to
   // load. Throws InvalidInput if the package has none (built with --only). Thread-safe.
   const VisionEncoder& vision();
+  // The vocabulary's trie for JSON-constrained replies, built on first use. Thread-safe.
+  const JsonTokenMask& json_token_mask();
 
   std::atomic<std::int64_t> sessions_created{0};  // before the sessions: they count themselves here
   Package package;
@@ -51,6 +54,8 @@ struct ModelData {
  private:
   std::mutex vision_mutex_;
   std::unique_ptr<VisionEncoder> vision_;
+  std::once_flag json_mask_once_;
+  std::unique_ptr<JsonTokenMask> json_mask_;
 };
 
 }  // namespace q3vl
