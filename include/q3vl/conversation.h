@@ -72,7 +72,8 @@ struct TokenChoice {
 // string lengths; others refused by name). Each token is chosen among those that can continue a
 // valid document, so even an untrained model's reply parses and validates; when max_new_tokens
 // would cut it, the reply ends with the shortest text that completes it (finish_reason "length").
-// Properties come in the schema's order, compact (at most one space after ':' and ',').
+// Required properties come first in the order `required` lists them, then optional ones in the
+// schema's order; compact (at most one space after ':' and ',').
 struct ResponseFormat {
   enum class Kind { Text, JsonObject, JsonSchema };
   Kind kind = Kind::Text;

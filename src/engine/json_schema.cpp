@@ -92,6 +92,7 @@ const SchemaNode* JsonSchema::add(const json& schema, const std::string& where, 
   if (name == "object") {
     node.kind = SchemaNode::Kind::Object;
     std::set<std::string> required;
+    if (schema.contains("required") && !schema.at("required").is_array()) throw InvalidInput("JSON schema " + where + ": required must be a list");
     if (schema.contains("required")) {
       for (const json& key : schema.at("required")) {
         if (!key.is_string()) throw InvalidInput("JSON schema " + where + ": required must list property names");
@@ -110,6 +111,18 @@ const SchemaNode* JsonSchema::add(const json& schema, const std::string& where, 
       node.properties.push_back({key, add(value, where + "/properties/" + key, depth + 1), required.erase(key) > 0});
     }
     if (!required.empty()) throw InvalidInput("JSON schema " + where + ": required property '" + *required.begin() + "' is not among the properties");
+    // Required properties first, in the order `required` lists them (JSON arrays keep their order
+    // through any parser; objects may not), then the others in the schema's order.
+    std::vector<std::string> order;
+    if (schema.contains("required")) {
+      for (const json& key : schema.at("required")) order.push_back(key.get<std::string>());
+    }
+    std::stable_sort(node.properties.begin(), node.properties.end(), [&](const SchemaNode::Property& a, const SchemaNode::Property& b) {
+      const auto rank = [&](const std::string& property) {
+        return static_cast<std::size_t>(std::find(order.begin(), order.end(), property) - order.begin());
+      };
+      return rank(a.name) < rank(b.name);
+    });
     if (node.properties.size() > 64) throw InvalidInput("JSON schema " + where + ": more than 64 properties");
     return &node;
   }

@@ -3,8 +3,8 @@
 // properties/required, enum/const, arrays with min/max items, nested objects, anyOf, string
 // lengths). Keywords that would constrain the output in ways the decoder cannot enforce (pattern,
 // format, numeric ranges, $ref, ...) are refused with a message naming them and where they are.
-// Objects are generated with their declared properties in declared order (required ones always),
-// and no others.
+// Objects are generated with their declared properties only: the required ones first, in the order
+// of `required`, then the optional ones in declared order.
 #include <cstdint>
 #include <deque>
 #include <string>

@@ -1,5 +1,7 @@
 #include "server/chat_request.h"
 
+#include "engine/json_schema.h"
+
 #include <cmath>
 #include <limits>
 #include <utility>
@@ -274,6 +276,37 @@ std::vector<std::string> parse_stop(const Field& stop, const RequestLimits& limi
   return out;
 }
 
+// OpenAI's response_format: {"type": "text"}, {"type": "json_object"}, or {"type": "json_schema",
+// "json_schema": {"name": ..., "schema": {...}, "strict": ...}}. The schema is compiled here, so
+// what constrained decoding cannot enforce is a 400 naming it before the request waits for a slot.
+ResponseFormat parse_response_format(const Field& format, const RequestLimits& limits) {
+  format.require_object();
+  const std::string type = format.required("type").string();
+  ResponseFormat out;
+  if (type == "text") return out;
+  if (type == "json_object") {
+    out.kind = ResponseFormat::Kind::JsonObject;
+    return out;
+  }
+  if (type != "json_schema") format.required("type").fail("expected text, json_object or json_schema, got " + type);
+  const Field spec = format.required("json_schema");
+  spec.require_object();
+  const Field schema = spec.required("schema");
+  schema.require_object();
+  out.kind = ResponseFormat::Kind::JsonSchema;
+  out.schema = schema.value().dump();
+  if (out.schema.size() > limits.max_schema_bytes) {
+    schema.fail("the schema is " + std::to_string(out.schema.size()) + " bytes, more than this server takes (" +
+                std::to_string(limits.max_schema_bytes) + ")");
+  }
+  try {
+    JsonSchema::compile(nlohmann::ordered_json::parse(out.schema));
+  } catch (const InvalidInput& e) {
+    schema.fail(e.what());
+  }
+  return out;
+}
+
 void parse_parameters(const Field& body, const RequestLimits& limits, ChatRequest& request) {
   if (const auto model = body.member("model")) request.model = model->string();
 
@@ -323,6 +356,8 @@ void parse_parameters(const Field& body, const RequestLimits& limits, ChatReques
     if (!request.logprobs) top_logprobs->fail("top_logprobs needs logprobs: true");
     request.top_logprobs = value;
   }
+
+  if (const auto format = body.member("response_format")) request.response_format = parse_response_format(*format, limits);
 
   if (const auto n = body.member("n")) {
     if (n->integer() != 1) throw ApiError(400, "n must be 1: q3vl returns one choice", "n");

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "q3vl/conversation.h"
+
 #include "server/api_error.h"
 
 namespace q3vl::server {
@@ -32,6 +34,7 @@ struct RequestLimits {
   std::int64_t max_stop_string_bytes = 256;
   std::int64_t max_tokens_cap = 4096;       // a larger max_tokens is refused, not clamped
   std::int64_t max_top_logprobs = 20;
+  std::size_t max_schema_bytes = 64 * 1024;  // response_format's JSON schema, as compact JSON
 };
 
 struct ChatRequest {
@@ -46,6 +49,7 @@ struct ChatRequest {
   std::vector<std::string> stop;  // a string or a list of strings
   bool logprobs = false;
   std::optional<std::int64_t> top_logprobs;
+  ResponseFormat response_format;  // response_format: text, json_object or json_schema
   // Extensions (documented in the README): the per-image pixel budget, as Qwen's processor names it.
   std::optional<std::int64_t> min_pixels, max_pixels;
 };

@@ -47,6 +47,7 @@ ReplyOptions reply_options(const ChatRequest& request, const Model& model, const
   options.max_new_tokens = request.max_tokens.value_or(limits.default_max_tokens);
   options.stop_strings = request.stop;
   options.top_logprobs = request.logprobs ? static_cast<int>(request.top_logprobs.value_or(0)) : -1;
+  options.response_format = request.response_format;
 
   const std::int64_t per_token = model.pixels_per_image_token();
   const std::int64_t cap = limits.max_image_pixels > 0 ? std::max<std::int64_t>(1, limits.max_image_pixels / per_token) : model.max_image_tokens();
