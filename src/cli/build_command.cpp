@@ -29,6 +29,10 @@ struct BuildArgs {
   std::int64_t max_length = 8192;
   bool force = false;
   std::string tokenizer_dir;
+  std::string chat_template;
+  std::string generation_config;
+  std::string preprocessor_config;
+  std::string video_preprocessor_config;
   bool quiet = false;
 };
 
@@ -62,6 +66,10 @@ void run_build(const BuildArgs& args) {
   options.max_length = args.max_length;
   options.overwrite = args.force;
   options.tokenizer_dir = args.tokenizer_dir;
+  options.chat_template = args.chat_template;
+  options.generation_config = args.generation_config;
+  options.preprocessor_config = args.preprocessor_config;
+  options.video_preprocessor_config = args.video_preprocessor_config;
   options.show_progress = !args.quiet;
   const auto start = std::chrono::steady_clock::now();
   build_package(args.model, args.out, options);
@@ -110,6 +118,17 @@ void add_build_command(CLI::App& app) {
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 31));
   cmd->add_flag("--force", args->force, "Replace an existing package folder");
   cmd->add_option("--tokenizer-dir", args->tokenizer_dir, "Tokenizer files, when the checkpoint has none");
+  // What a checkpoint lacks is given explicitly: build never substitutes another model's file.
+  // Each replaces the checkpoint's file of that kind and is stored in the package the same way.
+  cmd->add_option("--chat-template", args->chat_template,
+                  "Chat template: a .jinja file, or a .json file with a \"chat_template\" string "
+                  "(default: the checkpoint's chat_template.jinja, chat_template.json or tokenizer_config.json)");
+  cmd->add_option("--generation-config", args->generation_config,
+                  "generation_config.json to use (default: the checkpoint's)");
+  cmd->add_option("--preprocessor-config", args->preprocessor_config,
+                  "preprocessor_config.json to use (default: the checkpoint's)");
+  cmd->add_option("--video-preprocessor-config", args->video_preprocessor_config,
+                  "video_preprocessor_config.json to use (default: the checkpoint's)");
   cmd->add_flag("--quiet", args->quiet, "No progress bar");
   cmd->callback([args] { run_build(*args); });
 }

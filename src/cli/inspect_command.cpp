@@ -41,8 +41,8 @@ void run_inspect(const std::string& model_dir) {
               ckpt.tensor_names().size() - ckpt.unexpected_tensors().size());
   for (const std::string& name : ckpt.unexpected_tensors()) std::printf("  extra tensor (ignored): %s\n", name.c_str());
   // The files build reads besides the weights; errors end the command like any checkpoint error.
-  const std::vector<std::string> notes = check_checkpoint_files(ckpt, {}, false);
-  std::printf("other files     tokenizer, chat template, generation and preprocessor configs checked\n");
+  const std::vector<std::string> notes = check_checkpoint_files(ckpt, PackageOptions{}, false);
+  std::printf("other files     tokenizer, chat template, generation, preprocessor and video preprocessor configs checked\n");
   for (const std::string& note : notes) std::printf("  note: %s\n", note.c_str());
 }
 

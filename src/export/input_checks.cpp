@@ -10,7 +10,7 @@
 #include "q3vl/error.h"
 #include "package/package.h"
 #include "text/tokenizer.h"
-#include "util/assets.h"
+#include "util/files.h"
 #include "util/json_fields.h"
 
 namespace q3vl {
@@ -33,26 +33,50 @@ std::string join(const std::vector<std::int64_t>& values) {
   return out;
 }
 
-// The checkpoint's file, else q3vl's default (what the package writer uses).
-json config_file_or_default(const fs::path& path, std::string& source) {
-  if (fs::exists(path)) {
-    source = path.string();
-    return read_json_bounded(path);
-  }
-  source = path.filename().string() + " (q3vl's default: the checkpoint has none)";
-  return json::parse(assets::get(path.filename().string()));
+struct InputFile {
+  const char* name;  // what the checkpoint would hold
+  const char* flag;  // what gives it instead
+  fs::path PackageOptions::*option;
+};
+
+const InputFile& input_file(BuildInput input) {
+  static const InputFile files[] = {
+      {"chat template", "--chat-template", &PackageOptions::chat_template},
+      {"generation_config.json", "--generation-config", &PackageOptions::generation_config},
+      {"preprocessor_config.json", "--preprocessor-config", &PackageOptions::preprocessor_config},
+      {"video_preprocessor_config.json", "--video-preprocessor-config", &PackageOptions::video_preprocessor_config},
+  };
+  return files[static_cast<int>(input)];
 }
 
-GenerationConfig check_generation_config(const Checkpoint& ckpt) {
-  std::string source;
-  const json file = config_file_or_default(ckpt.dir() / "generation_config.json", source);
-  return parse_generation_config(JsonField(file, source), ckpt.config());
+std::string missing_message(const fs::path& dir, BuildInput input) {
+  const InputFile& file = input_file(input);
+  const std::string what = input == BuildInput::ChatTemplate
+                               ? "no chat template (chat_template.jinja, chat_template.json or a \"chat_template\" in "
+                                 "tokenizer_config.json)"
+                               : std::string("no ") + file.name;
+  return dir.string() + ": " + what + "; pass one with " + file.flag + " FILE (build uses no other model's)";
 }
 
-void check_preprocessor_config(const Checkpoint& ckpt) {
-  std::string source;
-  const json file = config_file_or_default(ckpt.dir() / "preprocessor_config.json", source);
-  const JsonField root(file, source);
+// The file build reads for `input`; when there is none, InvalidInput for build (`require_all`),
+// a note for inspect.
+std::optional<fs::path> input_or_note(const fs::path& dir, const PackageOptions& options, BuildInput input,
+                                      bool require_all, std::vector<std::string>& notes) {
+  if (auto file = find_build_input(dir, options, input)) return file;
+  if (require_all) throw InvalidInput(missing_message(dir, input));
+  notes.push_back(missing_message(dir, input));
+  return std::nullopt;
+}
+
+GenerationConfig check_generation_config(const Checkpoint& ckpt, const std::optional<fs::path>& path) {
+  if (!path) return parse_generation_config(json::object(), ckpt.config());  // inspect without one: the config's ids
+  const json file = read_json_bounded(*path);
+  return parse_generation_config(JsonField(file, path->string()), ckpt.config());
+}
+
+void check_preprocessor_config(const Checkpoint& ckpt, const fs::path& path) {
+  const json file = read_json_bounded(path);
+  const JsonField root(file, path.string());
   read_preprocess_options(root);
   // HF's processor cuts patches with these, the model embeds them with config.json's: they must agree.
   const VisionConfig& v = ckpt.config().vision;
@@ -67,20 +91,14 @@ void check_preprocessor_config(const Checkpoint& ckpt) {
   }
 }
 
-void check_chat_template(const fs::path& dir) {
-  for (const char* name : {"chat_template.jinja", "chat_template.json"}) {
-    const fs::path path = dir / name;
-    if (!fs::exists(path)) continue;
-    require_regular_file(path);
-    if (fs::file_size(path) > kMaxTemplateBytes) {
-      throw InvalidInput(path.string() + ": " + std::to_string(fs::file_size(path)) + " bytes is too large for a chat template");
-    }
-  }
-  if (fs::exists(dir / "chat_template.json")) read_json_bounded(dir / "chat_template.json");  // depth and syntax
-  const std::string chat_template = checkpoint_chat_template(dir);
-  if (chat_template.find("<|image_pad|>") == std::string::npos) {
-    const std::string file = fs::exists(dir / "chat_template.jinja") ? "chat_template.jinja" : "chat_template.json";
-    throw InvalidInput((dir / file).string() + ": the chat template never writes <|image_pad|>, so images could not "
+void check_video_preprocessor_config(const fs::path& path) {
+  const json file = read_json_bounded(path);
+  read_video_preprocess_options(JsonField(file, path.string()));
+}
+
+void check_chat_template(const fs::path& path) {
+  if (read_chat_template(path).find("<|image_pad|>") == std::string::npos) {
+    throw InvalidInput(path.string() + ": the chat template never writes <|image_pad|>, so images could not "
                        "reach the model (not a Qwen3-VL template)");
   }
 }
@@ -145,21 +163,77 @@ void check_tokenizer(const fs::path& dir, const ModelConfig& config, const Gener
 
 }  // namespace
 
-std::vector<std::string> check_checkpoint_files(const Checkpoint& ckpt, const fs::path& tokenizer_dir, bool require_tokenizer) {
+std::optional<fs::path> find_build_input(const fs::path& dir, const PackageOptions& options, BuildInput input) {
+  const InputFile& file = input_file(input);
+  if (const fs::path& given = options.*file.option; !given.empty()) {
+    std::error_code error;
+    if (!fs::exists(given, error)) throw InvalidInput(given.string() + " (" + file.flag + "): no such file");
+    return given;
+  }
+  if (input != BuildInput::ChatTemplate) {
+    if (fs::exists(dir / file.name)) return dir / file.name;
+    return std::nullopt;
+  }
+  // HF's order: the processor's chat_template.jinja, then its chat_template.json, then the tokenizer's.
+  for (const char* name : {"chat_template.jinja", "chat_template.json"}) {
+    if (fs::exists(dir / name)) return dir / name;
+  }
+  const fs::path tokenizer_config = dir / "tokenizer_config.json";
+  if (fs::exists(tokenizer_config)) {
+    const json config = read_json_bounded(tokenizer_config);
+    if (config.is_object() && config.contains("chat_template")) return tokenizer_config;
+  }
+  return std::nullopt;
+}
+
+fs::path require_build_input(const fs::path& dir, const PackageOptions& options, BuildInput input) {
+  if (auto file = find_build_input(dir, options, input)) return *file;
+  throw InvalidInput(missing_message(dir, input));
+}
+
+std::string read_chat_template(const fs::path& path) {
+  require_regular_file(path);
+  std::string text;
+  if (path.extension() == ".json") {
+    const json file = read_json_bounded(path);
+    if (!file.is_object() || !file.contains("chat_template") || !file["chat_template"].is_string()) {
+      throw InvalidInput(path.string() + ": no \"chat_template\" string");
+    }
+    text = file["chat_template"].get<std::string>();
+  } else {
+    if (fs::file_size(path) > kMaxTemplateBytes) {
+      throw InvalidInput(path.string() + ": " + std::to_string(fs::file_size(path)) + " bytes is too large for a chat template");
+    }
+    text = read_text_file(path);
+  }
+  if (text.size() > kMaxTemplateBytes) {
+    throw InvalidInput(path.string() + ": a " + std::to_string(text.size()) + "-byte chat template is too large");
+  }
+  return text;
+}
+
+std::vector<std::string> check_checkpoint_files(const Checkpoint& ckpt, const PackageOptions& options, bool require_all) {
   std::vector<std::string> notes;
   const TextConfig& t = ckpt.config().text;
   for (const std::string& note : mrope::layout_notes(t.mrope_section, t.head_dim)) {
     notes.push_back((ckpt.dir() / "config.json").string() + ": mrope_section [" + join(t.mrope_section) + "]: " + note);
   }
-  const GenerationConfig generation = check_generation_config(ckpt);
-  check_preprocessor_config(ckpt);
-  check_chat_template(ckpt.dir());
-  // As the package writer: the checkpoint's tokenizer, else --tokenizer-dir's.
   const fs::path& src = ckpt.dir();
+  const GenerationConfig generation =
+      check_generation_config(ckpt, input_or_note(src, options, BuildInput::GenerationConfig, require_all, notes));
+  if (const auto path = input_or_note(src, options, BuildInput::PreprocessorConfig, require_all, notes)) {
+    check_preprocessor_config(ckpt, *path);
+  }
+  if (const auto path = input_or_note(src, options, BuildInput::VideoPreprocessorConfig, require_all, notes)) {
+    check_video_preprocessor_config(*path);
+  }
+  if (const auto path = input_or_note(src, options, BuildInput::ChatTemplate, require_all, notes)) check_chat_template(*path);
+  // As the package writer: the checkpoint's tokenizer, else --tokenizer-dir's.
+  const fs::path& tokenizer_dir = options.tokenizer_dir;
   const fs::path dir = fs::exists(src / "tokenizer.json") || tokenizer_dir.empty() ? src : tokenizer_dir;
   if (!fs::exists(dir / "tokenizer.json")) {
     const std::string missing = src.string() + ": no tokenizer.json (the package needs the tokenizer; pass --tokenizer-dir)";
-    if (require_tokenizer) throw InvalidInput(missing);
+    if (require_all) throw InvalidInput(missing);
     notes.push_back(missing);
     return notes;
   }
@@ -168,7 +242,7 @@ std::vector<std::string> check_checkpoint_files(const Checkpoint& ckpt, const fs
 }
 
 void check_build_inputs(const Checkpoint& ckpt, const fs::path& out, const PackageOptions& options) {
-  check_checkpoint_files(ckpt, options.tokenizer_dir, true);
+  check_checkpoint_files(ckpt, options, true);
   if (options.parts.size() == 3 || !fs::exists(out / package::kManifest)) return;
   const PackageManifest manifest = read_package_manifest(out);
   const json differences = json::diff(to_config_json(manifest.config), to_config_json(ckpt.config()));

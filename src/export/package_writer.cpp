@@ -12,7 +12,6 @@
 #include "model/tokenizer_files.h"
 #include "model/tensor_names.h"
 #include "q3vl/error.h"
-#include "util/assets.h"
 #include "util/files.h"
 #include "util/json_fields.h"
 #include "util/output_dir.h"
@@ -22,11 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-// The checkpoint's file if present, else the reference Qwen3-VL-4B-Instruct one.
-json checkpoint_or_default(const fs::path& checkpoint_dir, const char* name) {
-  return fs::exists(checkpoint_dir / name) ? read_json_file(checkpoint_dir / name) : json::parse(assets::get(name));
-}
 
 json genai_config(const ModelConfig& c, const GenerationConfig& generation, const PackageOptions& o) {
   const TextConfig& t = c.text;
@@ -158,13 +152,17 @@ std::uint64_t bytes_to_export(const Checkpoint& ckpt, const std::set<PackagePart
 
 void write_configs(const Checkpoint& ckpt, const PackageOptions& o, const fs::path& dir, json manifest) {
   const fs::path& src = ckpt.dir();
-  const json generation = checkpoint_or_default(src, "generation_config.json");
-  const json preprocessor = checkpoint_or_default(src, "preprocessor_config.json");
-  const json video_preprocessor = checkpoint_or_default(src, "video_preprocessor_config.json");
-  read_video_preprocess_options(JsonField(video_preprocessor, (src / "video_preprocessor_config.json").string()));
-  // The checkpoint's tokenizer, else --tokenizer-dir's; always the checkpoint's chat template.
+  // Each the file its flag names, else the checkpoint's (check_build_inputs refused a checkpoint
+  // without one: no other model's file is ever substituted).
+  const fs::path video_path = require_build_input(src, o, BuildInput::VideoPreprocessorConfig);
+  const json generation = read_json_bounded(require_build_input(src, o, BuildInput::GenerationConfig));
+  const json preprocessor = read_json_bounded(require_build_input(src, o, BuildInput::PreprocessorConfig));
+  const json video_preprocessor = read_json_bounded(video_path);
+  read_video_preprocess_options(JsonField(video_preprocessor, video_path.string()));
+  // The checkpoint's tokenizer, else --tokenizer-dir's; the chat template is --chat-template's,
+  // else the checkpoint's (never --tokenizer-dir's).
   const fs::path tokenizer_source = fs::exists(src / "tokenizer.json") || o.tokenizer_dir.empty() ? src : o.tokenizer_dir;
-  write_tokenizer_files(tokenizer_source, checkpoint_chat_template(src), dir);
+  write_tokenizer_files(tokenizer_source, read_chat_template(require_build_input(src, o, BuildInput::ChatTemplate)), dir);
   write_json_file(dir / package::kGenaiConfig,
                   genai_config(ckpt.config(), parse_generation_config(generation, ckpt.config()), o));
   write_json_file(dir / package::kProcessorConfig,
@@ -180,7 +178,12 @@ void build_package(const fs::path& checkpoint_dir, const fs::path& out, const Pa
                           .option = "--out",
                           .replace = o.overwrite,
                           .inputs = {{checkpoint_dir, "the checkpoint (--model)"},
-                                     {o.tokenizer_dir, "the tokenizer folder (--tokenizer-dir)"}}});
+                                     {o.tokenizer_dir, "the tokenizer folder (--tokenizer-dir)"},
+                                     {o.chat_template, "the chat template (--chat-template)"},
+                                     {o.generation_config, "the generation config (--generation-config)"},
+                                     {o.preprocessor_config, "the preprocessor config (--preprocessor-config)"},
+                                     {o.video_preprocessor_config,
+                                      "the video preprocessor config (--video-preprocessor-config)"}}});
   const fs::path& dest = out_dir.path();
   // Some parts into an existing package: an update of that package. Otherwise a new package.
   const bool update = o.parts.size() < 3 && fs::exists(dest / package::kManifest);

@@ -22,6 +22,13 @@ struct PackageOptions {
   TextExportOptions text;
   // Where tokenizer.json / tokenizer_config.json come from when the checkpoint has none.
   std::filesystem::path tokenizer_dir;
+  // Files named on the command line (--chat-template, --generation-config, --preprocessor-config,
+  // --video-preprocessor-config). One given replaces the checkpoint's file of that kind; one not
+  // given is the checkpoint's, and build refuses a checkpoint that has none (never a default).
+  std::filesystem::path chat_template;  // a .json file's "chat_template" string, else the template text
+  std::filesystem::path generation_config;
+  std::filesystem::path preprocessor_config;
+  std::filesystem::path video_preprocessor_config;
   std::int64_t max_length = 8192;  // genai search.max_length: KV buffers are allocated at this length
   bool overwrite = false;  // --force: an existing q3vl package at OUT may be replaced
   bool show_progress = true;

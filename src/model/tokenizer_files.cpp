@@ -14,16 +14,6 @@ std::string reference_chat_template() {
   return nlohmann::json::parse(assets::get("chat_template.json")).at("chat_template").get<std::string>();
 }
 
-std::string checkpoint_chat_template(const fs::path& checkpoint_dir) {
-  if (fs::exists(checkpoint_dir / "chat_template.jinja")) return read_text_file(checkpoint_dir / "chat_template.jinja");
-  if (!fs::exists(checkpoint_dir / "chat_template.json")) return reference_chat_template();
-  const nlohmann::json file = read_json_file(checkpoint_dir / "chat_template.json");
-  if (!file.contains("chat_template") || !file["chat_template"].is_string()) {
-    throw InvalidInput((checkpoint_dir / "chat_template.json").string() + ": no \"chat_template\" string");
-  }
-  return file["chat_template"].get<std::string>();
-}
-
 void write_tokenizer_files(const fs::path& source_dir, const std::string& chat_template, const fs::path& out,
                            const nlohmann::json& extra) {
   for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {

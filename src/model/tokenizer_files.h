@@ -9,12 +9,9 @@
 
 namespace q3vl {
 
-// The Qwen3-VL-4B-Instruct chat template (embedded).
+// The Qwen3-VL-4B-Instruct chat template (embedded), for make-tiny's checkpoints only: `build`
+// takes the checkpoint's template or --chat-template's (export/input_checks.h), never this one.
 std::string reference_chat_template();
-
-// A checkpoint folder's chat template: chat_template.jinja, else chat_template.json, else the
-// reference Qwen3-VL-4B-Instruct template.
-std::string checkpoint_chat_template(const std::filesystem::path& checkpoint_dir);
 
 // Copies `source_dir`'s tokenizer.json into `out` and writes its tokenizer_config.json with
 // `chat_template` (and any `extra` keys). Throws InvalidInput naming the folder if either file is

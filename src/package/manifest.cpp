@@ -71,6 +71,10 @@ PackageManifest read_package_manifest(const fs::path& dir) {
     read_video_preprocess_options(*video);
     m.video_preprocessor = video->value();
   } else {
+    // Backwards compatibility only: a package built before the manifest recorded
+    // video_preprocessor_config has none, and was always read with this (Qwen3-VL-4B-Instruct's)
+    // file; it still is. `build` no longer substitutes it: a checkpoint without one needs
+    // --video-preprocessor-config, so every new package records its own.
     m.video_preprocessor = json::parse(assets::get("video_preprocessor_config.json"));
   }
   const JsonField width = root.at("visual_channel_width");

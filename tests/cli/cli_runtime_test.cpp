@@ -21,7 +21,8 @@ class Cli : public ::testing::Test {
     dir_ = new test::TempDir();
     int status = 0;
     test::run_command(std::string(Q3VL_CLI) + " build --model " + test::shell_quote((test::golden_dir() / "models" / "full").string()) +
-                " --out " + test::shell_quote(package().string()) + " --tokenizer-dir " + test::shell_quote(Q3VL_TOKENIZER_DIR) + " 2>&1",
+                " --out " + test::shell_quote(package().string()) + " --tokenizer-dir " + test::shell_quote(Q3VL_TOKENIZER_DIR) + " --video-preprocessor-config " +
+                test::shell_quote(test::reference_video_preprocessor_config().string()) + " 2>&1",
             status);
     ASSERT_EQ(status, 0);
   }

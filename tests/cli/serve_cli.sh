@@ -14,7 +14,8 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-"$q3vl" build --model "$src/tests/fixtures/golden/models/full" --out "$dir/pkg" --tokenizer-dir "$src/.deps/tokenizer-qwen3" --quiet ||
+"$q3vl" build --model "$src/tests/fixtures/golden/models/full" --out "$dir/pkg" --tokenizer-dir "$src/.deps/tokenizer-qwen3" \
+  --video-preprocessor-config "$src/assets/qwen3-vl/video_preprocessor_config.json" --quiet ||
   fail "building the test package"
 
 # start NAME ARGS...: starts a server, waits (30 s at most) for its ready line; sets $port.

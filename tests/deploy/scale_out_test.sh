@@ -56,7 +56,8 @@ fail() { echo "FAIL: $*"; for f in "$dir"/r1.log "$dir"/r2.log "$dir"/nginx/logs
 since() { awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f s", b - a }'; }
 
 "$bin" build --model "$src/tests/fixtures/golden/models/full" --out "$dir/pkg" \
-  --tokenizer-dir "$src/.deps/tokenizer-qwen3" --quiet
+  --tokenizer-dir "$src/.deps/tokenizer-qwen3" \
+  --video-preprocessor-config "$src/assets/qwen3-vl/video_preprocessor_config.json" --quiet
 
 # Free loopback ports below the ephemeral range (as 8081, 8082 are): a port from that range can be
 # taken by one of the test's own outgoing connections once its replica is gone, and replica 1 is

@@ -126,6 +126,7 @@ TEST_F(Runtime, MultiTurnChatMatchesHfAndReusesTheCache) {
 TEST_F(Runtime, Fp16PackageGivesHfTokens) {
   PackageOptions options;
   options.tokenizer_dir = Q3VL_TOKENIZER_DIR;
+  options.video_preprocessor_config = test::reference_video_preprocessor_config();
   options.show_progress = false;
   options.vision.fp16 = true;
   options.text.fp16 = true;

@@ -111,6 +111,7 @@ class GenaiInterop : public ::testing::Test {
     const test::GoldenCase c = test::golden_case("full_image_system");
     PackageOptions options;
     options.tokenizer_dir = Q3VL_TOKENIZER_DIR;
+    options.video_preprocessor_config = test::reference_video_preprocessor_config();
     options.show_progress = false;
     build_package(c.model_dir(), package(), options);
   }

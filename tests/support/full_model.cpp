@@ -11,6 +11,7 @@ void FullModelTest::SetUpTestSuite() {
   dir_ = new TempDir();
   PackageOptions options;
   options.tokenizer_dir = Q3VL_TOKENIZER_DIR;
+  options.video_preprocessor_config = reference_video_preprocessor_config();
   build_package(golden_dir() / "models" / "full", package(), options);
   model_ = new std::shared_ptr<const Model>(Model::load(package()));
 }

@@ -14,6 +14,10 @@ const nlohmann::json& golden_manifest() {
   return kManifest;
 }
 
+std::filesystem::path reference_video_preprocessor_config() {
+  return std::filesystem::path(Q3VL_SOURCE_DIR) / "assets" / "qwen3-vl" / "video_preprocessor_config.json";
+}
+
 std::filesystem::path GoldenCase::model_dir() const {
   return golden_dir() / golden_manifest()["models"][model()]["dir"].get<std::string>();
 }

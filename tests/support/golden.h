@@ -32,6 +32,12 @@ struct GoldenCase {
 GoldenCase golden_case(const std::string& name);
 
 std::vector<GoldenCase> golden_cases();
+
+// The golden `full` model has no video_preprocessor_config.json (the generator writes none): its
+// packages are built with Qwen3-VL-4B-Instruct's (assets/qwen3-vl), the file the video fixtures
+// were generated with (tests/fixtures/video/README.md), passed explicitly as
+// `build --video-preprocessor-config` would (build substitutes no file of its own).
+std::filesystem::path reference_video_preprocessor_config();
 // Cases whose manifest entry lists images (read from the manifest, not from the arrays present):
 // what a loop over the cases with pixel_values must have checked.
 std::size_t golden_cases_with_images();

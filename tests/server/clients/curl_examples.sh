@@ -71,7 +71,8 @@ cleanup() {
 trap cleanup EXIT
 
 "$q3vl" build --model "$src/tests/fixtures/golden/models/full" --out "$work/qwen3-vl" \
-  --tokenizer-dir "$src/.deps/tokenizer-qwen3" --quiet
+  --tokenizer-dir "$src/.deps/tokenizer-qwen3" \
+  --video-preprocessor-config "$src/assets/qwen3-vl/video_preprocessor_config.json" --quiet
 cp "$src/tests/fixtures/golden/cases/full_image_system/image0.png" "$work/photo.png"
 
 "$q3vl" serve --model "$work/qwen3-vl" --port 0 --threads 1 >"$work/serve.out" 2>"$work/serve.err" &

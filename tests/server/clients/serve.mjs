@@ -148,7 +148,10 @@ export function buildGoldenPackage({ name = 'golden-full' } = {}) {
   const pkg = path.join(dir, name);
   try {
     execFileSync(q3vlBinary, ['build', '--model', path.join(goldenDir, 'models', 'full'), '--out', pkg,
-                              '--tokenizer-dir', path.join(repoRoot, '.deps', 'tokenizer-qwen3'), '--quiet'],
+                              '--tokenizer-dir', path.join(repoRoot, '.deps', 'tokenizer-qwen3'),
+                              // the golden model has none; the video fixtures' file, given explicitly
+                              '--video-preprocessor-config',
+                              path.join(repoRoot, 'assets', 'qwen3-vl', 'video_preprocessor_config.json'), '--quiet'],
                  { stdio: ['ignore', 'inherit', 'inherit'] });
     if (!existsSync(path.join(pkg, 'q3vl_package.json'))) throw new Error(`q3vl build wrote no package in ${pkg}`);
   } catch (error) {
