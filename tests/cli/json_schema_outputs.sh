@@ -10,7 +10,8 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-"$q3vl" build --model "$src/tests/fixtures/golden/models/full" --out "$dir/pkg" --tokenizer-dir "$src/.deps/tokenizer-qwen3" --quiet ||
+"$q3vl" build --model "$src/tests/fixtures/golden/models/full" --out "$dir/pkg" --tokenizer-dir "$src/.deps/tokenizer-qwen3" \
+  --video-preprocessor-config "$src/assets/qwen3-vl/video_preprocessor_config.json" --quiet ||
   fail "building the test package"
 cases=$dir/cases.jsonl
 : >"$cases"

@@ -216,6 +216,55 @@ test('errors come back as the SDK\'s error classes', async () => {
   assert.equal(body.error.type, 'invalid_request_error');
 });
 
+// Structured output through the SDK (issue 15): json_schema (plain and streamed) and json_object
+// replies of the random-weight model parse and validate with ajv; what cannot be enforced is a 400
+// naming it.
+test('structured output: response_format json_schema and json_object give valid JSON', async () => {
+  const api = client(main);
+  const Ajv = requireDep('ajv').default;
+  const ajv = new Ajv({ allErrors: true, strict: false });
+  const schema = {
+    type: 'object',
+    properties: {
+      name: { type: 'string', maxLength: 20 }, age: { type: 'integer' },
+      colour: { enum: ['red', 'green', 'blue'] }, tags: { type: 'array', items: { type: 'string', maxLength: 8 }, maxItems: 3 },
+    },
+    required: ['name', 'age', 'colour', 'tags'], additionalProperties: false,
+  };
+  const check = ajv.compile(schema);
+  const messages = [{ role: 'user', content: 'Describe a person as JSON.' }];
+  const response_format = { type: 'json_schema', json_schema: { name: 'person', schema, strict: true } };
+  let checked = 0;
+  for (const [temperature, seed, max_tokens] of [[0, undefined, 64], [1.0, 11, 40], [1.3, 12, 200]]) {
+    const completion = await api.chat.completions.create({ model: main.model, messages, response_format, temperature, seed, max_tokens });
+    const value = JSON.parse(completion.choices[0].message.content);
+    assert.ok(check(value), `${ajv.errorsText(check.errors)}: ${completion.choices[0].message.content}`);
+    assert.deepEqual(Object.keys(value), ['name', 'age', 'colour', 'tags']);  // the order of `required`
+    ++checked;
+  }
+  const stream = await api.chat.completions.create({ model: main.model, messages, response_format, temperature: 0, max_tokens: 64, stream: true });
+  let streamed = '';
+  for await (const chunk of stream) streamed += chunk.choices[0]?.delta?.content ?? '';
+  assert.ok(check(JSON.parse(streamed)), streamed);
+  ++checked;
+  const object = await api.chat.completions.create({ model: main.model, messages, response_format: { type: 'json_object' }, temperature: 1.2, seed: 3, max_tokens: 48 });
+  const parsed = JSON.parse(object.choices[0].message.content);
+  assert.equal(typeof parsed, 'object');
+  assert.ok(parsed !== null && !Array.isArray(parsed));
+  ++checked;
+  assert.equal(checked, 5);
+
+  await assert.rejects(api.chat.completions.create({
+    model: main.model, messages, max_tokens: 8,
+    response_format: { type: 'json_schema', json_schema: { name: 'p', schema: { type: 'string', pattern: '^a$' } } },
+  }), (error) => {
+    assert.ok(error instanceof OpenAI.BadRequestError, `${error.constructor.name}: ${error.message}`);
+    assert.match(error.message, /'pattern' is not supported/);
+    assert.equal(error.param, 'response_format.json_schema.schema');
+    return true;
+  });
+});
+
 test('api key: a wrong key is an AuthenticationError, the right one works', async (t) => {
   const key = 'sk-q3vl-test-0123456789';
   const server = await startServer({ model: pkg.pkg, args: ['--api-key', key], t });
