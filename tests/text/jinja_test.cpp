@@ -106,11 +106,11 @@ TEST(JinjaTemplate, UnsupportedConstructsAreErrorsNamingThem) {
 }
 
 TEST(JinjaTemplate, SyntaxAndRuntimeErrorsNameTheLine) {
-  EXPECT_EQ(error_of("{% if x %}"), "chat template line 1: unexpected end of template, expected 'elif'");
+  EXPECT_EQ(error_of("{% if x %}"), "chat template line 1: unexpected end of template, expected 'endif'");
   EXPECT_EQ(error_of("{{ 'abc }}"), "chat template line 1: unterminated string");
   EXPECT_EQ(error_of("\n{{ u.x }}"), "chat template line 2: 'u' is undefined");
   EXPECT_EQ(error_of("{{ 1 + 'a' }}"), "chat template line 1: unsupported operand type(s) for +: 'int' and 'str'");
-  EXPECT_EQ(error_of("{{ x }"), "chat template line 1: unexpected character '}'");
+  EXPECT_EQ(error_of("{{ x }"), "chat template line 1: unclosed '{{'");
 }
 
 TEST(JinjaTemplate, RaiseExceptionNamesTheMessage) {

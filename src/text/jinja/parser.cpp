@@ -124,7 +124,7 @@ class Parser {
       while (true) {
         expect_block_end();
         Body body;
-        const std::string end = parse_body(body, {"elif", "else", "endif"});
+        const std::string end = parse_body(body, {"endif", "elif", "else"});
         s->branches.emplace_back(std::move(condition), std::move(body));
         if (end == "endif") break;
         if (end == "else") {
