@@ -90,7 +90,7 @@ TEST(JinjaTemplate, Gemma4MatchesTransformers) {
 
 TEST(JinjaTemplate, FeatureTemplatesMatchTransformers) {
   const Outcome outcome = check_fixture_file("features");
-  EXPECT_EQ(outcome.rendered, 64);
+  EXPECT_EQ(outcome.rendered, 67);
   EXPECT_EQ(outcome.errors, 4);
 }
 
@@ -115,6 +115,11 @@ TEST(JinjaTemplate, UnsupportedConstructsAreErrorsNamingThem) {
   EXPECT_EQ(error_of("{% raw %}x{% endraw %}"), "chat template line 1: unsupported tag 'raw'");
   EXPECT_EQ(error_of("{{ '{:>5}'.format(1) }}"),
             "chat template line 1: unsupported: format spec or conversion in str.format field '{:>5}'");
+  // Case mapping is ASCII only (scripts without case pass through): other letters are refused.
+  EXPECT_EQ(error_of("{{ 'Ärger'.lower() }}"),
+            "chat template line 1: unsupported: lower-casing of text with non-ASCII letters");
+  EXPECT_EQ(error_of("{{ m | upper }}", {{"m", "straße"}}),
+            "chat template line 1: unsupported: upper-casing of text with non-ASCII letters");
 }
 
 TEST(JinjaTemplate, SyntaxAndRuntimeErrorsNameTheLine) {

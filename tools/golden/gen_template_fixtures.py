@@ -299,6 +299,10 @@ FEATURES = [
     ("attribute_on_undefined_errors", "{{ u.x }}", {}),
     ("unknown_filter_errors", "{{ 'x' | nosuchfilter }}", {}),
     ("strftime_now_exists", "{{ strftime_now is defined }}", {}),
+    ("unicode_whitespace", "[{{ s.strip() }}] {{ s.split() }} [{{ s | trim }}] {{ '\u3000'.isspace() }} {{ s.split(none, 1) }}",
+     {"s": "\u3000\xa0 a\u2003b \u2028c\x1f"}),
+    ("caseless_scripts_lower_upper", "{{ s.lower() }} | {{ s | upper }} | {{ s | title }}", {"s": "你好 WORLD 🙂 مرحبا"}),
+    ("strip_multibyte_chars", "{{ s.strip('é') }} {{ s.rstrip('🙂é') }} {{ s.lstrip('aé') }}", {"s": "éaé🙂"}),
     ("is_string_on_list", "{% for c in messages[0].content %}{{ c.type }}{% if c.text is defined %}={{ c.text }}{% endif %} {% endfor %}", {}),
 ]
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -22,30 +23,68 @@ namespace {
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
+std::uint32_t decode_code_point(const std::string& c) {
+  const auto b = [&](std::size_t i) { return static_cast<std::uint32_t>(static_cast<unsigned char>(c[i])); };
+  if (c.size() == 1) return b(0);
+  if (c.size() == 2) return ((b(0) & 0x1F) << 6) | (b(1) & 0x3F);
+  if (c.size() == 3) return ((b(0) & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F);
+  return ((b(0) & 0x07) << 18) | ((b(1) & 0x3F) << 12) | ((b(2) & 0x3F) << 6) | (b(3) & 0x3F);
+}
+
+// Python's str.isspace() for one code point (what strip() and split() without arguments drop).
+bool is_python_space(const std::string& c) {
+  const std::uint32_t cp = decode_code_point(c);
+  return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
+         cp == 0x3000;
+}
+
+// Case mapping is ASCII only: other text must be in scripts without case (CJK, kana, Hangul,
+// Arabic, Hebrew, Indic, Thai, punctuation, symbols, emoji), else the result would differ from
+// Python's and the template is refused instead.
+void require_caseless_beyond_ascii(const std::string& s, const char* what) {
+  for (const std::string& c : code_points(s)) {
+    if (c.size() == 1) continue;
+    const std::uint32_t cp = decode_code_point(c);
+    const bool caseless = (cp >= 0x0590 && cp <= 0x0DFF) || (cp >= 0x0E00 && cp <= 0x0E7F) ||
+                          (cp >= 0x2000 && cp <= 0x2BFF) || (cp >= 0x3000 && cp <= 0x9FFF) ||
+                          (cp >= 0xAC00 && cp <= 0xD7AF) || (cp >= 0xF900 && cp <= 0xFAFF) ||
+                          (cp >= 0xFE30 && cp <= 0xFE4F) || (cp >= 0x1F000 && cp <= 0x1FAFF) || cp == 0xA0;
+    if (!caseless) throw RenderError(std::string("unsupported: ") + what + " of text with non-ASCII letters");
+  }
+}
+
 std::string ascii_lower(std::string s) {
+  require_caseless_beyond_ascii(s, "lower-casing");
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
 std::string ascii_upper(std::string s) {
+  require_caseless_beyond_ascii(s, "upper-casing");
   for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return s;
 }
 bool is_alpha(char c) { return std::isalpha(static_cast<unsigned char>(c)) || static_cast<unsigned char>(c) >= 0x80; }
 
 std::string strip(const std::string& s, const Value* chars, bool left, bool right) {
-  auto drop = [&](char c) {
-    if (chars && !chars->is_none()) return chars->text.find(c) != std::string::npos;
-    return is_space(c);
+  const bool whitespace = !chars || chars->is_none();
+  if (!whitespace && !chars->is_string()) throw RenderError("strip arg must be None or str");
+  const std::vector<std::string> drop_set = whitespace ? std::vector<std::string>{} : code_points(chars->text);
+  const auto drop = [&](const std::string& c) {
+    if (whitespace) return is_python_space(c);
+    return std::find(drop_set.begin(), drop_set.end(), c) != drop_set.end();
   };
-  if (chars && !chars->is_none() && !chars->is_string()) throw RenderError("strip arg must be None or str");
-  std::size_t begin = 0, end = s.size();
+  const std::vector<std::string> cps = code_points(s);
+  std::size_t begin = 0, end = cps.size();
   if (left) {
-    while (begin < end && drop(s[begin])) ++begin;
+    while (begin < end && drop(cps[begin])) ++begin;
   }
   if (right) {
-    while (end > begin && drop(s[end - 1])) --end;
+    while (end > begin && drop(cps[end - 1])) --end;
   }
-  return s.substr(begin, end - begin);
+  std::string out;
+  for (std::size_t i = begin; i < end; ++i) out += cps[i];
+  return out;
 }
 
 const std::string& need_string(const Value& v, const char* what) {
@@ -57,21 +96,20 @@ Value split(const std::string& s, const Value* sep, const Value* maxsplit_value)
   std::int64_t maxsplit = maxsplit_value ? maxsplit_value->as_integer() : -1;
   List out;
   if (!sep || sep->is_none()) {
+    const std::vector<std::string> cps = code_points(s);
     std::size_t i = 0;
     while (true) {
-      while (i < s.size() && is_space(s[i])) ++i;
-      if (i >= s.size()) break;
-      if (maxsplit == 0) {
-        std::size_t end = s.size();
-        while (end > i && is_space(s[end - 1])) --end;
-        out.push_back(Value::from_string(s.substr(i, end - i)));
+      while (i < cps.size() && is_python_space(cps[i])) ++i;
+      if (i >= cps.size()) break;
+      std::string word;
+      if (maxsplit == 0) {  // the rest as is (Python does not strip its end)
+        for (std::size_t k = i; k < cps.size(); ++k) word += cps[k];
+        out.push_back(Value::from_string(std::move(word)));
         break;
       }
-      std::size_t j = i;
-      while (j < s.size() && !is_space(s[j])) ++j;
-      out.push_back(Value::from_string(s.substr(i, j - i)));
+      while (i < cps.size() && !is_python_space(cps[i])) word += cps[i++];
+      out.push_back(Value::from_string(std::move(word)));
       --maxsplit;
-      i = j;
     }
     return Value::from_list(std::move(out));
   }
@@ -107,6 +145,7 @@ std::string replace(const std::string& s, const std::string& old, const std::str
 
 // Python's str.title(): upper after a non-letter, lower after a letter (ASCII letters).
 std::string python_title(const std::string& s) {
+  require_caseless_beyond_ascii(s, "title-casing");
   std::string out;
   bool previous_letter = false;
   for (const char c : s) {
@@ -119,6 +158,7 @@ std::string python_title(const std::string& s) {
 
 // Jinja's title filter: words split at whitespace, -, (, {, [, <.
 std::string jinja_title(const std::string& s) {
+  require_caseless_beyond_ascii(s, "title-casing");
   std::string out;
   bool word_start = true;
   for (const char c : s) {
@@ -252,7 +292,10 @@ Value string_method(const std::string& s, const std::string& name) {
       return Value::from_bool(!s.empty() && std::all_of(s.begin(), s.end(), predicate));
     };
     if (name == "isdigit") return all([](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; });
-    if (name == "isspace") return all([](char c) { return is_space(c); });
+    if (name == "isspace") {
+      const auto cps = code_points(s);
+      return Value::from_bool(!cps.empty() && std::all_of(cps.begin(), cps.end(), is_python_space));
+    }
     if (name == "isalpha") return all([](char c) { return std::isalpha(static_cast<unsigned char>(c)) != 0; });
     throw RenderError("unsupported string method '" + name + "'");
   });

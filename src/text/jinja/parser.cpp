@@ -577,7 +577,10 @@ class Parser {
     auto e = make(Expr::Kind::Filter, current().line);
     expect_op("|");
     e->name = expect_name();
-    while (skip_op(".")) e->name += "." + expect_name();
+    while (skip_op(".")) {
+      e->name += '.';
+      e->name += expect_name();
+    }
     e->children.push_back(std::move(node));
     if (is_op("(")) parse_arguments(*e);
     return e;

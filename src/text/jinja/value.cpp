@@ -187,12 +187,42 @@ int compare(const Value& a, const Value& b) {
 
 namespace {
 
+std::uint32_t decode_utf8(const std::string& c) {
+  const auto b = [&](std::size_t i) { return static_cast<std::uint32_t>(static_cast<unsigned char>(c[i])); };
+  if (c.size() == 2) return ((b(0) & 0x1F) << 6) | (b(1) & 0x3F);
+  if (c.size() == 3) return ((b(0) & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F);
+  if (c.size() == 4) return ((b(0) & 0x07) << 18) | ((b(1) & 0x3F) << 12) | ((b(2) & 0x3F) << 6) | (b(3) & 0x3F);
+  return b(0);
+}
+
+// Code points Python's repr() escapes (str.isprintable() false): controls, format characters,
+// separators other than the space, private use (unassigned code points are not known here).
+bool non_printable(std::uint32_t cp) {
+  return (cp >= 0x80 && cp <= 0xA0) || cp == 0xAD || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200F) ||
+         (cp >= 0x2028 && cp <= 0x202F) || (cp >= 0x205F && cp <= 0x206F) || cp == 0x3000 || cp == 0xFEFF ||
+         (cp >= 0xFFF9 && cp <= 0xFFFB) || (cp >= 0xE000 && cp <= 0xF8FF) || (cp >= 0xD800 && cp <= 0xDFFF);
+}
+
+void append_hex_escape(std::string& out, std::uint32_t cp) {
+  constexpr char kHex[] = "0123456789abcdef";
+  const int digits = cp < 0x100 ? 2 : (cp < 0x10000 ? 4 : 8);
+  out += digits == 2 ? "\\x" : (digits == 4 ? "\\u" : "\\U");
+  for (int shift = (digits - 1) * 4; shift >= 0; shift -= 4) out += kHex[(cp >> shift) & 0xF];
+}
+
 std::string repr_string(const std::string& text) {
   const bool has_single = text.find('\'') != std::string::npos;
   const bool has_double = text.find('"') != std::string::npos;
   const char quote = has_single && !has_double ? '"' : '\'';
   std::string out(1, quote);
-  for (const char c : text) {
+  for (const std::string& point : code_points(text)) {
+    if (point.size() > 1) {
+      const std::uint32_t cp = decode_utf8(point);
+      if (non_printable(cp)) append_hex_escape(out, cp);
+      else out += point;
+      continue;
+    }
+    const char c = point[0];
     const auto byte = static_cast<unsigned char>(c);
     if (c == quote || c == '\\') {
       out += '\\';
@@ -204,10 +234,7 @@ std::string repr_string(const std::string& text) {
     } else if (c == '\t') {
       out += "\\t";
     } else if (byte < 0x20 || byte == 0x7f) {
-      constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[byte >> 4];
-      out += kHex[byte & 0xF];
+      append_hex_escape(out, byte);
     } else {
       out += c;
     }
