@@ -16,6 +16,7 @@
 #include "ort/onnx_session.h"
 #include "package/package.h"
 #include "q3vl/model.h"
+#include "text/chat_template.h"
 #include "text/tokenizer.h"
 
 namespace q3vl {
@@ -47,6 +48,8 @@ struct ModelData {
   EmbeddingModel embedding;
   DecoderModel decoder;
   Tokenizer tokenizer;
+  // The package's tokenizer_config.json template (the reference one renders natively).
+  ChatTemplate chat_template;
 
  private:
   std::mutex vision_mutex_;

@@ -5,6 +5,7 @@
 #include "model/tokenizer_files.h"
 #include "q3vl/error.h"
 #include "text/jinja/template.h"
+#include "util/files.h"
 
 namespace q3vl {
 
@@ -20,6 +21,34 @@ ChatTemplate::ChatTemplate(ChatTemplate&&) noexcept = default;
 ChatTemplate& ChatTemplate::operator=(ChatTemplate&&) noexcept = default;
 
 ChatTemplate ChatTemplate::reference() { return ChatTemplate(reference_chat_template()); }
+
+ChatTemplate load_chat_template(const std::filesystem::path& tokenizer_config_json) {
+  if (!std::filesystem::exists(tokenizer_config_json)) return ChatTemplate::reference();
+  const OrderedJson config = OrderedJson::parse(read_text_file(tokenizer_config_json), nullptr, false);
+  const std::string where = tokenizer_config_json.string();
+  if (config.is_discarded() || !config.is_object()) throw InvalidInput(where + ": not a JSON object");
+  const auto found = config.find("chat_template");
+  if (found == config.end() || found->is_null()) return ChatTemplate::reference();
+  std::string source;
+  if (found->is_string()) {
+    source = found->get<std::string>();
+  } else if (found->is_array()) {
+    for (const OrderedJson& entry : *found) {
+      if (entry.is_object() && entry.value("name", OrderedJson()) == "default" && entry.contains("template") &&
+          entry["template"].is_string()) {
+        source = entry["template"].get<std::string>();
+      }
+    }
+    if (source.empty()) throw InvalidInput(where + ": \"chat_template\" lists no template named \"default\"");
+  } else {
+    throw InvalidInput(where + ": \"chat_template\" must be a string or a list of named templates");
+  }
+  try {
+    return ChatTemplate(std::move(source));
+  } catch (const InvalidInput& error) {
+    throw InvalidInput(where + ": " + error.what());
+  }
+}
 
 OrderedJson chat_messages_as_json(std::span<const ChatMessage> messages) {
   OrderedJson out = OrderedJson::array();

@@ -3,6 +3,7 @@
 // (assets/qwen3-vl/chat_template.json) through the native renderer (render_chat, identical to
 // transformers on the fixture corpus: tests/text/chat_template_test.cpp), any other template
 // through the Jinja interpreter (src/text/jinja) with the chat as Hugging Face-style JSON.
+#include <filesystem>
 #include <memory>
 #include <span>
 #include <string>
@@ -38,6 +39,11 @@ class ChatTemplate {
   std::string source_;
   std::unique_ptr<const jinja::Template> jinja_;
 };
+
+// A package's or checkpoint's tokenizer_config.json "chat_template" (a string, or HF's list of
+// named templates: the one named "default"); the reference template where the file or the key is
+// missing. Throws InvalidInput naming the file for another shape or a template that cannot parse.
+ChatTemplate load_chat_template(const std::filesystem::path& tokenizer_config_json);
 
 // The chat as the template sees it: {"role", "content"} objects, content a string when it is one
 // text item, else a list of {"type": "text", "text"} / {"type": "image"} / {"type": "video"}

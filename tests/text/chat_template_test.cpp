@@ -3,6 +3,8 @@
 // and a template other than the reference one renders through the interpreter.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include <nlohmann/json.hpp>
 
 #include "model/tokenizer_files.h"
@@ -87,6 +89,35 @@ TEST(ChatTemplate, TemplateErrorsNameTheLine) {
     EXPECT_STREQ(error.what(), "chat template line 1: raise_exception: one message only");
   }
   EXPECT_THROW(ChatTemplate("{% include 'x' %}"), InvalidInput);
+}
+
+TEST(ChatTemplate, LoadsTheTemplateOfATokenizerConfig) {
+  const test::TempDir dir;
+  const auto write = [&](const ordered_json& config) {
+    std::ofstream(dir / "tokenizer_config.json") << config.dump();
+    return load_chat_template(dir / "tokenizer_config.json");
+  };
+  EXPECT_TRUE(load_chat_template(dir / "tokenizer_config.json").native());  // no file
+  EXPECT_TRUE(write({{"eos_token", "<|im_end|>"}}).native());               // no template
+  EXPECT_TRUE(write({{"chat_template", reference_chat_template()}}).native());
+  const ChatTemplate custom = write({{"chat_template", "{% for m in messages %}[{{ m.role }}]{% endfor %}"}});
+  EXPECT_FALSE(custom.native());
+  EXPECT_EQ(custom.render(std::vector<ChatMessage>{text_message("user", "hi")}), "[user]");
+  const ChatTemplate named = write({{"chat_template", ordered_json::array({{{"name", "tool_use"}, {"template", "T"}},
+                                                                          {{"name", "default"}, {"template", "D"}}})}});
+  EXPECT_EQ(named.render(std::vector<ChatMessage>{text_message("user", "hi")}), "D");
+  const auto error_of = [&](const ordered_json& config) -> std::string {
+    try {
+      (void)write(config);
+    } catch (const InvalidInput& error) {
+      return error.what();
+    }
+    return "(no error)";
+  };
+  const std::string file = (dir / "tokenizer_config.json").string();
+  EXPECT_EQ(error_of({{"chat_template", 3}}), file + ": \"chat_template\" must be a string or a list of named templates");
+  EXPECT_EQ(error_of({{"chat_template", ordered_json::array()}}), file + ": \"chat_template\" lists no template named \"default\"");
+  EXPECT_EQ(error_of({{"chat_template", "{% include 'x' %}"}}), file + ": chat template line 1: unsupported tag 'include'");
 }
 
 }  // namespace
