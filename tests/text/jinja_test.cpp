@@ -130,6 +130,22 @@ TEST(JinjaTemplate, SyntaxAndRuntimeErrorsNameTheLine) {
   EXPECT_EQ(error_of("{{ x }"), "chat template line 1: unclosed '{{'");
 }
 
+// A package's template is a user's file: recursion, runaway loops and huge strings are errors.
+TEST(JinjaTemplate, LimitsStopRunawayTemplates) {
+  EXPECT_EQ(error_of("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}"),
+            "chat template line 1: macro calls nested too deeply (over 200)");
+  EXPECT_EQ(error_of("{% for i in range(100000) %}\n{% for j in range(100000) %}{% endfor %}{% endfor %}"),
+            "chat template line 2: chat template takes too many steps (over 2,000,000)");
+  EXPECT_EQ(error_of("{{ 'x' * 100000000 }}"), "chat template line 1: chat template output too large (over 64 MiB)");
+  EXPECT_EQ(error_of("{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}"),
+            "chat template line 1: chat template output too large (over 64 MiB)");
+  EXPECT_EQ(error_of("{{ " + std::string(300, '(') + "1" + std::string(300, ')') + " }}"),
+            "chat template line 1: template nested too deeply (over 200 levels)");
+  std::string nested_blocks;
+  for (int i = 0; i < 300; ++i) nested_blocks += "{% if true %}";
+  EXPECT_EQ(error_of(nested_blocks), "chat template line 1: template nested too deeply (over 200 levels)");
+}
+
 TEST(JinjaTemplate, RaiseExceptionNamesTheMessage) {
   EXPECT_EQ(error_of("ok\n{{ raise_exception('Only user and assistant roles are supported!') }}"),
             "chat template line 2: raise_exception: Only user and assistant roles are supported!");

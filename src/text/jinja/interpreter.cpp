@@ -50,6 +50,17 @@ void check_overflow(bool overflow) {
   if (overflow) throw RenderError("integer overflow");
 }
 
+// Limits that keep a hostile or broken template (a package is a user's file) from exhausting the
+// stack, memory or time: errors, not crashes or hangs.
+constexpr std::size_t kMaxText = std::size_t{64} << 20;  // one string, and the whole output
+constexpr int kMaxCallDepth = 200;                        // nested macro calls
+constexpr std::int64_t kMaxSteps = 2'000'000;             // statements run and loop iterations
+
+const std::string& checked_size(const std::string& text) {
+  if (text.size() > kMaxText) throw RenderError("chat template output too large (over 64 MiB)");
+  return text;
+}
+
 double python_mod(double a, double b) {
   const double r = std::fmod(a, b);
   return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
@@ -60,7 +71,10 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
     throw RenderError(a.is_undefined() ? a.text : b.text);
   }
   if (op == "+") {
-    if (a.is_string() && b.is_string()) return Value::from_string(a.text + b.text);
+    if (a.is_string() && b.is_string()) {
+      if (a.text.size() + b.text.size() > kMaxText) throw RenderError("chat template output too large (over 64 MiB)");
+      return Value::from_string(a.text + b.text);
+    }
     if (a.is_sequence() && a.kind == b.kind) {
       List items = *a.list;
       items.insert(items.end(), b.list->begin(), b.list->end());
@@ -72,6 +86,10 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
     const Value* count = text == &a ? &b : &a;
     if (text && (count->kind == Value::Kind::Int || count->kind == Value::Kind::Bool)) {
       const std::int64_t n = count->as_integer();
+      const std::size_t unit = text->is_string() ? text->text.size() : text->list->size() * 16;
+      if (n > 0 && unit > 0 && static_cast<std::uint64_t>(n) > kMaxText / unit) {
+        throw RenderError("chat template output too large (over 64 MiB)");
+      }
       if (text->is_string()) {
         std::string out;
         for (std::int64_t i = 0; i < n; ++i) out += text->text;
@@ -187,6 +205,8 @@ class Interpreter {
 
  private:
   void execute(const Stmt& s, const ScopePtr& scope, std::string& out) {
+    if (++steps_ > kMaxSteps) fail_at(s.line, "chat template takes too many steps (over 2,000,000)");
+    if (out.size() > kMaxText) fail_at(s.line, "chat template output too large (over 64 MiB)");
     switch (s.kind) {
       case Stmt::Kind::Text: out += s.text; return;
       case Stmt::Kind::Output: {
@@ -290,6 +310,7 @@ class Interpreter {
     }
     const auto n = static_cast<std::int64_t>(items.size());
     for (std::int64_t i = 0; i < n; ++i) {
+      if (++steps_ > kMaxSteps) fail_at(s.line, "chat template takes too many steps (over 2,000,000)");
       const auto at = static_cast<std::size_t>(i);
       // Each iteration has its own scope: a set in the body does not carry to the next one.
       auto iteration_scope = std::make_shared<Scope>();
@@ -323,6 +344,12 @@ class Interpreter {
 
   Value make_macro(const Stmt& s, const ScopePtr& scope, const std::string& name) {
     return Value::callable(name, [this, &s, scope, name](CallArgs& args) {
+      if (call_depth_ >= kMaxCallDepth) throw RenderError("macro calls nested too deeply (over 200)");
+      struct DepthGuard {
+        int& depth;
+        explicit DepthGuard(int& d) : depth(d) { ++depth; }
+        ~DepthGuard() { --depth; }
+      } guard(call_depth_);
       auto local = std::make_shared<Scope>();
       local->parent = scope;
       if (args.positional.size() > s.parameters.size()) {
@@ -439,7 +466,11 @@ class Interpreter {
         }
         const Value left = evaluate(*e.children[0], scope);
         const Value right = evaluate(*e.children[1], scope);
-        if (e.name == "~") return Value::from_string(to_str(left) + to_str(right));
+        if (e.name == "~") {
+          std::string joined = to_str(left);
+          joined += to_str(right);
+          return Value::from_string(checked_size(joined));
+        }
         return arithmetic(e.name, left, right);
       }
       case Expr::Kind::Compare: {
@@ -468,6 +499,9 @@ class Interpreter {
     }
     throw RenderError("unknown expression");
   }
+
+  std::int64_t steps_ = 0;
+  int call_depth_ = 0;
 
   Value slice(const Expr& e, const ScopePtr& scope) {
     const Value object = evaluate(*e.children[0], scope);

@@ -115,6 +115,7 @@ class Parser {
   }
 
   StmtPtr parse_statement() {
+    const Nesting nesting(*this);
     auto s = std::make_unique<Stmt>();
     s->line = current().line;
     const std::string tag = expect_name();
@@ -258,7 +259,17 @@ class Parser {
     return e;
   }
 
+  // Nesting (brackets, unary operators, blocks) is bounded so that recursion cannot exhaust the stack.
+  struct Nesting {
+    Parser& parser;
+    explicit Nesting(Parser& p) : parser(p) {
+      if (++parser.depth_ > 200) parser.fail("template nested too deeply (over 200 levels)");
+    }
+    ~Nesting() { --parser.depth_; }
+  };
+
   ExprPtr parse_expression(bool with_condition) {
+    const Nesting nesting(*this);
     if (!with_condition) return parse_or();
     ExprPtr node = parse_or();
     while (is_name("if")) {
@@ -377,6 +388,7 @@ class Parser {
     return node;
   }
   ExprPtr parse_unary(bool with_filter) {
+    const Nesting nesting(*this);
     ExprPtr node;
     if (is_op("-") || is_op("+")) {
       auto e = make(Expr::Kind::Unary, current().line);
@@ -613,6 +625,7 @@ class Parser {
 
   std::vector<Token> tokens_;
   std::size_t pos_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace
