@@ -760,7 +760,7 @@ Value Builtins::filter(const std::string& name, const Value& v, CallArgs& args) 
   throw RenderError("unsupported filter '" + name + "'");
 }
 
-void Builtins::add_globals(Dict& globals) {
+void Builtins::add_globals(Dict& globals, const std::shared_ptr<std::vector<std::shared_ptr<Dict>>>& namespaces) {
   globals.emplace_back("range", Value::callable("range", [](CallArgs& args) {
     std::int64_t start = 0, stop = 0, step = 1;
     const auto n = args.positional.size();
@@ -780,7 +780,8 @@ void Builtins::add_globals(Dict& globals) {
     }
     return Value::from_list(std::move(out));
   }));
-  globals.emplace_back("namespace", Value::callable("namespace", [](CallArgs& args) {
+  std::weak_ptr<std::vector<std::shared_ptr<Dict>>> registry = namespaces;
+  globals.emplace_back("namespace", Value::callable("namespace", [registry](CallArgs& args) {
     if (!args.positional.empty()) {
       if (args.positional.size() > 1 || !args.positional[0].is_mapping()) {
         throw RenderError("unsupported: namespace() with positional arguments other than one dict");
@@ -790,6 +791,7 @@ void Builtins::add_globals(Dict& globals) {
     ns.kind = Value::Kind::Namespace;
     ns.dict = std::make_shared<Dict>(args.positional.empty() ? Dict{} : *args.positional[0].dict);
     for (auto& [key, value] : args.keyword) ns.dict->emplace_back(key, value);
+    if (const auto created = registry.lock()) created->push_back(ns.dict);
     return ns;
   }));
   globals.emplace_back("dict", Value::callable("dict", [](CallArgs& args) {

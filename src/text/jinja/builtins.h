@@ -1,7 +1,9 @@
 #pragma once
 // Jinja's filters, tests and globals, and the methods of str and dict that chat templates call.
 // Each throws RenderError for a construct it does not support, naming it.
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "text/jinja/value.h"
 
@@ -15,8 +17,9 @@ struct Builtins {
   static Value attribute(const Value& object, const std::string& name);
   // obj[key]
   static Value item(const Value& object, const Value& key);
-  // range, namespace, dict, raise_exception, strftime_now
-  static void add_globals(Dict& globals);
+  // range, namespace, dict, raise_exception, strftime_now; every namespace() made is added to
+  // `namespaces` (the caller empties them after the render, breaking any reference cycle).
+  static void add_globals(Dict& globals, const std::shared_ptr<std::vector<std::shared_ptr<Dict>>>& namespaces);
 };
 
 // Argument helpers: positional index or keyword name; missing -> fallback.

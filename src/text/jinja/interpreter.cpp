@@ -342,7 +342,11 @@ class Interpreter {
     }
   }
 
-  Value make_macro(const Stmt& s, const ScopePtr& scope, const std::string& name) {
+  // The macro refers to its defining scope without owning it (the scope holds the macro: owning
+  // would be a cycle that never frees); the interpreter keeps the scope alive until the render ends.
+  Value make_macro(const Stmt& s, const ScopePtr& owned_scope, const std::string& name) {
+    retained_scopes_.push_back(owned_scope);
+    const ScopePtr scope(ScopePtr{}, owned_scope.get());  // non-owning
     return Value::callable(name, [this, &s, scope, name](CallArgs& args) {
       if (call_depth_ >= kMaxCallDepth) throw RenderError("macro calls nested too deeply (over 200)");
       struct DepthGuard {
@@ -502,6 +506,7 @@ class Interpreter {
 
   std::int64_t steps_ = 0;
   int call_depth_ = 0;
+  std::vector<ScopePtr> retained_scopes_;
 
   Value slice(const Expr& e, const ScopePtr& scope) {
     const Value object = evaluate(*e.children[0], scope);
@@ -556,7 +561,16 @@ Template& Template::operator=(Template&&) noexcept = default;
 std::string Template::render(const nlohmann::ordered_json& variables) const {
   if (!variables.is_object()) throw InvalidInput("chat template variables must be a JSON object");
   auto globals = std::make_shared<Scope>();
-  Builtins::add_globals(globals->vars);
+  // namespace() objects can hold themselves (set ns.me = ns): emptied when the render ends.
+  auto namespaces = std::make_shared<std::vector<std::shared_ptr<Dict>>>();
+  struct EmptyNamespaces {
+    std::vector<std::shared_ptr<Dict>>& created;
+    ~EmptyNamespaces() {
+      for (const auto& dict : created) dict->clear();
+      created.clear();
+    }
+  } empty_namespaces{*namespaces};
+  Builtins::add_globals(globals->vars, namespaces);
   auto scope = std::make_shared<Scope>();
   scope->parent = globals;
   for (const auto& [key, value] : variables.items()) {
