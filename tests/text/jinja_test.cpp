@@ -135,7 +135,7 @@ TEST(JinjaTemplate, LimitsStopRunawayTemplates) {
   EXPECT_EQ(error_of("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}"),
             "chat template line 1: macro calls nested too deeply (over 200)");
   EXPECT_EQ(error_of("{% for i in range(100000) %}\n{% for j in range(100000) %}{% endfor %}{% endfor %}"),
-            "chat template line 2: chat template takes too many steps (over 2,000,000)");
+            "chat template line 2: chat template takes too many steps (over 1,000,000)");
   EXPECT_EQ(error_of("{{ 'x' * 100000000 }}"), "chat template line 1: chat template output too large (over 64 MiB)");
   EXPECT_EQ(error_of("{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}"),
             "chat template line 1: chat template output too large (over 64 MiB)");

@@ -54,7 +54,7 @@ void check_overflow(bool overflow) {
 // stack, memory or time: errors, not crashes or hangs.
 constexpr std::size_t kMaxText = std::size_t{64} << 20;  // one string, and the whole output
 constexpr int kMaxCallDepth = 200;                        // nested macro calls
-constexpr std::int64_t kMaxSteps = 2'000'000;             // statements run and loop iterations
+constexpr std::int64_t kMaxSteps = 1'000'000;             // statements run and loop iterations
 
 const std::string& checked_size(const std::string& text) {
   if (text.size() > kMaxText) throw RenderError("chat template output too large (over 64 MiB)");
@@ -205,7 +205,7 @@ class Interpreter {
 
  private:
   void execute(const Stmt& s, const ScopePtr& scope, std::string& out) {
-    if (++steps_ > kMaxSteps) fail_at(s.line, "chat template takes too many steps (over 2,000,000)");
+    if (++steps_ > kMaxSteps) fail_at(s.line, "chat template takes too many steps (over 1,000,000)");
     if (out.size() > kMaxText) fail_at(s.line, "chat template output too large (over 64 MiB)");
     switch (s.kind) {
       case Stmt::Kind::Text: out += s.text; return;
@@ -309,30 +309,39 @@ class Interpreter {
       return;
     }
     const auto n = static_cast<std::int64_t>(items.size());
+    // One loop object for the whole loop, updated in place (as jinja2's LoopContext is).
+    auto position = std::make_shared<std::int64_t>(0);
+    Dict fields;
+    for (const char* name : {"index", "index0", "revindex", "revindex0", "first", "last", "length", "depth", "depth0",
+                             "previtem", "nextitem"}) {
+      fields.emplace_back(name, Value());
+    }
+    fields.emplace_back("cycle", Value::callable("loop.cycle", [position](CallArgs& args) {
+                          if (args.positional.empty()) throw RenderError("no items for cycling given");
+                          return args.positional[static_cast<std::size_t>(*position) % args.positional.size()];
+                        }));
+    const Value loop = Value::from_dict(std::move(fields));
+    Dict& f = *loop.dict;
+    f[6].second = Value::from_int(n);
+    f[7].second = Value::from_int(1);
+    f[8].second = Value::from_int(0);
     for (std::int64_t i = 0; i < n; ++i) {
-      if (++steps_ > kMaxSteps) fail_at(s.line, "chat template takes too many steps (over 2,000,000)");
+      if (++steps_ > kMaxSteps) fail_at(s.line, "chat template takes too many steps (over 1,000,000)");
       const auto at = static_cast<std::size_t>(i);
       // Each iteration has its own scope: a set in the body does not carry to the next one.
       auto iteration_scope = std::make_shared<Scope>();
       iteration_scope->parent = scope;
       assign(s.targets, items[at], *iteration_scope, s.line);
-      Dict loop;
-      loop.emplace_back("index", Value::from_int(i + 1));
-      loop.emplace_back("index0", Value::from_int(i));
-      loop.emplace_back("revindex", Value::from_int(n - i));
-      loop.emplace_back("revindex0", Value::from_int(n - i - 1));
-      loop.emplace_back("first", Value::from_bool(i == 0));
-      loop.emplace_back("last", Value::from_bool(i == n - 1));
-      loop.emplace_back("length", Value::from_int(n));
-      loop.emplace_back("depth", Value::from_int(1));
-      loop.emplace_back("depth0", Value::from_int(0));
-      loop.emplace_back("previtem", i > 0 ? items[at - 1] : Value::undefined("there is no previous item"));
-      loop.emplace_back("nextitem", i + 1 < n ? items[at + 1] : Value::undefined("there is no next item"));
-      loop.emplace_back("cycle", Value::callable("loop.cycle", [i](CallArgs& args) {
-                          if (args.positional.empty()) throw RenderError("no items for cycling given");
-                          return args.positional[static_cast<std::size_t>(i) % args.positional.size()];
-                        }));
-      iteration_scope->set("loop", Value::from_dict(std::move(loop)));
+      *position = i;
+      f[0].second = Value::from_int(i + 1);
+      f[1].second = Value::from_int(i);
+      f[2].second = Value::from_int(n - i);
+      f[3].second = Value::from_int(n - i - 1);
+      f[4].second = Value::from_bool(i == 0);
+      f[5].second = Value::from_bool(i == n - 1);
+      f[9].second = i > 0 ? items[at - 1] : Value::undefined("there is no previous item");
+      f[10].second = i + 1 < n ? items[at + 1] : Value::undefined("there is no next item");
+      iteration_scope->set("loop", loop);
       try {
         execute(s.body, iteration_scope, out);
       } catch (const ContinueSignal&) {
