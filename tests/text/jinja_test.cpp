@@ -115,6 +115,13 @@ TEST(JinjaTemplate, UnsupportedConstructsAreErrorsNamingThem) {
   EXPECT_EQ(error_of("{% raw %}x{% endraw %}"), "chat template line 1: unsupported tag 'raw'");
   EXPECT_EQ(error_of("{{ '{:>5}'.format(1) }}"),
             "chat template line 1: unsupported: format spec or conversion in str.format field '{:>5}'");
+  // jinja2's Markup (safe, escape) escapes what it is joined with: refused rather than imitated.
+  EXPECT_EQ(error_of("{{ '<b>' ~ ('x' | safe) }}"),
+            "chat template line 1: unsupported: '~' with a safe or escaped (Markup) string, which would escape the "
+            "other operands");
+  EXPECT_EQ(error_of("{{ ['<', '>' | e] | join }}"),
+            "chat template line 1: unsupported: join with a safe or escaped (Markup) string, which would escape the "
+            "other operands");
   // Case mapping is ASCII only (scripts without case pass through): other letters are refused.
   EXPECT_EQ(error_of("{{ 'Ärger'.lower() }}"),
             "chat template line 1: unsupported: lower-casing of text with non-ASCII letters");

@@ -282,6 +282,7 @@ Value string_method(const std::string& s, const std::string& name) {
       std::string out;
       bool first = true;
       for (const Value& v : iterate(*a0)) {
+        refuse_markup(v, "str.join");
         if (!first) out += s;
         first = false;
         out += need_string(v, "join");
@@ -565,8 +566,11 @@ Value Builtins::filter(const std::string& name, const Value& v, CallArgs& args) 
   }
   if (name == "length" || name == "count") return Value::from_int(static_cast<std::int64_t>(length(v)));
   if (name == "string") return Value::from_string(to_str(v));
-  if (name == "safe") return v;
-  if (name == "escape" || name == "e" || name == "forceescape") return Value::from_string(html_escape(to_str(v)));
+  if (name == "safe" || name == "escape" || name == "e" || name == "forceescape") {
+    Value marked = Value::from_string(name == "safe" || (v.markup && name != "forceescape") ? to_str(v) : html_escape(to_str(v)));
+    marked.markup = true;
+    return marked;
+  }
   if (name == "list") return Value::from_list(iterate(v));
   if (name == "items") return items_of(v);
   if (name == "trim") return Value::from_string(strip(to_str(v), argument(args, 0, "chars"), true, true));
@@ -585,7 +589,9 @@ Value Builtins::filter(const std::string& name, const Value& v, CallArgs& args) 
     const Value* attribute = argument(args, 1, "attribute");
     std::string out;
     bool first = true;
+    if (separator) refuse_markup(*separator, "join");
     for (const Value& item : iterate(v)) {
+      refuse_markup(item, "join");
       if (!first && separator) out += to_str(*separator);
       first = false;
       out += to_str(attribute ? attribute_path(item, *attribute) : item);

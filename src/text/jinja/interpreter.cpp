@@ -70,6 +70,10 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
   if (a.is_undefined() || b.is_undefined()) {
     throw RenderError(a.is_undefined() ? a.text : b.text);
   }
+  if (op == "+" || op == "%" || op == "*") {
+    refuse_markup(a, op == "%" ? "'%' formatting" : "arithmetic");
+    refuse_markup(b, op == "%" ? "'%' formatting" : "arithmetic");
+  }
   if (op == "+") {
     if (a.is_string() && b.is_string()) {
       if (a.text.size() + b.text.size() > kMaxText) throw RenderError("chat template output too large (over 64 MiB)");
@@ -480,6 +484,8 @@ class Interpreter {
         const Value left = evaluate(*e.children[0], scope);
         const Value right = evaluate(*e.children[1], scope);
         if (e.name == "~") {
+          refuse_markup(left, "'~'");
+          refuse_markup(right, "'~'");
           std::string joined = to_str(left);
           joined += to_str(right);
           return Value::from_string(checked_size(joined));

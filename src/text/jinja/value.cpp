@@ -92,6 +92,13 @@ const Value* Value::find(const std::string& key) const {
   return nullptr;
 }
 
+void refuse_markup(const Value& value, const char* operation) {
+  if (value.markup) {
+    throw RenderError(std::string("unsupported: ") + operation +
+                      " with a safe or escaped (Markup) string, which would escape the other operands");
+  }
+}
+
 const char* type_name(const Value& value) {
   switch (value.kind) {
     case Value::Kind::Undefined: return "Undefined";

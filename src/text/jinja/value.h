@@ -35,6 +35,9 @@ struct Value {
   bool boolean = false;
   std::int64_t integer = 0;
   bool big_unsigned = false;  // an integer above INT64_MAX from JSON: printable, not computable
+  // A String from safe or escape: jinja2's Markup, which escapes what it is joined with. Printed
+  // as is; joining it with other text is refused (see refuse_markup).
+  bool markup = false;
   std::uint64_t unsigned_integer = 0;
   double number = 0;
   std::string text;  // String; Undefined: what was undefined ("'x' is undefined"); Callable: name
@@ -64,7 +67,9 @@ struct Value {
   const Value* find(const std::string& key) const;  // Dict, Namespace
 };
 
-const char* type_name(const Value& value);  // Python's name: 'str', 'int', 'dict', 'list', ...
+const char* type_name(const Value& value);
+// Throws RenderError where `value` is Markup: `operation` would escape the other operands.
+void refuse_markup(const Value& value, const char* operation);  // Python's name: 'str', 'int', 'dict', 'list', ...
 bool truthy(const Value& value);
 bool equal(const Value& a, const Value& b);
 int compare(const Value& a, const Value& b);  // <0, 0, >0; RenderError where Python raises TypeError
