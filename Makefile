@@ -30,7 +30,7 @@ bench: build
 
 # libFuzzer runs (clang, ASan+UBSan, the whole library instrumented) of every parser a user's
 # file or text reaches, FUZZ_SECONDS each; new corpus entries go to build-fuzz/corpus-NAME.
-FUZZ_TARGETS = safetensors_header image_decode checkpoint_configs tokenizer_json package_manifest chat_input video_decode chat_request
+FUZZ_TARGETS = safetensors_header image_decode checkpoint_configs tokenizer_json package_manifest chat_input chat_template video_decode chat_request
 FUZZ_SECONDS ?= 60
 fuzz: setup
 	CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQ3VL_FUZZ=ON -DQ3VL_BUILD_TESTS=OFF >/dev/null

@@ -443,7 +443,7 @@ VisualItem ConversationState::make_video_item(const VideoClip& clip) const {
 
 // 1b. The chat as tokens, with every item's pads expanded.
 ConversationState::TurnTokens ConversationState::tokenize_chat() const {
-  const std::vector<std::int64_t> rendered = data_.tokenizer.encode(render_chat(messages_));
+  const std::vector<std::int64_t> rendered = data_.tokenizer.encode(data_.chat_template.render(messages_));
   TurnTokens turn;
   turn.ids = expand_media_pads(rendered, items_, data_.package.config(), data_.tokenizer, turn.spans);
   if (turn.ids.size() > static_cast<std::size_t>(cache_.context_length())) {

@@ -35,7 +35,8 @@ ModelData::ModelData(const std::filesystem::path& dir, const ModelOptions& optio
       tokenizer_load_(std::async(std::launch::async, [this] { return Tokenizer::load(package.tokenizer_json()); })),
       embedding(environment, package.embedding_model(), package.config(), session_options),
       decoder(environment, package.text_model(), package.config(), decoder_options(session_options, package)),
-      tokenizer(tokenizer_load_.get()) {
+      tokenizer(tokenizer_load_.get()),
+      chat_template(load_chat_template(package.dir() / "tokenizer_config.json")) {
   check_model_interface(package, PackagePart::Embedding, embedding.session().interface());
   check_model_interface(package, PackagePart::Text, decoder.session().interface());
 }

@@ -17,6 +17,7 @@
 #include "ort/onnx_session.h"
 #include "package/package.h"
 #include "q3vl/model.h"
+#include "text/chat_template.h"
 #include "text/tokenizer.h"
 
 namespace q3vl {
@@ -50,6 +51,8 @@ struct ModelData {
   EmbeddingModel embedding;
   DecoderModel decoder;
   Tokenizer tokenizer;
+  // The package's tokenizer_config.json template (the reference one renders natively).
+  ChatTemplate chat_template;
 
  private:
   std::mutex vision_mutex_;

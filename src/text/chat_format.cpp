@@ -210,7 +210,8 @@ ToolCall parse_tool_call(const OrderedJson& item, const std::string& where) {
   const auto arguments = call.find("arguments");
   if (arguments == call.end()) throw InvalidInput(where + ": tool call '" + *name + "' has no \"arguments\"");
   // String arguments (OpenAI) are already JSON text and go in verbatim; objects go through tojson.
-  return {*name, arguments->is_string() ? arguments->get<std::string>() : dump_json_like_python(*arguments)};
+  if (arguments->is_string()) return {*name, arguments->get<std::string>(), true};
+  return {*name, dump_json_like_python(*arguments), false};
 }
 
 ChatMessage parse_message(const OrderedJson& message, std::size_t message_index) {

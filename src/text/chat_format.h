@@ -35,6 +35,8 @@ struct ChatContent {
 struct ToolCall {
   std::string name;
   std::string arguments_json;  // emitted verbatim after "arguments": (already JSON text)
+  // The message gave the arguments as a string (OpenAI), not an object: a template sees a string.
+  bool arguments_given_as_text = false;
 };
 
 struct ChatMessage {

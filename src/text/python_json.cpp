@@ -133,6 +133,18 @@ void append_python_json(std::string& out, const OrderedJson& value) {
 
 }  // namespace
 
+std::string python_float_repr(double value) {
+  std::string out;
+  append_python_float(out, value);
+  return out;
+}
+
+std::string python_json_string(const std::string& text) {
+  std::string out;
+  append_python_string(out, text);
+  return out;
+}
+
 std::string dump_json_like_python(const nlohmann::ordered_json& value) {
   std::string out;
   append_python_json(out, value);

@@ -5,12 +5,16 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
 
 #include "engine/model_data.h"
 #include "engine/turn_trace.h"
 #include "q3vl/error.h"
 #include "support/full_model.h"
 #include "support/golden.h"
+#include "util/files.h"
 #include "util/npy.h"
 
 namespace q3vl {
@@ -200,6 +204,28 @@ TEST_F(Respond, SharedVisionCacheSkipsTheEncoderForAnImageSeenBefore) {
   e.respond(case_messages(c), greedy(4));
   EXPECT_GT(f.respond(case_messages(c), greedy(4)).timings.vision_ms, 0.0);
   EXPECT_EQ(tiny->data().vision_cache->bytes(), 0u);
+}
+
+// A package whose tokenizer_config.json carries another template renders chats with it (through the
+// Jinja interpreter): here the reference template behind a fixed system turn, which gives the
+// tokens the reference template gives the same chat with that system message.
+TEST_F(Respond, ThePackagesOwnTemplateRendersTheChat) {
+  const fs::path custom = dir().path() / "pkg-custom-template";
+  fs::create_directories(custom);
+  for (const fs::directory_entry& entry : fs::directory_iterator(package())) {
+    if (entry.path().filename() != "tokenizer_config.json") fs::create_symlink(entry.path(), custom / entry.path().filename());
+  }
+  nlohmann::json config = nlohmann::json::parse(read_text_file(package() / "tokenizer_config.json"));
+  config["chat_template"] = "{{- '<|im_start|>system\\nYou are Q.<|im_end|>\\n' }}" + config["chat_template"].get<std::string>();
+  std::ofstream(custom / "tokenizer_config.json") << config.dump();
+  const std::shared_ptr<const Model> custom_model = Model::load(custom);
+
+  TurnTrace by_custom, by_reference;
+  Conversation(custom_model).respond({Message{"user", {std::string("Hello there")}}}, greedy(2), nullptr, &by_custom);
+  Conversation(model()).respond({Message{"system", {std::string("You are Q.")}}, Message{"user", {std::string("Hello there")}}},
+                                greedy(2), nullptr, &by_reference);
+  EXPECT_EQ(by_custom.prompt_ids, by_reference.prompt_ids);
+  EXPECT_FALSE(by_custom.prompt_ids.empty());
 }
 
 TEST_F(Respond, MalformedChatsAreRefused) {

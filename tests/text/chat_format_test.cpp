@@ -63,7 +63,7 @@ TEST(ChatFormat, EmptyTextMessageHasNoContent) {
   // "" must stay falsy for the newline-before-tool-call rule.
   EXPECT_TRUE(text_message("assistant", "").content.empty());
   ChatMessage call = text_message("assistant", "");
-  call.tool_calls.push_back({"f", "{}"});
+  call.tool_calls.push_back({"f", "{}", false});
   EXPECT_EQ(render_chat(std::vector<ChatMessage>{call}, no_generation_prompt()),
             "<|im_start|>assistant\n<tool_call>\n{\"name\": \"f\", \"arguments\": {}}\n</tool_call><|im_end|>\n");
 }
@@ -72,7 +72,7 @@ TEST(ChatFormat, RejectsWhatTheTemplateCannotRender) {
   EXPECT_THROW(render_chat({}), InvalidInput);
   EXPECT_THROW(render_chat(std::vector<ChatMessage>{text_message("developer", "x")}), InvalidInput);
   ChatMessage user_with_call = text_message("user", "x");
-  user_with_call.tool_calls.push_back({"f", "{}"});
+  user_with_call.tool_calls.push_back({"f", "{}", false});
   EXPECT_THROW(render_chat(std::vector<ChatMessage>{user_with_call}), InvalidInput);
   ChatOptions empty_tool;
   empty_tool.tools_json = {""};

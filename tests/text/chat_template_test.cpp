@@ -1,0 +1,124 @@
+// ChatTemplate: the native fast path and the Jinja path give transformers' text on the same
+// corpus (tests/fixtures/chat/chat_cases.json, the messages parsed as the runtime parses them),
+// and a template other than the reference one renders through the interpreter.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "model/tokenizer_files.h"
+#include "q3vl/error.h"
+#include "support/test_support.h"
+#include "text/chat_template.h"
+#include "util/files.h"
+
+namespace q3vl {
+namespace {
+
+using nlohmann::ordered_json;
+
+ordered_json load(const std::string& relative) {
+  return ordered_json::parse(read_text_file(test::source_dir() / "tests" / "fixtures" / relative));
+}
+
+TEST(ChatTemplate, ReferenceTemplateIsNativeAndOthersAreNot) {
+  EXPECT_TRUE(ChatTemplate::reference().native());
+  EXPECT_FALSE(ChatTemplate(reference_chat_template(), ChatTemplate::Engine::Jinja).native());
+  EXPECT_FALSE(ChatTemplate(reference_chat_template() + "\n").native());
+}
+
+// The proof the native renderer may stand in for the reference template: on every case of the
+// chat corpus, native, Jinja and transformers agree byte for byte.
+TEST(ChatTemplate, NativeAndJinjaAgreeWithTransformersOnTheChatCorpus) {
+  const ordered_json fixtures = load("chat/chat_cases.json");
+  const ChatTemplate native = ChatTemplate::reference();
+  const ChatTemplate interpreted(reference_chat_template(), ChatTemplate::Engine::Jinja);
+  std::size_t matched = 0;
+  for (const ordered_json& fixture : fixtures.at("cases")) {
+    SCOPED_TRACE(fixture.at("name").get<std::string>());
+    ChatOptions options;
+    options.add_generation_prompt = fixture.at("add_generation_prompt").get<bool>();
+    options.add_vision_id = fixture.at("add_vision_id").get<bool>();
+    if (fixture.contains("tools")) options.tools_json = parse_chat_tools(fixture.at("tools"));
+    const std::vector<ChatMessage> messages = parse_chat_messages(fixture.at("messages"));
+    const std::string expected = fixture.at("expected").get<std::string>();
+    std::string by_native, by_jinja;
+    ASSERT_NO_THROW(by_native = native.render(messages, options));
+    ASSERT_NO_THROW(by_jinja = interpreted.render(messages, options));
+    EXPECT_EQ(by_native, expected);
+    EXPECT_EQ(by_jinja, expected);
+    if (by_native == expected && by_jinja == expected) ++matched;
+  }
+  EXPECT_EQ(matched, 90u);
+}
+
+// Qwen3's text template (not the reference): the cases a parsed chat can express (string
+// content, no reasoning fields, no extra template arguments) render as transformers does.
+TEST(ChatTemplate, OtherTemplatesRenderThroughTheInterpreter) {
+  const ordered_json fixtures = load("templates/qwen3_text.json");
+  const ChatTemplate chat_template(fixtures.at("template").get<std::string>());
+  ASSERT_FALSE(chat_template.native());
+  std::size_t matched = 0;
+  for (const ordered_json& fixture : fixtures.at("cases")) {
+    if (!fixture.contains("expected") || fixture.at("kwargs").size() != 1) continue;
+    bool expressible = true;
+    for (const ordered_json& message : fixture.at("messages")) {
+      expressible = expressible && !message.contains("reasoning_content") && message.at("content").is_string();
+    }
+    if (!expressible) continue;
+    SCOPED_TRACE(fixture.at("name").get<std::string>());
+    ChatOptions options;
+    options.add_generation_prompt = fixture.at("kwargs").at("add_generation_prompt").get<bool>();
+    if (fixture.contains("tools")) options.tools_json = parse_chat_tools(fixture.at("tools"));
+    std::string rendered;
+    ASSERT_NO_THROW(rendered = chat_template.render(parse_chat_messages(fixture.at("messages")), options));
+    EXPECT_EQ(rendered, fixture.at("expected").get<std::string>());
+    if (rendered == fixture.at("expected").get<std::string>()) ++matched;
+  }
+  EXPECT_EQ(matched, 13u);
+}
+
+TEST(ChatTemplate, TemplateErrorsNameTheLine) {
+  const ChatTemplate failing("{% if messages | length > 1 %}{{ raise_exception('one message only') }}{% endif %}ok");
+  EXPECT_EQ(failing.render(std::vector<ChatMessage>{text_message("user", "hi")}), "ok");
+  try {
+    (void)failing.render(std::vector<ChatMessage>{text_message("user", "a"), text_message("user", "b")});
+    FAIL() << "no error";
+  } catch (const InvalidInput& error) {
+    EXPECT_STREQ(error.what(), "chat template line 1: raise_exception: one message only");
+  }
+  EXPECT_THROW(ChatTemplate("{% include 'x' %}"), InvalidInput);
+}
+
+TEST(ChatTemplate, LoadsTheTemplateOfATokenizerConfig) {
+  const test::TempDir dir;
+  const auto write = [&](const ordered_json& config) {
+    std::ofstream(dir / "tokenizer_config.json") << config.dump();
+    return load_chat_template(dir / "tokenizer_config.json");
+  };
+  EXPECT_TRUE(load_chat_template(dir / "tokenizer_config.json").native());  // no file
+  EXPECT_TRUE(write({{"eos_token", "<|im_end|>"}}).native());               // no template
+  EXPECT_TRUE(write({{"chat_template", reference_chat_template()}}).native());
+  const ChatTemplate custom = write({{"chat_template", "{% for m in messages %}[{{ m.role }}]{% endfor %}"}});
+  EXPECT_FALSE(custom.native());
+  EXPECT_EQ(custom.render(std::vector<ChatMessage>{text_message("user", "hi")}), "[user]");
+  const ChatTemplate named = write({{"chat_template", ordered_json::array({{{"name", "tool_use"}, {"template", "T"}},
+                                                                          {{"name", "default"}, {"template", "D"}}})}});
+  EXPECT_EQ(named.render(std::vector<ChatMessage>{text_message("user", "hi")}), "D");
+  const auto error_of = [&](const ordered_json& config) -> std::string {
+    try {
+      (void)write(config);
+    } catch (const InvalidInput& error) {
+      return error.what();
+    }
+    return "(no error)";
+  };
+  const std::string file = (dir / "tokenizer_config.json").string();
+  EXPECT_EQ(error_of({{"chat_template", 3}}), file + ": \"chat_template\" must be a string or a list of named templates");
+  EXPECT_EQ(error_of({{"chat_template", ordered_json::array()}}), file + ": \"chat_template\" lists no template named \"default\"");
+  EXPECT_EQ(error_of({{"chat_template", "{% include 'x' %}"}}), file + ": chat template line 1: unsupported tag 'include'");
+}
+
+}  // namespace
+}  // namespace q3vl
