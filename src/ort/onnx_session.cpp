@@ -120,6 +120,10 @@ OnnxEnvironment::OnnxEnvironment(int intra_op_threads, bool verbose)
   remove_telemetry_trace_file();
 }
 
+// The telemetry library may open its file after the environment exists (on a loaded machine the
+// check above can come first): look again when the environment goes.
+OnnxEnvironment::~OnnxEnvironment() { remove_telemetry_trace_file(); }
+
 OnnxSession::OnnxSession(OnnxEnvironment& environment, const std::filesystem::path& model, const SessionOptions& options)
     : path_(model) {
   if (!std::filesystem::exists(model)) throw InvalidInput(model.string() + ": model file is missing");

@@ -38,6 +38,9 @@ class OnnxEnvironment {
   // intra_op_threads 0: one per physical core. ONNX Runtime's log shows only fatal errors, warnings
   // too when verbose, without its colour codes.
   explicit OnnxEnvironment(int intra_op_threads = 0, bool verbose = false);
+  ~OnnxEnvironment();  // removes ONNX Runtime's telemetry trace file if it appeared late
+  OnnxEnvironment(const OnnxEnvironment&) = delete;
+  OnnxEnvironment& operator=(const OnnxEnvironment&) = delete;
   Ort::Env& env() { return env_; }
 
  private:
