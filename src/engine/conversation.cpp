@@ -680,34 +680,22 @@ class JsonConstraint {
   std::int64_t next(std::span<const float> logits, std::int64_t left, Sampler& sampler, std::span<const std::int64_t> history,
                     std::size_t generated) {
     if (forced_.empty()) {
-      std::vector<std::int64_t> tail = completion_tokens();
-      if (!tail.empty() && std::cmp_greater_equal(tail.size(), left)) forced_ = std::move(tail);
-    }
-    if (forced_.empty()) {
-      mask_.compute(matcher_, eos_, allowed_);
-      masked_.assign(logits.begin(), logits.end());
-      bool any = false;
-      for (std::size_t i = 0; i < masked_.size(); ++i) {
-        if (i < allowed_.size() && allowed_[i] != 0) {
-          any = true;
-        } else {
-          masked_[i] = -std::numeric_limits<float>::infinity();
-        }
-      }
-      if (any) {
-        const std::int64_t spare = left - static_cast<std::int64_t>(completion_tokens().size());
+      // Once per token: the shortest completion, to see whether only it still fits.
+      std::vector<std::int64_t> tail = completion_tokens(matcher_);
+      const std::int64_t spare = left - static_cast<std::int64_t>(tail.size());
+      if (!tail.empty() && spare <= 0) forced_ = std::move(tail);
+      if (forced_.empty() && mask(logits)) {
         if (spare > kNearTheEnd) return sampler.next(masked_, history, generated);
         // Near the end, a token counts only if the document can still be completed after it.
         for (int attempt = 0; attempt < 64; ++attempt) {
           const std::int64_t token = sampler.next(masked_, history, generated);
           if (std::find(eos_.begin(), eos_.end(), token) != eos_.end()) return token;
-          JsonConstraint after = *this;
-          after.take(token);
-          if (std::cmp_less_equal(after.completion_tokens().size(), left - 1)) return token;
+          JsonMatcher after = matcher_;
+          if (after.feed(tokenizer_.bytes_of(token)) && std::cmp_less_equal(completion_tokens(after).size(), left - 1)) return token;
           masked_[static_cast<std::size_t>(token)] = -std::numeric_limits<float>::infinity();
         }
       }
-      forced_ = completion_tokens();
+      if (forced_.empty()) forced_ = completion_tokens(matcher_);
       if (forced_.empty()) return eos_.at(0);
     }
     const std::int64_t token = forced_.front();
@@ -722,7 +710,7 @@ class JsonConstraint {
   }
 
   // Tokens of the shortest document the schema allows.
-  std::int64_t shortest_document_tokens() const { return static_cast<std::int64_t>(completion_tokens().size()); }
+  std::int64_t shortest_document_tokens() const { return static_cast<std::int64_t>(completion_tokens(matcher_).size()); }
 
  private:
   // Within this many tokens of the budget, each choice is checked to leave room for a completion
@@ -731,8 +719,24 @@ class JsonConstraint {
 
   // The shortest completion as tokens: a character cut in the middle is finished byte by byte (its
   // bytes are no text to encode), the rest is encoded as text.
-  std::vector<std::int64_t> completion_tokens() const {
-    const std::string completion = matcher_.shortest_completion();
+  // The logits of the tokens that cannot continue the document set to -inf, in masked_; false when
+  // none can.
+  bool mask(std::span<const float> logits) {
+    mask_.compute(matcher_, eos_, allowed_);
+    masked_.assign(logits.begin(), logits.end());
+    bool any = false;
+    for (std::size_t i = 0; i < masked_.size(); ++i) {
+      if (i < allowed_.size() && allowed_[i] != 0) {
+        any = true;
+      } else {
+        masked_[i] = -std::numeric_limits<float>::infinity();
+      }
+    }
+    return any;
+  }
+
+  std::vector<std::int64_t> completion_tokens(const JsonMatcher& matcher) const {
+    const std::string completion = matcher.shortest_completion();
     std::size_t bytes = 0;
     std::vector<std::int64_t> tokens;
     while (bytes < completion.size() && (static_cast<unsigned char>(completion[bytes]) & 0xC0) == 0x80) {
