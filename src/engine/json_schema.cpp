@@ -26,6 +26,39 @@ std::int64_t count_of(const json& schema, const char* key, const std::string& wh
   return value.get<std::int64_t>();
 }
 
+// Bytes of the shortest document `node` allows, saturating: minItems and minLength multiply down
+// nested levels, so a small schema can ask for more than any reply holds.
+constexpr std::uint64_t kMost = std::uint64_t{1} << 40;  // "more than anything we write"
+
+std::uint64_t shortest_bytes(const SchemaNode& node) {
+  const auto add = [](std::uint64_t a, std::uint64_t b) { return std::min(a + b, kMost); };
+  const auto times = [](std::uint64_t a, std::uint64_t b) { return a != 0 && b > kMost / a ? kMost : std::min(a * b, kMost); };
+  switch (node.kind) {
+    case SchemaNode::Kind::Boolean:
+    case SchemaNode::Kind::Null: return 4;
+    case SchemaNode::Kind::String: return add(2, static_cast<std::uint64_t>(node.min_length) * 4);  // a character: up to 4 bytes
+    case SchemaNode::Kind::Literals: {
+      std::uint64_t best = kMost;
+      for (const std::string& literal : node.literals) best = std::min<std::uint64_t>(best, literal.size());
+      return best;
+    }
+    case SchemaNode::Kind::AnyOf: {
+      std::uint64_t best = kMost;
+      for (const SchemaNode* alternative : node.alternatives) best = std::min(best, shortest_bytes(*alternative));
+      return best;
+    }
+    case SchemaNode::Kind::Array: return add(2, times(static_cast<std::uint64_t>(node.min_items), add(shortest_bytes(*node.items), 1)));
+    case SchemaNode::Kind::Object: {
+      std::uint64_t total = 2;
+      for (const SchemaNode::Property& p : node.properties) {
+        if (p.required) total = add(total, add(p.name.size() + 4, shortest_bytes(*p.schema)));
+      }
+      return total;
+    }
+    default: return 1;
+  }
+}
+
 }  // namespace
 
 JsonSchema JsonSchema::any_object() {
@@ -40,6 +73,11 @@ JsonSchema JsonSchema::any_object() {
 JsonSchema JsonSchema::compile(const json& schema) {
   JsonSchema compiled;
   compiled.root_ = compiled.add(schema, "#", 0);
+  // Its shortest document is written out when a reply must be completed: bound it first.
+  constexpr std::uint64_t kLongest = std::uint64_t{1} << 20;
+  if (shortest_bytes(*compiled.root_) > kLongest) {
+    throw InvalidInput("JSON schema #: its shortest document is longer than 1 MiB (minItems/minLength multiplied down its levels)");
+  }
   return compiled;
 }
 

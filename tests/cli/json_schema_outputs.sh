@@ -45,4 +45,11 @@ node "$(dirname "$0")/validate_json.mjs" "$src/.deps/node" "$cases" || fail "inv
 grep -q "'pattern' is not supported" "$dir/err" || fail "pattern message: $(cat "$dir/err")"
 "$q3vl" run --model "$dir/pkg" --prompt x --json-schema '{"type":' >/dev/null 2>"$dir/err" && fail "broken schema accepted"
 grep -q "not valid JSON" "$dir/err" || fail "broken schema message: $(cat "$dir/err")"
+# Hostile --json-schema values: an empty file, a folder, an endless device: each a message, exit 1.
+: >"$dir/empty.json"
+for bad in "$dir/empty.json" "$dir" /dev/zero; do
+  "$q3vl" run --model "$dir/pkg" --prompt x --json-schema "$bad" >/dev/null 2>"$dir/err"
+  [ $? = 1 ] || fail "--json-schema $bad: not refused with exit 1"
+  grep -q "q3vl: error: .*\(not valid JSON\|is a directory\|more than\)" "$dir/err" || fail "--json-schema $bad message: $(cat "$dir/err")"
+done
 echo ok

@@ -101,6 +101,10 @@ TEST(JsonSchemaCompile, RefusesWhatItCannotEnforceByName) {
       {R"({"$ref":"#/$defs/x"})", "'$ref'"},
       {R"({"type":"object","properties":{"a":{}},"required":["b"]})", "required property 'b'"},
       {R"({"type":"wat"})", "unknown type"},
+      // Hostile: a few bytes of schema whose shortest document is 100000^3 items long.
+      {R"({"type":"array","minItems":100000,"items":{"type":"array","minItems":100000,"items":{"type":"array","minItems":100000}}})",
+       "longer than 1 MiB"},
+      {R"({"type":"string","minLength":100000,"maxLength":100000000})", "maxLength must be an integer from 0 to 100000"},
   };
   for (const auto& [schema, message] : cases) {
     try {
