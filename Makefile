@@ -39,7 +39,7 @@ fuzz: setup
 	  mkdir -p build-fuzz/corpus-$$t; \
 	  echo "== fuzzing $$t for $(FUZZ_SECONDS) s"; \
 	  ./build-fuzz/fuzz/$${t}_fuzzer -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -print_final_stats=1 \
-	    build-fuzz/corpus-$$t fuzz/corpus/$$t 2>&1 | grep -E "^(==|#[0-9]+ *DONE|stat::number_of_executed_units|SUMMARY)" ; \
+	    build-fuzz/corpus-$$t fuzz/corpus/$$t $$([ $$t = chat_template ] && echo tools/golden/templates) 2>&1 | grep -E "^(==|#[0-9]+ *DONE|stat::number_of_executed_units|SUMMARY)" ; \
 	  test $${PIPESTATUS[0]} -eq 0; \
 	done
 
