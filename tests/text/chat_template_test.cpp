@@ -3,6 +3,7 @@
 // and a template other than the reference one renders through the interpreter.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -77,6 +78,39 @@ TEST(ChatTemplate, OtherTemplatesRenderThroughTheInterpreter) {
     if (rendered == fixture.at("expected").get<std::string>()) ++matched;
   }
   EXPECT_EQ(matched, 13u);
+}
+
+// A checkpoint shipping Qwen3-VL Thinking's template (assets/qwen3-vl-thinking) in its
+// tokenizer_config.json: not the reference template, so it renders through the interpreter, and the
+// chat as the runtime parses it gives transformers' text (tests/fixtures/templates/qwen3_vl_thinking.json).
+TEST(ChatTemplate, ThinkingTemplateFromATokenizerConfigRendersThroughJinja) {
+  const ordered_json asset = ordered_json::parse(
+      read_text_file(test::source_dir() / "assets" / "qwen3-vl-thinking" / "chat_template.json"));
+  const test::TempDir dir;
+  std::ofstream(dir / "tokenizer_config.json")
+      << ordered_json({{"eos_token", "<|im_end|>"}, {"chat_template", asset.at("chat_template")}}).dump();
+  const ChatTemplate chat_template = load_chat_template(dir / "tokenizer_config.json");
+  ASSERT_FALSE(chat_template.native());
+
+  const ordered_json fixtures = load("templates/qwen3_vl_thinking.json");
+  ASSERT_EQ(fixtures.at("template"), asset.at("chat_template"));
+  std::size_t matched = 0;
+  // A <think> block split out of the content next to a counted image, and one before a tool call.
+  for (const std::string name : {"thinking_think_block_with_image_in_user", "thinking_tool_call_content_with_think_block"}) {
+    SCOPED_TRACE(name);
+    const auto fixture = std::find_if(fixtures.at("cases").begin(), fixtures.at("cases").end(),
+                                      [&](const ordered_json& c) { return c.at("name") == name; });
+    ASSERT_NE(fixture, fixtures.at("cases").end());
+    ChatOptions options;
+    options.add_generation_prompt = fixture->at("kwargs").at("add_generation_prompt").get<bool>();
+    options.add_vision_id = fixture->at("kwargs").value("add_vision_id", false);
+    if (fixture->contains("tools")) options.tools_json = parse_chat_tools(fixture->at("tools"));
+    std::string rendered;
+    ASSERT_NO_THROW(rendered = chat_template.render(parse_chat_messages(fixture->at("messages")), options));
+    EXPECT_EQ(rendered, fixture->at("expected").get<std::string>());
+    if (rendered == fixture->at("expected").get<std::string>()) ++matched;
+  }
+  EXPECT_EQ(matched, 2u);
 }
 
 TEST(ChatTemplate, TemplateErrorsNameTheLine) {

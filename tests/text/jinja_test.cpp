@@ -70,6 +70,20 @@ TEST(JinjaTemplate, Qwen3VLInstructMatchesTransformers) {
   EXPECT_EQ(outcome.errors, 0);
 }
 
+// Qwen3-VL Thinking: the instruct conversations plus reasoning kept only after the last real user
+// query, <think> blocks split out of assistant content, and multi-step tool loops.
+TEST(JinjaTemplate, Qwen3VLThinkingMatchesTransformers) {
+  const Outcome outcome = check_fixture_file("qwen3_vl_thinking");
+  EXPECT_EQ(outcome.rendered, 142);
+  EXPECT_EQ(outcome.errors, 2);
+}
+
+TEST(JinjaTemplate, Qwen2_5VLMatchesTransformers) {
+  const Outcome outcome = check_fixture_file("qwen2_5_vl");
+  EXPECT_EQ(outcome.rendered, 19);
+  EXPECT_EQ(outcome.errors, 1);
+}
+
 TEST(JinjaTemplate, Qwen3TextWithToolsAndThinkingMatchesTransformers) {
   const Outcome outcome = check_fixture_file("qwen3_text");
   EXPECT_EQ(outcome.rendered, 28);
@@ -112,6 +126,9 @@ TEST(JinjaTemplate, UnsupportedConstructsAreErrorsNamingThem) {
   EXPECT_EQ(error_of("{{ 1 is prime }}"), "chat template line 1: unsupported test 'prime'");
   EXPECT_EQ(error_of("{{ 'abc'.zfill(5) }}"), "chat template line 1: unsupported string method or attribute 'zfill'");
   EXPECT_EQ(error_of("{{ [1].append(2) }}"), "chat template line 1: unsupported list attribute or method 'append'");
+  // Names Python's str and list lack are undefined, as in jinja2; private ones the sandbox refuses.
+  EXPECT_EQ(error_of("{{ 'abc'.__class__ }}"), "chat template line 1: unsupported string method or attribute '__class__'");
+  EXPECT_EQ(error_of("{{ [1]._x }}"), "chat template line 1: unsupported list attribute or method '_x'");
   EXPECT_EQ(error_of("{% raw %}x{% endraw %}"), "chat template line 1: unsupported tag 'raw'");
   EXPECT_EQ(error_of("{{ '{:>5}'.format(1) }}"),
             "chat template line 1: unsupported: format spec or conversion in str.format field '{:>5}'");

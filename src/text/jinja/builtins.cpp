@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <span>
 
 #include "q3vl/error.h"
 
@@ -232,12 +233,37 @@ std::string format_method(const std::string& format, const CallArgs& args) {
   return out;
 }
 
+bool listed(std::span<const char* const> names, const std::string& name) {
+  return std::find_if(names.begin(), names.end(), [&](const char* n) { return name == n; }) != names.end();
+}
+
+// The public attributes of Python's str, list and tuple. jinja2 looks `x.name` (and `x['name']`)
+// up with getattr, so a name the Python type lacks is undefined: templates rely on it (Qwen's
+// `item.type == 'image'` where a content item is a plain string). A name the type has but we do not
+// implement, or a private one (the sandbox refuses those), must stay an error naming it instead of
+// silently turning undefined.
+constexpr const char* kPythonStrAttributes[] = {
+    "capitalize", "casefold", "center", "count", "encode", "endswith", "expandtabs", "find", "format",
+    "format_map", "index", "isalnum", "isalpha", "isascii", "isdecimal", "isdigit", "isidentifier", "islower",
+    "isnumeric", "isprintable", "isspace", "istitle", "isupper", "join", "ljust", "lower", "lstrip", "maketrans",
+    "partition", "removeprefix", "removesuffix", "replace", "rfind", "rindex", "rjust", "rpartition", "rsplit",
+    "rstrip", "split", "splitlines", "startswith", "strip", "swapcase", "title", "translate", "upper", "zfill"};
+constexpr const char* kPythonListAttributes[] = {"append", "clear", "copy", "count",   "extend", "index",
+                                                 "insert", "pop",   "remove", "reverse", "sort"};
+constexpr const char* kPythonTupleAttributes[] = {"count", "index"};
+
+bool python_lacks_attribute(std::span<const char* const> attributes, const std::string& name) {
+  return !name.starts_with('_') && !listed(attributes, name);
+}
+
 Value string_method(const std::string& s, const std::string& name) {
   static const char* const kMethods[] = {"startswith", "endswith", "strip", "lstrip", "rstrip", "split", "upper",
                                          "lower", "title", "capitalize", "replace", "find", "count", "format",
                                          "join", "rsplit", "isdigit", "isspace", "isalpha"};
-  if (std::find_if(std::begin(kMethods), std::end(kMethods), [&](const char* m) { return name == m; }) ==
-      std::end(kMethods)) {
+  if (!listed(kMethods, name)) {
+    if (python_lacks_attribute(kPythonStrAttributes, name)) {
+      return Value::undefined("'str object' has no attribute '" + name + "'");
+    }
     throw RenderError("unsupported string method or attribute '" + name + "'");
   }
   return Value::callable("str." + name, [s, name](CallArgs& args) -> Value {
@@ -449,6 +475,12 @@ Value Builtins::attribute(const Value& object, const std::string& name) {
     }
     case Value::Kind::ListKind:
     case Value::Kind::Tuple:
+      if (python_lacks_attribute(object.kind == Value::Kind::Tuple
+                                     ? std::span<const char* const>(kPythonTupleAttributes)
+                                     : std::span<const char* const>(kPythonListAttributes),
+                                 name)) {
+        return Value::undefined(std::string("'") + type_name(object) + " object' has no attribute '" + name + "'");
+      }
       throw RenderError(std::string("unsupported ") + type_name(object) + " attribute or method '" + name + "'");
     default:
       return Value::undefined(std::string("'") + type_name(object) + " object' has no attribute '" + name + "'");
