@@ -26,6 +26,12 @@ Templates:
 Run inside the reference chroot:
 
     ../shared/refgen/inroot.sh -b <repo>:/repo -- python3 /repo/tools/golden/gen_template_fixtures.py
+
+Where <repo>/.deps is a symbolic link out of the repository (a worktree sharing another
+checkout's .deps), bind the tokenizer folder too and name its config:
+
+    ../shared/refgen/inroot.sh -b <repo>:/repo -b <deps>/tokenizer-qwen3:/deps/tokenizer-qwen3 -- \
+        python3 /repo/tools/golden/gen_template_fixtures.py --qwen3-tokenizer-config /deps/tokenizer-qwen3/tokenizer_config.json
 """
 
 import argparse
