@@ -48,11 +48,44 @@ struct ConversationOptions {
 // One image or video of a user turn.
 using Media = std::variant<RgbImage, VideoClip>;
 
+// A call of one of the tools a request offered: in an assistant message of a chat (what the model
+// asked earlier) or in a Reply.
+struct FunctionCall {
+  std::string id;         // the caller's handle for it (replies: "call_" and 24 random hex digits)
+  std::string name;
+  std::string arguments;  // JSON text of the arguments object
+};
+
 // One message of a whole chat for Conversation::respond: text, images and videos in order.
 using MessagePart = std::variant<std::string, RgbImage, VideoClip>;
 struct Message {
-  std::string role;  // system, user or assistant (images and videos only in user messages)
+  std::string role;  // system, user, assistant or tool (images and videos only in user messages)
   std::vector<MessagePart> content;
+  // (Default member initializers: `Message{"user", {parts}}` stays a complete initializer.)
+  std::vector<FunctionCall> tool_calls = {};  // assistant: the calls it made
+  std::string reasoning = {};                 // assistant: a Thinking model's reasoning (templates that keep it show it)
+  std::string tool_call_id = {};              // tool: the call this result answers (Qwen's templates do not show it)
+};
+
+// Which tool calls a reply may make when tools are offered.
+struct ToolChoice {
+  enum class Mode {
+    Auto,      // the model decides; `<tool_call>` output becomes Reply::tool_calls
+    None,      // no calls: tools stay in the prompt, the reply is only text
+    Required,  // exactly one call of one of the tools, constrained like a JSON schema
+    Function,  // exactly one call of `function`
+  };
+  Mode mode = Mode::Auto;
+  std::string function;
+};
+
+// A piece of a reply as it streams, classified: reasoning, answer text, or a whole tool call.
+struct ReplyDelta {
+  enum class Kind { Reasoning, Content, ToolCall };
+  Kind kind = Kind::Content;
+  std::string_view text;               // Reasoning, Content
+  const FunctionCall* call = nullptr;  // ToolCall
+  std::size_t call_index = 0;          // ToolCall: its index in Reply::tool_calls
 };
 
 // A generated token and how likely the model found it and its best alternatives: natural logs of
@@ -98,6 +131,13 @@ struct ReplyOptions {
   // Called for every generated token (with top_logprobs >= 0 only), before its text reaches on_text.
   std::function<void(const TokenChoice&)> on_token;
   ResponseFormat response_format;
+  // Tool definitions as JSON text, OpenAI's shape ({"type": "function", "function": {"name",
+  // "description", "parameters"}}), given to the chat template as `tools` (key order kept).
+  std::vector<std::string> tools;
+  ToolChoice tool_choice;  // Required/Function: the function's "parameters" is the arguments' schema
+  // Called with each classified piece as it streams (from the generating thread), after on_text
+  // has had the raw text it came from.
+  std::function<void(const ReplyDelta&)> on_delta;
 };
 
 struct Timings {
@@ -115,9 +155,17 @@ struct Timings {
 };
 
 struct Reply {
-  std::string text;
+  std::string text;  // everything generated, as decoded (reasoning and tool-call tags included)
+  // `text` taken apart: the answer, a Thinking model's reasoning (`<think>` ... `</think>`), and
+  // the tool calls (when tools were offered and tool_choice is not None). A tool call that does
+  // not parse stays in `content` as the model wrote it.
+  std::string content;
+  std::string reasoning;
+  std::vector<FunctionCall> tool_calls;
   std::vector<std::int64_t> tokens;
-  std::string finish_reason;  // "stop" (EOS or stop string) or "length" (token or context limit)
+  // "stop" (EOS or stop string), "length" (token or context limit), or "tool_calls" (stopped after
+  // making calls)
+  std::string finish_reason;
   std::int64_t prompt_tokens = 0;  // the whole rendered chat, media tokens included
   std::int64_t cached_tokens = 0;  // of which the KV cache already held (not computed again)
   std::vector<TokenChoice> logprobs;  // with ReplyOptions::top_logprobs >= 0
@@ -141,15 +189,16 @@ class Conversation {
   Reply send(const std::vector<Media>& media, const std::string& text, const ReplyOptions& options = {},
              const std::function<void(std::string_view)>& on_text = {}, TurnTrace* trace = nullptr);
 
-  // The whole chat at once, as HTTP APIs send it: `messages` (ending with a user message; earlier
+  // The whole chat at once, as HTTP APIs send it: `messages` (ending with a user message, or with
+  // tool results answering the last assistant message's calls; earlier
   // assistant messages are whatever the caller says was replied) replace the conversation's history
   // (the system prompt of ConversationOptions is not added: send a system message), and the reply
   // to the last one is generated. The KV cache keeps the longest prefix it shares with the last
   // chat this conversation saw, matched on token ids and, for images and videos, on their content
   // (a SHA-256 of pixels or file bytes), so resending a history costs only its new tokens and a
   // different image of the same size is never mistaken for the cached one. Throws InvalidInput for
-  // an empty chat, a last message that is not the user's, media outside user messages, or an
-  // unknown role; Cancelled when ReplyOptions::cancelled says so. A failed or cancelled reply
+  // an empty chat, a last message that is not the user's or a tool's, media outside user messages,
+  // tool calls outside assistant messages, arguments that are not a JSON object, or an unknown role; Cancelled when ReplyOptions::cancelled says so. A failed or cancelled reply
   // leaves the conversation as it was.
   Reply respond(const std::vector<Message>& messages, const ReplyOptions& options = {},
                 const std::function<void(std::string_view)>& on_text = {}, TurnTrace* trace = nullptr);

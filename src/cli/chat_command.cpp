@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <memory>
 
@@ -27,7 +28,7 @@ void chat(GenerationFlags& flags) {
   const std::shared_ptr<const Model> model = Model::load(flags.model, flags.model_options(/*images_expected=*/true));
   if (flags.verbose) std::fprintf(stderr, "load %.0f ms\n", ms_since_process_start());
   Conversation conversation(model, flags.conversation_options(*model));
-  const ReplyOptions reply_options = flags.reply_options(*model);
+  ReplyOptions reply_options = flags.reply_options(*model);
   const bool interactive = ::isatty(0) != 0;
   std::vector<Media> pending;
   std::string line;
@@ -69,7 +70,9 @@ void chat(GenerationFlags& flags) {
     }
     if (input.text.empty() && pending.empty()) continue;
     try {
-      const Reply reply = conversation.send(pending, input.text, reply_options, write_reply);
+      ReplyPrinter printer(flags.hide_thinking);
+      reply_options.on_delta = std::ref(printer);
+      const Reply reply = conversation.send(pending, input.text, reply_options, {});
       write_reply("\n");
       if (flags.verbose) std::fprintf(stderr, "%s | cached %lld tokens\n", timing_line(reply.timings).c_str(),
                                       static_cast<long long>(conversation.cached_tokens()));

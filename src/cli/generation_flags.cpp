@@ -12,6 +12,7 @@
 
 #include "cli/option_checks.h"
 #include "text/tokenizer.h"
+#include "util/json_fields.h"
 #include "q3vl/error.h"
 
 namespace q3vl::cli {
@@ -71,6 +72,12 @@ void GenerationFlags::add_to(CLI::App& cmd) {
   CLI::Option* schema = cmd.add_option("--json-schema", json_schema,
                                        "Reply with JSON matching this JSON Schema (a file, or the schema if it starts with '{')");
   cmd.add_flag("--json", json_object, "Reply with a JSON object")->excludes(schema);
+  cmd.add_option("--tools", tools,
+                 "Tools the model may call: OpenAI tool definitions, a JSON list (a file, or the list if it starts with '[')");
+  cmd.add_option("--tool-choice", tool_choice,
+                 "auto (the model decides), none, required (one call of a tool), or a tool's name (one call of it)")
+      ->capture_default_str();
+  cmd.add_flag("--hide-thinking", hide_thinking, "Do not print a Thinking model's reasoning (shown dimmed on a terminal)");
   cmd.add_option("--context", context, "Context length in tokens (default: the package's max_length)")
       ->check(integer_range(1, kMostInt));
   cmd.add_option("--max-image-tokens", max_image_tokens, "Pixel budget per image, in visual tokens (32x32 pixels each)")
@@ -144,6 +151,22 @@ ReplyOptions GenerationFlags::reply_options(const Model& loaded) const {
   if (!json_schema.empty()) {
     o.response_format.kind = ResponseFormat::Kind::JsonSchema;
     o.response_format.schema = json_schema.front() == '{' ? json_schema : read_text_file("--json-schema", json_schema);
+  }
+  if (!tools.empty()) {
+    const std::string text = tools.front() == '[' ? tools : read_text_file("--tools", tools);
+    const nlohmann::ordered_json list = parse_ordered_json_bounded(text, "--tools");
+    if (!list.is_array()) throw InvalidInput("--tools: expected a JSON list of tool definitions, got " + json_type_name(list));
+    for (const nlohmann::ordered_json& tool : list) o.tools.push_back(tool.dump());
+  }
+  if (tool_choice == "none") {
+    o.tool_choice.mode = ToolChoice::Mode::None;
+  } else if (tool_choice == "required") {
+    o.tool_choice.mode = ToolChoice::Mode::Required;
+  } else if (tool_choice != "auto") {
+    o.tool_choice = {ToolChoice::Mode::Function, tool_choice};
+  }
+  if (o.tool_choice.mode != ToolChoice::Mode::Auto && o.tools.empty()) {
+    throw InvalidInput("--tool-choice " + tool_choice + " needs --tools");
   }
   return o;
 }

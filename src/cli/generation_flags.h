@@ -37,6 +37,9 @@ struct GenerationFlags {
   bool verbose = false;
   std::string json_schema;  // --json-schema: a file, or the schema itself when it starts with '{'
   bool json_object = false;  // --json: any JSON object
+  std::string tools;         // --tools: a file of OpenAI tool definitions, or the JSON list itself
+  std::string tool_choice = "auto";  // --tool-choice: auto, none, required, or a function's name
+  bool hide_thinking = false;  // --hide-thinking: a Thinking model's reasoning is not printed
 
   void add_to(CLI::App& cmd);
   // Checks between options (CLI::ValidationError, exit 2) and reads --system-file; call first.

@@ -1,7 +1,12 @@
 // `q3vl run`: one user turn (images and videos in the order given on the command line, then the
 // prompt), the reply streamed.
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <functional>
 #include <memory>
+
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "cli/option_checks.h"
@@ -11,6 +16,9 @@
 #include "engine/model_data.h"
 #include "engine/turn_trace.h"
 #include "q3vl/error.h"
+#include "server/chat_request.h"
+#include "server/engine_request.h"
+#include "server/media_source.h"
 
 namespace q3vl::cli {
 namespace {
@@ -28,8 +36,46 @@ struct RunArgs {
   CLI::Option* frames_option = nullptr;
   std::string prompt;
   std::string prompt_file;
+  std::string messages_file;
+  bool reply_json = false;
   std::string dump;
 };
+
+// --messages: the whole chat as OpenAI's messages list, read and checked as the server reads a
+// request's (text, images and videos as local paths next to the file or data URLs, assistant
+// tool calls and reasoning, tool results).
+std::vector<Message> read_chat_file(const std::string& path, server::RequestScratch& scratch) {
+  const std::string text = read_text_file("--messages", path);
+  server::ChatRequest request;
+  try {
+    request = server::parse_chat_request("{\"messages\": " + text + "\n}");
+  } catch (const server::ApiError& e) {
+    throw InvalidInput("--messages " + path + ": " + e.what());
+  }
+  server::MediaPolicy policy;
+  policy.allowed_media_dir = std::filesystem::absolute(path).parent_path();
+  policy.scratch_dir = std::filesystem::temp_directory_path();
+  try {
+    return server::resolve_messages(request, policy, scratch);
+  } catch (const server::ApiError& e) {
+    throw InvalidInput("--messages " + path + ": " + e.what());
+  }
+}
+
+// The reply as the assistant message of OpenAI's API, to append to a --messages chat.
+std::string reply_message_json(const Reply& reply) {
+  nlohmann::ordered_json message = {{"role", "assistant"}, {"content", reply.content}};
+  if (!reply.reasoning.empty()) message["reasoning_content"] = reply.reasoning;
+  if (!reply.tool_calls.empty()) {
+    nlohmann::ordered_json calls = nlohmann::ordered_json::array();
+    for (const FunctionCall& call : reply.tool_calls) {
+      calls.push_back({{"id", call.id}, {"type", "function"}, {"function", {{"name", call.name}, {"arguments", call.arguments}}}});
+    }
+    message["tool_calls"] = std::move(calls);
+  }
+  message["finish_reason"] = reply.finish_reason;
+  return message.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+}
 
 void run(RunArgs& args) {
   args.flags.finish();
@@ -39,8 +85,14 @@ void run(RunArgs& args) {
     args.prompt = read_text_file("--prompt-file", args.prompt_file);
     require_valid_utf8(args.prompt, "--prompt-file " + args.prompt_file);
   }
-  const bool any_media = !args.images.empty() || !args.videos.empty() || !args.frame_folders.empty();
-  if (args.prompt.empty() && !any_media && args.prompt_file.empty()) {
+  server::RequestScratch scratch;
+  std::vector<Message> chat;
+  if (!args.messages_file.empty()) chat = read_chat_file(args.messages_file, scratch);
+  const bool any_media = !args.images.empty() || !args.videos.empty() || !args.frame_folders.empty() ||
+                         std::ranges::any_of(chat, [](const Message& m) {
+                           return std::ranges::any_of(m.content, [](const MessagePart& p) { return !std::holds_alternative<std::string>(p); });
+                         });
+  if (args.messages_file.empty() && args.prompt.empty() && !any_media && args.prompt_file.empty()) {
     throw CLI::ValidationError("--prompt", "empty, and there is no --image or --video: nothing to ask");
   }
   // Decoded images are held until the turn runs: bound their sum like the vision pass, so that many
@@ -74,9 +126,12 @@ void run(RunArgs& args) {
   const double load_ms = ms_since_process_start();
   Conversation conversation(model, args.flags.conversation_options(*model));
   TurnTrace trace;
-  const Reply reply = conversation.send(media, args.prompt, args.flags.reply_options(*model), write_reply,
-                                        args.dump.empty() ? nullptr : &trace);
-  write_reply("\n");  // the reply before the timing line on stderr
+  ReplyOptions options = args.flags.reply_options(*model);
+  ReplyPrinter printer(args.flags.hide_thinking);
+  if (!args.reply_json) options.on_delta = std::ref(printer);
+  TurnTrace* dump = args.dump.empty() ? nullptr : &trace;
+  const Reply reply = chat.empty() ? conversation.send(media, args.prompt, options, {}, dump) : conversation.respond(chat, options, {}, dump);
+  write_reply(args.reply_json ? reply_message_json(reply) : "\n");  // the reply before the timing line on stderr
   if (!args.dump.empty()) trace.write(args.dump, model->data().package.config());
   if (args.flags.verbose) std::fprintf(stderr, "%s | finish: %s\n", timing_line(reply.timings, load_ms).c_str(),
                                       reply.finish_reason.c_str());
@@ -103,10 +158,20 @@ void add_run_command(CLI::App& app) {
   CLI::Option* prompt_file =
       cmd->add_option("--prompt-file", args->prompt_file, "The user's text from a file (-: standard input; for long prompts)");
   prompt->excludes(prompt_file);
+  CLI::Option* messages = cmd->add_option("--messages", args->messages_file,
+                                          "The whole chat instead of --prompt: a JSON file of OpenAI messages (system, user, "
+                                          "assistant with tool_calls, tool results; images as paths next to the file)");
+  for (CLI::Option* other : {prompt, prompt_file, args->image_option, args->video_option, args->frames_option}) messages->excludes(other);
+  cmd->add_flag("--reply-json", args->reply_json,
+                "Print the reply as one OpenAI assistant message (content, reasoning_content, tool_calls, finish_reason) "
+                "instead of streaming text");
   cmd->add_option("--dump", args->dump, "Write input_ids, pixel_values, positions, features, logits... as .npy here");
-  cmd->callback([args, prompt, prompt_file, cmd] {
-    if (prompt->count() == 0 && prompt_file->count() == 0) {
-      throw CLI::RequiredError("--prompt or --prompt-file");
+  cmd->callback([args, prompt, prompt_file, messages, cmd] {
+    if (prompt->count() == 0 && prompt_file->count() == 0 && messages->count() == 0) {
+      throw CLI::RequiredError("--prompt, --prompt-file or --messages");
+    }
+    if (messages->count() > 0 && !args->flags.system.empty()) {
+      throw CLI::ValidationError("--system", "not with --messages: put the system message in the chat");
     }
     args->media_order.clear();
     for (const CLI::Option* option : cmd->parse_order()) {

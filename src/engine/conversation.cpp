@@ -7,8 +7,9 @@
 #include <numeric>
 
 #include "engine/batch_engine.h"
-#include "engine/json_matcher.h"
 #include "engine/model_data.h"
+#include "engine/reply_constraint.h"
+#include "engine/tool_calls.h"
 #include "engine/turn_trace.h"
 #include "math/rope_index.h"
 #include "media/image_preprocess.h"
@@ -16,7 +17,9 @@
 #include "text/chat_format.h"
 #include "q3vl/error.h"
 #include "engine/sampler.h"
+#include "text/reply_parser.h"
 #include "text/stop_strings.h"
+#include "util/json_fields.h"
 #include "util/sha256.h"
 
 namespace q3vl {
@@ -179,6 +182,7 @@ struct ConversationState {
     VisualFeatures features;
     std::vector<std::int64_t> position_ids;  // [3, new tokens]
     std::int64_t next_position = 0;          // the first generated token's position
+    bool opens_reasoning = false;            // the rendered prompt ends inside `<think>`
   };
 
   // One turn on messages_ and items_ as they now stand, in the steps below: tokenize, reuse the
@@ -193,7 +197,8 @@ struct ConversationState {
   void encode_visuals(TurnTokens& turn, Timings& timings) const;
   std::vector<float> prefill(TurnTokens& turn, const ReplyOptions& options, Timings& timings);
   void decode(const TurnTokens& turn, std::vector<float> logits, const ReplyOptions& options, const JsonSchema* schema,
-              const std::function<void(std::string_view)>& on_text, Clock::time_point start, Reply& reply);
+              const std::vector<ToolDefinition>& tools, const std::function<void(std::string_view)>& on_text,
+              Clock::time_point start, Reply& reply);
   void check_vision_memory(const TurnTokens& turn) const;
   void trace_turn(const TurnTokens& turn, const std::vector<float>& logits, TurnTrace& trace) const;
   void truncate_cache(std::size_t keep);
@@ -211,6 +216,7 @@ struct ConversationState {
   BatchEngineState* engine_ = nullptr;  // options_.engine's, or null when alone
   KvCache cache_;
   std::vector<ChatMessage> messages_;
+  ChatOptions chat_options_;                      // this turn's template options (its tools)
   std::vector<VisualItem> items_;                 // every image and video of the conversation, in order
   std::vector<std::int64_t> cached_ids_;          // what the cache holds
   std::vector<std::int64_t> cached_max_position_; // per cached token: max of its (T, H, W)
@@ -341,8 +347,9 @@ Reply Conversation::respond(const std::vector<Message>& messages, const ReplyOpt
   ConversationState& s = *state_;
   if (options.sampling) options.sampling->validate();
   if (messages.empty()) throw InvalidInput("the chat has no messages");
-  if (messages.back().role != "user") {
-    throw InvalidInput("the last message must be the user's (it is \"" + messages.back().role + "\"): the reply answers it");
+  if (messages.back().role != "user" && messages.back().role != "tool") {
+    throw InvalidInput("the last message must be the user's or a tool result (it is \"" + messages.back().role +
+                       "\"): the reply answers it");
   }
   const PreprocessOptions image_pixels =
       with_token_bounds(s.preprocess_, options.min_image_tokens, options.max_image_tokens, s.model_->pixels_per_image_token(), "image");
@@ -353,10 +360,28 @@ Reply Conversation::respond(const std::vector<Message>& messages, const ReplyOpt
   for (std::size_t m = 0; m < messages.size(); ++m) {
     const Message& message = messages[m];
     const std::string where = "message " + std::to_string(m + 1) + " (" + message.role + ")";
-    if (message.role != "system" && message.role != "user" && message.role != "assistant") {
-      throw InvalidInput(where + ": unknown role; use system, user or assistant");
+    if (message.role != "system" && message.role != "user" && message.role != "assistant" && message.role != "tool") {
+      throw InvalidInput(where + ": unknown role; use system, user, assistant or tool");
     }
-    ChatMessage rendered{message.role, {}, {}};
+    ChatMessage rendered{message.role, {}, {}, {}};
+    if (!message.tool_calls.empty() && message.role != "assistant") throw InvalidInput(where + ": only assistant messages make tool calls");
+    for (std::size_t c = 0; c < message.tool_calls.size(); ++c) {
+      const FunctionCall& call = message.tool_calls[c];
+      const std::string call_where = where + ", tool call " + std::to_string(c + 1);
+      if (call.name.empty()) throw InvalidInput(call_where + ": the function name is empty");
+      require_valid_utf8(call.name, call_where);
+      if (!parse_ordered_json_bounded(call.arguments, call_where + " arguments").is_object()) {
+        throw InvalidInput(call_where + ": the arguments must be a JSON object");
+      }
+      // As a string, which the templates write out verbatim: the model's own text comes back unchanged.
+      rendered.tool_calls.push_back({call.name, call.arguments, true});
+    }
+    if (!message.reasoning.empty()) {
+      if (message.role != "assistant") throw InvalidInput(where + ": only assistant messages carry reasoning");
+      require_valid_utf8(message.reasoning, where + " reasoning");
+      reject_media_placeholders(message.reasoning, where + " reasoning");
+      rendered.reasoning = message.reasoning;
+    }
     for (const MessagePart& part : message.content) {
       if (const std::string* text = std::get_if<std::string>(&part)) {
         require_valid_utf8(*text, where);
@@ -443,8 +468,10 @@ VisualItem ConversationState::make_video_item(const VideoClip& clip) const {
 
 // 1b. The chat as tokens, with every item's pads expanded.
 ConversationState::TurnTokens ConversationState::tokenize_chat() const {
-  const std::vector<std::int64_t> rendered = data_.tokenizer.encode(data_.chat_template.render(messages_));
+  const std::string prompt = data_.chat_template.render(messages_, chat_options_);
+  const std::vector<std::int64_t> rendered = data_.tokenizer.encode(prompt);
   TurnTokens turn;
+  turn.opens_reasoning = prompt.ends_with("<think>\n") || prompt.ends_with("<think>");
   turn.ids = expand_media_pads(rendered, items_, data_.package.config(), data_.tokenizer, turn.spans);
   if (turn.ids.size() > static_cast<std::size_t>(cache_.context_length())) {
     // Before the vision and embedding passes, whose memory grows with the tokens.
@@ -667,124 +694,92 @@ TokenChoice token_choice(std::span<const float> logits, std::int64_t token, int 
 
 }  // namespace
 
+
 namespace {
 
-// A reply held to a JSON document: each token among those that continue it (the model's choice
-// among them), and when the tokens left only just hold the shortest completion, that completion.
-class JsonConstraint {
+// Reply::content/reasoning/tool_calls filled as the parser classifies the text, each piece passed
+// on to ReplyOptions::on_delta.
+class ReplySections {
  public:
-  JsonConstraint(const JsonSchema& schema, const JsonTokenMask& mask, const Tokenizer& tokenizer, std::span<const std::int64_t> eos)
-      : matcher_(schema.root()), mask_(mask), tokenizer_(tokenizer), eos_(eos.begin(), eos.end()) {}
+  ReplySections(ReplyParser::Options options, Reply& reply, const std::function<void(const ReplyDelta&)>& on_delta)
+      : parser_(options), reply_(reply), on_delta_(on_delta) {}
 
-  // `left`: tokens this reply may still have, this one included.
-  std::int64_t next(std::span<const float> logits, std::int64_t left, Sampler& sampler, std::span<const std::int64_t> history,
-                    std::size_t generated) {
-    if (forced_.empty()) {
-      // Once per token: the shortest completion, to see whether only it still fits.
-      std::vector<std::int64_t> tail = completion_tokens(matcher_);
-      const std::int64_t spare = left - static_cast<std::int64_t>(tail.size());
-      if (!tail.empty() && spare <= 0) forced_ = std::move(tail);
-      if (forced_.empty() && mask(logits)) {
-        if (spare > kNearTheEnd) return sampler.next(masked_, history, generated);
-        // Near the end, a token counts only if the document can still be completed after it.
-        for (int attempt = 0; attempt < 64; ++attempt) {
-          const std::int64_t token = sampler.next(masked_, history, generated);
-          if (std::find(eos_.begin(), eos_.end(), token) != eos_.end()) return token;
-          JsonMatcher after = matcher_;
-          if (after.feed(tokenizer_.bytes_of(token)) && std::cmp_less_equal(completion_tokens(after).size(), left - 1)) return token;
-          masked_[static_cast<std::size_t>(token)] = -std::numeric_limits<float>::infinity();
-        }
-      }
-      if (forced_.empty()) forced_ = completion_tokens(matcher_);
-      if (forced_.empty()) return eos_.at(0);
-    }
-    const std::int64_t token = forced_.front();
-    forced_.erase(forced_.begin());
-    return token;
+  void push(std::string_view text) {
+    parser_.push(text, pieces_);
+    deliver();
   }
-
-  void take(std::int64_t token) {
-    if (!matcher_.feed(tokenizer_.bytes_of(token))) {
-      throw Error("internal: token " + std::to_string(token) + " does not continue the JSON document");
-    }
+  void finish() {
+    parser_.finish(pieces_);
+    deliver();
   }
-
-  // Tokens of the shortest document the schema allows.
-  std::int64_t shortest_document_tokens() const { return static_cast<std::int64_t>(completion_tokens(matcher_).size()); }
 
  private:
-  // Within this many tokens of the budget, each choice is checked to leave room for a completion
-  // (one token can open a key or a nested value whose shortest completion is longer).
-  static constexpr std::int64_t kNearTheEnd = 24;
-
-  // The shortest completion as tokens: a character cut in the middle is finished byte by byte (its
-  // bytes are no text to encode), the rest is encoded as text.
-  // The logits of the tokens that cannot continue the document set to -inf, in masked_; false when
-  // none can.
-  bool mask(std::span<const float> logits) {
-    mask_.compute(matcher_, eos_, allowed_);
-    masked_.assign(logits.begin(), logits.end());
-    bool any = false;
-    for (std::size_t i = 0; i < masked_.size(); ++i) {
-      if (i < allowed_.size() && allowed_[i] != 0) {
-        any = true;
-      } else {
-        masked_[i] = -std::numeric_limits<float>::infinity();
+  void deliver() {
+    for (ReplyPiece& piece : pieces_) {
+      ReplyDelta delta;
+      switch (piece.kind) {
+        case ReplyPiece::Kind::Reasoning:
+          reply_.reasoning += piece.text;
+          delta = {ReplyDelta::Kind::Reasoning, piece.text, nullptr, 0};
+          break;
+        case ReplyPiece::Kind::Content:
+          reply_.content += piece.text;
+          delta = {ReplyDelta::Kind::Content, piece.text, nullptr, 0};
+          break;
+        case ReplyPiece::Kind::ToolCall:
+          reply_.tool_calls.push_back({new_tool_call_id(), std::move(piece.call.name), std::move(piece.call.arguments)});
+          delta = {ReplyDelta::Kind::ToolCall, {}, &reply_.tool_calls.back(), reply_.tool_calls.size() - 1};
+          break;
       }
+      if (on_delta_) on_delta_(delta);
     }
-    return any;
+    pieces_.clear();
   }
 
-  std::vector<std::int64_t> completion_tokens(const JsonMatcher& matcher) const {
-    const std::string completion = matcher.shortest_completion();
-    std::size_t bytes = 0;
-    std::vector<std::int64_t> tokens;
-    while (bytes < completion.size() && (static_cast<unsigned char>(completion[bytes]) & 0xC0) == 0x80) {
-      const std::int64_t token = mask_.byte_token(static_cast<unsigned char>(completion[bytes++]));
-      if (token < 0) throw Error("internal: the vocabulary has no token for a lone UTF-8 byte");
-      tokens.push_back(token);
-    }
-    if (bytes < completion.size()) {
-      const std::vector<std::int64_t> text = tokenizer_.encode(completion.substr(bytes));
-      tokens.insert(tokens.end(), text.begin(), text.end());
-    }
-    return tokens;
-  }
-
-  JsonMatcher matcher_;
-  const JsonTokenMask& mask_;
-  const Tokenizer& tokenizer_;
-  std::vector<std::int64_t> eos_;
-  std::vector<std::int64_t> forced_;
-  std::vector<std::uint8_t> allowed_;
-  std::vector<float> masked_;
+  ReplyParser parser_;
+  Reply& reply_;
+  const std::function<void(const ReplyDelta&)>& on_delta_;
+  std::vector<ReplyPiece> pieces_;
 };
 
 }  // namespace
 
 // 5. Decodes: samples, streams, stops on EOS, a stop string, the token limit or a full context.
 void ConversationState::decode(const TurnTokens& turn, std::vector<float> logits, const ReplyOptions& options,
-                               const JsonSchema* schema, const std::function<void(std::string_view)>& on_text,
-                               Clock::time_point start, Reply& reply) {
+                               const JsonSchema* schema, const std::vector<ToolDefinition>& tools,
+                               const std::function<void(std::string_view)>& on_text, Clock::time_point start, Reply& reply) {
   Sampler sampler(options.sampling.value_or(data_.package.generation_defaults().sampling));
   std::vector<std::int64_t> history = turn.ids;
   TokenStreamDecoder stream(data_.tokenizer, /*skip_special_tokens=*/true);
   StopStringMatcher stops(options.stop_strings);
   const auto& eos = data_.package.generation_defaults().eos_token_ids;
   const std::int64_t vocab = data_.package.config().text.vocab_size;
+  const bool calls_parsed = !tools.empty() && options.tool_choice.mode != ToolChoice::Mode::None;
+  const bool call_forced = options.tool_choice.mode == ToolChoice::Mode::Required || options.tool_choice.mode == ToolChoice::Mode::Function;
+  ReplySections sections({.starts_in_reasoning = turn.opens_reasoning,
+                          .detects_reasoning = data_.chat_template.source().find("<think>") != std::string::npos,
+                          .parses_tool_calls = calls_parsed},
+                         reply, options.on_delta);
   auto emit = [&](const std::string& piece) {
     if (piece.empty()) return;
     reply.text += piece;
     if (on_text) on_text(piece);
+    sections.push(piece);
   };
-  std::optional<JsonConstraint> json;
+  std::optional<ReplyConstraint> constraint;
   if (schema != nullptr) {
-    json.emplace(*schema, data_.json_token_mask(), data_.tokenizer, eos);
-    const std::int64_t shortest = json->shortest_document_tokens();
+    ReplyConstraint::Framing framing{.starts_in_reasoning = turn.opens_reasoning, .before = {}, .after = {}};
+    if (call_forced) {
+      framing.before = kToolCallOpening;
+      framing.after = kToolCallClosing;
+    }
+    constraint.emplace(*schema, data_.json_token_mask(), data_.tokenizer, eos, std::move(framing));
+    const std::int64_t shortest = constraint->minimum_tokens();
     const std::int64_t room = std::min(options.max_new_tokens, cache_.context_length() - cache_.cached_tokens() + 1);
     if (shortest > room) {
-      throw InvalidInput("the shortest JSON document the schema allows takes " + std::to_string(shortest) + " tokens, more than the " +
-                         std::to_string(room) + " this reply may have (raise max_tokens)");
+      throw InvalidInput(std::string("the shortest ") + (call_forced ? "tool call" : "JSON document the schema allows") + " takes " +
+                         std::to_string(shortest) + " tokens, more than the " + std::to_string(room) +
+                         " this reply may have (raise max_tokens)");
     }
   }
   std::int64_t position = turn.next_position;
@@ -796,14 +791,14 @@ void ConversationState::decode(const TurnTokens& turn, std::vector<float> logits
   for (std::int64_t step = 0; step < options.max_new_tokens; ++step) {
     if (options.cancelled && options.cancelled()) throw Cancelled("the reply was cancelled after " + std::to_string(step) + " tokens");
     const std::int64_t left = std::min(options.max_new_tokens - step, cache_.context_length() - cache_.cached_tokens() + 1);
-    const std::int64_t token = json ? json->next(logits, left, sampler, history, reply.tokens.size())
-                                    : sampler.next(logits, history, reply.tokens.size());
+    const std::int64_t token = constraint ? constraint->next(logits, left, sampler, history, reply.tokens.size())
+                                          : sampler.next(logits, history, reply.tokens.size());
     if (step == 0) reply.timings.time_to_first_token_ms = ms_since(start);
     if (std::find(eos.begin(), eos.end(), token) != eos.end()) {
       reply.finish_reason = "stop";
       break;
     }
-    if (json) json->take(token);
+    if (constraint) constraint->take(token);
     reply.tokens.push_back(token);
     history.push_back(token);
     if (options.top_logprobs >= 0) {
@@ -830,6 +825,10 @@ void ConversationState::decode(const TurnTokens& turn, std::vector<float> logits
   }
   reply.timings.decode_ms = ms_since(decode_start);
   if (!stops.stopped()) emit(stops.push(stream.flush()) + stops.flush());
+  sections.finish();
+  // A call completed by force as the token budget ran out is still a whole call.
+  const bool constraint_done = constraint && constraint->finished();
+  if (!reply.tool_calls.empty() && (reply.finish_reason == "stop" || constraint_done)) reply.finish_reason = "tool_calls";
 }
 
 // Everything the turn computed, for `q3vl run --dump`: images and videos apart, as HF names them.
@@ -856,19 +855,33 @@ void ConversationState::trace_turn(const TurnTokens& turn, const std::vector<flo
 
 namespace {
 
-std::optional<JsonSchema> response_schema(const ResponseFormat& format) {
-  switch (format.kind) {
+nlohmann::ordered_json parse_schema(const std::string& text) {
+  try {
+    return nlohmann::ordered_json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw InvalidInput(std::string("the JSON schema is not valid JSON: ") + e.what());
+  }
+}
+
+// What the reply is held to: response_format's document, or the one tool call tool_choice asks for.
+std::optional<JsonSchema> reply_schema(const ReplyOptions& options, const std::vector<ToolDefinition>& tools) {
+  const bool call_forced = options.tool_choice.mode == ToolChoice::Mode::Required || options.tool_choice.mode == ToolChoice::Mode::Function;
+  if (call_forced) {
+    if (options.response_format.kind != ResponseFormat::Kind::Text) {
+      throw InvalidInput("response_format and a required tool call cannot both hold the reply: ask for one of them");
+    }
+    try {
+      return JsonSchema::compile(tool_call_schema(tools, options.tool_choice));
+    } catch (const InvalidInput& e) {
+      throw InvalidInput(std::string("tool_choice: the tool's parameters cannot constrain the call: ") + e.what());
+    }
+  }
+  switch (options.response_format.kind) {
     case ResponseFormat::Kind::Text: return std::nullopt;
     case ResponseFormat::Kind::JsonObject: return JsonSchema::any_object();
     case ResponseFormat::Kind::JsonSchema: break;
   }
-  nlohmann::ordered_json parsed;
-  try {
-    parsed = nlohmann::ordered_json::parse(format.schema);
-  } catch (const nlohmann::json::exception& e) {
-    throw InvalidInput(std::string("the JSON schema is not valid JSON: ") + e.what());
-  }
-  return JsonSchema::compile(parsed);
+  return JsonSchema::compile(parse_schema(options.response_format.schema));
 }
 
 }  // namespace
@@ -879,7 +892,11 @@ Reply ConversationState::run_turn(const ReplyOptions& options, const std::functi
   if (options.top_logprobs < -1 || options.top_logprobs > 20) {
     throw InvalidInput("top_logprobs must be between 0 and 20 (or -1: none), not " + std::to_string(options.top_logprobs));
   }
-  const std::optional<JsonSchema> schema = response_schema(options.response_format);  // refused before any work
+  // Refused before any work.
+  const std::vector<ToolDefinition> tools = read_tool_definitions(options.tools, options.tool_choice);
+  const std::optional<JsonSchema> schema = reply_schema(options, tools);
+  chat_options_.tools_json.clear();
+  for (const std::string& tool : options.tools) chat_options_.tools_json.push_back(dump_json_like_python(parse_ordered_json_bounded(tool, "a tool")));
   Reply reply;
   TurnTokens turn = tokenize_chat();
   keep_cached_prefix(turn);
@@ -895,7 +912,7 @@ Reply ConversationState::run_turn(const ReplyOptions& options, const std::functi
   encode_visuals(turn, reply.timings);
   const std::vector<float> logits = prefill(turn, options, reply.timings);
   if (trace != nullptr) trace_turn(turn, logits, *trace);
-  decode(turn, logits, options, schema ? &*schema : nullptr, on_text, start, reply);
+  decode(turn, logits, options, schema ? &*schema : nullptr, tools, on_text, start, reply);
   publish_cache();
   messages_.push_back(text_message("assistant", reply.text));
   if (trace != nullptr) trace->output_ids = reply.tokens;

@@ -1,6 +1,7 @@
 #include "server/chat_request.h"
 
 #include "engine/json_schema.h"
+#include "engine/tool_calls.h"
 
 #include <cmath>
 #include <limits>
@@ -14,7 +15,9 @@
 namespace q3vl::server {
 namespace {
 
-using nlohmann::json;
+// Ordered: tool definitions and schemas keep their members' order (a template's tojson shows it,
+// and a schema's properties are generated in it).
+using json = nlohmann::ordered_json;
 
 constexpr std::string_view kBodySource = "the request body";
 
@@ -195,23 +198,62 @@ void parse_parts(const Field& content, const std::string& role, RequestMessage& 
   }
 }
 
+// An assistant message's earlier call: {"id", "type": "function", "function": {"name", "arguments"}},
+// the arguments a string holding a JSON object (OpenAI), or the object itself.
+FunctionCall parse_tool_call(const Field& call) {
+  call.require_object();
+  if (const std::optional<Field> type = call.member("type"); type && type->string() != "function") {
+    type->fail("expected \"function\"");
+  }
+  FunctionCall out;
+  if (const std::optional<Field> id = call.member("id")) out.id = id->string();
+  const Field function = call.required("function");
+  function.require_object();
+  const Field name = function.required("name");
+  out.name = name.string();
+  if (out.name.empty()) name.fail("the function name is empty");
+  const Field arguments = function.required("arguments");
+  if (arguments.value().is_object()) {
+    out.arguments = arguments.value().dump();
+    return out;
+  }
+  out.arguments = arguments.string();
+  json parsed;
+  try {
+    parsed = parse_ordered_json_bounded(out.arguments, "the arguments");
+  } catch (const InvalidInput& e) {
+    arguments.fail(std::string("not a JSON object: ") + e.what());
+  }
+  if (!parsed.is_object()) arguments.fail("expected a JSON object, got " + json_type_name(parsed));
+  return out;
+}
+
 RequestMessage parse_message(const Field& field, MediaCounter& media) {
   field.require_object();
   const Field role_field = field.required("role");
   RequestMessage message;
   message.role = role_field.string();
   if (message.role == "developer") message.role = "system";  // OpenAI's newer name for it
-  if (message.role == "tool" || message.role == "function") {
-    role_field.fail(message.role + " messages are not supported yet (q3vl does not run tools)");
+  if (message.role == "function") role_field.fail("function messages (OpenAI's deprecated API) are not supported: use tool messages");
+  if (message.role != "system" && message.role != "user" && message.role != "assistant" && message.role != "tool") {
+    role_field.fail("unknown role " + quoted_excerpt(message.role) + " (expected system, developer, user, assistant or tool)");
   }
-  if (message.role != "system" && message.role != "user" && message.role != "assistant") {
-    role_field.fail("unknown role " + quoted_excerpt(message.role) + " (expected system, developer, user or assistant)");
-  }
-  // Clients often send an empty list for "no calls"; real calls need the tools support to come.
   if (const std::optional<Field> calls = field.member("tool_calls")) {
-    if (!calls->value().is_array() || !calls->value().empty()) calls->fail("tool calls are not supported yet");
+    // Clients often send an empty list for "no calls" on any message.
+    if (message.role != "assistant" && !(calls->value().is_array() && calls->value().empty())) {
+      calls->fail("only assistant messages make tool calls");
+    }
+    for (const Field& call : calls->items()) message.tool_calls.push_back(parse_tool_call(call));
   }
-  if (const std::optional<Field> call = field.member("function_call")) call->fail("function calls are not supported yet");
+  if (const std::optional<Field> call = field.member("function_call")) call->fail("function_call (OpenAI's deprecated API) is not supported: use tool_calls");
+  if (const std::optional<Field> reasoning = field.member("reasoning_content")) {
+    if (message.role != "assistant") reasoning->fail("only assistant messages carry reasoning");
+    message.reasoning = reasoning->string();
+  }
+  if (const std::optional<Field> id = field.member("tool_call_id")) {
+    if (message.role != "tool") id->fail("only tool messages answer a tool call");
+    message.tool_call_id = id->string();
+  }
 
   const std::optional<Field> content = field.member("content");
   if (!content) {
@@ -242,8 +284,8 @@ std::vector<RequestMessage> parse_messages(const Field& body, const RequestLimit
   std::vector<RequestMessage> out;
   out.reserve(messages.value().size());
   for (const Field& message : messages.items()) out.push_back(parse_message(message, media));
-  if (out.back().role != "user") {
-    messages.fail("the last message must be a user message (q3vl writes the assistant's reply to it), got " +
+  if (out.back().role != "user" && out.back().role != "tool") {
+    messages.fail("the last message must be a user message or a tool result (q3vl writes the assistant's reply to it), got " +
                   out.back().role);
   }
   return out;
@@ -300,10 +342,56 @@ ResponseFormat parse_response_format(const Field& format, const RequestLimits& l
                 std::to_string(limits.max_schema_bytes) + ")");
   }
   try {
-    JsonSchema::compile(nlohmann::ordered_json::parse(out.schema));
+    JsonSchema::compile(schema.value());
   } catch (const InvalidInput& e) {
     schema.fail(e.what());
   }
+  return out;
+}
+
+// OpenAI's tools: [{"type": "function", "function": {"name", "description", "parameters"}}].
+std::vector<std::string> parse_tools(const Field& tools, const RequestLimits& limits) {
+  if (!tools.value().is_array()) tools.expected("an array of tools");
+  if (static_cast<std::uint64_t>(tools.value().size()) > static_cast<std::uint64_t>(limits.max_tools)) {
+    tools.fail(std::to_string(tools.value().size()) + " tools, more than this server's limit of " + std::to_string(limits.max_tools) +
+               " (max_tools)");
+  }
+  std::vector<std::string> out;
+  std::size_t bytes = 0;
+  for (const Field& tool : tools.items()) {
+    tool.require_object();
+    if (tool.required("type").string() != "function") tool.required("type").fail("only \"function\" tools are supported");
+    const Field function = tool.required("function");
+    function.require_object();
+    if (function.required("name").string().empty()) function.required("name").fail("the function name is empty");
+    if (const std::optional<Field> description = function.member("description")) description->string();
+    if (const std::optional<Field> parameters = function.member("parameters")) parameters->require_object();
+    out.push_back(tool.value().dump());
+    bytes += out.back().size();
+    if (bytes > limits.max_tools_bytes) {
+      tools.fail("the tool definitions take more than this server's limit of " + std::to_string(limits.max_tools_bytes) + " bytes");
+    }
+  }
+  return out;
+}
+
+// "none", "auto", "required", or {"type": "function", "function": {"name": ...}}.
+ToolChoice parse_tool_choice(const Field& choice) {
+  ToolChoice out;
+  if (choice.value().is_string()) {
+    const std::string mode = choice.string();
+    if (mode == "auto") return out;
+    if (mode == "none") out.mode = ToolChoice::Mode::None;
+    else if (mode == "required") out.mode = ToolChoice::Mode::Required;
+    else choice.fail("expected \"none\", \"auto\", \"required\" or a function, got " + quoted_excerpt(mode));
+    return out;
+  }
+  choice.require_object();
+  if (choice.required("type").string() != "function") choice.required("type").fail("expected \"function\"");
+  const Field function = choice.required("function");
+  function.require_object();
+  out.mode = ToolChoice::Mode::Function;
+  out.function = function.required("name").string();
   return out;
 }
 
@@ -359,6 +447,23 @@ void parse_parameters(const Field& body, const RequestLimits& limits, ChatReques
 
   if (const auto format = body.member("response_format")) request.response_format = parse_response_format(*format, limits);
 
+  if (const auto tools = body.member("tools")) request.tools = parse_tools(*tools, limits);
+  if (const auto choice = body.member("tool_choice")) {
+    request.tool_choice = parse_tool_choice(*choice);
+    // What the engine would refuse later (a name no tool has, parameters it cannot constrain), now.
+    try {
+      const std::vector<ToolDefinition> tools = read_tool_definitions(request.tools, request.tool_choice);
+      if (request.tool_choice.mode == ToolChoice::Mode::Required || request.tool_choice.mode == ToolChoice::Mode::Function) {
+        if (request.response_format.kind != ResponseFormat::Kind::Text) {
+          choice->fail("a required tool call and response_format cannot both hold the reply: ask for one of them");
+        }
+        JsonSchema::compile(tool_call_schema(tools, request.tool_choice));
+      }
+    } catch (const InvalidInput& e) {
+      choice->fail(e.what());
+    }
+  }
+
   if (const auto n = body.member("n")) {
     if (n->integer() != 1) throw ApiError(400, "n must be 1: q3vl returns one choice", "n");
   }
@@ -397,7 +502,7 @@ ApiError body_error(const std::string& message) {
 ChatRequest parse_chat_request(std::string_view body, const RequestLimits& limits) {
   json document;
   try {
-    document = parse_json_bounded(body, std::string(kBodySource));
+    document = parse_ordered_json_bounded(body, std::string(kBodySource));
   } catch (const InvalidInput& error) {
     throw body_error(error.what());
   }

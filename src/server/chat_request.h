@@ -22,8 +22,11 @@ struct RequestPart {
 };
 
 struct RequestMessage {
-  std::string role;                  // system, user, assistant (tool: with the templates issue)
+  std::string role;                  // system, user, assistant or tool
   std::vector<RequestPart> content;  // a string content is one Text part; null/"" is none
+  std::vector<FunctionCall> tool_calls;  // assistant: arguments as the JSON text the client sent
+  std::string reasoning;                 // assistant: reasoning_content
+  std::string tool_call_id;              // tool
 };
 
 // What one request may ask for; exceeding any is a 400 naming the limit (the server's flags set them).
@@ -35,6 +38,8 @@ struct RequestLimits {
   std::int64_t max_tokens_cap = 4096;       // a larger max_tokens is refused, not clamped
   std::int64_t max_top_logprobs = 20;
   std::size_t max_schema_bytes = 64 * 1024;  // response_format's JSON schema, as compact JSON
+  std::int64_t max_tools = 128;
+  std::size_t max_tools_bytes = 256 * 1024;  // all tool definitions, as compact JSON
 };
 
 struct ChatRequest {
@@ -50,12 +55,15 @@ struct ChatRequest {
   bool logprobs = false;
   std::optional<std::int64_t> top_logprobs;
   ResponseFormat response_format;  // response_format: text, json_object or json_schema
+  std::vector<std::string> tools;  // each tool definition as compact JSON (key order kept)
+  ToolChoice tool_choice;          // "auto" unless the request says otherwise
   // Extensions (documented in the README): the per-image pixel budget, as Qwen's processor names it.
   std::optional<std::int64_t> min_pixels, max_pixels;
 };
 
 // Throws ApiError (status 400, `param` = the field path) for malformed JSON, wrong types, unknown
-// roles or part types, out-of-range values, n != 1, or a limit exceeded. Unknown top-level fields
+// roles or part types, out-of-range values, n != 1, a limit exceeded, tools that are not functions,
+// or a tool_choice naming no offered tool (or whose parameters constrained decoding cannot hold). Unknown top-level fields
 // are ignored, as OpenAI's API does.
 ChatRequest parse_chat_request(std::string_view body, const RequestLimits& limits = {});
 

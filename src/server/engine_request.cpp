@@ -7,7 +7,7 @@ std::vector<Message> resolve_messages(const ChatRequest& request, const MediaPol
   messages.reserve(request.messages.size());
   for (std::size_t m = 0; m < request.messages.size(); ++m) {
     const RequestMessage& source = request.messages[m];
-    Message message{source.role == "developer" ? "system" : source.role, {}};
+    Message message{source.role == "developer" ? "system" : source.role, {}, source.tool_calls, source.reasoning, source.tool_call_id};
     for (std::size_t p = 0; p < source.content.size(); ++p) {
       const RequestPart& part = source.content[p];
       const std::string param = "messages[" + std::to_string(m) + "].content[" + std::to_string(p) + "]";
@@ -48,6 +48,8 @@ ReplyOptions reply_options(const ChatRequest& request, const Model& model, const
   options.stop_strings = request.stop;
   options.top_logprobs = request.logprobs ? static_cast<int>(request.top_logprobs.value_or(0)) : -1;
   options.response_format = request.response_format;
+  options.tools = request.tools;
+  options.tool_choice = request.tool_choice;
 
   const std::int64_t per_token = model.pixels_per_image_token();
   const std::int64_t cap = limits.max_image_pixels > 0 ? std::max<std::int64_t>(1, limits.max_image_pixels / per_token) : model.max_image_tokens();

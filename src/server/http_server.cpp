@@ -312,7 +312,7 @@ void HttpServer::State::stream_reply(httplib::Response& res, std::shared_ptr<Job
             logprobs = logprobs_json(event->logprobs);
             sent_logprobs += event->logprobs.size();
           }
-          if (!write(sse_event(chunk_json(identity, {{"content", event->text}}, std::nullopt, logprobs)))) {
+          if (!write(sse_event(chunk_json(identity, event->delta, std::nullopt, logprobs)))) {
             metrics.request_finished(499);
             return false;
           }

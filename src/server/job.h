@@ -1,7 +1,7 @@
 #pragma once
 // One chat completion request on its way through the server: what the HTTP thread hands the
-// scheduler, and the events the generating thread sends back (prompt accepted, text pieces with
-// their log probabilities, the finished reply, or a failure with its HTTP status). Either side may
+// scheduler, and the events the generating thread sends back (prompt accepted, pieces of the reply
+// (answer, reasoning, tool calls) with their log probabilities, the finished reply, or a failure with its HTTP status). Either side may
 // cancel: the client went away, the request ran out of time, or the server is shutting down.
 #include <atomic>
 #include <chrono>
@@ -12,6 +12,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "q3vl/conversation.h"
 #include "server/chat_request.h"
@@ -25,7 +27,7 @@ struct JobEvent {
   enum class Kind { Ready, Text, Finished, Failed };
   Kind kind = Kind::Text;
   std::int64_t prompt_tokens = 0, cached_tokens = 0;  // Ready
-  std::string text;                                   // Text
+  nlohmann::json delta;                               // Text: {"content"}, {"reasoning_content"} or {"tool_calls"}
   std::vector<TokenChoice> logprobs;                  // Text: the tokens this piece completes
   Reply reply;                                        // Finished
   int status = 0;                                     // Failed: HTTP status, message, OpenAI code

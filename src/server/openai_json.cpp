@@ -40,8 +40,35 @@ nlohmann::json logprobs_json(std::span<const TokenChoice> tokens) {
   return {{"content", std::move(content)}, {"refusal", nullptr}};
 }
 
+namespace {
+
+nlohmann::json tool_call_json(const FunctionCall& call) {
+  return {{"id", call.id}, {"type", "function"}, {"function", {{"name", call.name}, {"arguments", call.arguments}}}};
+}
+
+}  // namespace
+
+nlohmann::json delta_json(const ReplyDelta& delta) {
+  switch (delta.kind) {
+    case ReplyDelta::Kind::Reasoning: return {{"reasoning_content", delta.text}};
+    case ReplyDelta::Kind::Content: return {{"content", delta.text}};
+    case ReplyDelta::Kind::ToolCall: break;
+  }
+  nlohmann::json call = tool_call_json(*delta.call);
+  call["index"] = delta.call_index;
+  return {{"tool_calls", nlohmann::json::array({std::move(call)})}};
+}
+
 nlohmann::json completion_json(const CompletionIdentity& identity, const Reply& reply, bool with_logprobs) {
-  nlohmann::json message = {{"role", "assistant"}, {"content", reply.text}, {"refusal", nullptr}};
+  nlohmann::json message = {{"role", "assistant"},
+                            {"content", reply.content.empty() && !reply.tool_calls.empty() ? nlohmann::json(nullptr) : nlohmann::json(reply.content)},
+                            {"refusal", nullptr}};
+  if (!reply.reasoning.empty()) message["reasoning_content"] = reply.reasoning;
+  if (!reply.tool_calls.empty()) {
+    nlohmann::json calls = nlohmann::json::array();
+    for (const FunctionCall& call : reply.tool_calls) calls.push_back(tool_call_json(call));
+    message["tool_calls"] = std::move(calls);
+  }
   nlohmann::json choice = {{"index", 0},
                            {"message", std::move(message)},
                            {"logprobs", with_logprobs ? logprobs_json(reply.logprobs) : nlohmann::json(nullptr)},

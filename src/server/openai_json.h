@@ -25,7 +25,12 @@ nlohmann::json usage_json(std::int64_t prompt_tokens, std::int64_t cached_tokens
 // {"content": [{token, logprob, bytes, top_logprobs: [...]}, ...]}.
 nlohmann::json logprobs_json(std::span<const TokenChoice> tokens);
 
-// The non-streamed reply.
+// A streamed piece of the reply as a chunk's delta: {"content"}, {"reasoning_content"}, or
+// {"tool_calls": [{"index", "id", "type", "function": {"name", "arguments"}}]} (a whole call).
+nlohmann::json delta_json(const ReplyDelta& delta);
+
+// The non-streamed reply: content (null when the reply is only tool calls), reasoning_content
+// (when the model reasoned, as vLLM and llama-server name it) and tool_calls.
 nlohmann::json completion_json(const CompletionIdentity& identity, const Reply& reply, bool with_logprobs);
 
 // One streamed chunk: `delta` ({"role":...} or {"content":...} or {}), an optional finish reason

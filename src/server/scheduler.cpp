@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "q3vl/error.h"
+#include "server/openai_json.h"
 
 namespace q3vl::server {
 namespace {
@@ -182,18 +183,22 @@ Reply Scheduler::generate(Slot& slot, Job& job) {
   options.on_token = [&](const TokenChoice& choice) { pending.push_back(choice); };
   slot.last_keys.clear();  // until the reply is done, the cache holds a mix
   std::optional<Clock::time_point> last_piece;
-  Reply reply = slot.conversation.respond(messages, options, [&](std::string_view piece) {
-    // What a streaming client sees between pieces (a piece is a token, or a few held back
-    // together: half a character, the start of a stop string).
+  // Each classified piece (answer, reasoning, a whole tool call) is one chunk; the log
+  // probabilities of tokens whose text is held back (half a character, the start of a stop string
+  // or of a tag, a tool call being written) go with the next one.
+  options.on_delta = [&](const ReplyDelta& delta) {
+    JobEvent piece;
+    piece.kind = JobEvent::Kind::Text;
+    piece.delta = delta_json(delta);
+    piece.logprobs = std::move(pending);
+    pending.clear();
+    job.push(std::move(piece));
+  };
+  Reply reply = slot.conversation.respond(messages, options, [&](std::string_view) {
+    // What a streaming client waits between pieces of text.
     const auto now = Clock::now();
     if (last_piece) metrics_.time_per_output_token(seconds(now - *last_piece));
     last_piece = now;
-    JobEvent text;
-    text.kind = JobEvent::Kind::Text;
-    text.text = std::string(piece);
-    text.logprobs = std::move(pending);
-    pending.clear();
-    job.push(std::move(text));
   });
   slot.last_keys = job.message_keys();
   return reply;

@@ -221,7 +221,10 @@ ChatMessage parse_message(const OrderedJson& message, std::size_t message_index)
   if (role_name == nullptr) throw InvalidInput(where + ": message needs a string \"role\"");
   const Role role = role_of(*role_name, message_index);
 
-  ChatMessage parsed{*role_name, parse_content(message, role, where), {}};
+  ChatMessage parsed{*role_name, parse_content(message, role, where), {}, {}};
+  if (const std::string* reasoning = string_member(message, "reasoning_content"); reasoning != nullptr && role == Role::Assistant) {
+    parsed.reasoning = *reasoning;
+  }
   const auto tool_calls = message.find("tool_calls");
   if (tool_calls != message.end() && !tool_calls->is_null()) {
     if (!tool_calls->is_array()) throw InvalidInput(where + ": \"tool_calls\" must be a list, got " + tool_calls->dump());
@@ -291,10 +294,10 @@ ChatContent text_content(std::string text) { return {ChatContent::Kind::Text, st
 ChatContent image_content(std::string source) { return {ChatContent::Kind::Image, std::move(source)}; }
 ChatContent video_content(std::string source) { return {ChatContent::Kind::Video, std::move(source)}; }
 
-ChatMessage user_message(std::vector<ChatContent> content) { return {"user", std::move(content), {}}; }
+ChatMessage user_message(std::vector<ChatContent> content) { return {"user", std::move(content), {}, {}}; }
 
 ChatMessage text_message(std::string role, std::string text) {
-  ChatMessage message{std::move(role), {}, {}};
+  ChatMessage message{std::move(role), {}, {}, {}};
   if (!text.empty()) message.content.push_back(text_content(std::move(text)));
   return message;
 }

@@ -46,6 +46,9 @@ struct ChatMessage {
   // content is "truthy", and a list holding one empty text item is truthy while "" is not.
   std::vector<ChatContent> content;
   std::vector<ToolCall> tool_calls;  // assistant only
+  // Assistant: a Thinking model's reasoning, the template's `reasoning_content` (the native
+  // renderer, like the Instruct template, never shows it).
+  std::string reasoning;
 };
 
 struct ChatOptions {

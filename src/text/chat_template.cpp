@@ -83,6 +83,7 @@ OrderedJson chat_messages_as_json(std::span<const ChatMessage> messages) {
       }
       m["content"] = std::move(list);
     }
+    if (!message.reasoning.empty()) m["reasoning_content"] = message.reasoning;
     if (!message.tool_calls.empty()) {
       OrderedJson calls = OrderedJson::array();
       for (const ToolCall& call : message.tool_calls) {

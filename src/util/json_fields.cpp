@@ -11,11 +11,14 @@ namespace q3vl {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-json parse_json_bounded(std::string_view text, const std::string& source) {
+namespace {
+
+template <class Json>
+Json parse_bounded(std::string_view text, const std::string& source) {
   // The callback sees every value with its depth before it is stored, so a deep file is refused
   // before a deep document exists.
   bool too_deep = false;
-  const json::parser_callback_t guard = [&too_deep](int depth, json::parse_event_t, json&) {
+  const typename Json::parser_callback_t guard = [&too_deep](int depth, typename Json::parse_event_t, Json&) {
     if (depth > kMaxJsonDepth) {
       too_deep = true;
       throw InvalidInput("");  // stops the parser; replaced by the message below
@@ -23,14 +26,22 @@ json parse_json_bounded(std::string_view text, const std::string& source) {
     return true;
   };
   try {
-    return json::parse(text.begin(), text.end(), guard);
-  } catch (const json::exception& e) {
+    return Json::parse(text.begin(), text.end(), guard);
+  } catch (const typename Json::exception& e) {
     throw InvalidInput(source + ": not valid JSON (" + e.what() + ")");
   } catch (const InvalidInput&) {
     if (!too_deep) throw;
     throw InvalidInput(source + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
                        " levels (not a configuration file)");
   }
+}
+
+}  // namespace
+
+json parse_json_bounded(std::string_view text, const std::string& source) { return parse_bounded<json>(text, source); }
+
+nlohmann::ordered_json parse_ordered_json_bounded(std::string_view text, const std::string& source) {
+  return parse_bounded<nlohmann::ordered_json>(text, source);
 }
 
 json read_json_bounded(const fs::path& path, std::uint64_t max_bytes) {
@@ -48,8 +59,10 @@ json read_json_bounded(const fs::path& path, std::uint64_t max_bytes) {
   return parse_json_bounded(text, path.string());
 }
 
-std::string json_type_name(const json& value) {
-  switch (value.type()) {
+namespace {
+
+std::string type_name(json::value_t type) {
+  switch (type) {
     case json::value_t::null: return "null";
     case json::value_t::object: return "object";
     case json::value_t::array: return "array";
@@ -61,6 +74,11 @@ std::string json_type_name(const json& value) {
     default: return "binary";
   }
 }
+
+}  // namespace
+
+std::string json_type_name(const json& value) { return type_name(value.type()); }
+std::string json_type_name(const nlohmann::ordered_json& value) { return type_name(value.type()); }
 
 namespace {
 

@@ -21,11 +21,14 @@ inline constexpr std::uint64_t kMaxConfigFileBytes = 16ull << 20;
 
 // Parses `text`; throws InvalidInput naming `source` if it is not JSON or nests deeper than kMaxJsonDepth.
 nlohmann::json parse_json_bounded(std::string_view text, const std::string& source);
+// The same keeping the members' order (what a chat template's tojson shows, a schema's property order).
+nlohmann::ordered_json parse_ordered_json_bounded(std::string_view text, const std::string& source);
 // Reads and parses a config file, refusing files larger than `max_bytes`.
 nlohmann::json read_json_bounded(const std::filesystem::path& path, std::uint64_t max_bytes = kMaxConfigFileBytes);
 
 // "string", "integer", "number", "array", ... (what a user would call the JSON value's type).
 std::string json_type_name(const nlohmann::json& value);
+std::string json_type_name(const nlohmann::ordered_json& value);
 
 // A JSON value inside a file, with its field path for error messages. Holds a reference: the
 // document must outlive it.

@@ -36,7 +36,7 @@ std::vector<Message> case_messages(const GoldenCase& c) {
   std::size_t image = 0;
   const std::filesystem::path dir = golden_dir() / c.entry["dir"].get<std::string>();
   for (const auto& m : c.entry["messages"]) {
-    Message message{m["role"].get<std::string>(), {}};
+    Message message{m["role"].get<std::string>(), {}, {}, {}, {}};
     if (m["content"].is_string()) {
       message.content.push_back(m["content"].get<std::string>());
     } else {

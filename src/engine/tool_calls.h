@@ -1,0 +1,37 @@
+#pragma once
+// The tools a request offers, read once: each definition's function name and its parameters
+// schema, for the template (as given) and for tool_choice "required" or a named function, which
+// hold the reply to one call in Qwen's format, `{"name": ..., "arguments": {...}}` between
+// `<tool_call>` tags, through the same JSON-schema constraint as response_format.
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "q3vl/conversation.h"
+
+namespace q3vl {
+
+struct ToolDefinition {
+  std::string name;
+  nlohmann::ordered_json parameters;  // the function's JSON schema ({"type": "object"} when it has none)
+};
+
+// `tools`: JSON text of OpenAI tool definitions ({"type": "function", "function": {"name", ...}}).
+// Throws InvalidInput naming `tools[i]` for one that is not JSON, not a function, or has no name,
+// and naming tool_choice for a function none of them defines.
+std::vector<ToolDefinition> read_tool_definitions(std::span<const std::string> tools, const ToolChoice& choice);
+
+// The schema of the JSON between the tags for Required (any of the tools) or Function (that one):
+// {"name": <the name>, "arguments": <its parameters>}.
+nlohmann::ordered_json tool_call_schema(const std::vector<ToolDefinition>& tools, const ToolChoice& choice);
+
+// The forced text around a constrained call.
+inline constexpr std::string_view kToolCallOpening = "<tool_call>\n";
+inline constexpr std::string_view kToolCallClosing = "\n</tool_call>";
+
+// "call_" and 24 random hex digits, as OpenAI's ids look.
+std::string new_tool_call_id();
+
+}  // namespace q3vl
