@@ -135,6 +135,11 @@ struct ReplyOptions {
   // "description", "parameters"}}), given to the chat template as `tools` (key order kept).
   std::vector<std::string> tools;
   ToolChoice tool_choice;  // Required/Function: the function's "parameters" is the arguments' schema
+  // More variables for the chat template, a JSON object's text: what HF's apply_chat_template takes
+  // as keyword arguments (vLLM's chat_template_kwargs), e.g. {"enable_thinking": false} for
+  // templates that read it, {"add_vision_id": true}. messages, tools, documents and
+  // add_generation_prompt are the chat's own and refused here.
+  std::string template_variables;
   // Called with each classified piece as it streams (from the generating thread), after on_text
   // has had the raw text it came from.
   std::function<void(const ReplyDelta&)> on_delta;

@@ -77,6 +77,9 @@ void GenerationFlags::add_to(CLI::App& cmd) {
   cmd.add_option("--tool-choice", tool_choice,
                  "auto (the model decides), none, required (one call of a tool), or a tool's name (one call of it)")
       ->capture_default_str();
+  cmd.add_option("--template-vars", template_vars,
+                 "More chat template variables as a JSON object, e.g. '{\"enable_thinking\": false}' (a file, or the object "
+                 "if it starts with '{')");
   cmd.add_flag("--hide-thinking", hide_thinking, "Do not print a Thinking model's reasoning (shown dimmed on a terminal)");
   cmd.add_option("--context", context, "Context length in tokens (default: the package's max_length)")
       ->check(integer_range(1, kMostInt));
@@ -157,6 +160,9 @@ ReplyOptions GenerationFlags::reply_options(const Model& loaded) const {
     const nlohmann::ordered_json list = parse_ordered_json_bounded(text, "--tools");
     if (!list.is_array()) throw InvalidInput("--tools: expected a JSON list of tool definitions, got " + json_type_name(list));
     for (const nlohmann::ordered_json& tool : list) o.tools.push_back(tool.dump());
+  }
+  if (!template_vars.empty()) {
+    o.template_variables = template_vars.front() == '{' ? template_vars : read_text_file("--template-vars", template_vars);
   }
   if (tool_choice == "none") {
     o.tool_choice.mode = ToolChoice::Mode::None;

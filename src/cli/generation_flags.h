@@ -40,6 +40,7 @@ struct GenerationFlags {
   std::string tools;         // --tools: a file of OpenAI tool definitions, or the JSON list itself
   std::string tool_choice = "auto";  // --tool-choice: auto, none, required, or a function's name
   bool hide_thinking = false;  // --hide-thinking: a Thinking model's reasoning is not printed
+  std::string template_vars;   // --template-vars: more chat template variables, a JSON object
 
   void add_to(CLI::App& cmd);
   // Checks between options (CLI::ValidationError, exit 2) and reads --system-file; call first.

@@ -895,6 +895,7 @@ Reply ConversationState::run_turn(const ReplyOptions& options, const std::functi
   // Refused before any work.
   const std::vector<ToolDefinition> tools = read_tool_definitions(options.tools, options.tool_choice);
   const std::optional<JsonSchema> schema = reply_schema(options, tools);
+  chat_options_.extra_variables_json = options.template_variables;
   chat_options_.tools_json.clear();
   for (const std::string& tool : options.tools) chat_options_.tools_json.push_back(dump_json_like_python(parse_ordered_json_bounded(tool, "a tool")));
   Reply reply;

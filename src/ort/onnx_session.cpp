@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -96,10 +97,11 @@ Ort::Env make_env_on_large_stack(int intra_op_threads, bool verbose) {
   return std::move(work.env);
 }
 
-// The same telemetry library opens an empty trace file, $TMPDIR/mat-debug-<pid>.log, in every
-// process and leaves it behind: hundreds pile up in /tmp. The file whose name carries this
-// process's id, held open by this process and still empty, is ONNX Runtime's: remove it.
-void remove_telemetry_trace_file() {
+// The same telemetry library opens a trace file, $TMPDIR/mat-debug-<pid>.log, in every process and
+// leaves it behind: hundreds pile up in /tmp. The file whose name carries this process's id, held
+// open by this process, and empty or written since the environment was made, is ONNX Runtime's
+// (it logs there when processes sharing $TMPDIR contend for its session database): remove it.
+void remove_telemetry_trace_file(std::filesystem::file_time_type since) {
   const std::string name = "mat-debug-" + std::to_string(::getpid()) + ".log";
   std::error_code error;
   std::filesystem::directory_iterator fds("/proc/self/fd", error);
@@ -107,22 +109,24 @@ void remove_telemetry_trace_file() {
   for (const auto& fd : fds) {
     const std::filesystem::path target = std::filesystem::read_symlink(fd.path(), error);
     if (error || target.filename() != name) continue;
-    if (std::filesystem::is_regular_file(target, error) && std::filesystem::file_size(target, error) == 0 && !error) {
-      std::filesystem::remove(target, error);
-    }
+    if (!std::filesystem::is_regular_file(target, error) || error) continue;
+    const bool empty = std::filesystem::file_size(target, error) == 0 && !error;
+    const bool written_by_us = std::filesystem::last_write_time(target, error) >= since && !error;
+    if (empty || written_by_us) std::filesystem::remove(target, error);
   }
 }
 
 }  // namespace
 
 OnnxEnvironment::OnnxEnvironment(int intra_op_threads, bool verbose)
-    : env_(make_env_on_large_stack(intra_op_threads, verbose)) {
-  remove_telemetry_trace_file();
+    // Less a margin: file times come from the kernel's coarse clock, a little behind this one.
+    : created_(std::filesystem::file_time_type::clock::now() - std::chrono::seconds(2)), env_(make_env_on_large_stack(intra_op_threads, verbose)) {
+  remove_telemetry_trace_file(created_);
 }
 
 // The telemetry library may open its file after the environment exists (on a loaded machine the
 // check above can come first): look again when the environment goes.
-OnnxEnvironment::~OnnxEnvironment() { remove_telemetry_trace_file(); }
+OnnxEnvironment::~OnnxEnvironment() { remove_telemetry_trace_file(created_); }
 
 OnnxSession::OnnxSession(OnnxEnvironment& environment, const std::filesystem::path& model, const SessionOptions& options)
     : path_(model) {

@@ -44,6 +44,7 @@ class OnnxEnvironment {
   Ort::Env& env() { return env_; }
 
  private:
+  std::filesystem::file_time_type created_;  // before env_: its trace file is written after this
   Ort::Env env_;
 };
 

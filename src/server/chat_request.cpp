@@ -447,6 +447,15 @@ void parse_parameters(const Field& body, const RequestLimits& limits, ChatReques
 
   if (const auto format = body.member("response_format")) request.response_format = parse_response_format(*format, limits);
 
+  if (const auto kwargs = body.member("chat_template_kwargs")) {
+    kwargs->require_object();
+    for (const char* reserved : {"messages", "tools", "documents", "add_generation_prompt"}) {
+      if (kwargs->value().contains(reserved)) kwargs->fail(std::string("cannot set \"") + reserved + "\": it comes from the request");
+    }
+    if (const auto vision_id = kwargs->member("add_vision_id")) vision_id->boolean();
+    request.chat_template_kwargs = kwargs->value().dump();
+    if (request.chat_template_kwargs.size() > limits.max_schema_bytes) kwargs->fail("more than this server takes");
+  }
   if (const auto tools = body.member("tools")) request.tools = parse_tools(*tools, limits);
   if (const auto choice = body.member("tool_choice")) {
     request.tool_choice = parse_tool_choice(*choice);

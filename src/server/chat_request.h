@@ -57,6 +57,7 @@ struct ChatRequest {
   ResponseFormat response_format;  // response_format: text, json_object or json_schema
   std::vector<std::string> tools;  // each tool definition as compact JSON (key order kept)
   ToolChoice tool_choice;          // "auto" unless the request says otherwise
+  std::string chat_template_kwargs;  // vLLM's extension: more template variables, a JSON object's text
   // Extensions (documented in the README): the per-image pixel budget, as Qwen's processor names it.
   std::optional<std::int64_t> min_pixels, max_pixels;
 };

@@ -50,6 +50,7 @@ ReplyOptions reply_options(const ChatRequest& request, const Model& model, const
   options.response_format = request.response_format;
   options.tools = request.tools;
   options.tool_choice = request.tool_choice;
+  options.template_variables = request.chat_template_kwargs;
 
   const std::int64_t per_token = model.pixels_per_image_token();
   const std::int64_t cap = limits.max_image_pixels > 0 ? std::max<std::int64_t>(1, limits.max_image_pixels / per_token) : model.max_image_tokens();

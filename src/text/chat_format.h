@@ -55,6 +55,10 @@ struct ChatOptions {
   bool add_generation_prompt = true;
   bool add_vision_id = false;             // prefix media with "Picture N: " / "Video N: "
   std::vector<std::string> tools_json;    // one JSON text per tool definition, emitted verbatim
+  // More template variables, as a JSON object's text (HF's apply_chat_template keyword arguments,
+  // e.g. {"enable_thinking": false}); the native renderer reads only add_vision_id, as the
+  // Instruct template does.
+  std::string extra_variables_json;
 };
 
 // Throws InvalidInput for no messages, an unknown role, tool calls outside assistant turns, or an

@@ -6,6 +6,7 @@
 #include "q3vl/error.h"
 #include "text/jinja/template.h"
 #include "util/files.h"
+#include "util/json_fields.h"
 
 namespace q3vl {
 
@@ -98,8 +99,33 @@ OrderedJson chat_messages_as_json(std::span<const ChatMessage> messages) {
   return out;
 }
 
+namespace {
+
+// The caller's variables, checked: an object that does not replace what the chat itself gives.
+OrderedJson extra_variables(const std::string& text) {
+  if (text.empty()) return OrderedJson::object();
+  OrderedJson extra = parse_ordered_json_bounded(text, "the chat template's variables");
+  if (!extra.is_object()) throw InvalidInput("the chat template's variables must be a JSON object");
+  for (const char* reserved : {"messages", "tools", "documents", "add_generation_prompt"}) {
+    if (extra.contains(reserved)) {
+      throw InvalidInput(std::string("the chat template's variables cannot set \"") + reserved + "\": it comes from the request");
+    }
+  }
+  return extra;
+}
+
+}  // namespace
+
 std::string ChatTemplate::render(std::span<const ChatMessage> messages, const ChatOptions& options) const {
-  if (native()) return render_chat(messages, options);
+  const OrderedJson extra = extra_variables(options.extra_variables_json);
+  if (native()) {
+    ChatOptions native_options = options;
+    if (const auto vision_id = extra.find("add_vision_id"); vision_id != extra.end()) {
+      if (!vision_id->is_boolean()) throw InvalidInput("the chat template's variable add_vision_id must be true or false");
+      native_options.add_vision_id = vision_id->get<bool>();
+    }
+    return render_chat(messages, native_options);
+  }
   if (messages.empty()) throw InvalidInput("a chat needs at least one message");
   OrderedJson variables = OrderedJson::object();
   variables["messages"] = chat_messages_as_json(messages);
@@ -113,6 +139,7 @@ std::string ChatTemplate::render(std::span<const ChatMessage> messages, const Ch
   variables["documents"] = nullptr;
   variables["add_generation_prompt"] = options.add_generation_prompt;
   variables["add_vision_id"] = options.add_vision_id;
+  for (const auto& [name, value] : extra.items()) variables[name] = value;
   return jinja_->render(variables);
 }
 

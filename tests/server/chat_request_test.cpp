@@ -211,10 +211,7 @@ TEST(ServerChatRequest, Roles) {
   expect_refused(messages_body(R"([{"role": 1, "content": "hi"}])"), "messages[0].role", "expected a string, got integer 1");
   expect_refused(messages_body(R"([{"role": "User", "content": "hi"}])"), "messages[0].role", "unknown role 'User'");
   expect_refused(messages_body(R"([{"role": "", "content": "hi"}])"), "messages[0].role", "unknown role ''");
-  expect_refused(messages_body(R"([{"role": "user", "content": "hi"}, {"role": "tool", "content": "42", "tool_call_id": "a"},
-                                   {"role": "user", "content": "hi"}])"),
-                 "messages[1].role", "not supported yet");
-  expect_refused(messages_body(R"([{"role": "function", "content": "x"}])"), "messages[0].role", "not supported yet");
+  expect_refused(messages_body(R"([{"role": "function", "content": "x"}])"), "messages[0].role", "use tool messages");
   const ChatRequest request = parse_chat_request(
       messages_body(R"([{"role": "developer", "content": "rules"}, {"role": "system", "content": "more"},
                         {"role": "user", "content": "hi"}])"));
@@ -222,16 +219,106 @@ TEST(ServerChatRequest, Roles) {
   EXPECT_EQ(request.messages[1].role, "system");
 }
 
-TEST(ServerChatRequest, ToolCallsAreNotSupportedYet) {
-  expect_refused(messages_body(R"([{"role": "user", "content": "hi"},
-      {"role": "assistant", "content": null, "tool_calls": [{"id": "1", "type": "function",
-       "function": {"name": "f", "arguments": "{}"}}]}, {"role": "user", "content": "ok"}])"),
-                 "messages[1].tool_calls", "tool calls are not supported yet");
+TEST(ServerChatRequest, ToolCallsAndResultsInTheChat) {
+  const ChatRequest request = parse_chat_request(messages_body(R"([{"role": "user", "content": "Weather?"},
+      {"role": "assistant", "content": null, "reasoning_content": "use the tool", "tool_calls": [{"id": "call_1", "type": "function",
+       "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\", \"unit\": \"celsius\"}"}},
+       {"id": "call_2", "type": "function", "function": {"name": "clock", "arguments": {"zone": "UTC", "a": 1}}}]},
+      {"role": "tool", "tool_call_id": "call_1", "content": "21 C"},
+      {"role": "tool", "tool_call_id": "call_2", "content": [{"type": "text", "text": "noon"}]}])"));
+  ASSERT_EQ(request.messages.size(), 4u);
+  const RequestMessage& assistant = request.messages[1];
+  EXPECT_TRUE(assistant.content.empty());
+  EXPECT_EQ(assistant.reasoning, "use the tool");
+  ASSERT_EQ(assistant.tool_calls.size(), 2u);
+  EXPECT_EQ(assistant.tool_calls[0].id, "call_1");
+  EXPECT_EQ(assistant.tool_calls[0].name, "get_weather");
+  EXPECT_EQ(assistant.tool_calls[0].arguments, "{\"city\": \"Paris\", \"unit\": \"celsius\"}");  // the client's text, as sent
+  EXPECT_EQ(assistant.tool_calls[1].arguments, "{\"zone\":\"UTC\",\"a\":1}");                  // an object, in its order
+  EXPECT_EQ(request.messages[2].role, "tool");
+  EXPECT_EQ(request.messages[2].tool_call_id, "call_1");
+  EXPECT_EQ(request.messages[3].content.at(0).text, "noon");  // a tool result may end the chat
+
+  expect_refused(messages_body(R"([{"role": "user", "content": "hi", "tool_calls": [{"id": "1", "function": {"name": "f", "arguments": "{}"}}]}])"),
+                 "messages[0].tool_calls", "only assistant messages make tool calls");
   expect_refused(messages_body(R"([{"role": "assistant", "content": "x", "tool_calls": {}}, {"role": "user", "content": "ok"}])"),
-                 "messages[0].tool_calls", "not supported yet");
+                 "messages[0].tool_calls", "expected an array");
+  expect_refused(messages_body(R"([{"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": "{oops"}}]},
+                                   {"role": "user", "content": "ok"}])"),
+                 "messages[0].tool_calls[0].function.arguments", "not a JSON object");
+  expect_refused(messages_body(R"([{"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": "[1]"}}]},
+                                   {"role": "user", "content": "ok"}])"),
+                 "messages[0].tool_calls[0].function.arguments", "expected a JSON object, got array");
+  expect_refused(messages_body(R"([{"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "", "arguments": "{}"}}]},
+                                   {"role": "user", "content": "ok"}])"),
+                 "messages[0].tool_calls[0].function.name", "empty");
+  expect_refused(messages_body(R"([{"role": "assistant", "tool_calls": [{"type": "retrieval", "function": {"name": "f", "arguments": "{}"}}]},
+                                   {"role": "user", "content": "ok"}])"),
+                 "messages[0].tool_calls[0].type", "expected \"function\"");
   expect_refused(messages_body(R"([{"role": "assistant", "content": "x", "function_call": {"name": "f"}},
                                    {"role": "user", "content": "ok"}])"),
-                 "messages[0].function_call", "not supported yet");
+                 "messages[0].function_call", "not supported");
+  expect_refused(messages_body(R"([{"role": "user", "content": "hi", "reasoning_content": "x"}])"), "messages[0].reasoning_content",
+                 "only assistant messages");
+  expect_refused(messages_body(R"([{"role": "user", "content": "hi", "tool_call_id": "x"}])"), "messages[0].tool_call_id",
+                 "only tool messages");
+  expect_refused(messages_body(R"([{"role": "user", "content": "hi"}, {"role": "tool", "content": [{"type": "image_url",
+                                   "image_url": {"url": "data:image/png;base64,AA=="}}]}])"),
+                 "messages[1].content[0]", "only in user messages");
+  expect_refused(messages_body(R"([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yes"}])"), "messages",
+                 "the last message must be a user message or a tool result");
+}
+
+TEST(ServerChatRequest, ChatTemplateKwargs) {
+  const std::string chat = R"("messages": [{"role": "user", "content": "hi"}])";
+  EXPECT_EQ(parse_chat_request("{" + chat + R"(, "chat_template_kwargs": {"enable_thinking": false, "add_vision_id": true}})")
+                .chat_template_kwargs,
+            R"({"enable_thinking":false,"add_vision_id":true})");
+  EXPECT_EQ(parse_chat_request("{" + chat + "}").chat_template_kwargs, "");
+  expect_refused("{" + chat + R"(, "chat_template_kwargs": [1]})", "chat_template_kwargs", "expected an object");
+  expect_refused("{" + chat + R"(, "chat_template_kwargs": {"messages": []}})", "chat_template_kwargs", "cannot set \"messages\"");
+  expect_refused("{" + chat + R"(, "chat_template_kwargs": {"add_generation_prompt": false}})", "chat_template_kwargs",
+                 "cannot set \"add_generation_prompt\"");
+  expect_refused("{" + chat + R"(, "chat_template_kwargs": {"add_vision_id": "yes"}})", "chat_template_kwargs.add_vision_id",
+                 "expected true or false");
+}
+
+TEST(ServerChatRequest, ToolsAndToolChoice) {
+  const std::string weather =
+      R"({"type": "function", "function": {"name": "get_weather", "description": "d", "parameters": {"type": "object",
+          "properties": {"unit": {"enum": ["c", "f"]}, "city": {"type": "string"}}, "required": ["city"]}}})";
+  const std::string chat = R"("messages": [{"role": "user", "content": "hi"}])";
+  const ChatRequest request = parse_chat_request("{" + chat + R"(, "tools": [)" + weather + R"(], "tool_choice": "required"})");
+  ASSERT_EQ(request.tools.size(), 1u);
+  // Compact, members in the order sent (the template's tojson shows them in that order).
+  EXPECT_EQ(request.tools[0],
+            R"({"type":"function","function":{"name":"get_weather","description":"d","parameters":{"type":"object","properties":{"unit":{"enum":["c","f"]},"city":{"type":"string"}},"required":["city"]}}})");
+  EXPECT_EQ(request.tool_choice.mode, ToolChoice::Mode::Required);
+  EXPECT_EQ(parse_chat_request("{" + chat + R"(, "tools": [)" + weather + R"(]})").tool_choice.mode, ToolChoice::Mode::Auto);
+  EXPECT_EQ(parse_chat_request("{" + chat + R"(, "tools": [)" + weather + R"(], "tool_choice": "none"})").tool_choice.mode,
+            ToolChoice::Mode::None);
+  const ChatRequest named = parse_chat_request(
+      "{" + chat + R"(, "tools": [)" + weather + R"(], "tool_choice": {"type": "function", "function": {"name": "get_weather"}}})");
+  EXPECT_EQ(named.tool_choice.mode, ToolChoice::Mode::Function);
+  EXPECT_EQ(named.tool_choice.function, "get_weather");
+
+  expect_refused("{" + chat + R"(, "tools": {}})", "tools", "expected an array");
+  expect_refused("{" + chat + R"(, "tools": [{"type": "code_interpreter"}]})", "tools[0].type", "only \"function\" tools");
+  expect_refused("{" + chat + R"(, "tools": [{"type": "function", "function": {"name": ""}}]})", "tools[0].function.name", "empty");
+  expect_refused("{" + chat + R"(, "tools": [{"type": "function", "function": {"name": "f", "parameters": 3}}]})",
+                 "tools[0].function.parameters", "expected an object");
+  expect_refused("{" + chat + R"(, "tool_choice": "required"})", "tool_choice", "\"required\" needs tools");
+  expect_refused("{" + chat + R"(, "tools": [)" + weather + R"(], "tool_choice": "always"})", "tool_choice", "expected \"none\"");
+  expect_refused("{" + chat + R"(, "tools": [)" + weather + R"(], "tool_choice": {"type": "function", "function": {"name": "nope"}}})",
+                 "tool_choice", "no tool named \"nope\"");
+  expect_refused("{" + chat + R"(, "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object",
+                     "properties": {"a": {"type": "string", "pattern": "^x+$"}}}}}], "tool_choice": "required"})",
+                 "tool_choice", "pattern");
+  expect_refused("{" + chat + R"(, "tools": [)" + weather + R"(], "tool_choice": "required", "response_format": {"type": "json_object"}})",
+                 "tool_choice", "cannot both hold the reply");
+  std::string many = "{" + chat + R"(, "tools": [)";
+  for (int i = 0; i < 129; ++i) many += std::string(i ? "," : "") + R"({"type": "function", "function": {"name": "f"}})";
+  expect_refused(many + "]}", "tools", "more than this server's limit of 128");
 }
 
 TEST(ServerChatRequest, ContentShapes) {

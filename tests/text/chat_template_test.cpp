@@ -55,29 +55,56 @@ TEST(ChatTemplate, NativeAndJinjaAgreeWithTransformersOnTheChatCorpus) {
 }
 
 // Qwen3's text template (not the reference): the cases a parsed chat can express (string
-// content, no reasoning fields, no extra template arguments) render as transformers does.
+// content; reasoning_content; keyword arguments such as enable_thinking as extra variables)
+// render as transformers does.
 TEST(ChatTemplate, OtherTemplatesRenderThroughTheInterpreter) {
   const ordered_json fixtures = load("templates/qwen3_text.json");
   const ChatTemplate chat_template(fixtures.at("template").get<std::string>());
   ASSERT_FALSE(chat_template.native());
-  std::size_t matched = 0;
+  std::size_t matched = 0, with_variables = 0, with_reasoning = 0;
   for (const ordered_json& fixture : fixtures.at("cases")) {
-    if (!fixture.contains("expected") || fixture.at("kwargs").size() != 1) continue;
-    bool expressible = true;
+    if (!fixture.contains("expected")) continue;
+    bool expressible = true, reasoning = false;
     for (const ordered_json& message : fixture.at("messages")) {
-      expressible = expressible && !message.contains("reasoning_content") && message.at("content").is_string();
+      expressible = expressible && message.at("content").is_string() &&
+                    (!message.contains("reasoning_content") || message.at("reasoning_content").is_string());
+      reasoning = reasoning || message.contains("reasoning_content");
     }
     if (!expressible) continue;
     SCOPED_TRACE(fixture.at("name").get<std::string>());
     ChatOptions options;
-    options.add_generation_prompt = fixture.at("kwargs").at("add_generation_prompt").get<bool>();
+    ordered_json variables = fixture.at("kwargs");
+    options.add_generation_prompt = variables.at("add_generation_prompt").get<bool>();
+    variables.erase("add_generation_prompt");
+    if (!variables.empty()) options.extra_variables_json = variables.dump();
     if (fixture.contains("tools")) options.tools_json = parse_chat_tools(fixture.at("tools"));
     std::string rendered;
     ASSERT_NO_THROW(rendered = chat_template.render(parse_chat_messages(fixture.at("messages")), options));
     EXPECT_EQ(rendered, fixture.at("expected").get<std::string>());
-    if (rendered == fixture.at("expected").get<std::string>()) ++matched;
+    if (rendered != fixture.at("expected").get<std::string>()) continue;
+    ++matched;
+    with_variables += !variables.empty();
+    with_reasoning += reasoning;
   }
-  EXPECT_EQ(matched, 13u);
+  EXPECT_EQ(matched, 27u);
+  EXPECT_EQ(with_variables, 9u);  // enable_thinking and other keyword arguments
+  EXPECT_EQ(with_reasoning, 5u);
+}
+
+// Variables the chat itself sets are refused; add_vision_id reaches the native renderer too.
+TEST(ChatTemplate, ExtraVariables) {
+  const ChatTemplate reference = ChatTemplate::reference();
+  ASSERT_TRUE(reference.native());
+  const std::vector<ChatMessage> chat = {user_message({image_content(), text_content("Hi")})};
+  ChatOptions options;
+  options.extra_variables_json = R"({"add_vision_id": true, "enable_thinking": false})";
+  EXPECT_NE(reference.render(chat, options).find("Picture 1: <|vision_start|>"), std::string::npos);
+  const ChatTemplate interpreted(reference.source(), ChatTemplate::Engine::Jinja);
+  EXPECT_EQ(interpreted.render(chat, options), reference.render(chat, options));
+  for (const char* bad : {R"([1])", R"({"messages": []})", R"({"add_generation_prompt": false})", R"({"add_vision_id": 1})", "{"}) {
+    options.extra_variables_json = bad;
+    EXPECT_THROW(reference.render(chat, options), InvalidInput) << bad;
+  }
 }
 
 // A checkpoint shipping Qwen3-VL Thinking's template (assets/qwen3-vl-thinking) in its

@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, buildGoldenPackage, fullCases, chatTurn, loadManifest, fetchMetrics, waitForGauge, requireDep, schemaValidators,
+  startServer, buildGoldenPackage, fullCases, chatTurn, loadManifest, fetchMetrics, waitForGauge, requireDep, schemaValidators, repoRoot,
 } from './serve.mjs';
 
 const openai = requireDep('openai');
@@ -263,6 +263,102 @@ test('structured output: response_format json_schema and json_object give valid 
     assert.equal(error.param, 'response_format.json_schema.schema');
     return true;
   });
+});
+
+// Qwen3-VL Thinking's published template (assets/qwen3-vl-thinking) on the golden model: the
+// reasoning comes back as reasoning_content (streamed too); a tool call round trip (tool_choice
+// required, then the call and its result sent back); structured output after the reasoning.
+test('Thinking template: reasoning_content, a tool-call round trip, json_schema after reasoning', async (t) => {
+  const thinkingPkg = buildGoldenPackage({
+    name: 'golden-thinking', extraArgs: ['--chat-template', `${repoRoot}/assets/qwen3-vl-thinking/chat_template.json`],
+  });
+  t.after(() => thinkingPkg.cleanup());
+  const server = await startServer({ model: thinkingPkg.pkg, args: ['--context', '4096'], t });
+  const api = client(server);
+  const Ajv = requireDep('ajv').default;
+  const ajv = new Ajv({ allErrors: true, strict: false });
+
+  // An untrained model never closes <think>: everything it writes is reasoning.
+  const ask = [{ role: 'user', content: 'Why is the sky blue?' }];
+  const plain = await complete(api, server, greedy(ask, 24));
+  const message = plain.choices[0].message;
+  assert.equal(typeof message.reasoning_content, 'string');
+  assert.ok(message.reasoning_content.length > 0);
+  assert.equal(message.content, '');
+  assert.equal(plain.choices[0].finish_reason, 'length');
+  const streamed = await stream(api, server, greedy(ask, 24));
+  const streamedReasoning = streamed.chunks.map((chunk) => chunk.choices[0]?.delta?.reasoning_content ?? '').join('');
+  assert.equal(streamedReasoning, message.reasoning_content);
+  assert.equal(streamed.text, '');
+
+  // The tool call round trip.
+  const parameters = {
+    type: 'object', properties: { city: { type: 'string', maxLength: 16 }, unit: { enum: ['celsius', 'fahrenheit'] } },
+    required: ['city', 'unit'], additionalProperties: false,
+  };
+  const checkArguments = ajv.compile(parameters);
+  const tools = [{ type: 'function', function: { name: 'get_weather', description: 'The weather in a city', parameters } },
+                 { type: 'function', function: { name: 'clock', parameters: { type: 'object', properties: {} } } }];
+  const question = [{ role: 'user', content: 'What is the weather in Paris?' }];
+  const first = await complete(api, server, greedy(question, 96, { tools, tool_choice: 'required', temperature: 1.0, seed: 5 }));
+  const callMessage = first.choices[0].message;
+  assert.equal(first.choices[0].finish_reason, 'tool_calls');
+  assert.equal(callMessage.tool_calls.length, 1);
+  const call = callMessage.tool_calls[0];
+  assert.match(call.id, /^call_[0-9a-f]{24}$/);
+  assert.ok(['get_weather', 'clock'].includes(call.function.name), call.function.name);
+  if (call.function.name === 'get_weather') {
+    assert.ok(checkArguments(JSON.parse(call.function.arguments)), `${ajv.errorsText(checkArguments.errors)}: ${call.function.arguments}`);
+  }
+  const followUp = [...question, callMessage, { role: 'tool', tool_call_id: call.id, content: '{"temperature": 21, "sky": "clear"}' }];
+  const second = await complete(api, server, greedy(followUp, 16, { tools }));
+  assert.ok(['stop', 'length', 'tool_calls'].includes(second.choices[0].finish_reason));
+  assert.ok(second.usage.prompt_tokens > first.usage.prompt_tokens + first.usage.completion_tokens - 8, 'the call and its result are in the prompt');
+  assert.ok(second.usage.prompt_tokens_details.cached_tokens >= first.usage.prompt_tokens, 'the first turn comes from the cache');
+
+  // A named function, streamed: the call arrives as a tool_calls delta.
+  const named = await stream(api, server, greedy(question, 96, { tools, tool_choice: { type: 'function', function: { name: 'get_weather' } } }));
+  assert.equal(named.finishReason, 'tool_calls');
+  const deltas = named.chunks.flatMap((chunk) => chunk.choices[0]?.delta?.tool_calls ?? []);
+  assert.equal(deltas.length, 1);
+  assert.equal(deltas[0].index, 0);
+  assert.equal(deltas[0].function.name, 'get_weather');
+  assert.ok(checkArguments(JSON.parse(deltas[0].function.arguments)), deltas[0].function.arguments);
+  assert.equal(named.text, '');
+
+  // Structured output: the reasoning first, then the document.
+  const schema = { type: 'object', properties: { answer: { type: 'string', maxLength: 24 }, sure: { type: 'boolean' } },
+                   required: ['answer', 'sure'], additionalProperties: false };
+  const checkAnswer = ajv.compile(schema);
+  const structured = await complete(api, server, greedy(ask, 80, {
+    response_format: { type: 'json_schema', json_schema: { name: 'answer', schema } },
+  }));
+  const value = JSON.parse(structured.choices[0].message.content);
+  assert.ok(checkAnswer(value), structured.choices[0].message.content);
+  assert.equal(typeof structured.choices[0].message.reasoning_content, 'string');
+  await server.stop();
+});
+
+test('tools on the Instruct template: tool_choice none answers in text; malformed tool requests are 400s', async () => {
+  const api = client(main);
+  const tools = [{ type: 'function', function: { name: 'clock', parameters: { type: 'object', properties: { zone: { type: 'string', maxLength: 6 } }, required: ['zone'] } } }];
+  const messages = [{ role: 'user', content: 'Time?' }];
+  const none = await complete(api, main, greedy(messages, 8, { tools, tool_choice: 'none' }));
+  assert.equal(none.choices[0].message.tool_calls, undefined);
+  assert.equal(typeof none.choices[0].message.content, 'string');
+  const required = await complete(api, main, greedy(messages, 48, { tools, tool_choice: 'required' }));
+  assert.equal(required.choices[0].message.tool_calls[0].function.name, 'clock');
+  assert.equal(required.choices[0].message.content, null);
+  for (const [params, param] of [
+    [{ tools, tool_choice: { type: 'function', function: { name: 'nope' } } }, 'tool_choice'],
+    [{ tools: [{ type: 'function', function: { name: 'f', parameters: 'x' } }] }, 'tools[0].function.parameters'],
+  ]) {
+    await assert.rejects(api.chat.completions.create({ model: main.model, messages, max_tokens: 4, ...params }), (error) => {
+      assert.ok(error instanceof OpenAI.BadRequestError, `${error.constructor.name}: ${error.message}`);
+      assert.equal(error.param, param);
+      return true;
+    });
+  }
 });
 
 test('api key: a wrong key is an AuthenticationError, the right one works', async (t) => {

@@ -143,7 +143,8 @@ export const goldenDir = path.join(repoRoot, 'tests', 'fixtures', 'golden');
 
 // Builds tests/fixtures/golden/models/full into a fresh temporary folder; returns {dir, pkg, name,
 // cleanup()}. The package folder's name is what the server reports as the model.
-export function buildGoldenPackage({ name = 'golden-full' } = {}) {
+// `extraArgs`: more `q3vl build` flags (e.g. another --chat-template).
+export function buildGoldenPackage({ name = 'golden-full', extraArgs = [] } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'q3vl-clients-'));
   const pkg = path.join(dir, name);
   try {
@@ -151,7 +152,8 @@ export function buildGoldenPackage({ name = 'golden-full' } = {}) {
                               '--tokenizer-dir', path.join(repoRoot, '.deps', 'tokenizer-qwen3'),
                               // the golden model has none; the video fixtures' file, given explicitly
                               '--video-preprocessor-config',
-                              path.join(repoRoot, 'assets', 'qwen3-vl', 'video_preprocessor_config.json'), '--quiet'],
+                              path.join(repoRoot, 'assets', 'qwen3-vl', 'video_preprocessor_config.json'), '--quiet',
+                              ...extraArgs],
                  { stdio: ['ignore', 'inherit', 'inherit'] });
     if (!existsSync(path.join(pkg, 'q3vl_package.json'))) throw new Error(`q3vl build wrote no package in ${pkg}`);
   } catch (error) {
