@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "math/half_float.h"
+#include "model/expert_layout.h"
 #include "q3vl/error.h"
 
 namespace q3vl {
@@ -99,6 +100,32 @@ std::string WeightWriter::transposed_float(const std::vector<Rows>& parts, const
     }
     append_values(std::span<const float>(band_out.data(), static_cast<std::size_t>(band * out_features)), float_type_);
   }
+  return initializer;
+}
+
+std::string WeightWriter::expert_matrices(const std::string& checkpoint_name, std::int64_t experts, std::int64_t out,
+                                          std::int64_t in, std::span<const std::int64_t> rows, const std::string& name) {
+  const TensorView tensor = checkpoint_.tensor(checkpoint_name);
+  const ExpertLayout layout = expert_layout(tensor.shape(), experts, out, in, checkpoint_name);
+  if (static_cast<std::int64_t>(rows.size()) != out) throw InvalidInput("expert row order for " + name + " has the wrong length");
+  const std::string initializer = g_.streamed_initializer(name, float_type_, {experts, out, in});
+  // One expert at a time (30B-A3B: 1536 x 2048 floats): read it whole, write its rows reordered.
+  const std::size_t per_expert = static_cast<std::size_t>(out * in);
+  std::vector<float> source(per_expert);
+  std::vector<float> target(per_expert);
+  for (std::int64_t e = 0; e < experts; ++e) {
+    read_as_float(tensor, static_cast<std::size_t>(e) * per_expert, source);
+    for (std::int64_t r = 0; r < out; ++r) {
+      const std::int64_t from = rows[static_cast<std::size_t>(r)];
+      for (std::int64_t c = 0; c < in; ++c) {
+        // OutIn stores element (row, col) at row * in + col; InOut at col * out + row.
+        const std::int64_t at = layout == ExpertLayout::OutIn ? from * in + c : c * out + from;
+        target[static_cast<std::size_t>(r * in + c)] = source[static_cast<std::size_t>(at)];
+      }
+    }
+    append_values(target, float_type_);
+  }
+  done_with(tensor);
   return initializer;
 }
 

@@ -48,6 +48,11 @@ class WeightWriter {
   // features), split back into one output per weight: fewer, larger kernels per step.
   std::vector<std::string> stacked_linear(const std::string& x, const std::vector<std::string>& weights,
                                           const LinearOptions& options, const std::string& hint);
+  // A stack of `experts` matrices [out, in] (a MoE expert tensor in either on-disk layout, see
+  // model/expert_layout.h) as one float initializer [E, out, in]: row r of each expert is the
+  // source's row rows[r] (the order ONNX Runtime's MoE wants, e.g. gate and up interleaved).
+  std::string expert_matrices(const std::string& checkpoint_name, std::int64_t experts, std::int64_t out,
+                              std::int64_t in, std::span<const std::int64_t> rows, const std::string& name);
   // Rows of an embedding table [rows, width] at `indices` (any shape) -> [..., width]; int8/int4
   // tables are gathered and dequantized by GatherBlockQuantized.
   std::string gather_rows(const std::string& indices, const std::string& table, const LinearOptions& options);
