@@ -13,12 +13,18 @@
 #include "engine/text_models.h"
 #include "engine/vision_encoder.h"
 #include "export/moe_mlp.h"
+#include "export/package_writer.h"
 #include "export/text_export.h"
+#include "export/vision_export.h"
 #include "model/checkpoint.h"
 #include "model/expert_layout.h"
+#include "model/random_checkpoint.h"
 #include "model/tensor_names.h"
 #include "ort/onnx_session.h"
 #include "package/format.h"
+#include "q3vl/error.h"
+#include "q3vl/conversation.h"
+#include "q3vl/model.h"
 #include "support/golden.h"
 #include "support/test_support.h"
 #include "util/files.h"
@@ -293,6 +299,71 @@ TEST(MoeGolden, RoutingMatchesHfOnEveryCase) {
     ++checked;
   }
   EXPECT_EQ(checked, manifest()["cases"].size());
+}
+
+// The vision tower is dense Qwen3-VL's: our export of the MoE checkpoint's tower matches HF too.
+TEST(MoeGolden, VisionTowerMatchesHf) {
+  std::size_t checked = 0;
+  test::TempDir dir;
+  OnnxEnvironment env;
+  for (const test::GoldenCase& c : test::moe_golden_cases()) {
+    if (!c.has("pixel_values")) continue;
+    SCOPED_TRACE(c.name);
+    const Checkpoint ckpt = Checkpoint::open(c.model_dir());
+    const fs::path out = dir / c.name;
+    fs::create_directories(out);
+    export_vision(ckpt, {}, out);
+    const VisionEncoder encoder(env, out / package::kVisionModel, ckpt.config());
+    const VisualFeatures features = encoder.encode(c.load("pixel_values").as_float(), c.grids());
+    const SplitVisualFeatures ours = split_visual_features(features, ckpt.config().text.hidden_size);
+    const double merged = test::compare(ours.merged, c.load("image_features").as_float()).relative();
+    const double deepstack = test::compare(ours.deepstack, c.load("deepstack_features").as_float()).relative();
+    EXPECT_LT(merged, 1e-4);
+    EXPECT_LT(deepstack, 1e-4);
+    std::printf("[ moe vision ] %-12s merged %.2g  deepstack %.2g\n", c.name.c_str(), merged, deepstack);
+    ++checked;
+  }
+  EXPECT_GE(checked, 1u);
+}
+
+TEST(MoeGolden, QuantizedExpertsAreRefusedNamingThePrecision) {
+  const Checkpoint ckpt = Checkpoint::open(model_dir("moe_a"));
+  for (const WeightFormat format : {WeightFormat::Int8, WeightFormat::Int4}) {
+    TextExportOptions options;
+    options.linear.format = format;
+    try {
+      check_text_export_supported(ckpt.config(), options);
+      FAIL() << "accepted " << to_string(format) << " for a MoE checkpoint";
+    } catch (const Unsupported& e) {
+      EXPECT_NE(std::string(e.what()).find(to_string(format)), std::string::npos) << e.what();
+    }
+    test::TempDir dir;
+    EXPECT_THROW(export_text(ckpt, options, dir.path()), Unsupported);
+  }
+}
+
+// A whole package (q3vl build's path) from a random MoE checkpoint with the real tokenizer: the
+// manifest carries the MoE config, the runtime loads it and generates; int4 is refused up front.
+TEST(MoeGolden, WholePackageBuildsLoadsAndGenerates) {
+  test::TempDir dir;
+  RandomCheckpointOptions random;
+  random.tokenizer_dir = Q3VL_TOKENIZER_DIR;
+  random.show_progress = false;
+  write_random_checkpoint(random_checkpoint_config("moe"), dir / "checkpoint", random);
+  PackageOptions options;
+  options.show_progress = false;
+  build_package(dir / "checkpoint", dir / "package", options);
+  const json manifest_json = json::parse(read_text_file(dir / "package" / package::kManifest));
+  EXPECT_NE(manifest_json.dump().find("qwen3_vl_moe"), std::string::npos);
+  Conversation conversation(Model::load(dir / "package"));
+  ReplyOptions short_reply;
+  short_reply.max_new_tokens = 4;
+  const Reply reply = conversation.send({}, "Hello", short_reply);
+  EXPECT_FALSE(reply.tokens.empty());
+  EXPECT_LE(reply.tokens.size(), 4u);
+  options.text.linear.format = WeightFormat::Int4;
+  EXPECT_THROW(build_package(dir / "checkpoint", dir / "int4", options), Unsupported);
+  EXPECT_FALSE(fs::exists(dir / "int4" / package::kManifest));
 }
 
 }  // namespace
