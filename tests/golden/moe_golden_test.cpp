@@ -41,14 +41,16 @@ fs::path model_dir(const std::string& model) {
   return test::moe_golden_dir() / manifest()["models"][model]["dir"].get<std::string>();
 }
 
-// fp32 embedding.onnx + text.onnx with per-layer and router-logit outputs, once per model.
-fs::path package_of(const std::string& model) {
+// embedding.onnx + text.onnx (fp32, or fp16 compute) with per-layer and router-logit outputs,
+// once per model.
+fs::path package_of(const std::string& model, bool fp16 = false) {
   static test::TempDir root;
-  const fs::path dir = root / model;
+  const fs::path dir = root / (model + (fp16 ? "-fp16" : ""));
   if (!fs::exists(dir / package::kTextModel)) {
     fs::create_directories(dir);
     const Checkpoint ckpt = Checkpoint::open(model_dir(model));
     TextExportOptions options;
+    options.fp16 = fp16;
     options.hidden_state_outputs = true;
     options.router_logit_outputs = true;
     export_embedding(ckpt, dir);
@@ -77,7 +79,10 @@ struct GreedyRun {
   std::vector<std::vector<float>> step_logits;
 };
 
-GreedyRun run_greedy(const test::GoldenCase& c, const fs::path& package, int steps) {
+// Greedy decoding; with `forced`, those tokens are fed instead of our own argmax (teacher forcing,
+// so a reduced-precision decoder is compared with HF step by step on HF's path).
+GreedyRun run_greedy(const test::GoldenCase& c, const fs::path& package, int steps,
+                     const std::vector<std::int64_t>* forced = nullptr) {
   const ModelConfig config = c.config();
   OnnxEnvironment env;
   const EmbeddingModel embedding(env, package / package::kEmbeddingModel, config);
@@ -92,7 +97,7 @@ GreedyRun run_greedy(const test::GoldenCase& c, const fs::path& package, int ste
     run.tokens.push_back(argmax(logits));
     if (step + 1 == steps) break;
     const std::int64_t position = cache.cached_tokens() + delta;
-    const std::vector<std::int64_t> next = {run.tokens.back()};
+    const std::vector<std::int64_t> next = {forced != nullptr ? (*forced)[static_cast<std::size_t>(step)] : run.tokens.back()};
     logits = decoder.forward(cache, embedding.embed(next, nullptr), std::vector<std::int64_t>{position, position, position}).logits;
   }
   return run;
@@ -253,6 +258,42 @@ TEST(MoeGolden, Fp32DecoderMatchesHfOnEveryCase) {
   }
   EXPECT_EQ(checked, manifest()["cases"].size());
   EXPECT_GE(checked, 2u);
+}
+
+// fp16 compute (the MoE kernel in float16) along HF's greedy path: top-1 agreement and mean KL.
+TEST(MoeGolden, Fp16DecoderStaysCloseToHf) {
+  std::size_t checked = 0;
+  for (const test::GoldenCase& c : test::moe_golden_cases()) {
+    SCOPED_TRACE(c.name);
+    const std::vector<std::int64_t> reference = c.load("greedy_tokens").as_int64();
+    const GreedyRun run = run_greedy(c, package_of("moe_a", /*fp16=*/true), 32, &reference);
+    const std::vector<float> steps = c.load("step_logits").as_float();
+    const std::size_t V = run.step_logits[0].size();
+    int agree = 0;
+    double kl = 0;
+    for (std::size_t s = 0; s < 32; ++s) {
+      const std::span<const float> p = std::span<const float>(steps).subspan(s * V, V);
+      const std::span<const float> q = run.step_logits[s];
+      agree += run.tokens[s] == reference[s];
+      const float p_max = *std::max_element(p.begin(), p.end());
+      const float q_max = *std::max_element(q.begin(), q.end());
+      double p_norm = 0, q_norm = 0;
+      for (std::size_t v = 0; v < V; ++v) {
+        p_norm += std::exp(static_cast<double>(p[v] - p_max));
+        q_norm += std::exp(static_cast<double>(q[v] - q_max));
+      }
+      for (std::size_t v = 0; v < V; ++v) {
+        const double log_p = p[v] - p_max - std::log(p_norm);
+        const double log_q = q[v] - q_max - std::log(q_norm);
+        kl += std::exp(log_p) * (log_p - log_q);
+      }
+    }
+    std::printf("[ moe fp16 ] %-12s top-1 agreement %2d/32  mean KL %.2g\n", c.name.c_str(), agree, kl / 32);
+    EXPECT_GE(agree, 28);
+    EXPECT_LT(kl / 32, 0.05);
+    ++checked;
+  }
+  EXPECT_EQ(checked, manifest()["cases"].size());
 }
 
 TEST(MoeGolden, RoutingMatchesHfOnEveryCase) {
