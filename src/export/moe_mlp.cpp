@@ -18,9 +18,6 @@ std::string MoeMlp::operator()(const LayerContext& layer, const std::string& nor
 }
 
 std::string MoeMlp::sparse(const LayerContext& layer, const std::string& normed) const {
-  if (layer.linear.format != WeightFormat::F32) {
-    throw Unsupported(to_string(layer.linear.format) + " weights for Qwen3-VL MoE experts are not supported yet (use fp32)");
-  }
   graph::GraphBuilder& g = layer.g;
   const MoeConfig& m = *layer.config.moe;
   const std::int64_t H = layer.config.hidden_size;
@@ -42,18 +39,25 @@ std::string MoeMlp::sparse(const LayerContext& layer, const std::string& normed)
   }
   std::vector<std::int64_t> in_order(static_cast<std::size_t>(H));
   std::iota(in_order.begin(), in_order.end(), std::int64_t{0});
-  const std::string fc1 = layer.weights.expert_matrices(layer.weight(names::kExpertsGateUpLeaf), m.experts, 2 * I, H, interleaved,
-                                                        layer.weight(names::kExpertsGateUpLeaf) + ".interleaved");
-  const std::string fc2 = layer.weights.expert_matrices(layer.weight(names::kExpertsDownLeaf), m.experts, H, I, in_order,
-                                                        layer.weight(names::kExpertsDownLeaf) + ".out_in");
+  const WeightWriter::ExpertStack fc1 =
+      layer.weights.expert_matrices(layer.weight(names::kExpertsGateUpLeaf), m.experts, 2 * I, H, interleaved, layer.linear,
+                                    layer.weight(names::kExpertsGateUpLeaf) + ".interleaved");
+  const WeightWriter::ExpertStack fc2 = layer.weights.expert_matrices(
+      layer.weight(names::kExpertsDownLeaf), m.experts, H, I, in_order, layer.linear, layer.weight(names::kExpertsDownLeaf) + ".out_in");
   // Defaults left as they are: activation_alpha 1, activation_beta 0, swiglu_limit +inf give
   // silu(gate) * up exactly.
-  return g.op("MoE", {normed, logits, fc1, "", fc2},
-              {{"k", m.experts_per_token},
-               {"activation_type", std::string("swiglu")},
-               {"swiglu_fusion", std::int64_t{1}},
-               {"normalize_routing_weights", std::int64_t{m.norm_topk_prob ? 1 : 0}}},
-              graph::kMicrosoftDomain, layer.hint("moe"));
+  std::vector<graph::Attribute> attributes = {{"k", m.experts_per_token},
+                                              {"activation_type", std::string("swiglu")},
+                                              {"swiglu_fusion", std::int64_t{1}},
+                                              {"normalize_routing_weights", std::int64_t{m.norm_topk_prob ? 1 : 0}}};
+  if (fc1.bits == 0) {
+    return g.op("MoE", {normed, logits, fc1.weights, "", fc2.weights}, attributes, graph::kMicrosoftDomain, layer.hint("moe"));
+  }
+  // QMoE: the same routing and activation over block-quantized experts (symmetric: no zero points).
+  attributes.push_back({"expert_weight_bits", fc1.bits});
+  attributes.push_back({"block_size", fc1.block_size});
+  return g.op("QMoE", {normed, logits, fc1.weights, fc1.scales, "", fc2.weights, fc2.scales}, attributes,
+              graph::kMicrosoftDomain, layer.hint("qmoe"));
 }
 
 }  // namespace q3vl::decoder

@@ -1,7 +1,8 @@
 #pragma once
 // Qwen3-VL MoE's MLP kind (docs/model-math.md §13): each sparse layer routes every token to k of
-// E SwiGLU experts through ONNX Runtime's contrib op com.microsoft.MoE; the other layers
-// (mlp_only_layers, decoder_sparse_step) keep the dense SwiGLU MLP.
+// E SwiGLU experts through ONNX Runtime's contrib op com.microsoft.MoE (fp32/fp16 experts) or
+// com.microsoft.QMoE (int8/int4 experts, symmetric blocks as MatMulNBits'); the router stays float.
+// The other layers (mlp_only_layers, decoder_sparse_step) keep the dense SwiGLU MLP.
 //
 // Why the MoE op: its CPU kernel computes exactly HF's router (softmax of the router logits in
 // float32, top-k, renormalised when normalize_routing_weights = 1) and runs only the selected

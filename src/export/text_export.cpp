@@ -28,9 +28,9 @@ void write_logits(GraphBuilder& g, WeightWriter& weights, const TextConfig& t, c
 }  // namespace
 
 void check_text_export_supported(const ModelConfig& config, const TextExportOptions& options) {
-  if (config.text.moe && options.linear.format != WeightFormat::F32) {
-    throw Unsupported(to_string(options.linear.format) +
-                      " weights for Qwen3-VL MoE checkpoints are not supported yet (build them with --precision fp32)");
+  if (config.text.moe && options.linear.format != WeightFormat::F32 && !options.linear.symmetric) {
+    throw Unsupported("asymmetric " + to_string(options.linear.format) +
+                      " weights for Qwen3-VL MoE experts are not supported (ONNX Runtime's QMoE takes symmetric blocks)");
   }
 }
 

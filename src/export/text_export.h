@@ -26,8 +26,8 @@ struct TextExportOptions {
 void export_embedding(const Checkpoint& checkpoint, const std::filesystem::path& dir, const LinearOptions& table = {},
                       bool fp16_table = false, ProgressBar* progress = nullptr);
 
-// Throws Unsupported for what export_text cannot do with this config (int8/int4 MoE experts), so
-// a build refuses it before writing anything.
+// Throws Unsupported for what export_text cannot do with this config (asymmetric int8/int4 MoE
+// experts), so a build refuses it before writing anything.
 void check_text_export_supported(const ModelConfig& config, const TextExportOptions& options);
 
 // Writes dir/text.onnx (+ .data).

@@ -41,16 +41,24 @@ fs::path model_dir(const std::string& model) {
   return test::moe_golden_dir() / manifest()["models"][model]["dir"].get<std::string>();
 }
 
-// embedding.onnx + text.onnx (fp32, or fp16 compute) with per-layer and router-logit outputs,
-// once per model.
-fs::path package_of(const std::string& model, bool fp16 = false) {
+// A reduced-precision decoder: fp16 compute, or int8/int4 projections and experts.
+struct Precision {
+  std::string tag = "fp32";
+  bool fp16 = false;
+  WeightFormat format = WeightFormat::F32;
+};
+
+// embedding.onnx + text.onnx with per-layer and router-logit outputs, once per model and precision.
+fs::path package_of(const std::string& model, const Precision& precision = {}) {
   static test::TempDir root;
-  const fs::path dir = root / (model + (fp16 ? "-fp16" : ""));
+  const fs::path dir = root / (model + "-" + precision.tag);
   if (!fs::exists(dir / package::kTextModel)) {
     fs::create_directories(dir);
     const Checkpoint ckpt = Checkpoint::open(model_dir(model));
     TextExportOptions options;
-    options.fp16 = fp16;
+    options.fp16 = precision.fp16;
+    options.linear.format = precision.format;
+    options.linear.block_size = 16;  // the fixture's widths are 24..96
     options.hidden_state_outputs = true;
     options.router_logit_outputs = true;
     export_embedding(ckpt, dir);
@@ -260,40 +268,75 @@ TEST(MoeGolden, Fp32DecoderMatchesHfOnEveryCase) {
   EXPECT_GE(checked, 2u);
 }
 
-// fp16 compute (the MoE kernel in float16) along HF's greedy path: top-1 agreement and mean KL.
-TEST(MoeGolden, Fp16DecoderStaysCloseToHf) {
-  std::size_t checked = 0;
-  for (const test::GoldenCase& c : test::moe_golden_cases()) {
-    SCOPED_TRACE(c.name);
-    const std::vector<std::int64_t> reference = c.load("greedy_tokens").as_int64();
-    const GreedyRun run = run_greedy(c, package_of("moe_a", /*fp16=*/true), 32, &reference);
-    const std::vector<float> steps = c.load("step_logits").as_float();
-    const std::size_t V = run.step_logits[0].size();
-    int agree = 0;
-    double kl = 0;
-    for (std::size_t s = 0; s < 32; ++s) {
-      const std::span<const float> p = std::span<const float>(steps).subspan(s * V, V);
-      const std::span<const float> q = run.step_logits[s];
-      agree += run.tokens[s] == reference[s];
-      const float p_max = *std::max_element(p.begin(), p.end());
-      const float q_max = *std::max_element(q.begin(), q.end());
-      double p_norm = 0, q_norm = 0;
-      for (std::size_t v = 0; v < V; ++v) {
-        p_norm += std::exp(static_cast<double>(p[v] - p_max));
-        q_norm += std::exp(static_cast<double>(q[v] - q_max));
+// Reduced-precision decoders along HF's greedy path (teacher forcing): top-1 agreement and the
+// mean KL divergence of the next-token distributions. fp16 runs the MoE kernel in float16; int8 and
+// int4 quantize the projections (MatMulNBits) and the experts (QMoE). The fixture's routing has
+// near-ties (top-k margins down to 7e-4 in probability) and its greedy path near-ties too, so
+// quantization noise flips some experts and tokens: the bounds are loose, KL is what they watch
+// (a packing error shows as KL of order 1; tests/export/moe_export_test.cpp checks the block itself).
+TEST(MoeGolden, ReducedPrecisionDecodersAgreeWithHf) {
+  struct Variant {
+    Precision precision;
+    int min_agreement;  // of 32 steps, per case
+    double max_kl;
+  };
+  const std::vector<Variant> variants = {{{"fp16", true, WeightFormat::F32}, 30, 0.01},
+                                         {{"int8", false, WeightFormat::Int8}, 16, 0.02},
+                                         {{"int4", false, WeightFormat::Int4}, 8, 0.1}};
+  for (const Variant& variant : variants) {
+    std::size_t checked = 0;
+    for (const test::GoldenCase& c : test::moe_golden_cases()) {
+      SCOPED_TRACE(c.name + " " + variant.precision.tag);
+      const std::vector<std::int64_t> reference = c.load("greedy_tokens").as_int64();
+      const GreedyRun run = run_greedy(c, package_of("moe_a", variant.precision), 32, &reference);
+      const std::vector<float> steps = c.load("step_logits").as_float();
+      const std::size_t V = run.step_logits[0].size();
+      int agree = 0;
+      double kl = 0;
+      for (std::size_t s = 0; s < 32; ++s) {
+        const std::span<const float> p = std::span<const float>(steps).subspan(s * V, V);
+        const std::span<const float> q = run.step_logits[s];
+        agree += run.tokens[s] == reference[s];
+        const float p_max = *std::max_element(p.begin(), p.end());
+        const float q_max = *std::max_element(q.begin(), q.end());
+        double p_norm = 0, q_norm = 0;
+        for (std::size_t v = 0; v < V; ++v) {
+          p_norm += std::exp(static_cast<double>(p[v] - p_max));
+          q_norm += std::exp(static_cast<double>(q[v] - q_max));
+        }
+        for (std::size_t v = 0; v < V; ++v) {
+          const double log_p = p[v] - p_max - std::log(p_norm);
+          const double log_q = q[v] - q_max - std::log(q_norm);
+          kl += std::exp(log_p) * (log_p - log_q);
+        }
       }
-      for (std::size_t v = 0; v < V; ++v) {
-        const double log_p = p[v] - p_max - std::log(p_norm);
-        const double log_q = q[v] - q_max - std::log(q_norm);
-        kl += std::exp(log_p) * (log_p - log_q);
+      // Experts chosen differently from HF in the prefill (near-ties flip under quantization noise).
+      const TextConfig t = c.config().text;
+      const std::vector<std::int64_t> sparse = sparse_layers_of(t);
+      const std::vector<std::int64_t> hf_ids = c.load("router_topk_ids").as_int64();
+      // (the fp16 decoder's cache inputs are float16; prefill_router_logits feeds float32)
+      const std::vector<std::vector<float>> ours =
+          variant.precision.fp16 ? std::vector<std::vector<float>>{} : prefill_router_logits(c, package_of("moe_a", variant.precision), sparse);
+      const std::int64_t E = t.moe->experts, k = t.moe->experts_per_token;
+      int flips = 0, routed = 0;
+      for (std::size_t j = 0; j < ours.size(); ++j) {
+        const std::int64_t S = static_cast<std::int64_t>(ours[j].size()) / E;
+        for (std::int64_t s = 0; s < S; ++s, ++routed) {
+          const Routing r = route(std::span<const float>(ours[j]).subspan(s * E, E), k);
+          const std::size_t at = (j * S + s) * k;
+          flips += r.experts != std::vector<std::int64_t>(hf_ids.begin() + at, hf_ids.begin() + at + k);
+        }
       }
+      std::printf("[ moe %s ] %-12s top-1 agreement %2d/32  mean KL %.2g", variant.precision.tag.c_str(), c.name.c_str(), agree,
+                  kl / 32);
+      if (routed > 0) std::printf("  prefill routing differs from HF on %d/%d token-layers", flips, routed);
+      std::printf("\n");
+      EXPECT_GE(agree, variant.min_agreement);
+      EXPECT_LT(kl / 32, variant.max_kl);
+      ++checked;
     }
-    std::printf("[ moe fp16 ] %-12s top-1 agreement %2d/32  mean KL %.2g\n", c.name.c_str(), agree, kl / 32);
-    EXPECT_GE(agree, 28);
-    EXPECT_LT(kl / 32, 0.05);
-    ++checked;
+    EXPECT_EQ(checked, manifest()["cases"].size());
   }
-  EXPECT_EQ(checked, manifest()["cases"].size());
 }
 
 TEST(MoeGolden, RoutingMatchesHfOnEveryCase) {
@@ -367,24 +410,28 @@ TEST(MoeGolden, VisionTowerMatchesHf) {
   EXPECT_GE(checked, 1u);
 }
 
-TEST(MoeGolden, QuantizedExpertsAreRefusedNamingThePrecision) {
+TEST(MoeGolden, AsymmetricExpertsAreRefusedNamingThePrecision) {
   const Checkpoint ckpt = Checkpoint::open(model_dir("moe_a"));
   for (const WeightFormat format : {WeightFormat::Int8, WeightFormat::Int4}) {
     TextExportOptions options;
     options.linear.format = format;
+    options.linear.symmetric = false;
     try {
       check_text_export_supported(ckpt.config(), options);
-      FAIL() << "accepted " << to_string(format) << " for a MoE checkpoint";
+      FAIL() << "accepted asymmetric " << to_string(format) << " for a MoE checkpoint";
     } catch (const Unsupported& e) {
-      EXPECT_NE(std::string(e.what()).find(to_string(format)), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("asymmetric " + to_string(format)), std::string::npos) << e.what();
     }
     test::TempDir dir;
     EXPECT_THROW(export_text(ckpt, options, dir.path()), Unsupported);
+    options.linear.symmetric = true;
+    EXPECT_NO_THROW(check_text_export_supported(ckpt.config(), options));
   }
 }
 
 // A whole package (q3vl build's path) from a random MoE checkpoint with the real tokenizer: the
-// manifest carries the MoE config, the runtime loads it and generates; int4 is refused up front.
+// manifest carries the MoE config, the runtime loads it and generates, in fp32 and int4;
+// asymmetric int4 is refused before anything is written.
 TEST(MoeGolden, WholePackageBuildsLoadsAndGenerates) {
   test::TempDir dir;
   RandomCheckpointOptions random;
@@ -403,8 +450,12 @@ TEST(MoeGolden, WholePackageBuildsLoadsAndGenerates) {
   EXPECT_FALSE(reply.tokens.empty());
   EXPECT_LE(reply.tokens.size(), 4u);
   options.text.linear.format = WeightFormat::Int4;
-  EXPECT_THROW(build_package(dir / "checkpoint", dir / "int4", options), Unsupported);
-  EXPECT_FALSE(fs::exists(dir / "int4" / package::kManifest));
+  build_package(dir / "checkpoint", dir / "int4", options);
+  Conversation int4(Model::load(dir / "int4"));
+  EXPECT_FALSE(int4.send({}, "Hello", short_reply).tokens.empty());
+  options.text.linear.symmetric = false;
+  EXPECT_THROW(build_package(dir / "checkpoint", dir / "asymmetric", options), Unsupported);
+  EXPECT_FALSE(fs::exists(dir / "asymmetric" / package::kManifest));
 }
 
 }  // namespace
