@@ -19,9 +19,10 @@ enum class ExpertLayout {
 std::vector<std::int64_t> expert_tensor_shape(ExpertLayout layout, std::int64_t experts, std::int64_t out,
                                               std::int64_t in);
 
-// HF's rule (its weight conversion for Qwen3-VL MoE): a tensor whose shape equals the in-memory
-// [E, out, in] is taken as is, anything else is transposed on dims 1 and 2, so a square expert
-// (out == in) counts as OutIn. Throws InvalidInput naming `tensor` when the shape is neither.
+// HF's rule (transformers 5.12 conversion_mapping.py, "qwen3_vl_moe": Transpose(1, 2,
+// check_dims=True) per expert tensor): a shape equal to the in-memory [E, out, in] is taken as is,
+// anything else is transposed on dims 1 and 2, so a square expert (out == in) counts as OutIn.
+// Stricter than HF: a shape that is neither layout throws InvalidInput naming `tensor`.
 ExpertLayout expert_layout(const std::vector<std::int64_t>& shape, std::int64_t experts, std::int64_t out,
                            std::int64_t in, const std::string& tensor);
 
