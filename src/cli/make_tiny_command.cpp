@@ -22,13 +22,15 @@ struct MakeTinyArgs {
   std::string preset = "tiny";
   std::string out;
   std::uint64_t seed = 0;
+  std::int64_t layers = 0;  // 0: the preset's
   std::string tokenizer_dir;
   bool force = false;
   bool quiet = false;
 };
 
 void run_make_tiny(const MakeTinyArgs& args) {
-  const ModelConfig config = random_checkpoint_config(args.preset);
+  ModelConfig config = random_checkpoint_config(args.preset);
+  if (args.layers > 0) config = with_text_layers(config, args.layers);
   RandomCheckpointOptions options;
   options.seed = args.seed;
   options.tokenizer_dir = args.tokenizer_dir;
@@ -61,6 +63,8 @@ void add_make_tiny_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::IsMember(random_checkpoint_presets()));
   cmd->add_option("--out", args->out, "Output folder")->required();
+  cmd->add_option("--layers", args->layers, "Text decoder layers instead of the preset's (e.g. a few layers of 30b-a3b)")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 20));
   cmd->add_option("--seed", args->seed, "Random seed (0..2^64-1)")->capture_default_str()->check(unsigned_integer());
   cmd->add_option("--tokenizer-dir", args->tokenizer_dir,
                   "Folder with the Qwen tokenizer.json and tokenizer_config.json (env Q3VL_TOKENIZER_DIR)")

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "export/moe_mlp.h"
 #include "math/mrope.h"
 #include "model/tensor_names.h"
 #include "package/format.h"
@@ -51,8 +52,9 @@ AttentionInputs attention_inputs(GraphBuilder& g, const TextConfig& t, const std
   return out;
 }
 
-DecoderBlocks make_decoder_blocks(GraphBuilder& g, const TextConfig& t) {
-  // Every Qwen3-VL dense layer: GQA and SwiGLU. A MoE checkpoint would return its MLP kind here.
+DecoderBlocks make_decoder_blocks(GraphBuilder& g, const TextConfig& t, bool router_outputs) {
+  // Every Qwen3-VL layer attends the same way; MoE checkpoints choose their MLP per layer.
+  if (t.moe) return {GqaAttention(g, t), MoeMlp(g, t, router_outputs)};
   return {GqaAttention(g, t), swiglu_mlp};
 }
 

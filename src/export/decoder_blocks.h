@@ -72,7 +72,8 @@ struct DecoderBlocks {
 // The block kinds this config's layers use (dense Qwen3-VL: GqaAttention and swiglu_mlp), built
 // once per graph (a kind may add constants all layers share). A per-layer choice (MoE's
 // mlp_only_layers) belongs inside the block, which sees LayerContext::layer.
-DecoderBlocks make_decoder_blocks(graph::GraphBuilder& g, const TextConfig& t);
+// `router_outputs`: MoE layers also output their router logits (tests; see export/moe_mlp.h).
+DecoderBlocks make_decoder_blocks(graph::GraphBuilder& g, const TextConfig& t, bool router_outputs = false);
 
 // Qwen3 attention: q, k, v in one matmul; RMSNorm of q and k per head, MRoPE, then
 // GroupQueryAttention with the past/present KV cache of the layer; o_proj.

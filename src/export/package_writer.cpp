@@ -196,6 +196,7 @@ void build_package(const fs::path& checkpoint_dir, const fs::path& out, const Pa
   // Every tensor is checked before anything is written.
   const Checkpoint ckpt = Checkpoint::open(checkpoint_dir);
   check_build_inputs(ckpt, out, o);  // tokenizer, configs, template; the package --only adds to
+  if (o.parts.count(PackagePart::Text) != 0) check_text_export_supported(ckpt.config(), o.text);
   if (!fs::exists(checkpoint_dir / "tokenizer.json") && !fs::exists(o.tokenizer_dir / "tokenizer.json")) {
     throw InvalidInput(checkpoint_dir.string() + ": no tokenizer.json (the package needs the tokenizer; pass --tokenizer-dir)");
   }

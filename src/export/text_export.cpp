@@ -5,6 +5,7 @@
 #include "export/decoder_blocks.h"
 #include "package/format.h"
 #include "model/tensor_names.h"
+#include "q3vl/error.h"
 
 namespace q3vl {
 namespace {
@@ -25,6 +26,13 @@ void write_logits(GraphBuilder& g, WeightWriter& weights, const TextConfig& t, c
 }
 
 }  // namespace
+
+void check_text_export_supported(const ModelConfig& config, const TextExportOptions& options) {
+  if (config.text.moe && options.linear.format != WeightFormat::F32 && !options.linear.symmetric) {
+    throw Unsupported("asymmetric " + to_string(options.linear.format) +
+                      " weights for Qwen3-VL MoE experts are not supported (ONNX Runtime's QMoE takes symmetric blocks)");
+  }
+}
 
 void export_embedding(const Checkpoint& checkpoint, const std::filesystem::path& dir, const LinearOptions& table_options,
                       bool fp16_table, ProgressBar* progress) {
@@ -65,6 +73,7 @@ void export_text(const Checkpoint& checkpoint, const TextExportOptions& options,
                  ProgressBar* progress) {
   const ModelConfig& config = checkpoint.config();
   const TextConfig& t = config.text;
+  check_text_export_supported(config, options);
   const std::int64_t H = t.hidden_size;
   const std::int64_t levels = static_cast<std::int64_t>(config.vision.deepstack_visual_indexes.size());
   graph::ExternalDataWriter external(dir / (std::string(package::kTextModel) + ".data"),
@@ -82,7 +91,7 @@ void export_text(const Checkpoint& checkpoint, const TextExportOptions& options,
   const decoder::AttentionInputs attention = decoder::attention_inputs(g, t, mask, positions, type);
   // The token embeddings: slot 0 of the wide channel (all of it when there is no DeepStack).
   std::string x = g.convert(levels > 0 ? decoder::wide_channel_slot(g, embeds, 0, H) : embeds, graph::kFloat, type);
-  const decoder::DecoderBlocks blocks = decoder::make_decoder_blocks(g, t);
+  const decoder::DecoderBlocks blocks = decoder::make_decoder_blocks(g, t, options.router_logit_outputs);
   for (std::int64_t l = 0; l < t.num_hidden_layers; ++l) {
     x = decoder::decoder_layer({g, weights, t, options.linear, l}, blocks, attention, x);
     // Layer outputs as HF reports them: before the DeepStack add.

@@ -17,6 +17,7 @@ struct TextExportOptions {
   // computed in float32, then rounded).
   bool fp16 = false;
   bool hidden_state_outputs = false;  // extra outputs hidden_states.%d (layer outputs, for tests)
+  bool router_logit_outputs = false;  // MoE: extra outputs router_logits.%d per sparse layer (for tests)
 };
 
 // Writes dir/embedding.onnx (+ .data): input_ids [B,S], image_features [N,(1+K)H] -> inputs_embeds [B,S,(1+K)H].
@@ -24,6 +25,10 @@ struct TextExportOptions {
 // `fp16_table`: a float table stored in float16 (rows are widened to float32 on the way out).
 void export_embedding(const Checkpoint& checkpoint, const std::filesystem::path& dir, const LinearOptions& table = {},
                       bool fp16_table = false, ProgressBar* progress = nullptr);
+
+// Throws Unsupported for what export_text cannot do with this config (asymmetric int8/int4 MoE
+// experts), so a build refuses it before writing anything.
+void check_text_export_supported(const ModelConfig& config, const TextExportOptions& options);
 
 // Writes dir/text.onnx (+ .data).
 void export_text(const Checkpoint& checkpoint, const TextExportOptions& options, const std::filesystem::path& dir,

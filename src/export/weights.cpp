@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "math/half_float.h"
+#include "model/expert_layout.h"
 #include "q3vl/error.h"
 
 namespace q3vl {
@@ -100,6 +101,73 @@ std::string WeightWriter::transposed_float(const std::vector<Rows>& parts, const
     append_values(std::span<const float>(band_out.data(), static_cast<std::size_t>(band * out_features)), float_type_);
   }
   return initializer;
+}
+
+void WeightWriter::for_each_expert(const std::string& checkpoint_name, std::int64_t experts, std::int64_t out,
+                                   std::int64_t in, std::span<const std::int64_t> rows,
+                                   const std::function<void(std::span<const float>)>& use) {
+  const TensorView tensor = checkpoint_.tensor(checkpoint_name);
+  const ExpertLayout layout = expert_layout(tensor.shape(), experts, out, in, checkpoint_name);
+  if (static_cast<std::int64_t>(rows.size()) != out) {
+    throw InvalidInput("expert row order for " + checkpoint_name + " has the wrong length");
+  }
+  // One expert at a time (30B-A3B: 1536 x 2048 floats): read it whole, hand on its rows reordered.
+  const std::size_t per_expert = static_cast<std::size_t>(out * in);
+  std::vector<float> source(per_expert);
+  std::vector<float> target(per_expert);
+  for (std::int64_t e = 0; e < experts; ++e) {
+    read_as_float(tensor, static_cast<std::size_t>(e) * per_expert, source);
+    for (std::int64_t r = 0; r < out; ++r) {
+      const std::int64_t from = rows[static_cast<std::size_t>(r)];
+      for (std::int64_t c = 0; c < in; ++c) {
+        // OutIn stores element (row, col) at row * in + col; InOut at col * out + row.
+        const std::int64_t at = layout == ExpertLayout::OutIn ? from * in + c : c * out + from;
+        target[static_cast<std::size_t>(r * in + c)] = source[static_cast<std::size_t>(at)];
+      }
+    }
+    use(target);
+  }
+  done_with(tensor);
+}
+
+WeightWriter::ExpertStack WeightWriter::expert_matrices(const std::string& checkpoint_name, std::int64_t experts,
+                                                        std::int64_t out, std::int64_t in,
+                                                        std::span<const std::int64_t> rows, const LinearOptions& options,
+                                                        const std::string& name) {
+  ExpertStack stack;
+  if (options.format == WeightFormat::F32) {
+    stack.weights = g_.streamed_initializer(name, float_type_, {experts, out, in});
+    for_each_expert(checkpoint_name, experts, out, in, rows, [&](std::span<const float> m) { append_values(m, float_type_); });
+    return stack;
+  }
+  BlockQuantOptions quant;
+  quant.bits = options.format == WeightFormat::Int4 ? 4 : 8;
+  quant.block_size = options.block_size;
+  quant.symmetric = true;  // QMoE's implicit zero point (2^(bits-1)), as MatMulNBits'
+  validate(quant);
+  if (!options.symmetric) throw Unsupported("asymmetric quantization of MoE experts (" + name + ")");
+  if (in * quant.bits % 8 != 0) throw Unsupported("expert rows of " + std::to_string(in) + " values do not fill whole bytes");
+  const std::int64_t blocks = (in + quant.block_size - 1) / quant.block_size;
+  const std::size_t row_bytes = static_cast<std::size_t>(in * quant.bits / 8);
+  const std::size_t padded_row_bytes = static_cast<std::size_t>(blocks * quant.block_size * quant.bits / 8);
+  stack.bits = quant.bits;
+  stack.block_size = quant.block_size;
+  stack.weights = g_.streamed_initializer(name + ".qweight", graph::kUInt8, {experts, out, static_cast<std::int64_t>(row_bytes)});
+  std::vector<float> scales;
+  for_each_expert(checkpoint_name, experts, out, in, rows, [&](std::span<const float> m) {
+    const QuantizedMatrix q = quantize_blocks(m, out, in, quant);
+    // MatMulNBits pads each row to whole blocks; QMoE's rows are exactly in * bits / 8 bytes, the
+    // same values in the same order (the padding is at a row's end).
+    std::vector<std::uint8_t> expert_bytes(static_cast<std::size_t>(out) * row_bytes);
+    for (std::int64_t r = 0; r < out; ++r) {
+      std::copy_n(q.packed.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(r) * padded_row_bytes), row_bytes,
+                  expert_bytes.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(r) * row_bytes));
+    }
+    g_.external()->append_piece(expert_bytes);
+    scales.insert(scales.end(), q.scales.begin(), q.scales.end());
+  });
+  stack.scales = small_initializer(name + ".scales", {experts, out, blocks}, scales, float_type_);
+  return stack;
 }
 
 WeightWriter::QuantizedTensors WeightWriter::quantize_rows(const std::vector<Rows>& parts, const std::string& name,

@@ -2,6 +2,7 @@
 // Checkpoint tensors into an ONNX graph: float initializers and linear layers (y = x Wᵀ + b) in
 // the chosen weight format. Weights stream from the memory-mapped checkpoint to the external data
 // file in slices, so no full model (and no large tensor twice) is ever held in memory.
+#include <functional>
 #include <string>
 
 #include "graph/graph_builder.h"
@@ -48,6 +49,17 @@ class WeightWriter {
   // features), split back into one output per weight: fewer, larger kernels per step.
   std::vector<std::string> stacked_linear(const std::string& x, const std::vector<std::string>& weights,
                                           const LinearOptions& options, const std::string& hint);
+  // A stack of `experts` matrices [out, in] (a MoE expert tensor in either on-disk layout, see
+  // model/expert_layout.h) as initializers for ONNX Runtime's MoE / QMoE: row r of each expert is
+  // the source's row rows[r] (the order the op wants, e.g. gate and up interleaved). Float:
+  // `weights` [E, out, in] in float_type(). int8/int4 (symmetric, block-wise as MatMulNBits):
+  // `weights` uint8 [E, out, in * bits / 8] and `scales` [E, out, blocks].
+  struct ExpertStack {
+    std::string weights, scales;
+    std::int64_t bits = 0, block_size = 0;  // 0 for float
+  };
+  ExpertStack expert_matrices(const std::string& checkpoint_name, std::int64_t experts, std::int64_t out, std::int64_t in,
+                              std::span<const std::int64_t> rows, const LinearOptions& options, const std::string& name);
   // Rows of an embedding table [rows, width] at `indices` (any shape) -> [..., width]; int8/int4
   // tables are gathered and dequantized by GatherBlockQuantized.
   std::string gather_rows(const std::string& indices, const std::string& table, const LinearOptions& options);
@@ -71,6 +83,10 @@ class WeightWriter {
                                  bool flat_rows);
   std::string quantized(const std::string& x, const std::vector<Rows>& parts, const std::string& name,
                         const LinearOptions& options, const std::string& hint);
+
+  // Calls `use` with each expert's matrix [out, in] (rows reordered), one expert at a time.
+  void for_each_expert(const std::string& checkpoint_name, std::int64_t experts, std::int64_t out, std::int64_t in,
+                       std::span<const std::int64_t> rows, const std::function<void(std::span<const float>)>& use);
 
   void done_with(const TensorView& tensor);  // progress, and let its pages go
 

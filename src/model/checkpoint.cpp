@@ -140,9 +140,10 @@ void Checkpoint::validate() {
       throw InvalidInput(where + " has dtype " + std::string(dtype_name(info.dtype)) +
                          "; expected BF16, F16 or F32");
     }
-    if (info.shape != spec.shape) {
+    if (info.shape != spec.shape && (spec.alternative_shape.empty() || info.shape != spec.alternative_shape)) {
       throw InvalidInput(where + " has shape " + shape_string(info.shape) + " but config.json implies " +
-                         shape_string(spec.shape));
+                         shape_string(spec.shape) +
+                         (spec.alternative_shape.empty() ? "" : " or " + shape_string(spec.alternative_shape)));
     }
   }
   for (const auto& [name, location] : tensors_) {

@@ -131,28 +131,71 @@ void validate(const ModelConfig& c, const std::string& source) {
   }
 }
 
-void check_model_type(const JsonField& root) {
+// True for Qwen3-VL MoE (qwen3_vl_moe), false for dense Qwen3-VL.
+bool is_moe_model_type(const JsonField& root) {
   const std::string model_type = root.string("model_type", "");
-  if (model_type == "qwen3_vl_moe") {
-    throw Unsupported(root.file() + ": Qwen3-VL MoE checkpoints (qwen3_vl_moe) are not supported yet");
-  }
+  if (model_type == "qwen3_vl_moe") return true;
   if (model_type != "qwen3_vl") {
-    throw InvalidInput(root.file() + ": model_type is \"" + model_type + "\", expected \"qwen3_vl\"");
+    throw InvalidInput(root.file() + ": model_type is \"" + model_type + "\", expected \"qwen3_vl\" or \"qwen3_vl_moe\"");
   }
+  return false;
 }
 
-TextConfig read_text_config(const JsonField& text) {
+// A count that may be zero (num_experts: 0 leaves every layer dense, as in HF).
+std::int64_t count_field(const JsonField& field) {
+  const std::int64_t value = field.integer();
+  if (value < 0) field.fail("must not be negative, got " + std::to_string(value));
+  if (value > kMaxSize) field.fail(std::to_string(value) + " is implausibly large (at most " + std::to_string(kMaxSize) + ")");
+  return value;
+}
+
+// The MoE fields of text_config; absent ones take Qwen3VLMoeTextConfig's defaults (transformers 5.12).
+MoeConfig read_moe_config(const JsonField& text, std::int64_t layers) {
+  MoeConfig m;
+  // transformers 5 maps num_experts to num_local_experts (attribute_map) and saves that name.
+  if (const auto experts = text.has("num_experts") ? text.find("num_experts") : text.find("num_local_experts")) {
+    m.experts = count_field(*experts);
+  } else {
+    m.experts = 60;
+  }
+  m.experts_per_token = size_field(text, "num_experts_per_tok", 4);
+  m.intermediate_size = size_field(text, "moe_intermediate_size", 1408);
+  m.sparse_step = size_field(text, "decoder_sparse_step", 1);
+  if (const auto only = text.find("mlp_only_layers")) {
+    m.mlp_only_layers = only->integers(static_cast<std::size_t>(layers));
+    for (std::int64_t layer : m.mlp_only_layers) {
+      if (layer < 0 || layer >= layers) {
+        only->fail("entry " + std::to_string(layer) + " is outside the " + std::to_string(layers) +
+                   " layers (text_config.num_hidden_layers)");
+      }
+    }
+  }
+  if (m.experts > 0 && m.experts_per_token > m.experts) {
+    text.at("num_experts_per_tok").fail(std::to_string(m.experts_per_token) + " is more than the " +
+                                        std::to_string(m.experts) + " experts");
+  }
+  m.norm_topk_prob = text.boolean("norm_topk_prob", true);
+  if (!m.norm_topk_prob) {
+    // transformers 5.12's router renormalises regardless of the flag; refuse rather than pick a side.
+    throw Unsupported(text.file() + ": field \"" + text.path() +
+                      ".norm_topk_prob\": false is not supported (only renormalised top-k routing weights)");
+  }
+  return m;
+}
+
+TextConfig read_text_config(const JsonField& text, bool moe) {
   TextConfig t;
   t.vocab_size = size_field(text, "vocab_size");
   t.hidden_size = size_field(text, "hidden_size");
-  t.intermediate_size = size_field(text, "intermediate_size");
+  // MoE: only the dense layers (mlp_only_layers) use it; Qwen3VLMoeTextConfig's default when absent.
+  t.intermediate_size = moe ? size_field(text, "intermediate_size", 5632) : size_field(text, "intermediate_size");
   t.num_hidden_layers = size_field(text, "num_hidden_layers");
   t.num_attention_heads = size_field(text, "num_attention_heads");
-  // HF: an absent key takes the class default (32, 128, 128000); an explicit null num_key_value_heads
-  // means "as many as the attention heads".
+  // HF: an absent key takes the class default (dense 32, 128, 128000; MoE 16, hidden / heads,
+  // 128000); an explicit null num_key_value_heads means "as many as the attention heads".
   const bool kv_null = text.value().contains("num_key_value_heads") && text.value()["num_key_value_heads"].is_null();
-  t.num_key_value_heads = size_field(text, "num_key_value_heads", kv_null ? t.num_attention_heads : 32);
-  t.head_dim = size_field(text, "head_dim", 128);
+  t.num_key_value_heads = size_field(text, "num_key_value_heads", kv_null ? t.num_attention_heads : moe ? 16 : 32);
+  t.head_dim = size_field(text, "head_dim", moe ? t.hidden_size / t.num_attention_heads : 128);
   t.max_position_embeddings = size_field(text, "max_position_embeddings", 128000);
   if (const auto eps = text.find("rms_norm_eps")) {
     t.rms_norm_eps = eps->number();
@@ -169,6 +212,7 @@ TextConfig read_text_config(const JsonField& text) {
   if (t.attention_bias) throw Unsupported(text.file() + ": text_config.attention_bias = true");
   if (t.hidden_act != "silu") text.at("hidden_act").fail("\"" + t.hidden_act + "\" is not supported (only silu)");
   read_rope(text, t);
+  if (moe) t.moe = read_moe_config(text, t.num_hidden_layers);
   return t;
 }
 
@@ -198,7 +242,7 @@ VisionConfig read_vision_config(const JsonField& vision) {
 
 json text_config_json(const ModelConfig& c) {
   const TextConfig& t = c.text;
-  return {
+  json out = {
       {"attention_bias", false},
       {"attention_dropout", 0.0},
       {"bos_token_id", t.bos_token_id},
@@ -222,9 +266,20 @@ json text_config_json(const ModelConfig& c) {
       {"use_cache", true},
       {"vocab_size", t.vocab_size},
   };
+  if (t.moe) {
+    out["model_type"] = "qwen3_vl_moe_text";
+    out["decoder_sparse_step"] = t.moe->sparse_step;
+    out["mlp_only_layers"] = t.moe->mlp_only_layers;
+    out["moe_intermediate_size"] = t.moe->intermediate_size;
+    out["norm_topk_prob"] = t.moe->norm_topk_prob;
+    out["num_experts"] = t.moe->experts;
+    out["num_experts_per_tok"] = t.moe->experts_per_token;
+    out["router_aux_loss_coef"] = 0.001;
+  }
+  return out;
 }
 
-json vision_config_json(const VisionConfig& v) {
+json vision_config_json(const VisionConfig& v, bool moe) {
   return {
       {"deepstack_visual_indexes", v.deepstack_visual_indexes},
       {"depth", v.depth},
@@ -233,7 +288,7 @@ json vision_config_json(const VisionConfig& v) {
       {"in_channels", v.in_channels},
       {"initializer_range", 0.02},
       {"intermediate_size", v.intermediate_size},
-      {"model_type", "qwen3_vl"},
+      {"model_type", moe ? "qwen3_vl_moe" : "qwen3_vl"},
       {"num_heads", v.num_heads},
       {"num_position_embeddings", v.num_position_embeddings},
       {"out_hidden_size", v.out_hidden_size},
@@ -245,16 +300,21 @@ json vision_config_json(const VisionConfig& v) {
 
 }  // namespace
 
+bool MoeConfig::sparse_layer(std::int64_t layer) const {
+  const bool dense_only = std::find(mlp_only_layers.begin(), mlp_only_layers.end(), layer) != mlp_only_layers.end();
+  return !dense_only && experts > 0 && (layer + 1) % sparse_step == 0;
+}
+
 std::int64_t VisionConfig::position_grid_side() const {
   return static_cast<std::int64_t>(std::sqrt(static_cast<double>(num_position_embeddings)));
 }
 
 ModelConfig parse_model_config(const JsonField& root) {
   root.require_object();
-  check_model_type(root);
+  const bool moe = is_moe_model_type(root);
   ModelConfig c;
   const JsonField text = root.object("text_config");
-  c.text = read_text_config(text);
+  c.text = read_text_config(text, moe);
   c.vision = read_vision_config(root.object("vision_config"));
   c.image_token_id = root.integer("image_token_id", 151655);
   c.video_token_id = root.integer("video_token_id", 151656);
@@ -279,15 +339,16 @@ ModelConfig load_model_config(const std::filesystem::path& config_json) {
 }
 
 json to_config_json(const ModelConfig& c) {
+  const bool moe = c.text.moe.has_value();
   return json{
-      {"architectures", {"Qwen3VLForConditionalGeneration"}},
+      {"architectures", {moe ? "Qwen3VLMoeForConditionalGeneration" : "Qwen3VLForConditionalGeneration"}},
       {"image_token_id", c.image_token_id},
-      {"model_type", "qwen3_vl"},
+      {"model_type", moe ? "qwen3_vl_moe" : "qwen3_vl"},
       {"text_config", text_config_json(c)},
       {"tie_word_embeddings", c.tie_word_embeddings},
       {"transformers_version", "4.57.0.dev0"},
       {"video_token_id", c.video_token_id},
-      {"vision_config", vision_config_json(c.vision)},
+      {"vision_config", vision_config_json(c.vision, moe)},
       {"vision_end_token_id", c.vision_end_token_id},
       {"vision_start_token_id", c.vision_start_token_id},
   };

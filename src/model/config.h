@@ -2,6 +2,7 @@
 // The one place that reads a Qwen3-VL config.json (docs/model-math.md §1). Everything else takes ModelConfig.
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,21 @@
 #include "util/json_fields.h"
 
 namespace q3vl {
+
+// The sparse MLP of Qwen3-VL MoE text layers (docs/model-math.md §13): a router picks
+// `experts_per_token` of `experts` SwiGLU experts per token; no shared expert, no biases.
+struct MoeConfig {
+  std::int64_t experts = 0;            // num_experts (transformers 5 writes num_local_experts); 0: no sparse layer
+  std::int64_t experts_per_token = 0;  // num_experts_per_tok (k)
+  std::int64_t intermediate_size = 0;  // moe_intermediate_size, per expert
+  std::int64_t sparse_step = 1;        // decoder_sparse_step: every step-th layer is sparse
+  std::vector<std::int64_t> mlp_only_layers;  // layers that keep the dense MLP regardless
+  bool norm_topk_prob = true;          // the top-k probabilities are renormalised to sum to 1
+
+  // HF's rule (Qwen3VLMoeTextDecoderLayer): sparse unless listed in mlp_only_layers, when there are
+  // experts and (layer + 1) is a multiple of decoder_sparse_step.
+  bool sparse_layer(std::int64_t layer) const;
+};
 
 struct TextConfig {
   std::int64_t vocab_size = 0;
@@ -31,6 +47,10 @@ struct TextConfig {
   std::string hidden_act = "silu";
   std::int64_t bos_token_id = -1;
   std::int64_t eos_token_id = -1;
+  std::optional<MoeConfig> moe;  // set for qwen3_vl_moe checkpoints
+
+  // Whether this layer's MLP is the sparse expert block (false for every dense-model layer).
+  bool sparse_layer(std::int64_t layer) const { return moe && moe->sparse_layer(layer); }
 };
 
 struct VisionConfig {
@@ -70,15 +90,16 @@ struct ModelConfig {
 // Parses config.json text; `source` names the file in error messages. Accepts both the
 // transformers 4.57 form (rope_theta + rope_scaling) and the v5 form (rope_parameters); absent
 // optional fields take HF's defaults. Throws InvalidInput naming the file and field for malformed,
-// implausible or inconsistent values (every size at most 2^31), Unsupported for MoE or non-default
-// RoPE scaling.
+// implausible or inconsistent values (every size at most 2^31), Unsupported for non-default RoPE
+// scaling. model_type qwen3_vl_moe fills TextConfig::moe.
 ModelConfig parse_model_config(const nlohmann::json& json, const std::string& source);
 // The same for a config inside another file (the package manifest): errors name its field path.
 ModelConfig parse_model_config(const JsonField& root);
 ModelConfig parse_model_config_text(const std::string& text, const std::string& source);
 ModelConfig load_model_config(const std::filesystem::path& config_json);
 
-// The 4.57-style config.json (as shipped on the hub) for this configuration.
+// The 4.57-style config.json (as shipped on the hub) for this configuration (qwen3_vl_moe when
+// text.moe is set).
 nlohmann::json to_config_json(const ModelConfig& config);
 
 }  // namespace q3vl

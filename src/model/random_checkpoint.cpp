@@ -48,6 +48,17 @@ ModelConfig base_config() {
   return parse_model_config_text(std::string(assets::get("config.json")), "embedded Qwen3-VL-4B config.json");
 }
 
+// Every layer sparse (decoder_sparse_step 1) but `dense_layers`; renormalised top-k.
+MoeConfig moe_config(std::int64_t experts, std::int64_t per_token, std::int64_t intermediate,
+                     std::vector<std::int64_t> dense_layers) {
+  MoeConfig m;
+  m.experts = experts;
+  m.experts_per_token = per_token;
+  m.intermediate_size = intermediate;
+  m.mlp_only_layers = std::move(dense_layers);
+  return m;
+}
+
 struct Shard {
   std::vector<SafetensorsWriter::Entry> entries;
   std::vector<const TensorSpec*> specs;
@@ -95,7 +106,7 @@ void write_tensor(SafetensorsWriter& writer, const TensorSpec& spec, std::uint64
 
 }  // namespace
 
-std::vector<std::string> random_checkpoint_presets() { return {"tiny", "small", "2b", "4b", "8b"}; }
+std::vector<std::string> random_checkpoint_presets() { return {"tiny", "small", "2b", "4b", "8b", "moe", "30b-a3b"}; }
 
 ModelConfig random_checkpoint_config(const std::string& preset) {
   ModelConfig c = base_config();  // the real 4B config; presets change what differs
@@ -117,7 +128,20 @@ ModelConfig random_checkpoint_config(const std::string& preset) {
     v.intermediate_size = 4304;
     v.out_hidden_size = 4096;
     v.deepstack_visual_indexes = {8, 16, 24};
-  } else if (preset == "tiny") {
+  } else if (preset == "30b-a3b") {  // Qwen3-VL-30B-A3B (docs/model-math.md §1.2)
+    t.hidden_size = 2048;
+    t.num_hidden_layers = 48;
+    t.num_attention_heads = 32;
+    t.num_key_value_heads = 4;
+    t.intermediate_size = 6144;
+    t.moe = moe_config(128, 8, 768, {});
+    c.tie_word_embeddings = false;
+    v.depth = 27;
+    v.hidden_size = 1152;
+    v.intermediate_size = 4304;
+    v.out_hidden_size = 2048;
+    v.deepstack_visual_indexes = {8, 16, 24};
+  } else if (preset == "tiny" || preset == "moe") {
     t.hidden_size = 64;
     t.num_hidden_layers = 4;
     t.num_attention_heads = 4;
@@ -131,6 +155,9 @@ ModelConfig random_checkpoint_config(const std::string& preset) {
     v.intermediate_size = 128;
     v.out_hidden_size = 64;
     v.deepstack_visual_indexes = {1, 2, 3};
+    if (preset == "moe") {  // tiny with 8 experts, top-2, and one dense layer (mlp_only_layers)
+      t.moe = moe_config(8, 2, 32, {2});
+    }
   } else if (preset == "small") {
     t.hidden_size = 256;
     t.num_hidden_layers = 8;
@@ -152,6 +179,11 @@ ModelConfig random_checkpoint_config(const std::string& preset) {
   }
   // Re-validate through the parser so a preset can never be an inconsistent config.
   return parse_model_config(to_config_json(c), "preset " + preset);
+}
+
+ModelConfig with_text_layers(ModelConfig config, std::int64_t layers) {
+  config.text.num_hidden_layers = layers;
+  return parse_model_config(to_config_json(config), "--layers " + std::to_string(layers));
 }
 
 void write_random_checkpoint(const ModelConfig& config, const fs::path& out_dir,

@@ -11,10 +11,13 @@
 
 namespace q3vl {
 
-// Names of the presets, e.g. "tiny", "small", "2b", "4b", "8b".
+// Names of the presets, e.g. "tiny", "small", "2b", "4b", "8b"; MoE: "moe" (tiny) and "30b-a3b".
 std::vector<std::string> random_checkpoint_presets();
 // The config of a preset; throws InvalidInput for an unknown name.
 ModelConfig random_checkpoint_config(const std::string& preset);
+// `config` with `layers` text layers (a few-layer checkpoint of real shapes, for benchmarks);
+// throws InvalidInput if the result is inconsistent (e.g. fewer layers than DeepStack levels).
+ModelConfig with_text_layers(ModelConfig config, std::int64_t layers);
 
 struct RandomCheckpointOptions {
   std::uint64_t seed = 0;

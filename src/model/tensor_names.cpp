@@ -1,5 +1,6 @@
 #include "model/tensor_names.h"
 
+#include "model/expert_layout.h"
 #include "q3vl/error.h"
 
 namespace q3vl::names {
@@ -24,7 +25,7 @@ namespace {
 using Init = TensorSpec::Init;
 
 void add(std::vector<TensorSpec>& out, std::string name, std::vector<std::int64_t> shape, Init init = Init::Random) {
-  out.push_back(TensorSpec{std::move(name), std::move(shape), true, init});
+  out.push_back(TensorSpec{std::move(name), std::move(shape), true, init, {}});
 }
 
 void add_vision_block(std::vector<TensorSpec>& out, const VisionConfig& v, std::int64_t i) {
@@ -70,6 +71,20 @@ void add_vision_tensors(std::vector<TensorSpec>& out, const VisionConfig& v) {
   }
 }
 
+// Router and experts; the expert tensors are listed in transformers 5's layout, the released one
+// accepted too. As many tensors as the dense MLP (3), so the per-layer count stays one constant.
+void add_sparse_mlp(std::vector<TensorSpec>& out, const TextConfig& t, std::int64_t l) {
+  const std::int64_t H = t.hidden_size;
+  const MoeConfig& m = *t.moe;
+  add(out, names::text_layer(l, names::kRouterLeaf), {m.experts, H});
+  auto add_experts = [&](const char* leaf, std::int64_t rows, std::int64_t cols) {
+    add(out, names::text_layer(l, leaf), expert_tensor_shape(ExpertLayout::OutIn, m.experts, rows, cols));
+    out.back().alternative_shape = expert_tensor_shape(ExpertLayout::InOut, m.experts, rows, cols);
+  };
+  add_experts(names::kExpertsGateUpLeaf, 2 * m.intermediate_size, H);
+  add_experts(names::kExpertsDownLeaf, H, m.intermediate_size);
+}
+
 void add_text_layer(std::vector<TensorSpec>& out, const TextConfig& t, std::int64_t l) {
   const std::int64_t H = t.hidden_size;
   const std::int64_t q_size = t.num_attention_heads * t.head_dim;
@@ -82,6 +97,10 @@ void add_text_layer(std::vector<TensorSpec>& out, const TextConfig& t, std::int6
   add(out, names::text_layer(l, "self_attn.o_proj.weight"), {H, q_size});
   add(out, names::text_layer(l, "self_attn.q_norm.weight"), {t.head_dim}, Init::Ones);
   add(out, names::text_layer(l, "self_attn.k_norm.weight"), {t.head_dim}, Init::Ones);
+  if (t.sparse_layer(l)) {
+    add_sparse_mlp(out, t, l);
+    return;
+  }
   add(out, names::text_layer(l, "mlp.gate_proj.weight"), {t.intermediate_size, H});
   add(out, names::text_layer(l, "mlp.up_proj.weight"), {t.intermediate_size, H});
   add(out, names::text_layer(l, "mlp.down_proj.weight"), {H, t.intermediate_size});
@@ -92,7 +111,7 @@ void add_text_tensors(std::vector<TensorSpec>& out, const ModelConfig& config) {
   add(out, names::kEmbedTokens, {t.vocab_size, t.hidden_size});
   for (std::int64_t l = 0; l < t.num_hidden_layers; ++l) add_text_layer(out, t, l);
   add(out, names::kFinalNorm, {t.hidden_size}, Init::Ones);
-  out.push_back(TensorSpec{names::kLmHead, {t.vocab_size, t.hidden_size}, !config.tie_word_embeddings, Init::Random});
+  out.push_back(TensorSpec{names::kLmHead, {t.vocab_size, t.hidden_size}, !config.tie_word_embeddings, Init::Random, {}});
 }
 
 }  // namespace
@@ -109,7 +128,7 @@ namespace {
 // Tensors per repeated unit, as listed by expected_tensors.
 constexpr std::uint64_t kPerVisionBlock = 12;
 constexpr std::uint64_t kPerMerger = 6;
-constexpr std::uint64_t kPerTextLayer = 11;
+constexpr std::uint64_t kPerTextLayer = 11;  // a sparse layer too: router + 2 expert tensors for 3 MLP weights
 constexpr std::uint64_t kFixed = 3 + kPerMerger + 1 + 1 + 1;  // patch embed w/b, pos embed, merger, embed, norm, lm_head
 
 }  // namespace

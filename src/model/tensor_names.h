@@ -26,6 +26,12 @@ std::string deepstack_merger(std::int64_t level, const std::string& leaf);
 // "model.language_model.layers.{layer}.{leaf}", e.g. leaf "self_attn.q_proj.weight".
 std::string text_layer(std::int64_t layer, const std::string& leaf);
 
+// Leaves of a sparse (MoE) layer's MLP: the router (a Linear [E, H]) and the stacked experts
+// (3-D, no ".weight"; layouts in model/expert_layout.h). gate_up holds gate then up per expert.
+inline constexpr const char* kRouterLeaf = "mlp.gate.weight";
+inline constexpr const char* kExpertsGateUpLeaf = "mlp.experts.gate_up_proj";
+inline constexpr const char* kExpertsDownLeaf = "mlp.experts.down_proj";
+
 }  // namespace q3vl::names
 
 namespace q3vl {
@@ -36,6 +42,8 @@ struct TensorSpec {
   bool required = true;  // lm_head is optional when embeddings are tied
   // What a random checkpoint puts here: norm scales are ones, biases zeros, the rest random.
   enum class Init { Random, Ones, Zeros } init = Init::Random;
+  // Another shape the file may have instead (MoE experts in the released [E, in, out] layout).
+  std::vector<std::int64_t> alternative_shape;
 };
 
 // Every tensor a checkpoint with this config holds, in a stable order (vision, then text).

@@ -14,17 +14,31 @@ const nlohmann::json& golden_manifest() {
   return kManifest;
 }
 
+std::filesystem::path moe_golden_dir() { return golden_dir() / "moe"; }
+
+const nlohmann::json& moe_golden_manifest() {
+  static const nlohmann::json kManifest = nlohmann::json::parse(read_text_file(moe_golden_dir() / "manifest.json"));
+  return kManifest;
+}
+
+namespace {
+
+std::filesystem::path root_of(const GoldenCase& c) { return c.moe ? moe_golden_dir() : golden_dir(); }
+const nlohmann::json& manifest_of(const GoldenCase& c) { return c.moe ? moe_golden_manifest() : golden_manifest(); }
+
+}  // namespace
+
 std::filesystem::path reference_video_preprocessor_config() {
   return std::filesystem::path(Q3VL_SOURCE_DIR) / "assets" / "qwen3-vl" / "video_preprocessor_config.json";
 }
 
 std::filesystem::path GoldenCase::model_dir() const {
-  return golden_dir() / golden_manifest()["models"][model()]["dir"].get<std::string>();
+  return root_of(*this) / manifest_of(*this)["models"][model()]["dir"].get<std::string>();
 }
 
 NpyArray GoldenCase::load(const std::string& array) const {
   const auto& info = entry["arrays"].at(array);
-  return read_npy(golden_dir() / entry["dir"].get<std::string>() / info["file"].get<std::string>());
+  return read_npy(root_of(*this) / entry["dir"].get<std::string>() / info["file"].get<std::string>());
 }
 
 ModelConfig GoldenCase::config() const { return load_model_config(model_dir() / "config.json"); }
@@ -53,6 +67,12 @@ std::size_t golden_cases_with_images() {
 std::vector<GoldenCase> golden_cases() {
   std::vector<GoldenCase> cases;
   for (const auto& [name, entry] : golden_manifest()["cases"].items()) cases.push_back(GoldenCase{name, entry});
+  return cases;
+}
+
+std::vector<GoldenCase> moe_golden_cases() {
+  std::vector<GoldenCase> cases;
+  for (const auto& [name, entry] : moe_golden_manifest()["cases"].items()) cases.push_back(GoldenCase{name, entry, true});
   return cases;
 }
 

@@ -14,10 +14,14 @@
 namespace q3vl::test {
 
 const nlohmann::json& golden_manifest();
+// The Qwen3-VL MoE fixtures (tests/fixtures/golden/moe: manifest.json in the same schema).
+std::filesystem::path moe_golden_dir();
+const nlohmann::json& moe_golden_manifest();
 
 struct GoldenCase {
   std::string name;
   nlohmann::json entry;
+  bool moe = false;  // from the MoE manifest (its paths are relative to moe_golden_dir())
 
   std::string model() const { return entry["model"].get<std::string>(); }
   std::filesystem::path model_dir() const;
@@ -32,6 +36,7 @@ struct GoldenCase {
 GoldenCase golden_case(const std::string& name);
 
 std::vector<GoldenCase> golden_cases();
+std::vector<GoldenCase> moe_golden_cases();
 
 // The golden `full` model has no video_preprocessor_config.json (the generator writes none): its
 // packages are built with Qwen3-VL-4B-Instruct's (assets/qwen3-vl), the file the video fixtures
