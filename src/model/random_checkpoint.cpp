@@ -106,7 +106,7 @@ void write_tensor(SafetensorsWriter& writer, const TensorSpec& spec, std::uint64
 
 }  // namespace
 
-std::vector<std::string> random_checkpoint_presets() { return {"tiny", "small", "2b", "4b", "8b", "moe", "30b-a3b"}; }
+std::vector<std::string> random_checkpoint_presets() { return {"tiny", "small", "2b", "4b", "8b", "32b", "moe", "30b-a3b"}; }
 
 ModelConfig random_checkpoint_config(const std::string& preset) {
   ModelConfig c = base_config();  // the real 4B config; presets change what differs
@@ -127,6 +127,17 @@ ModelConfig random_checkpoint_config(const std::string& preset) {
     v.hidden_size = 1152;
     v.intermediate_size = 4304;
     v.out_hidden_size = 4096;
+    v.deepstack_visual_indexes = {8, 16, 24};
+  } else if (preset == "32b") {  // Qwen3-VL-32B (docs/model-math.md §1.2; intermediate 25600 as Qwen3-32B's)
+    t.hidden_size = 5120;
+    t.num_hidden_layers = 64;
+    t.num_attention_heads = 64;
+    t.intermediate_size = 25600;
+    c.tie_word_embeddings = false;
+    v.depth = 27;
+    v.hidden_size = 1152;
+    v.intermediate_size = 4304;
+    v.out_hidden_size = 5120;
     v.deepstack_visual_indexes = {8, 16, 24};
   } else if (preset == "30b-a3b") {  // Qwen3-VL-30B-A3B (docs/model-math.md §1.2)
     t.hidden_size = 2048;
