@@ -59,6 +59,13 @@ MoeConfig moe_config(std::int64_t experts, std::int64_t per_token, std::int64_t 
   return m;
 }
 
+// Expert tensors are written as released checkpoints store them ([E, in, out], the alternative
+// shape), not in transformers' in-memory layout: what users download, and what llama.cpp's converter
+// reads (benchmarks convert these checkpoints).
+const std::vector<std::int64_t>& stored_shape(const TensorSpec& spec) {
+  return spec.alternative_shape.empty() ? spec.shape : spec.alternative_shape;
+}
+
 struct Shard {
   std::vector<SafetensorsWriter::Entry> entries;
   std::vector<const TensorSpec*> specs;
@@ -71,7 +78,7 @@ std::vector<Shard> plan_shards(const std::vector<TensorSpec>& specs, std::uint64
     if (!spec.required) continue;  // tied lm_head is not stored, as on the hub
     const std::uint64_t bytes = static_cast<std::uint64_t>(checked_element_count(spec.shape).value()) * 2;
     if (!shards.back().entries.empty() && shards.back().bytes + bytes > max_bytes) shards.emplace_back();
-    shards.back().entries.push_back({spec.name, DType::BF16, spec.shape});
+    shards.back().entries.push_back({spec.name, DType::BF16, stored_shape(spec)});
     shards.back().specs.push_back(&spec);
     shards.back().bytes += bytes;
   }

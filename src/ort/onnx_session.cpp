@@ -116,12 +116,19 @@ void remove_telemetry_trace_file(std::filesystem::file_time_type since) {
   }
 }
 
+// ONNX Runtime 1.29's CPU QMoE kernel (MoE packages' int4 experts) dequantizes every chosen
+// expert on every call unless this variable asks for MLAS's blocked int4 GEMM, which packs the
+// experts once at load: 10x the decode speed on a 30B-A3B-shaped model (README). Its kernels read
+// the variable when they are built, and nothing else offers the switch. A value the user set stays.
+void prefer_packed_int4_experts() { ::setenv("ORT_USE_MLAS_Q4_GEMM_MOE", "1", /*overwrite=*/0); }
+
 }  // namespace
 
 OnnxEnvironment::OnnxEnvironment(int intra_op_threads, bool verbose)
     // Less a margin: file times come from the kernel's coarse clock, a little behind this one.
     : created_(std::filesystem::file_time_type::clock::now() - std::chrono::seconds(2)), env_(make_env_on_large_stack(intra_op_threads, verbose)) {
   remove_telemetry_trace_file(created_);
+  prefer_packed_int4_experts();
 }
 
 // The telemetry library may open its file after the environment exists (on a loaded machine the
