@@ -11,7 +11,11 @@
 #include "export/package_writer.h"
 #include "model/config.h"
 #include "engine/text_models.h"
+#include "engine/model_data.h"
 #include "engine/vision_encoder.h"
+#include "model/random_checkpoint.h"
+#include "q3vl/conversation.h"
+#include "support/full_model.h"
 #include "support/golden.h"
 #include "support/test_support.h"
 
@@ -193,6 +197,48 @@ TEST_F(GenaiInterop, ReportsHowGenaiResizeComparesWithHf) {
   const test::Difference d = test::compare(genai_pixels, hf_pixels);
   std::printf("[ genai resize ] 75x101 -> 64x96: %zu of %zu pixel values differ from HF, max |diff| %.4f (%.1f levels of 255)\n",
               differing, hf_pixels.size(), d.max_abs, d.max_abs * 127.5);
+}
+
+}  // namespace
+}  // namespace q3vl
+
+namespace q3vl {
+namespace {
+
+// A Qwen3-VL MoE package (make-tiny's `moe` preset: 8 experts, top-2, one dense layer; fp32) in
+// stock genai: the decoder's inputs and outputs are those of a dense package and the experts are
+// ONNX Runtime's own MoE op, so genai runs it unchanged; its greedy tokens with an image equal our
+// runtime's.
+TEST(GenaiMoeInterop, AMoePackageGivesOurRuntimesTokens) {
+  const test::TempDir dir;
+  RandomCheckpointOptions checkpoint;
+  checkpoint.tokenizer_dir = Q3VL_TOKENIZER_DIR;
+  checkpoint.show_progress = false;
+  write_random_checkpoint(random_checkpoint_config("moe"), dir.path() / "ckpt", checkpoint);
+  PackageOptions options;
+  options.show_progress = false;
+  build_package(dir.path() / "ckpt", dir.path() / "pkg", options);
+
+  const test::GoldenCase c = test::golden_case("full_image_system");
+  const fs::path image = test::golden_dir() / c.entry["dir"].get<std::string>() / "image0.png";
+  std::vector<std::int64_t> genai_tokens;
+  {
+    GenaiModel genai(dir.path() / "pkg");
+    auto inputs = genai.process(image, c.entry["prompt_text"].get<std::string>());
+    genai_tokens = genai.greedy(inputs.get(), 16);
+  }
+  OgaShutdown();
+  const std::shared_ptr<const Model> model = Model::load(dir.path() / "pkg");
+  ReplyOptions greedy;
+  greedy.sampling = model->default_sampling();
+  greedy.sampling->greedy = true;
+  greedy.max_new_tokens = 16;
+  const Reply ours = Conversation(model).respond(test::case_messages(c), greedy);
+  // genai hands out the end-of-sequence token it stops on; a Reply leaves it out.
+  const auto& eos = model->data().package.generation_defaults().eos_token_ids;
+  if (!genai_tokens.empty() && std::ranges::find(eos, genai_tokens.back()) != eos.end()) genai_tokens.pop_back();
+  ASSERT_FALSE(genai_tokens.empty());
+  EXPECT_EQ(ours.tokens, genai_tokens);
 }
 
 }  // namespace
