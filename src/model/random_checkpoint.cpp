@@ -111,6 +111,17 @@ void write_tensor(SafetensorsWriter& writer, const TensorSpec& spec, std::uint64
   }
 }
 
+// The 8B and larger models (dense and MoE): an untied lm_head and the 27-block vision tower (1152
+// wide), whose merger maps to the text width.
+void untied_with_large_vision(ModelConfig& c) {
+  c.tie_word_embeddings = false;
+  c.vision.depth = 27;
+  c.vision.hidden_size = 1152;
+  c.vision.intermediate_size = 4304;
+  c.vision.out_hidden_size = c.text.hidden_size;
+  c.vision.deepstack_visual_indexes = {8, 16, 24};
+}
+
 }  // namespace
 
 std::vector<std::string> random_checkpoint_presets() { return {"tiny", "small", "2b", "4b", "8b", "32b", "moe", "30b-a3b"}; }
@@ -129,23 +140,13 @@ ModelConfig random_checkpoint_config(const std::string& preset) {
   } else if (preset == "8b") {
     t.hidden_size = 4096;
     t.intermediate_size = 12288;
-    c.tie_word_embeddings = false;
-    v.depth = 27;
-    v.hidden_size = 1152;
-    v.intermediate_size = 4304;
-    v.out_hidden_size = 4096;
-    v.deepstack_visual_indexes = {8, 16, 24};
+    untied_with_large_vision(c);
   } else if (preset == "32b") {  // Qwen3-VL-32B (docs/model-math.md §1.2; intermediate 25600 as Qwen3-32B's)
     t.hidden_size = 5120;
     t.num_hidden_layers = 64;
     t.num_attention_heads = 64;
     t.intermediate_size = 25600;
-    c.tie_word_embeddings = false;
-    v.depth = 27;
-    v.hidden_size = 1152;
-    v.intermediate_size = 4304;
-    v.out_hidden_size = 5120;
-    v.deepstack_visual_indexes = {8, 16, 24};
+    untied_with_large_vision(c);
   } else if (preset == "30b-a3b") {  // Qwen3-VL-30B-A3B (docs/model-math.md §1.2)
     t.hidden_size = 2048;
     t.num_hidden_layers = 48;
@@ -153,12 +154,7 @@ ModelConfig random_checkpoint_config(const std::string& preset) {
     t.num_key_value_heads = 4;
     t.intermediate_size = 6144;
     t.moe = moe_config(128, 8, 768, {});
-    c.tie_word_embeddings = false;
-    v.depth = 27;
-    v.hidden_size = 1152;
-    v.intermediate_size = 4304;
-    v.out_hidden_size = 2048;
-    v.deepstack_visual_indexes = {8, 16, 24};
+    untied_with_large_vision(c);
   } else if (preset == "tiny" || preset == "moe") {
     t.hidden_size = 64;
     t.num_hidden_layers = 4;
