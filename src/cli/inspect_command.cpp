@@ -28,6 +28,15 @@ void run_inspect(const std::string& model_dir) {
               static_cast<long long>(c.text.num_attention_heads), static_cast<long long>(c.text.num_key_value_heads),
               static_cast<long long>(c.text.head_dim), static_cast<long long>(c.text.intermediate_size),
               static_cast<long long>(c.text.vocab_size));
+  if (c.text.moe) {
+    const MoeConfig& m = *c.text.moe;
+    std::int64_t sparse = 0;
+    for (std::int64_t l = 0; l < c.text.num_hidden_layers; ++l) sparse += c.text.sparse_layer(l) ? 1 : 0;
+    std::printf("experts (MoE)   %lld of %lld layers sparse: %lld experts, %lld per token, expert mlp %lld%s\n",
+                static_cast<long long>(sparse), static_cast<long long>(c.text.num_hidden_layers), static_cast<long long>(m.experts),
+                static_cast<long long>(m.experts_per_token), static_cast<long long>(m.intermediate_size),
+                m.mlp_only_layers.empty() ? "" : (", dense layers [" + join(m.mlp_only_layers) + "]").c_str());
+  }
   std::printf("rope            theta %.17g, mrope_section [%s] (interleaved)\n", c.text.rope_theta,
               join(c.text.mrope_section).c_str());
   std::printf("vision encoder  %lld blocks, hidden %lld, heads %lld, mlp %lld, deepstack after blocks [%s]\n",
