@@ -471,7 +471,7 @@ ConversationState::TurnTokens ConversationState::tokenize_chat() const {
   const std::string prompt = data_.chat_template.render(messages_, chat_options_);
   const std::vector<std::int64_t> rendered = data_.tokenizer.encode(prompt);
   TurnTokens turn;
-  turn.opens_reasoning = prompt.ends_with("<think>\n") || prompt.ends_with("<think>");
+  turn.opens_reasoning = prompt.ends_with(std::string(kThinkOpen) + "\n") || prompt.ends_with(kThinkOpen);
   turn.ids = expand_media_pads(rendered, items_, data_.package.config(), data_.tokenizer, turn.spans);
   if (turn.ids.size() > static_cast<std::size_t>(cache_.context_length())) {
     // Before the vision and embedding passes, whose memory grows with the tokens.
@@ -757,7 +757,7 @@ void ConversationState::decode(const TurnTokens& turn, std::vector<float> logits
   const bool calls_parsed = !tools.empty() && options.tool_choice.mode != ToolChoice::Mode::None;
   const bool call_forced = options.tool_choice.mode == ToolChoice::Mode::Required || options.tool_choice.mode == ToolChoice::Mode::Function;
   ReplySections sections({.starts_in_reasoning = turn.opens_reasoning,
-                          .detects_reasoning = data_.chat_template.source().find("<think>") != std::string::npos,
+                          .detects_reasoning = data_.chat_template.source().find(kThinkOpen) != std::string::npos,
                           .parses_tool_calls = calls_parsed},
                          reply, options.on_delta);
   auto emit = [&](const std::string& piece) {
@@ -770,8 +770,8 @@ void ConversationState::decode(const TurnTokens& turn, std::vector<float> logits
   if (schema != nullptr) {
     ReplyConstraint::Framing framing{.starts_in_reasoning = turn.opens_reasoning, .before = {}, .after = {}};
     if (call_forced) {
-      framing.before = kToolCallOpening;
-      framing.after = kToolCallClosing;
+      framing.before = tool_call_opening();
+      framing.after = tool_call_closing();
     }
     constraint.emplace(*schema, data_.json_token_mask(), data_.tokenizer, eos, std::move(framing));
     const std::int64_t shortest = constraint->minimum_tokens();
@@ -897,7 +897,7 @@ Reply ConversationState::run_turn(const ReplyOptions& options, const std::functi
   const std::optional<JsonSchema> schema = reply_schema(options, tools);
   chat_options_.extra_variables_json = options.template_variables;
   chat_options_.tools_json.clear();
-  for (const std::string& tool : options.tools) chat_options_.tools_json.push_back(dump_json_like_python(parse_ordered_json_bounded(tool, "a tool")));
+  for (const ToolDefinition& tool : tools) chat_options_.tools_json.push_back(tool.as_template_sees_it);
   Reply reply;
   TurnTokens turn = tokenize_chat();
   keep_cached_prefix(turn);

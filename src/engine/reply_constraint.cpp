@@ -15,7 +15,7 @@ ReplyConstraint::ReplyConstraint(const JsonSchema& schema, const JsonTokenMask& 
   if (!framing.before.empty()) before_ = tokenizer.encode(framing.before);
   if (!framing.after.empty()) after_ = tokenizer.encode(framing.after);
   if (framing.starts_in_reasoning) {
-    const std::optional<std::int64_t> close = tokenizer.token_id("</think>");
+    const std::optional<std::int64_t> close = tokenizer.token_id(kThinkClose);
     if (!close) throw InvalidInput("the template opens <think> but the vocabulary has no </think> token");
     think_close_token_ = *close;
     // As the templates write a reasoning turn back: "\n</think>\n\n".
@@ -30,11 +30,12 @@ ReplyConstraint::ReplyConstraint(const JsonSchema& schema, const JsonTokenMask& 
   } else {
     phase_ = Phase::Document;
   }
+  document_tokens_ = static_cast<std::int64_t>(completion_tokens(matcher_).size());
 }
 
 std::int64_t ReplyConstraint::minimum_tokens() const {
   const std::size_t reasoning = phase_ == Phase::Reasoning ? reasoning_close_.size() : 0;
-  return static_cast<std::int64_t>(reasoning + before_.size() + completion_tokens(matcher_).size() + after_.size());
+  return static_cast<std::int64_t>(reasoning + before_.size() + after_.size()) + document_tokens_;
 }
 
 bool ReplyConstraint::is_eos(std::int64_t token) const { return std::find(eos_.begin(), eos_.end(), token) != eos_.end(); }

@@ -16,6 +16,7 @@
 #include "engine/json_schema.h"
 #include "engine/json_token_mask.h"
 #include "engine/sampler.h"
+#include "text/reply_parser.h"
 #include "text/tokenizer.h"
 
 namespace q3vl {
@@ -31,7 +32,8 @@ class ReplyConstraint {
   ReplyConstraint(const JsonSchema& schema, const JsonTokenMask& mask, const Tokenizer& tokenizer,
                   std::span<const std::int64_t> eos, Framing framing);
 
-  // The fewest tokens a valid reply takes (without its end-of-sequence token).
+  // The fewest tokens a valid reply takes from the start (without its end-of-sequence token); while
+  // reasoning, what is still needed.
   std::int64_t minimum_tokens() const;
 
   // The next token, given the model's logits; `left`: tokens this reply may still have, this one
@@ -61,6 +63,9 @@ class ReplyConstraint {
   std::vector<std::int64_t> eos_;
   std::vector<std::int64_t> reasoning_close_, before_, after_;  // tokens
   std::int64_t think_close_token_ = -1;
+  // The shortest document's tokens before any of it is written: what minimum_tokens() counts while
+  // the reply reasons (the matcher does not move then), computed once instead of per token.
+  std::int64_t document_tokens_ = 0;
   Phase phase_;
   std::vector<std::int64_t> forced_;  // tokens still to force, in order
   bool document_done_ = false;        // forced_ is the text after the document

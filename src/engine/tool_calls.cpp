@@ -4,6 +4,7 @@
 #include <random>
 
 #include "q3vl/error.h"
+#include "text/python_json.h"
 #include "util/json_fields.h"
 
 namespace q3vl {
@@ -31,7 +32,7 @@ std::vector<ToolDefinition> read_tool_definitions(std::span<const std::string> t
     if (name == function->end() || !name->is_string() || name->get_ref<const std::string&>().empty()) {
       throw InvalidInput(path + ".name: expected a non-empty string");
     }
-    ToolDefinition definition{name->get<std::string>(), nlohmann::ordered_json{{"type", "object"}}};
+    ToolDefinition definition{name->get<std::string>(), nlohmann::ordered_json{{"type", "object"}}, dump_json_like_python(tool)};
     const auto parameters = function->find("parameters");
     if (parameters != function->end() && !parameters->is_null()) {
       if (!parameters->is_object()) throw InvalidInput(path + ".parameters: expected a JSON schema object");

@@ -10,12 +10,14 @@
 #include <nlohmann/json.hpp>
 
 #include "q3vl/conversation.h"
+#include "text/reply_parser.h"
 
 namespace q3vl {
 
 struct ToolDefinition {
   std::string name;
   nlohmann::ordered_json parameters;  // the function's JSON schema ({"type": "object"} when it has none)
+  std::string as_template_sees_it;    // the whole definition as the template's tojson writes it
 };
 
 // `tools`: JSON text of OpenAI tool definitions ({"type": "function", "function": {"name", ...}}).
@@ -27,9 +29,9 @@ std::vector<ToolDefinition> read_tool_definitions(std::span<const std::string> t
 // {"name": <the name>, "arguments": <its parameters>}.
 nlohmann::ordered_json tool_call_schema(const std::vector<ToolDefinition>& tools, const ToolChoice& choice);
 
-// The forced text around a constrained call.
-inline constexpr std::string_view kToolCallOpening = "<tool_call>\n";
-inline constexpr std::string_view kToolCallClosing = "\n</tool_call>";
+// The forced text around a constrained call: the tags on lines of their own, as the templates write them.
+inline std::string tool_call_opening() { return std::string(kToolCallOpen) + "\n"; }
+inline std::string tool_call_closing() { return "\n" + std::string(kToolCallClose); }
 
 // "call_" and 24 random hex digits, as OpenAI's ids look.
 std::string new_tool_call_id();

@@ -11,11 +11,6 @@
 namespace q3vl {
 namespace {
 
-constexpr std::string_view kThinkOpen = "<think>";
-constexpr std::string_view kThinkClose = "</think>";
-constexpr std::string_view kCallOpen = "<tool_call>";
-constexpr std::string_view kCallClose = "</tool_call>";
-
 // Length of the longest end of `text` that begins `tag` (a tag cut by the stream).
 std::size_t partial_tag_at_end(std::string_view text, std::string_view tag) {
   for (std::size_t n = std::min(text.size(), tag.size() - 1); n > 0; --n) {
@@ -113,33 +108,33 @@ bool ReplyParser::step_content(std::vector<ReplyPiece>& out, bool at_end) {
     pending_.clear();
     return false;
   }
-  const std::size_t open = pending_.find(kCallOpen);
+  const std::size_t open = pending_.find(kToolCallOpen);
   if (open != std::string::npos) {
     emit(ReplyPiece::Kind::Content, pending_.substr(0, open), out);
     whitespace_before_call_ = std::move(held_whitespace_);  // dropped, unless the call turns out malformed
     held_whitespace_.clear();
-    pending_.erase(0, open + kCallOpen.size());
+    pending_.erase(0, open + kToolCallOpen.size());
     mode_ = Mode::ToolCall;
     return true;
   }
-  const std::size_t keep = at_end ? pending_.size() : pending_.size() - partial_tag_at_end(pending_, kCallOpen);
+  const std::size_t keep = at_end ? pending_.size() : pending_.size() - partial_tag_at_end(pending_, kToolCallOpen);
   emit(ReplyPiece::Kind::Content, pending_.substr(0, keep), out);
   pending_.erase(0, keep);
   return false;
 }
 
 bool ReplyParser::step_tool_call(std::vector<ReplyPiece>& out, bool at_end) {
-  const std::size_t close = pending_.find(kCallClose);
+  const std::size_t close = pending_.find(kToolCallClose);
   if (close != std::string::npos) {
     const std::string body = pending_.substr(0, close);
-    pending_.erase(0, close + kCallClose.size());
+    pending_.erase(0, close + kToolCallClose.size());
     end_tool_call(body, out);
     mode_ = Mode::Content;
     return true;
   }
   if (at_end) {  // cut off (token limit) or never closed: the raw text is the answer
     malformed_ = true;
-    std::string raw = whitespace_before_call_ + std::string(kCallOpen) + pending_;
+    std::string raw = whitespace_before_call_ + std::string(kToolCallOpen) + pending_;
     pending_.clear();
     mode_ = Mode::Content;
     emit(ReplyPiece::Kind::Content, std::move(raw), out);
@@ -160,7 +155,7 @@ void ReplyParser::end_tool_call(std::string_view body, std::vector<ReplyPiece>& 
                      (arguments == call.end() || arguments->is_object());
   if (!valid) {
     malformed_ = true;
-    emit(ReplyPiece::Kind::Content, whitespace_before_call_ + std::string(kCallOpen) + std::string(body) + std::string(kCallClose), out);
+    emit(ReplyPiece::Kind::Content, whitespace_before_call_ + std::string(kToolCallOpen) + std::string(body) + std::string(kToolCallClose), out);
     return;
   }
   ReplyPiece piece;

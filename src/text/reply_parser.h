@@ -14,6 +14,13 @@
 
 namespace q3vl {
 
+// The tags Qwen's templates and models write around reasoning and tool calls (one definition for
+// the parser, the constrained decoder and the prompt checks).
+inline constexpr std::string_view kThinkOpen = "<think>";
+inline constexpr std::string_view kThinkClose = "</think>";
+inline constexpr std::string_view kToolCallOpen = "<tool_call>";
+inline constexpr std::string_view kToolCallClose = "</tool_call>";
+
 struct ParsedToolCall {
   std::string name;
   std::string arguments;  // JSON text of the arguments object, as Python's json.dumps writes it
