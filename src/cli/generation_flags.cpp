@@ -163,6 +163,10 @@ ReplyOptions GenerationFlags::reply_options(const Model& loaded) const {
   }
   if (!template_vars.empty()) {
     o.template_variables = template_vars.front() == '{' ? template_vars : read_text_file("--template-vars", template_vars);
+    // Parsed now, so that an empty or broken file is named here (an empty string means "none" below).
+    if (!parse_ordered_json_bounded(o.template_variables, "--template-vars").is_object()) {
+      throw InvalidInput("--template-vars: expected a JSON object of template variables");
+    }
   }
   if (tool_choice == "none") {
     o.tool_choice.mode = ToolChoice::Mode::None;

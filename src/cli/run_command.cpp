@@ -19,6 +19,7 @@
 #include "server/chat_request.h"
 #include "server/engine_request.h"
 #include "server/media_source.h"
+#include "util/json_fields.h"
 
 namespace q3vl::cli {
 namespace {
@@ -45,10 +46,12 @@ struct RunArgs {
 // request's (text, images and videos as local paths next to the file or data URLs, assistant
 // tool calls and reasoning, tool results).
 std::vector<Message> read_chat_file(const std::string& path, server::RequestScratch& scratch) {
-  const std::string text = read_text_file("--messages", path);
+  // Parsed before it becomes a request body, so the file can only ever be the messages list.
+  const nlohmann::ordered_json messages = parse_ordered_json_bounded(read_text_file("--messages", path), "--messages " + path);
+  if (!messages.is_array()) throw InvalidInput("--messages " + path + ": expected a JSON list of messages, got " + json_type_name(messages));
   server::ChatRequest request;
   try {
-    request = server::parse_chat_request("{\"messages\": " + text + "\n}");
+    request = server::parse_chat_request(nlohmann::ordered_json{{"messages", messages}}.dump());
   } catch (const server::ApiError& e) {
     throw InvalidInput("--messages " + path + ": " + e.what());
   }

@@ -87,6 +87,25 @@ expect_error 1 "the last message must be a user message or a tool result" --mess
 echo '[{"role": "user", "content": "hi"' >"$dir/broken.json"
 expect_error 1 "--messages $dir/broken.json" --messages "$dir/broken.json"
 expect_error 2 "--prompt" --messages "$dir/chat.json" --prompt x
+# Hostile --messages, --tools and --template-vars values: each a message naming it, exit 1.
+echo '[{"role": "user", "content": "hi"}], "max_tokens": 1' >"$dir/injected.json"
+expect_error 1 "--messages $dir/injected.json: not valid JSON" --messages "$dir/injected.json"
+echo '{"role": "user", "content": "hi"}' >"$dir/not_a_list.json"
+expect_error 1 "expected a JSON list of messages" --messages "$dir/not_a_list.json"
+: >"$dir/empty.json"
+for flag in --messages --tools --template-vars; do
+  for bad in "$dir/empty.json" "$dir" /dev/zero; do
+    extra=(); [ "$flag" = --messages ] || extra=(--prompt x)
+    expect_error 1 "q3vl: error: .*\(not valid JSON\|is a directory\|more than\)" "${extra[@]}" "$flag" "$bad"
+  done
+done
+# Media a chat file names are read only from its own folder: not /etc/passwd, not through a link.
+echo '[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "/etc/passwd"}}]}]' >"$dir/outside.json"
+expect_error 1 "messages\[0\].content\[0\]" --messages "$dir/outside.json"
+ln -s /etc/passwd "$dir/link.png"
+echo '[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "link.png"}}]}]' >"$dir/link.json"
+expect_error 1 "messages\[0\].content\[0\]" --messages "$dir/link.json"
+[ -s /etc/passwd ] || fail "/etc/passwd is gone"
 expect_error 1 "cannot set \"messages\"" --prompt x --template-vars '{"messages": []}'
 run --prompt x --template-vars '{"enable_thinking": false}' --greedy --max-new-tokens 2 >/dev/null || fail "--template-vars: $(cat "$dir/err")"
 echo ok
