@@ -262,9 +262,9 @@ def make_image(h, w, seed):
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
-def build_config(spec):
-    t, v, ids = spec["text"], spec["vision"], spec["ids"]
-    text_config = dict(
+def text_config_dict(t):
+    """text_config keyword arguments of a model spec's `text` (gen_moe_fixtures.py adds the experts)."""
+    return dict(
         vocab_size=t["vocab_size"], hidden_size=t["hidden_size"], intermediate_size=t["intermediate_size"],
         num_hidden_layers=t["num_hidden_layers"], num_attention_heads=t["num_attention_heads"],
         num_key_value_heads=t["num_key_value_heads"], head_dim=t["head_dim"], hidden_act="silu",
@@ -274,14 +274,22 @@ def build_config(spec):
                          "mrope_section": list(t["mrope_section"]), "mrope_interleaved": True},
         bos_token_id=t["bos_token_id"], eos_token_id=t["eos_token_id"], tie_word_embeddings=t["tie"],
     )
-    vision_config = dict(
+
+
+def vision_config_dict(v):
+    return dict(
         depth=v["depth"], hidden_size=v["hidden_size"], hidden_act="gelu_pytorch_tanh",
         intermediate_size=v["intermediate_size"], num_heads=v["num_heads"], in_channels=3, patch_size=16,
         spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=v["out_hidden_size"],
         num_position_embeddings=v["num_position_embeddings"],
         deepstack_visual_indexes=list(v["deepstack_visual_indexes"]),
     )
-    return Qwen3VLConfig(text_config=text_config, vision_config=vision_config, tie_word_embeddings=t["tie"], **ids)
+
+
+def build_config(spec):
+    t, v, ids = spec["text"], spec["vision"], spec["ids"]
+    return Qwen3VLConfig(text_config=text_config_dict(t), vision_config=vision_config_dict(v), tie_word_embeddings=t["tie"],
+                         **ids)
 
 
 INIT_DESCRIPTION = (

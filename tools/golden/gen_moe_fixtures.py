@@ -66,27 +66,14 @@ CASES = {
 
 def build_config(spec):
     t, v, ids = spec["text"], spec["vision"], spec["ids"]
-    text_config = dict(
-        vocab_size=t["vocab_size"], hidden_size=t["hidden_size"], intermediate_size=t["intermediate_size"],
-        num_hidden_layers=t["num_hidden_layers"], num_attention_heads=t["num_attention_heads"],
-        num_key_value_heads=t["num_key_value_heads"], head_dim=t["head_dim"], hidden_act="silu",
-        max_position_embeddings=t["max_position_embeddings"], rms_norm_eps=1e-6, attention_bias=False,
-        attention_dropout=0.0,
-        rope_parameters={"rope_type": "default", "rope_theta": t["rope_theta"],
-                         "mrope_section": list(t["mrope_section"]), "mrope_interleaved": True},
-        bos_token_id=t["bos_token_id"], eos_token_id=t["eos_token_id"], tie_word_embeddings=t["tie"],
+    text_config = dense.text_config_dict(t)
+    text_config.update(
         num_experts=t["num_experts"], num_experts_per_tok=t["num_experts_per_tok"],
         moe_intermediate_size=t["moe_intermediate_size"], decoder_sparse_step=t["decoder_sparse_step"],
         mlp_only_layers=list(t["mlp_only_layers"]), norm_topk_prob=t["norm_topk_prob"],
     )
-    vision_config = dict(
-        depth=v["depth"], hidden_size=v["hidden_size"], hidden_act="gelu_pytorch_tanh",
-        intermediate_size=v["intermediate_size"], num_heads=v["num_heads"], in_channels=3, patch_size=16,
-        spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=v["out_hidden_size"],
-        num_position_embeddings=v["num_position_embeddings"],
-        deepstack_visual_indexes=list(v["deepstack_visual_indexes"]),
-    )
-    return Qwen3VLMoeConfig(text_config=text_config, vision_config=vision_config, tie_word_embeddings=t["tie"], **ids)
+    return Qwen3VLMoeConfig(text_config=text_config, vision_config=dense.vision_config_dict(v), tie_word_embeddings=t["tie"],
+                            **ids)
 
 
 def load(model_dir):
@@ -217,9 +204,10 @@ def main():
     torch.set_num_threads(1)
     torch.manual_seed(0)
     torch.use_deterministic_algorithms(True)
-    if os.path.isdir(args.out):
-        shutil.rmtree(args.out)
-    os.makedirs(args.out)
+    # Everything but the README (written by hand) is regenerated.
+    for generated in ("models", "cases"):
+        shutil.rmtree(os.path.join(args.out, generated), ignore_errors=True)
+    os.makedirs(args.out, exist_ok=True)
 
     def log(msg):
         print(msg, flush=True)
