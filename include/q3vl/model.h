@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <string>
 
 #include "q3vl/sampling.h"
 
@@ -31,6 +32,9 @@ struct ModelOptions {
   // encoded again; least recently used first out. 0: off (each conversation's KV cache still
   // reuses what it holds).
   std::uint64_t vision_cache_bytes = 0;
+  // Load the text decoder `q3vl prepack` wrote for this CPU (text.prepacked.onnx) when its stamp
+  // matches the package, ONNX Runtime and CPU; text.onnx otherwise. See text_model_note().
+  bool prepacked_text = true;
 };
 
 struct ModelData;  // the loaded sessions, tokenizer and configs (internal)
@@ -58,6 +62,9 @@ class Model {
   // ONNX Runtime sessions this model has created so far: 2 after load, 3 once an image was seen.
   // Conversations never add any (they share these).
   std::int64_t sessions_loaded() const;
+  // Which text decoder was loaded and why, when the package has a prepacked one ("" otherwise):
+  // "text decoder: text.prepacked.onnx (...)" or "text.prepacked.onnx ignored: <reason> (...)".
+  const std::string& text_model_note() const;
 
   ModelData& data() const { return *data_; }  // for the library's own code
 

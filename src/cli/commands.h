@@ -11,5 +11,6 @@ void add_build_command(CLI::App& app);
 void add_run_command(CLI::App& app);
 void add_chat_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
+void add_prepack_command(CLI::App& app);
 
 }  // namespace q3vl::cli

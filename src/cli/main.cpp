@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   q3vl::cli::add_run_command(app);
   q3vl::cli::add_chat_command(app);
   q3vl::cli::add_serve_command(app);
+  q3vl::cli::add_prepack_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

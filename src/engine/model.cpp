@@ -27,6 +27,8 @@ ModelData::ModelData(const std::filesystem::path& dir, const ModelOptions& optio
       environment(options.threads, options.verbose),
       session_options(counted(sessions_created)),
       vision_cache(options.vision_cache_bytes > 0 ? std::make_unique<VisionFeatureCache>(options.vision_cache_bytes) : nullptr),
+      text_model(options.prepacked_text ? choose_text_model(package, Ort::GetVersionString())
+                                        : TextModelChoice{package.text_model(), false, ""}),
       // Session creation is mostly single-threaded weight prepacking: on a second core, the vision
       // encoder and the tokenizer load in the time the text models take.
       vision_preload_(options.preload_vision && std::filesystem::exists(package.vision_model())
@@ -34,7 +36,7 @@ ModelData::ModelData(const std::filesystem::path& dir, const ModelOptions& optio
                           : std::future<std::unique_ptr<VisionEncoder>>()),
       tokenizer_load_(std::async(std::launch::async, [this] { return Tokenizer::load(package.tokenizer_json()); })),
       embedding(environment, package.embedding_model(), package.config(), session_options),
-      decoder(environment, package.text_model(), package.config(), decoder_options(session_options, package)),
+      decoder(environment, text_model.model, package.config(), decoder_options(session_options, package)),
       tokenizer(tokenizer_load_.get()),
       chat_template(load_chat_template(package.dir() / "tokenizer_config.json")) {
   check_model_interface(package, PackagePart::Embedding, embedding.session().interface());
@@ -78,6 +80,7 @@ std::int64_t Model::pixels_per_image_token() const {
 std::int64_t Model::min_image_tokens() const { return data_->preprocess.min_pixels / pixels_per_image_token(); }
 std::int64_t Model::max_image_tokens() const { return data_->preprocess.max_pixels / pixels_per_image_token(); }
 std::int64_t Model::sessions_loaded() const { return data_->sessions_created.load(); }
+const std::string& Model::text_model_note() const { return data_->text_model.note; }
 
 const JsonTokenMask& ModelData::json_token_mask() {
   std::call_once(json_mask_once_, [this] { json_mask_ = std::make_unique<JsonTokenMask>(tokenizer); });

@@ -16,6 +16,7 @@
 #include "model/preprocessor_config.h"
 #include "ort/onnx_session.h"
 #include "package/package.h"
+#include "package/prepacked_text.h"
 #include "q3vl/model.h"
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
@@ -38,6 +39,8 @@ struct ModelData {
   OnnxEnvironment environment;
   SessionOptions session_options;
   std::unique_ptr<VisionFeatureCache> vision_cache;  // null when ModelOptions::vision_cache_bytes is 0
+  // text.onnx, or the decoder `q3vl prepack` made for this CPU (before `decoder`, which loads it).
+  TextModelChoice text_model;
 
  private:
   std::unique_ptr<VisionEncoder> load_vision();

@@ -144,6 +144,13 @@ OnnxSession::OnnxSession(OnnxEnvironment& environment, const std::filesystem::pa
     session_options.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
     if (!options.prepack_weights) session_options.AddConfigEntry("session.disable_prepacking", "1");
     if (!options.memory_arena) session_options.DisableCpuMemArena();
+    if (!options.save_prepacked_model.empty()) {
+      session_options.SetOptimizedModelFilePath(options.save_prepacked_model.c_str());
+      const std::string data_name = options.save_prepacked_model.filename().string() + ".data";
+      session_options.AddConfigEntry("session.optimized_model_external_initializers_file_name", data_name.c_str());
+      session_options.AddConfigEntry("session.optimized_model_external_initializers_min_size_in_bytes", "1024");
+      session_options.AddConfigEntry("session.save_external_prepacked_constant_initializers", "1");
+    }
     std::string profile = options.profile_prefix;
     if (const char* env = std::getenv("Q3VL_ORT_PROFILE"); profile.empty() && env != nullptr) profile = env;
     if (!profile.empty()) session_options.EnableProfiling((profile + "-" + model.stem().string()).c_str());

@@ -28,6 +28,9 @@ struct SessionOptions {
   std::string profile_prefix;
   // When set, every session created with these options adds one here (a model's load counter).
   std::atomic<std::int64_t>* sessions_created = nullptr;
+  // When set, the session also writes its optimized graph here, with every initializer and the
+  // weights ONNX Runtime prepacked for this CPU in FILE.data beside it (see package/prepacked_text.h).
+  std::filesystem::path save_prepacked_model;
 };
 
 // The process's ONNX Runtime environment, with one thread pool shared by all sessions: the vision,

@@ -122,6 +122,10 @@ std::int64_t HttpServer::context_per_slot() const {
   return state_ && state_->scheduler ? state_->scheduler->context_length() : 0;
 }
 
+std::string HttpServer::text_model_note() const {
+  return state_ && state_->model ? state_->model->text_model_note() : std::string();
+}
+
 void HttpServer::load_model() {
   // A server is ready when the first image costs no more than later ones: the vision encoder loads
   // beside the text models, and before /health says so.
