@@ -11,6 +11,7 @@
 #include "engine/sampler.h"
 #include "bench_util.h"
 #include "package/package.h"
+#include "package/prepacked_text.h"
 #include "util/files.h"
 #include "engine/text_models.h"
 
@@ -179,7 +180,10 @@ void run(const char* package_dir, const Options& options) {
   EmbeddingModel embedding(env, package.embedding_model(), config);
   SessionOptions decoder_options;
   decoder_options.prepack_weights = !package.float_decoder();
-  const DecoderModel decoder_model(env, package.text_model(), config, decoder_options);
+  // What `q3vl run` loads: the decoder `q3vl prepack` wrote for this CPU when it matches.
+  const TextModelChoice text_model = choose_text_model(package, Ort::GetVersionString());
+  if (!text_model.note.empty()) std::printf("%s\n", text_model.note.c_str());
+  const DecoderModel decoder_model(env, text_model.model, config, decoder_options);
 
   const Timings timings = measure(embedding, decoder_model, options);
   const double decode_rate = static_cast<double>(options.decode) / timings.decode_s;
