@@ -1,6 +1,6 @@
 #include "package/prepacked_text.h"
 
-#include <array>
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
