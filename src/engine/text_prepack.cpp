@@ -97,7 +97,9 @@ PrepackReport prepack_text_model(const fs::path& package_dir, int threads) {
   }
   write_json_file(stage / kPrepackedTextStamp, prepacked_text_stamp(package, Ort::GetVersionString(), stage));
   PrepackReport report;
-  report.data_bytes = fs::file_size(stage / kPrepackedTextData);
+  std::error_code no_data;  // a very small model may keep every initializer inline
+  report.data_bytes = fs::file_size(stage / kPrepackedTextData, no_data);
+  if (no_data) report.data_bytes = 0;
   out.merge_into(kPrepackedTextStamp);
   report.model = out.path() / kPrepackedTextModel;
   report.source_bytes = onnx_model_bytes(package.text_model());

@@ -87,10 +87,21 @@ nlohmann::json prepacked_text_inputs(const Package& package, const std::string& 
           {"ORT_USE_MLAS_Q4_GEMM_MOE", experts != nullptr ? experts : ""}};
 }
 
+namespace {
+
+// 0 when ONNX Runtime kept every initializer inside the .onnx file (a very small model).
+std::uint64_t prepacked_data_bytes(const fs::path& dir) {
+  std::error_code error;
+  const std::uint64_t bytes = fs::file_size(dir / kPrepackedTextData, error);
+  return error ? 0 : bytes;
+}
+
+}  // namespace
+
 nlohmann::json prepacked_text_stamp(const Package& package, const std::string& onnxruntime_version, const fs::path& dir) {
   return {{"format", "q3vl-prepacked-text/1"},
           {"made_from", prepacked_text_inputs(package, onnxruntime_version)},
-          {"prepacked_data_bytes", fs::file_size(dir / kPrepackedTextData)}};
+          {"prepacked_data_bytes", prepacked_data_bytes(dir)}};
 }
 
 TextModelChoice choose_text_model(const Package& package, const std::string& onnxruntime_version) {
@@ -116,10 +127,8 @@ TextModelChoice choose_text_model(const Package& package, const std::string& onn
       return ignored("made with another ORT_USE_MLAS_Q4_GEMM_MOE");
     }
     if (made_from != now) return ignored("text.onnx changed since");
-    std::error_code error;
-    const std::uint64_t data_bytes = fs::file_size(dir / kPrepackedTextData, error);
-    if (!fs::exists(dir / kPrepackedTextModel) || error || !stamp.contains("prepacked_data_bytes") ||
-        stamp["prepacked_data_bytes"] != data_bytes) {
+    if (!fs::exists(dir / kPrepackedTextModel) || !stamp.contains("prepacked_data_bytes") ||
+        stamp["prepacked_data_bytes"] != prepacked_data_bytes(dir)) {
       return ignored(std::string(kPrepackedTextModel) + " or its data file is missing or incomplete");
     }
   } catch (const Error& e) {
