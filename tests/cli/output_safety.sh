@@ -43,14 +43,16 @@ loads() {  # the package answers (exit 0)
 # A q3vl command with a 200 KB file size limit: its writes fail as on a full disk (EFBIG).
 limited() { (trap '' XFSZ; ulimit -f 200; exec "$q3vl" "$@"); }
 
-# Kills a build as soon as its staging folder exists, as Ctrl-C would (SIGTERM: a background job
-# of a script ignores SIGINT). Used with the "small" checkpoint, whose build writes for about a
-# second: the tiny one's was over before a loaded machine polled.
+# Kills a build as soon as its staging folder exists and is marked, as Ctrl-C would (SIGTERM: a
+# background job of a script ignores SIGINT). Used with the "small" checkpoint, whose build writes
+# for about a second: the tiny one's was over before a loaded machine polled. Waiting for the marker
+# too: a kill in the microseconds between creating the folder and marking it leaves a folder q3vl
+# cannot prove its own, which it then refuses to remove (case 3), and that is not this case.
 interrupt_build() {  # interrupt_build OUT ARGS...
   local out=$1; shift
   "$q3vl" build "$@" --out "$out" --quiet 2>/dev/null &
   local pid=$! tries=0
-  until [ -e "$out.partial" ] || [ $tries -ge 2000 ]; do sleep 0.005; tries=$((tries + 1)); done
+  until [ -e "$out.partial/.q3vl-owned" ] || [ $tries -ge 2000 ]; do sleep 0.005; tries=$((tries + 1)); done
   kill -TERM $pid
   wait $pid && fail "the interrupted build of $out exited 0"
   [ -d "$out.partial" ] || fail "no staging folder $out.partial after the interrupt"
