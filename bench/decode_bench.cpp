@@ -10,6 +10,7 @@
 
 #include "engine/sampler.h"
 #include "bench_util.h"
+#include "math/rope_index.h"
 #include "package/package.h"
 #include "package/prepacked_text.h"
 #include "util/files.h"
@@ -44,12 +45,7 @@ Options parse_options(int argc, char** argv) {
   return options;
 }
 
-// Text-only M-RoPE positions: the same index on all three axes.
-std::vector<std::int64_t> positions(std::int64_t begin, std::int64_t end) {
-  std::vector<std::int64_t> p;
-  for (int axis = 0; axis < 3; ++axis) for (std::int64_t i = begin; i < end; ++i) p.push_back(i);
-  return p;
-}
+std::vector<std::int64_t> positions(std::int64_t begin, std::int64_t end) { return text_position_ids(begin, end); }
 
 struct Timings {
   double prefill_s = 0;

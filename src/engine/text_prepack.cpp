@@ -9,6 +9,7 @@
 #include <onnxruntime_cxx_api.h>
 
 #include "engine/text_models.h"
+#include "math/rope_index.h"
 #include "ort/onnx_session.h"
 #include "package/package.h"
 #include "package/prepacked_text.h"
@@ -41,12 +42,8 @@ std::vector<float> probe_logits(const DecoderModel& decoder, const ModelConfig& 
   for (const std::int64_t tokens : {7, 1, 1}) {
     std::vector<float> embeddings(static_cast<std::size_t>(tokens * width));
     for (float& value : embeddings) value = next();
-    std::vector<std::int64_t> positions(static_cast<std::size_t>(3 * tokens));
-    for (std::int64_t axis = 0; axis < 3; ++axis) {
-      for (std::int64_t t = 0; t < tokens; ++t) positions[static_cast<std::size_t>(axis * tokens + t)] = position + t;
-    }
+    const DecoderOutput out = decoder.forward(cache, embeddings, text_position_ids(position, position + tokens));
     position += tokens;
-    const DecoderOutput out = decoder.forward(cache, embeddings, positions);
     logits.insert(logits.end(), out.logits.begin(), out.logits.end());
   }
   return logits;
@@ -95,11 +92,10 @@ PrepackReport prepack_text_model(const fs::path& package_dir, int threads) {
     check_model_interface(package, PackagePart::Text, written.session().interface());
     check_same_logits(expected, probe_logits(written, package.config()), package_dir);
   }
-  write_json_file(stage / kPrepackedTextStamp, prepacked_text_stamp(package, Ort::GetVersionString(), stage));
+  const nlohmann::json stamp = prepacked_text_stamp(package, Ort::GetVersionString(), stage);
+  write_json_file(stage / kPrepackedTextStamp, stamp);
   PrepackReport report;
-  std::error_code no_data;  // a very small model may keep every initializer inline
-  report.data_bytes = fs::file_size(stage / kPrepackedTextData, no_data);
-  if (no_data) report.data_bytes = 0;
+  report.data_bytes = stamp["prepacked_data_bytes"].get<std::uint64_t>();
   out.merge_into(kPrepackedTextStamp);
   report.model = out.path() / kPrepackedTextModel;
   report.source_bytes = onnx_model_bytes(package.text_model());

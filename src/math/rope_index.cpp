@@ -59,4 +59,13 @@ RopePositions rope_positions(std::span<const std::int64_t> ids, std::span<const 
   return out;
 }
 
+std::vector<std::int64_t> text_position_ids(std::int64_t begin, std::int64_t end) {
+  std::vector<std::int64_t> ids;
+  ids.reserve(static_cast<std::size_t>(3 * std::max<std::int64_t>(end - begin, 0)));
+  for (int axis = 0; axis < 3; ++axis) {
+    for (std::int64_t i = begin; i < end; ++i) ids.push_back(i);
+  }
+  return ids;
+}
+
 }  // namespace q3vl

@@ -31,4 +31,8 @@ struct VisualPadTokens {
 RopePositions rope_positions(std::span<const std::int64_t> ids, std::span<const GridThw> grids,
                              VisualPadTokens pads, std::int64_t start = 0);
 
+// Position ids of text tokens begin..end-1 as the decoder takes them, axis-major [3, n]: text
+// advances all three axes together.
+std::vector<std::int64_t> text_position_ids(std::int64_t begin, std::int64_t end);
+
 }  // namespace q3vl
