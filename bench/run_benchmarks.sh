@@ -42,31 +42,25 @@ done
 
 # What a user's `q3vl run` sees, process start to exit: "load N ms" is process start until the
 # model is ready (the vision encoder loads beside the text models when --image is given).
-for kind in text image; do
-  echo "== end to end: q3vl run, 2B int4 decoder + fp32 vision, $kind prompt, 32 tokens (3 runs)"
-  image_args=()
-  [ "$kind" = image ] && image_args=(--image "$here/assets/demo/sample_448.png")
-  for run in 1 2 3; do
-    /usr/bin/time -f "  process: %e s wall, peak RSS %M KB" "$q3vl" run --model "$work/pkg-2b-int4" "${image_args[@]}" \
-      --prompt "Describe this image." --max-new-tokens 32 --greedy --verbose --context 1024 2>&1 >/dev/null |
-      sed 's/^/  /'
+end_to_end() {  # end_to_end LABEL: text and image prompts, 3 runs each, on the 2B int4 package
+  for kind in text image; do
+    echo "== end to end: q3vl run, 2B int4 decoder + fp32 vision, $1, $kind prompt, 32 tokens (3 runs)"
+    image_args=()
+    [ "$kind" = image ] && image_args=(--image "$here/assets/demo/sample_448.png")
+    for run in 1 2 3; do
+      /usr/bin/time -f "  process: %e s wall, peak RSS %M KB" "$q3vl" run --model "$work/pkg-2b-int4" "${image_args[@]}" \
+        --prompt "Describe this image." --max-new-tokens 32 --greedy --verbose --context 1024 2>&1 >/dev/null |
+        sed 's/^/  /'
+    done
   done
-done
+}
+end_to_end "text.onnx"
 
 # The same runs with the decoder `q3vl prepack` stores for this CPU (packed weights read from the
 # memory-mapped file: less load time and anonymous memory), then without it again.
 echo "== q3vl prepack: the 2B int4 decoder with this CPU's packed weights"
 "$q3vl" prepack --model "$work/pkg-2b-int4"
-for kind in text image; do
-  echo "== end to end with the prepacked decoder: $kind prompt, 32 tokens (3 runs)"
-  image_args=()
-  [ "$kind" = image ] && image_args=(--image "$here/assets/demo/sample_448.png")
-  for run in 1 2 3; do
-    /usr/bin/time -f "  process: %e s wall, peak RSS %M KB" "$q3vl" run --model "$work/pkg-2b-int4" "${image_args[@]}" \
-      --prompt "Describe this image." --max-new-tokens 32 --greedy --verbose --context 1024 2>&1 >/dev/null |
-      sed 's/^/  /'
-  done
-done
+end_to_end "prepacked decoder"
 "$q3vl" prepack --model "$work/pkg-2b-int4" --remove
 
 # Video decoding as Qwen3-VL's processor uses it (no model needed): the frames sampled at 2 fps
