@@ -35,6 +35,10 @@ struct ModelOptions {
   // Load the text decoder `q3vl prepack` wrote for this CPU (text.prepacked.onnx) when its stamp
   // matches the package, ONNX Runtime and CPU; text.onnx otherwise. See text_model_note().
   bool prepacked_text = true;
+  // MoE int4 packages: run the experts with q3vl's own kernel (text.experts.onnx: int8 activations,
+  // the weights read in place) instead of ONNX Runtime's QMoE in text.onnx (float activations, a
+  // repacked copy of every expert made at load).
+  bool int4_expert_kernel = true;
 };
 
 struct ModelData;  // the loaded sessions, tokenizer and configs (internal)
@@ -62,8 +66,9 @@ class Model {
   // ONNX Runtime sessions this model has created so far: 2 after load, 3 once an image was seen.
   // Conversations never add any (they share these).
   std::int64_t sessions_loaded() const;
-  // Which text decoder was loaded and why, when the package has a prepacked one ("" otherwise):
-  // "text decoder: text.prepacked.onnx (...)" or "text.prepacked.onnx ignored: <reason> (...)".
+  // Which text decoder was loaded and why, when the package has a prepacked or expert-kernel one
+  // ("" otherwise): "text decoder: text.prepacked.onnx (...)", "text decoder: text.experts.onnx
+  // (...)" or "text.prepacked.onnx ignored: <reason> (...)".
   const std::string& text_model_note() const;
 
   ModelData& data() const { return *data_; }  // for the library's own code

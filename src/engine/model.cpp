@@ -27,8 +27,7 @@ ModelData::ModelData(const std::filesystem::path& dir, const ModelOptions& optio
       environment(options.threads, options.verbose),
       session_options(counted(sessions_created)),
       vision_cache(options.vision_cache_bytes > 0 ? std::make_unique<VisionFeatureCache>(options.vision_cache_bytes) : nullptr),
-      text_model(options.prepacked_text ? choose_text_model(package, Ort::GetVersionString())
-                                        : TextModelChoice{package.text_model(), false, ""}),
+      text_model(choose_text_model(package, Ort::GetVersionString(), options.prepacked_text, options.int4_expert_kernel)),
       // Session creation is mostly single-threaded weight prepacking: on a second core, the vision
       // encoder and the tokenizer load in the time the text models take.
       vision_preload_(options.preload_vision && std::filesystem::exists(package.vision_model())

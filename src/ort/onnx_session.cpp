@@ -142,6 +142,7 @@ OnnxSession::OnnxSession(OnnxEnvironment& environment, const std::filesystem::pa
     Ort::SessionOptions session_options;
     if (shared_threads) session_options.DisablePerSessionThreads();
     session_options.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
+    environment.q3vl_ops().add_to(session_options);
     if (!options.prepack_weights) session_options.AddConfigEntry("session.disable_prepacking", "1");
     if (!options.memory_arena) session_options.DisableCpuMemArena();
     if (!options.save_prepacked_model.empty()) {

@@ -12,6 +12,8 @@
 
 #include <onnxruntime_cxx_api.h>
 
+#include "ort/expert_op.h"
+
 namespace q3vl {
 
 struct SessionOptions {
@@ -45,10 +47,13 @@ class OnnxEnvironment {
   OnnxEnvironment(const OnnxEnvironment&) = delete;
   OnnxEnvironment& operator=(const OnnxEnvironment&) = delete;
   Ort::Env& env() { return env_; }
+  // q3vl's own ops, added to every session (text.experts.onnx needs them).
+  const Q3vlOps& q3vl_ops() const { return ops_; }
 
  private:
   std::filesystem::file_time_type created_;  // before env_: its trace file is written after this
   Ort::Env env_;
+  Q3vlOps ops_;
 };
 
 // Thread-safe after construction: ONNX Runtime allows concurrent Run calls on one session, and

@@ -8,22 +8,14 @@
 
 #include "q3vl/error.h"
 #include "util/json_fields.h"
+#include "package/expert_kernel_text.h"
+#include "package/format.h"
 #include "util/sha256.h"
 
 namespace q3vl {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string hex(const Sha256Digest& digest) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (std::uint8_t byte : digest) {
-    out += kDigits[byte >> 4];
-    out += kDigits[byte & 15];
-  }
-  return out;
-}
 
 // The first processor's "model name" and "flags" lines: ONNX Runtime's kernels pick their packed
 // layout from the instruction sets they find (AVX2, AVX-512, VNNI...).
@@ -41,7 +33,7 @@ nlohmann::json cpu_identity() {
     if (key == "model name" && model.empty()) model = value;
     if (key == "flags" && flags.empty()) flags = value;
   }
-  return {{"model", model}, {"flags_sha256", hex(Sha256().update(flags).finish())}};
+  return {{"model", model}, {"flags_sha256", to_hex(Sha256().update(flags).finish())}};
 }
 
 // 16 blocks of 64 KB spread over the file (the whole file when smaller): cheap at every load, and
@@ -62,7 +54,7 @@ std::string sampled_digest(const fs::path& file, std::uint64_t bytes) {
     sha.update(std::span<const std::uint8_t>(buffer.data(), length));
     if (bytes <= kBlock) break;
   }
-  return hex(sha.finish());
+  return to_hex(sha.finish());
 }
 
 nlohmann::json data_file_identity(const fs::path& file) {
@@ -80,7 +72,7 @@ nlohmann::json data_file_identity(const fs::path& file) {
 nlohmann::json prepacked_text_inputs(const Package& package, const std::string& onnxruntime_version) {
   const fs::path text = package.text_model();
   const char* experts = std::getenv("ORT_USE_MLAS_Q4_GEMM_MOE");
-  return {{"text_onnx_sha256", hex(Sha256().update_file(text).finish())},
+  return {{"text_onnx_sha256", to_hex(Sha256().update_file(text).finish())},
           {"text_onnx_data", data_file_identity(fs::path(text.string() + ".data"))},
           {"onnxruntime", onnxruntime_version},
           {"cpu", cpu_identity()},
@@ -104,9 +96,11 @@ nlohmann::json prepacked_text_stamp(const Package& package, const std::string& o
           {"prepacked_data_bytes", prepacked_data_bytes(dir)}};
 }
 
-TextModelChoice choose_text_model(const Package& package, const std::string& onnxruntime_version) {
+namespace {
+
+TextModelChoice choose_prepacked(const Package& package, const std::string& onnxruntime_version) {
   const fs::path dir = package.dir();
-  TextModelChoice choice{package.text_model(), false, ""};
+  TextModelChoice choice{package.text_model(), false, false, ""};
   if (!fs::exists(dir / kPrepackedTextStamp)) return choice;
   const auto ignored = [&](const std::string& why) {
     choice.note = std::string(kPrepackedTextModel) + " ignored: " + why + " (run `q3vl prepack` again)";
@@ -139,6 +133,24 @@ TextModelChoice choose_text_model(const Package& package, const std::string& onn
   choice.model = dir / kPrepackedTextModel;
   choice.prepacked = true;
   choice.note = std::string("text decoder: ") + kPrepackedTextModel + " (weights prepacked for this CPU)";
+  return choice;
+}
+
+}  // namespace
+
+TextModelChoice choose_text_model(const Package& package, const std::string& onnxruntime_version, bool use_prepacked,
+                                  bool use_expert_kernel) {
+  TextModelChoice choice = use_prepacked ? choose_prepacked(package, onnxruntime_version) : TextModelChoice{package.text_model(), false, false, ""};
+  if (choice.prepacked || !use_expert_kernel) return choice;
+  const std::optional<std::string> problem = expert_kernel_text_problem(package);
+  if (!problem) {
+    choice.model = package.dir() / package::kExpertKernelTextModel;
+    choice.expert_kernel = true;
+    choice.note = std::string("text decoder: ") + package::kExpertKernelTextModel + " (q3vl's int4 expert kernel)";
+  } else if (!problem->empty()) {
+    choice.note += (choice.note.empty() ? "" : "; ") + std::string(package::kExpertKernelTextModel) + " ignored: " + *problem +
+                   " (build the package again)";
+  }
   return choice;
 }
 

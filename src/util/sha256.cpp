@@ -60,4 +60,14 @@ Sha256Digest Sha256::finish() {
   return digest;
 }
 
+std::string to_hex(const Sha256Digest& digest) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (std::uint8_t byte : digest) {
+    out += kDigits[byte >> 4];
+    out += kDigits[byte & 15];
+  }
+  return out;
+}
+
 }  // namespace q3vl

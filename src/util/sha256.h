@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 
 namespace q3vl {
@@ -32,5 +33,8 @@ class Sha256 {
   struct Context;
   std::unique_ptr<Context> context_;
 };
+
+// Lower-case hexadecimal, as stamps record digests.
+std::string to_hex(const Sha256Digest& digest);
 
 }  // namespace q3vl

@@ -8,10 +8,12 @@
 #include <cmath>
 #include <cstdio>
 
+#include "export/expert_kernel_graph.h"
 #include "export/moe_mlp.h"
 #include "model/checkpoint.h"
 #include "model/random_checkpoint.h"
 #include "ort/onnx_session.h"
+#include "q3vl/error.h"
 #include "support/golden.h"
 #include "support/test_support.h"
 
@@ -21,21 +23,23 @@ namespace {
 namespace fs = std::filesystem;
 
 // Layer `layer`'s MLP block alone (input: the normed hidden state [1, T, H]) in `format`.
+// With `expert_kernel`, the graph's QMoE nodes are replaced by q3vl's Int4Experts (text.experts.onnx's rewrite).
 std::vector<float> run_mlp_block(const Checkpoint& ckpt, std::int64_t layer, WeightFormat format, const fs::path& dir,
-                                 std::vector<float> x) {
+                                 std::vector<float> x, std::int64_t block_size = 16, bool expert_kernel = false) {
   const TextConfig& t = ckpt.config().text;
-  const std::string model = "mlp_" + to_string(format) + ".onnx";
+  const std::string model = "mlp_" + to_string(format) + "_" + std::to_string(block_size) + (expert_kernel ? "_q3vl" : "") + ".onnx";
   {
     graph::ExternalDataWriter external(dir / (model + ".data"), model + ".data");
     graph::GraphBuilder g("moe_block", {}, &external);
     WeightWriter weights(g, ckpt);
     LinearOptions linear;
     linear.format = format;
-    linear.block_size = 16;
+    linear.block_size = block_size;
     const std::string in = g.input("x", graph::kFloat, {std::int64_t{1}, std::string("tokens"), t.hidden_size});
     const decoder::MoeMlp mlp(g, t, /*router_outputs=*/false);
     g.output(mlp({g, weights, t, linear, layer}, in), "y", graph::kFloat, {std::int64_t{1}, std::string("tokens"), t.hidden_size});
     external.close();
+    if (expert_kernel && use_int4_expert_kernel(g.model()) != 1) throw Error("expected one QMoE node to replace");
     g.save(dir / model);
   }
   OnnxEnvironment env;
@@ -66,6 +70,17 @@ TEST(MoeExport, QuantizedExpertsStayCloseToFloatExperts) {
     std::printf("[ moe block %s ] relative error against fp32 experts %.3g\n", to_string(format).c_str(), error);
     EXPECT_LT(error, tolerance) << to_string(format);
   }
+  // int4 experts in blocks of 32 through q3vl's kernel (int8 activations, the vector kernels: H and I
+  // are multiples of 32) stay as close to fp32 as ONNX Runtime's QMoE (float activations) does.
+  const double qmoe = test::compare(run_mlp_block(ckpt, 0, WeightFormat::Int4, dir.path(), x, 32), reference).relative();
+  const std::vector<float> ours_out = run_mlp_block(ckpt, 0, WeightFormat::Int4, dir.path(), x, 32, /*expert_kernel=*/true);
+  const double ours = test::compare(ours_out, reference).relative();
+  const double apart = test::compare(ours_out, run_mlp_block(ckpt, 0, WeightFormat::Int4, dir.path(), x, 32)).relative();
+  std::printf("[ moe block int4/32 ] relative error against fp32 experts: QMoE %.3g, q3vl kernel %.3g (%.3g apart)\n", qmoe,
+              ours, apart);
+  EXPECT_LT(ours, 0.25);
+  EXPECT_LT(ours, qmoe * 1.5 + 0.01);
+  EXPECT_LT(apart, 0.05);
   // A dense layer of the same checkpoint (mlp_only_layers) goes through the dense MLP, any format.
   ASSERT_FALSE(t.sparse_layer(2));
   const std::vector<float> dense = run_mlp_block(ckpt, 2, WeightFormat::F32, dir.path(), x);

@@ -21,6 +21,7 @@
 #include "model/random_checkpoint.h"
 #include "model/tensor_names.h"
 #include "ort/onnx_session.h"
+#include "package/expert_kernel_text.h"
 #include "package/format.h"
 #include "q3vl/error.h"
 #include "q3vl/conversation.h"
@@ -46,6 +47,8 @@ struct Precision {
   std::string tag = "fp32";
   bool fp16 = false;
   WeightFormat format = WeightFormat::F32;
+  // The decoder to run: text.onnx (ONNX Runtime's MoE/QMoE) or text.experts.onnx (q3vl's kernel).
+  std::string text_model = package::kTextModel;
 };
 
 // embedding.onnx + text.onnx with per-layer and router-logit outputs, once per model and precision.
@@ -90,11 +93,11 @@ struct GreedyRun {
 // Greedy decoding; with `forced`, those tokens are fed instead of our own argmax (teacher forcing,
 // so a reduced-precision decoder is compared with HF step by step on HF's path).
 GreedyRun run_greedy(const test::GoldenCase& c, const fs::path& package, int steps,
-                     const std::vector<std::int64_t>* forced = nullptr) {
+                     const std::vector<std::int64_t>* forced = nullptr, const std::string& text_model = package::kTextModel) {
   const ModelConfig config = c.config();
   OnnxEnvironment env;
   const EmbeddingModel embedding(env, package / package::kEmbeddingModel, config);
-  const DecoderModel decoder(env, package / package::kTextModel, config);
+  const DecoderModel decoder(env, package / text_model, config);
   KvCache cache = decoder.new_cache();
   const std::int64_t delta = c.load("rope_deltas").as_int64()[0];
   GreedyRun run;
@@ -114,7 +117,8 @@ GreedyRun run_greedy(const test::GoldenCase& c, const fs::path& package, int ste
 // Each sparse layer's router logits [S, E] for the case's prefill, straight from the session
 // (the runtime never asks for them).
 std::vector<std::vector<float>> prefill_router_logits(const test::GoldenCase& c, const fs::path& package,
-                                                      const std::vector<std::int64_t>& sparse_layers) {
+                                                      const std::vector<std::int64_t>& sparse_layers,
+                                                      const std::string& text_model = package::kTextModel) {
   const ModelConfig config = c.config();
   const TextConfig& t = config.text;
   OnnxEnvironment env;
@@ -122,7 +126,7 @@ std::vector<std::vector<float>> prefill_router_logits(const test::GoldenCase& c,
   std::vector<std::int64_t> mask = c.load("attention_mask").as_int64();
   std::vector<std::int64_t> positions = c.load("position_ids").as_int64();
   const std::int64_t S = static_cast<std::int64_t>(mask.size());
-  const OnnxSession session(env, package / package::kTextModel);
+  const OnnxSession session(env, package / text_model);
   std::vector<std::string> names = {package::kInputsEmbeds, package::kAttentionMask, package::kPositionIds};
   std::vector<Ort::Value> inputs;
   inputs.push_back(tensor_view(embeds, {1, S, static_cast<std::int64_t>(embeds.size()) / S}));
@@ -282,13 +286,15 @@ TEST(MoeGolden, ReducedPrecisionDecodersAgreeWithHf) {
   };
   const std::vector<Variant> variants = {{{"fp16", true, WeightFormat::F32}, 30, 0.01},
                                          {{"int8", false, WeightFormat::Int8}, 16, 0.02},
-                                         {{"int4", false, WeightFormat::Int4}, 8, 0.1}};
+                                         {{"int4", false, WeightFormat::Int4}, 8, 0.1},
+                                         // the same int4 package through q3vl's expert kernel (int8 activations)
+                                         {{"int4", false, WeightFormat::Int4, package::kExpertKernelTextModel}, 8, 0.1}};
   for (const Variant& variant : variants) {
     std::size_t checked = 0;
     for (const test::GoldenCase& c : test::moe_golden_cases()) {
-      SCOPED_TRACE(c.name + " " + variant.precision.tag);
+      SCOPED_TRACE(c.name + " " + variant.precision.tag + " " + variant.precision.text_model);
       const std::vector<std::int64_t> reference = c.load("greedy_tokens").as_int64();
-      const GreedyRun run = run_greedy(c, package_of("moe_a", variant.precision), 32, &reference);
+      const GreedyRun run = run_greedy(c, package_of("moe_a", variant.precision), 32, &reference, variant.precision.text_model);
       const std::vector<float> steps = c.load("step_logits").as_float();
       const std::size_t V = run.step_logits[0].size();
       int agree = 0;
@@ -316,7 +322,7 @@ TEST(MoeGolden, ReducedPrecisionDecodersAgreeWithHf) {
       const std::vector<std::int64_t> hf_ids = c.load("router_topk_ids").as_int64();
       // (the fp16 decoder's cache inputs are float16; prefill_router_logits feeds float32)
       const std::vector<std::vector<float>> ours =
-          variant.precision.fp16 ? std::vector<std::vector<float>>{} : prefill_router_logits(c, package_of("moe_a", variant.precision), sparse);
+          variant.precision.fp16 ? std::vector<std::vector<float>>{} : prefill_router_logits(c, package_of("moe_a", variant.precision), sparse, variant.precision.text_model);
       const std::int64_t E = t.moe->experts, k = t.moe->experts_per_token;
       int flips = 0, routed = 0;
       for (std::size_t j = 0; j < ours.size(); ++j) {
@@ -327,7 +333,8 @@ TEST(MoeGolden, ReducedPrecisionDecodersAgreeWithHf) {
           flips += r.experts != std::vector<std::int64_t>(hf_ids.begin() + at, hf_ids.begin() + at + k);
         }
       }
-      std::printf("[ moe %s ] %-12s top-1 agreement %2d/32  mean KL %.2g", variant.precision.tag.c_str(), c.name.c_str(), agree,
+      std::printf("[ moe %s %s ] %-12s top-1 agreement %2d/32  mean KL %.2g", variant.precision.tag.c_str(),
+                  variant.precision.text_model.c_str(), c.name.c_str(), agree,
                   kl / 32);
       if (routed > 0) std::printf("  prefill routing differs from HF on %d/%d token-layers", flips, routed);
       std::printf("\n");
@@ -430,7 +437,8 @@ TEST(MoeGolden, AsymmetricExpertsAreRefusedNamingThePrecision) {
 }
 
 // A whole package (q3vl build's path) from a random MoE checkpoint with the real tokenizer: the
-// manifest carries the MoE config, the runtime loads it and generates, in fp32 and int4;
+// manifest carries the MoE config, the runtime loads it and generates, in fp32 and int4 (int4: through
+// text.experts.onnx, and through text.onnx when asked or when the expert graph's stamp is stale);
 // asymmetric int4 is refused before anything is written.
 TEST(MoeGolden, WholePackageBuildsLoadsAndGenerates) {
   test::TempDir dir;
@@ -449,10 +457,28 @@ TEST(MoeGolden, WholePackageBuildsLoadsAndGenerates) {
   const Reply reply = conversation.send({}, "Hello", short_reply);
   EXPECT_FALSE(reply.tokens.empty());
   EXPECT_LE(reply.tokens.size(), 4u);
+  EXPECT_FALSE(fs::exists(dir / "package" / package::kExpertKernelTextModel));  // fp32: ONNX Runtime's MoE only
   options.text.linear.format = WeightFormat::Int4;
   build_package(dir / "checkpoint", dir / "int4", options);
-  Conversation int4(Model::load(dir / "int4"));
+  const std::shared_ptr<const Model> int4_model = Model::load(dir / "int4");
+  EXPECT_EQ(int4_model->text_model_note(), "text decoder: text.experts.onnx (q3vl's int4 expert kernel)");
+  Conversation int4(int4_model);
   EXPECT_FALSE(int4.send({}, "Hello", short_reply).tokens.empty());
+  ModelOptions ort_experts;
+  ort_experts.int4_expert_kernel = false;
+  EXPECT_EQ(Model::load(dir / "int4", ort_experts)->text_model_note(), "");
+  // A stamp naming another text.onnx (say, text rebuilt since): the expert graph is ignored, said so.
+  json stamp = json::parse(read_text_file(dir / "int4" / kExpertKernelStamp));
+  stamp["text_onnx_sha256"] = std::string(64, '0');
+  write_json_file(dir / "int4" / kExpertKernelStamp, stamp);
+  const std::shared_ptr<const Model> stale = Model::load(dir / "int4");
+  EXPECT_EQ(stale->text_model_note(), "text.experts.onnx ignored: text.onnx changed since it was written (build the package again)");
+  EXPECT_FALSE(Conversation(stale).send({}, "Hello", short_reply).tokens.empty());
+  // int4 with float activations asked for (accuracy level 1): the experts stay with ONNX Runtime.
+  options.text.linear.accuracy_level = 1;
+  build_package(dir / "checkpoint", dir / "int4-level1", options);
+  EXPECT_FALSE(fs::exists(dir / "int4-level1" / package::kExpertKernelTextModel));
+  options.text.linear.accuracy_level = 4;
   options.text.linear.symmetric = false;
   EXPECT_THROW(build_package(dir / "checkpoint", dir / "asymmetric", options), Unsupported);
   EXPECT_FALSE(fs::exists(dir / "asymmetric" / package::kManifest));

@@ -4,9 +4,9 @@
 # includes the exporter's folders, so it needs none of its dependencies. Usage: layering_test.sh SRC
 set -euo pipefail
 src=$1/src
-order=(util math model text media package graph quant export ort engine server cli)
+order=(util math kernels model text media package graph quant export ort engine server cli)
 exporter=" graph quant export "
-runtime_lib=" util math model text media package ort engine "
+runtime_lib=" util math kernels model text media package ort engine "
 index_of() { local i; for i in "${!order[@]}"; do [ "${order[$i]}" = "$1" ] && echo "$i" && return; done; echo -1; }
 
 checked=0

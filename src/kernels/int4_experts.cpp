@@ -1,0 +1,284 @@
+#include "kernels/int4_experts.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+#include "kernels/int4_rows.h"
+#include "q3vl/error.h"
+
+namespace q3vl::kernels {
+
+void QuantizedActivations::reset(std::int64_t rows, std::int64_t columns, std::int64_t group_size) {
+  cols = columns;
+  group = group_size;
+  groups = (columns + group_size - 1) / group_size;
+  values.assign(static_cast<std::size_t>(rows * groups * group), 0);
+  scales.assign(static_cast<std::size_t>(rows * groups), 0.0f);
+  offsets.assign(static_cast<std::size_t>(rows * groups), 0.0f);
+}
+
+void QuantizedActivations::quantize(std::int64_t row, const float* x) {
+  std::int8_t* out = values.data() + row * groups * group;
+  for (std::int64_t g = 0; g < groups; ++g) {
+    const std::int64_t start = g * group;
+    const std::int64_t length = std::min(group, cols - start);
+    float largest = 0.0f;
+    for (std::int64_t i = 0; i < length; ++i) largest = std::max(largest, std::fabs(x[start + i]));
+    const float scale = largest / 127.0f;
+    const float inverse = largest > 0.0f ? 127.0f / largest : 0.0f;
+    std::int8_t* q = out + start;
+    const std::int64_t half = length / 2;
+    std::int32_t sum = 0;
+    for (std::int64_t i = 0; i < length; ++i) {
+      const auto v = static_cast<std::int8_t>(std::clamp(std::nearbyint(x[start + i] * inverse), -127.0f, 127.0f));
+      q[i % 2 == 0 ? i / 2 : half + i / 2] = v;  // even offsets first, then odd (int4_rows.h)
+      sum += v;
+    }
+    scales[static_cast<std::size_t>(row * groups + g)] = scale;
+    offsets[static_cast<std::size_t>(row * groups + g)] = 8.0f * static_cast<float>(sum) * scale;
+  }
+}
+
+void int4_rows_portable(const RowsJob& job) {
+  const QuantizedActivations& a = *job.activations;
+  const std::size_t row_bytes = static_cast<std::size_t>(job.cols / 2);
+  for (std::int64_t t = 0; t < job.token_count; ++t) {
+    const std::int64_t token = job.tokens[t];
+    const std::int8_t* x = a.row_values(token);
+    const float* x_scales = a.scales.data() + token * a.groups;
+    const float* x_offsets = a.offsets.data() + token * a.groups;
+    for (std::int64_t r = 0; r < job.rows; ++r) {
+      const std::uint8_t* w = job.packed + static_cast<std::size_t>(r) * row_bytes;
+      const float* w_scales = job.scales + r * job.blocks_per_row;
+      float total = 0.0f;
+      for (std::int64_t g = 0; g < a.groups; ++g) {
+        const std::int64_t start = g * a.group;
+        const std::int64_t half = std::min(a.group, a.cols - start) / 2;
+        const std::uint8_t* bytes = w + start / 2;
+        const std::int8_t* q = x + start;
+        std::int32_t dot = 0;
+        for (std::int64_t j = 0; j < half; ++j) dot += (bytes[j] & 0x0F) * q[j] + (bytes[j] >> 4) * q[half + j];
+        const float s = w_scales[start / job.block];
+        total += static_cast<float>(dot) * (s * x_scales[g]) - s * x_offsets[g];
+      }
+      job.out[t * job.out_stride + r] = total;
+    }
+  }
+}
+
+namespace {
+
+// Groups of 32 (what the vector kernels take) when the blocks and rows divide into them; otherwise one
+// group per block (small test models, block 16), which only the portable kernel takes.
+std::int64_t group_size(const Int4Matrices& m) { return m.block % 32 == 0 && m.cols % 32 == 0 ? 32 : m.block; }
+
+}  // namespace
+
+RowsKernel int4_rows_kernel(Int4Isa isa, std::int64_t group) {
+  if (isa == Int4Isa::Best) {
+    isa = int4_isa_available(Int4Isa::Avx512Vnni) ? Int4Isa::Avx512Vnni
+          : int4_isa_available(Int4Isa::Avx2)     ? Int4Isa::Avx2
+                                                  : Int4Isa::Portable;
+  }
+  if (!int4_isa_available(isa)) throw Unsupported("this CPU lacks " + to_string(isa));
+  if (group != 32 || isa == Int4Isa::Portable) return int4_rows_portable;
+#if defined(Q3VL_X86_KERNELS)
+  return isa == Int4Isa::Avx512Vnni ? int4_rows_avx512vnni : int4_rows_avx2;
+#else
+  return int4_rows_portable;
+#endif
+}
+
+namespace {
+
+float silu(float v) { return v / (1.0f + std::exp(-v)); }
+
+// Weight rows per task: enough to amortise a task, few enough that one expert's rows spread over
+// the threads when a decode step has a single token.
+constexpr std::int64_t kRowsPerTask = 64;
+// Tokens per pass, bounding the working buffers whatever the prompt length.
+constexpr std::int64_t kTokensPerPass = 256;
+
+struct Pass {
+  std::vector<std::int32_t> experts;           // [n, k]
+  std::vector<float> weights;                  // [n, k]
+  std::vector<std::int64_t> first_member;      // [E + 1]: expert e's members are first_member[e]..[e+1]
+  std::vector<std::int64_t> member_token;      // [n*k]: the token (in the pass) of each member
+  std::vector<std::int64_t> member_of_choice;  // [n*k]: member row of token t's j-th choice
+  std::vector<std::int64_t> member_rows;       // 0..n*k-1
+  std::vector<std::int64_t> active;            // experts with members
+};
+
+void group_by_expert(Pass& p, std::int64_t n, std::int64_t k, std::int64_t E) {
+  p.first_member.assign(static_cast<std::size_t>(E + 1), 0);
+  for (std::int64_t c = 0; c < n * k; ++c) ++p.first_member[static_cast<std::size_t>(p.experts[static_cast<std::size_t>(c)] + 1)];
+  std::partial_sum(p.first_member.begin(), p.first_member.end(), p.first_member.begin());
+  std::vector<std::int64_t> next(p.first_member.begin(), p.first_member.end() - 1);
+  p.member_token.resize(static_cast<std::size_t>(n * k));
+  p.member_of_choice.resize(static_cast<std::size_t>(n * k));
+  for (std::int64_t c = 0; c < n * k; ++c) {  // tokens in order within each expert
+    const std::int64_t m = next[static_cast<std::size_t>(p.experts[static_cast<std::size_t>(c)])]++;
+    p.member_token[static_cast<std::size_t>(m)] = c / k;
+    p.member_of_choice[static_cast<std::size_t>(c)] = m;
+  }
+  p.member_rows.resize(static_cast<std::size_t>(n * k));
+  std::iota(p.member_rows.begin(), p.member_rows.end(), std::int64_t{0});
+  p.active.clear();
+  for (std::int64_t e = 0; e < E; ++e) {
+    if (p.first_member[static_cast<std::size_t>(e + 1)] > p.first_member[static_cast<std::size_t>(e)]) p.active.push_back(e);
+  }
+}
+
+// Every active expert's rows of `m` against its members' activation rows (`rows_of_member` maps a
+// member to its row in `activations`): out[member * m.rows + r].
+void expert_products(const Pass& p, const Int4Matrices& m, const QuantizedActivations& activations,
+                     const std::vector<std::int64_t>& rows_of_member, float* out, RowsKernel kernel,
+                     const ParallelFor& parallel) {
+  const std::int64_t chunks = (m.rows + kRowsPerTask - 1) / kRowsPerTask;
+  const std::int64_t blocks_per_row = (m.cols + m.block - 1) / m.block;
+  parallel(p.active.size() * static_cast<std::size_t>(chunks), [&](std::size_t task) {
+    const std::int64_t e = p.active[task / static_cast<std::size_t>(chunks)];
+    const std::int64_t r0 = static_cast<std::int64_t>(task % static_cast<std::size_t>(chunks)) * kRowsPerTask;
+    const std::int64_t first = p.first_member[static_cast<std::size_t>(e)];
+    RowsJob job;
+    job.packed = m.packed + static_cast<std::size_t>(e * m.rows + r0) * static_cast<std::size_t>(m.cols / 2);
+    job.scales = m.scales + (e * m.rows + r0) * blocks_per_row;
+    job.rows = std::min(kRowsPerTask, m.rows - r0);
+    job.cols = m.cols;
+    job.block = m.block;
+    job.blocks_per_row = blocks_per_row;
+    job.activations = &activations;
+    job.tokens = rows_of_member.data() + first;
+    job.token_count = p.first_member[static_cast<std::size_t>(e + 1)] - first;
+    job.out = out + first * m.rows + r0;
+    job.out_stride = m.rows;
+    kernel(job);
+  });
+}
+
+}  // namespace
+
+bool int4_isa_available(Int4Isa isa) {
+  switch (isa) {
+    case Int4Isa::Best:
+    case Int4Isa::Portable: return true;
+#if defined(Q3VL_X86_KERNELS)
+    case Int4Isa::Avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case Int4Isa::Avx512Vnni:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("avx512vl") &&
+             __builtin_cpu_supports("avx512vnni");
+#else
+    case Int4Isa::Avx2:
+    case Int4Isa::Avx512Vnni: return false;
+#endif
+  }
+  return false;
+}
+
+std::string to_string(Int4Isa isa) {
+  switch (isa) {
+    case Int4Isa::Best: return "best";
+    case Int4Isa::Portable: return "portable C++";
+    case Int4Isa::Avx2: return "AVX2";
+    case Int4Isa::Avx512Vnni: return "AVX-512 VNNI";
+  }
+  return "?";
+}
+
+ParallelFor serial_for() {
+  return [](std::size_t count, const std::function<void(std::size_t)>& task) {
+    for (std::size_t i = 0; i < count; ++i) task(i);
+  };
+}
+
+void route_token(std::span<const float> logits, std::int64_t k, bool normalize, std::int32_t* experts, float* weights) {
+  const float top = *std::max_element(logits.begin(), logits.end());
+  std::vector<float> p(logits.size());
+  float sum = 0.0f;
+  for (std::size_t e = 0; e < logits.size(); ++e) sum += p[e] = std::exp(logits[e] - top);
+  for (float& v : p) v /= sum;
+  std::vector<std::int32_t> order(logits.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](std::int32_t a, std::int32_t b) {
+    return p[static_cast<std::size_t>(a)] > p[static_cast<std::size_t>(b)] ||
+           (p[static_cast<std::size_t>(a)] == p[static_cast<std::size_t>(b)] && a < b);
+  });
+  float chosen = 0.0f;
+  for (std::int64_t j = 0; j < k; ++j) chosen += p[static_cast<std::size_t>(order[static_cast<std::size_t>(j)])];
+  for (std::int64_t j = 0; j < k; ++j) {
+    experts[j] = order[static_cast<std::size_t>(j)];
+    const float w = p[static_cast<std::size_t>(experts[j])];
+    weights[j] = normalize ? w / chosen : w;
+  }
+}
+
+void check_expert_layer(const ExpertLayer& layer, std::int64_t router_width) {
+  const Int4Matrices& up = layer.gate_up;
+  const Int4Matrices& down = layer.down;
+  const auto fail = [](const std::string& what) { throw InvalidInput("int4 experts: " + what); };
+  if (up.experts <= 0 || up.experts != down.experts || up.experts != router_width) {
+    fail(std::to_string(up.experts) + " and " + std::to_string(down.experts) + " experts for a router of " +
+         std::to_string(router_width));
+  }
+  if (layer.top_k <= 0 || layer.top_k > up.experts) fail("k = " + std::to_string(layer.top_k) + " of " + std::to_string(up.experts));
+  if (up.rows % 2 != 0 || down.cols != up.rows / 2 || down.rows != up.cols) {
+    fail("gate_up [" + std::to_string(up.rows) + ", " + std::to_string(up.cols) + "] and down [" + std::to_string(down.rows) +
+         ", " + std::to_string(down.cols) + "] are not [2I, H] and [H, I]");
+  }
+  for (const Int4Matrices* m : {&up, &down}) {
+    if (m->cols <= 0 || m->cols % 2 != 0 || m->block < 2 || m->block % 2 != 0) {
+      fail("rows of " + std::to_string(m->cols) + " values in blocks of " + std::to_string(m->block));
+    }
+  }
+}
+
+void run_int4_experts(const ExpertLayer& layer, const float* x, const float* router_logits, std::int64_t tokens,
+                      float* out, const ParallelFor& parallel, Int4Isa isa) {
+  const Int4Matrices& up = layer.gate_up;
+  const Int4Matrices& down = layer.down;
+  const std::int64_t E = up.experts, H = up.cols, I = down.cols, k = layer.top_k;
+  const RowsKernel up_kernel = int4_rows_kernel(isa, group_size(up));
+  const RowsKernel down_kernel = int4_rows_kernel(isa, group_size(down));
+  Pass p;
+  QuantizedActivations x_q, act_q;
+  std::vector<float> gate_up_out, down_out;
+  for (std::int64_t t0 = 0; t0 < tokens; t0 += kTokensPerPass) {
+    const std::int64_t n = std::min(kTokensPerPass, tokens - t0);
+    p.experts.resize(static_cast<std::size_t>(n * k));
+    p.weights.resize(static_cast<std::size_t>(n * k));
+    for (std::int64_t t = 0; t < n; ++t) {
+      route_token(std::span<const float>(router_logits + (t0 + t) * E, static_cast<std::size_t>(E)), k, layer.normalize_top_k,
+                  p.experts.data() + t * k, p.weights.data() + t * k);
+    }
+    group_by_expert(p, n, k, E);
+    x_q.reset(n, H, group_size(up));
+    parallel(static_cast<std::size_t>(n), [&](std::size_t t) { x_q.quantize(static_cast<std::int64_t>(t), x + (t0 + static_cast<std::int64_t>(t)) * H); });
+
+    gate_up_out.resize(static_cast<std::size_t>(n * k * 2 * I));
+    expert_products(p, up, x_q, p.member_token, gate_up_out.data(), up_kernel, parallel);
+    act_q.reset(n * k, I, group_size(down));
+    parallel(static_cast<std::size_t>(n * k), [&](std::size_t m) {
+      const float* h = gate_up_out.data() + m * static_cast<std::size_t>(2 * I);
+      std::vector<float> act(static_cast<std::size_t>(I));
+      for (std::int64_t i = 0; i < I; ++i) act[static_cast<std::size_t>(i)] = silu(h[2 * i]) * h[2 * i + 1];
+      act_q.quantize(static_cast<std::int64_t>(m), act.data());
+    });
+    down_out.resize(static_cast<std::size_t>(n * k * H));
+    expert_products(p, down, act_q, p.member_rows, down_out.data(), down_kernel, parallel);
+
+    parallel(static_cast<std::size_t>(n), [&](std::size_t t) {
+      float* y = out + (t0 + static_cast<std::int64_t>(t)) * H;
+      std::fill(y, y + H, 0.0f);
+      for (std::int64_t j = 0; j < k; ++j) {
+        const std::size_t choice = t * static_cast<std::size_t>(k) + static_cast<std::size_t>(j);
+        const float w = p.weights[choice];
+        const float* row = down_out.data() + p.member_of_choice[choice] * H;
+        for (std::int64_t h = 0; h < H; ++h) y[h] += w * row[h];
+      }
+    });
+  }
+}
+
+}  // namespace q3vl::kernels

@@ -1,0 +1,35 @@
+#include "package/expert_kernel_text.h"
+
+#include "package/format.h"
+#include "q3vl/error.h"
+#include "util/json_fields.h"
+#include "util/sha256.h"
+
+namespace q3vl {
+
+namespace fs = std::filesystem;
+
+namespace {
+constexpr const char* kStampFormat = "q3vl-expert-kernel-text/1";
+}
+
+nlohmann::json expert_kernel_stamp(const fs::path& text_onnx) {
+  return {{"format", kStampFormat}, {"text_onnx_sha256", to_hex(Sha256().update_file(text_onnx).finish())}};
+}
+
+std::optional<std::string> expert_kernel_text_problem(const Package& package) {
+  const fs::path dir = package.dir();
+  if (!fs::exists(dir / package::kExpertKernelTextModel)) return std::string();
+  try {
+    const nlohmann::json stamp = read_json_bounded(dir / kExpertKernelStamp);
+    if (!stamp.is_object() || stamp.value("format", "") != kStampFormat) return std::string(kExpertKernelStamp) + " is not a stamp q3vl wrote";
+    if (stamp != expert_kernel_stamp(package.text_model())) return std::string(package::kTextModel) + " changed since it was written";
+  } catch (const Error& e) {
+    return std::string(e.what());
+  } catch (const nlohmann::json::exception& e) {
+    return std::string(kExpertKernelStamp) + ": " + e.what();
+  }
+  return std::nullopt;
+}
+
+}  // namespace q3vl

@@ -1,0 +1,204 @@
+// q3vl's int4 expert kernel (kernels/int4_experts.h) against a plain double-precision reference
+// written here from the layer's definition: HF's routing, SwiGLU experts over dequantized weights
+// ((nibble - 8) * scale) and float activations. The kernel quantizes activations to int8, so it
+// agrees to ~1%; with inputs that int8 represents exactly, every instruction set must agree exactly.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "kernels/int4_experts.h"
+#include "kernels/int4_rows.h"
+#include "q3vl/error.h"
+
+namespace q3vl::kernels {
+namespace {
+
+struct RandomMatrices {
+  std::vector<std::uint8_t> packed;
+  std::vector<float> scales;
+  Int4Matrices view;
+};
+
+// Random nibbles; scales random, or powers of two when `exact` (products then stay exact in float).
+RandomMatrices random_matrices(std::int64_t experts, std::int64_t rows, std::int64_t cols, std::int64_t block, std::mt19937& rng,
+                               bool exact = false) {
+  RandomMatrices m;
+  m.packed.resize(static_cast<std::size_t>(experts * rows * cols / 2));
+  for (std::uint8_t& b : m.packed) b = static_cast<std::uint8_t>(rng() & 0xFF);
+  const std::int64_t blocks = (cols + block - 1) / block;
+  m.scales.resize(static_cast<std::size_t>(experts * rows * blocks));
+  std::uniform_real_distribution<float> scale(0.002f, 0.02f);
+  for (float& s : m.scales) s = exact ? std::ldexp(1.0f, -static_cast<int>(rng() % 4) - 8) : scale(rng);
+  m.view = {m.packed.data(), m.scales.data(), experts, rows, cols, block};
+  return m;
+}
+
+double weight(const Int4Matrices& m, std::int64_t e, std::int64_t r, std::int64_t c) {
+  const std::uint8_t byte = m.packed[static_cast<std::size_t>((e * m.rows + r) * (m.cols / 2) + c / 2)];
+  const int nibble = c % 2 == 0 ? byte & 0x0F : byte >> 4;
+  const std::int64_t blocks = (m.cols + m.block - 1) / m.block;
+  return (nibble - 8) * static_cast<double>(m.scales[static_cast<std::size_t>((e * m.rows + r) * blocks + c / m.block)]);
+}
+
+std::vector<double> matvec(const Int4Matrices& m, std::int64_t e, const std::vector<double>& x) {
+  std::vector<double> y(static_cast<std::size_t>(m.rows), 0.0);
+  for (std::int64_t r = 0; r < m.rows; ++r) {
+    for (std::int64_t c = 0; c < m.cols; ++c) y[static_cast<std::size_t>(r)] += weight(m, e, r, c) * x[static_cast<std::size_t>(c)];
+  }
+  return y;
+}
+
+std::vector<double> reference(const ExpertLayer& layer, const std::vector<float>& x, const std::vector<float>& logits,
+                              std::int64_t tokens) {
+  const std::int64_t E = layer.gate_up.experts, H = layer.gate_up.cols, I = layer.down.cols;
+  std::vector<double> out(static_cast<std::size_t>(tokens * H), 0.0);
+  for (std::int64_t t = 0; t < tokens; ++t) {
+    std::vector<double> p(static_cast<std::size_t>(E));
+    const float top = *std::max_element(logits.begin() + t * E, logits.begin() + (t + 1) * E);
+    for (std::int64_t e = 0; e < E; ++e) p[static_cast<std::size_t>(e)] = std::exp(static_cast<double>(logits[static_cast<std::size_t>(t * E + e)] - top));
+    std::vector<std::int64_t> order(static_cast<std::size_t>(E));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) { return p[a] > p[b]; });
+    double chosen = 0, total = std::accumulate(p.begin(), p.end(), 0.0);
+    for (std::int64_t j = 0; j < layer.top_k; ++j) chosen += p[static_cast<std::size_t>(order[j])];
+    const std::vector<double> xt(x.begin() + t * H, x.begin() + (t + 1) * H);
+    for (std::int64_t j = 0; j < layer.top_k; ++j) {
+      const std::int64_t e = order[static_cast<std::size_t>(j)];
+      const double w = p[static_cast<std::size_t>(e)] / (layer.normalize_top_k ? chosen : total);
+      const std::vector<double> h = matvec(layer.gate_up, e, xt);
+      std::vector<double> act(static_cast<std::size_t>(I));
+      for (std::int64_t i = 0; i < I; ++i) {
+        const double gate = h[static_cast<std::size_t>(2 * i)];
+        act[static_cast<std::size_t>(i)] = gate / (1.0 + std::exp(-gate)) * h[static_cast<std::size_t>(2 * i + 1)];
+      }
+      const std::vector<double> y = matvec(layer.down, e, act);
+      for (std::int64_t c = 0; c < H; ++c) out[static_cast<std::size_t>(t * H + c)] += w * y[static_cast<std::size_t>(c)];
+    }
+  }
+  return out;
+}
+
+// max |ours - ref| over the largest |ref|.
+double relative_error(const std::vector<float>& ours, const std::vector<double>& ref) {
+  double err = 0, scale = 0;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    err = std::max(err, std::fabs(ours[i] - ref[i]));
+    scale = std::max(scale, std::fabs(ref[i]));
+  }
+  return err / scale;
+}
+
+std::vector<Int4Isa> available_isas() {
+  std::vector<Int4Isa> isas;
+  for (Int4Isa isa : {Int4Isa::Portable, Int4Isa::Avx2, Int4Isa::Avx512Vnni}) {
+    if (int4_isa_available(isa)) isas.push_back(isa);
+  }
+  return isas;
+}
+
+struct Shape {
+  std::int64_t experts, hidden, intermediate, block, k, tokens;
+  bool normalize;
+};
+
+TEST(Int4Experts, MatchTheDequantizedReferenceOnEveryInstructionSet) {
+  const std::vector<Shape> shapes = {
+      {8, 128, 64, 32, 2, 1, true},    // a decode step, vector kernels
+      {8, 128, 64, 32, 2, 7, true},    // token tiles of 4 and 3
+      {6, 96, 96, 32, 3, 300, false},  // two passes (256 tokens each), no renormalisation
+      {5, 128, 64, 64, 2, 5, true},    // two groups of 32 per block
+      {4, 48, 24, 16, 2, 3, true},     // block 16, a short last group: portable kernel only
+  };
+  std::size_t checked = 0;
+  for (const Shape& s : shapes) {
+    std::mt19937 rng(static_cast<unsigned>(s.hidden * 31 + s.tokens));
+    RandomMatrices up = random_matrices(s.experts, 2 * s.intermediate, s.hidden, s.block, rng);
+    RandomMatrices down = random_matrices(s.experts, s.hidden, s.intermediate, s.block, rng);
+    const ExpertLayer layer{s.k, s.normalize, up.view, down.view};
+    check_expert_layer(layer, s.experts);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> x(static_cast<std::size_t>(s.tokens * s.hidden)), logits(static_cast<std::size_t>(s.tokens * s.experts));
+    for (float& v : x) v = normal(rng);
+    for (float& v : logits) v = normal(rng);
+    const std::vector<double> ref = reference(layer, x, logits, s.tokens);
+    for (Int4Isa isa : available_isas()) {
+      SCOPED_TRACE("hidden " + std::to_string(s.hidden) + " block " + std::to_string(s.block) + " tokens " +
+                   std::to_string(s.tokens) + " " + to_string(isa));
+      std::vector<float> out(x.size(), -1.0f);
+      run_int4_experts(layer, x.data(), logits.data(), s.tokens, out.data(), serial_for(), isa);
+      EXPECT_LT(relative_error(out, ref), 0.03);
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, shapes.size());
+  std::printf("[ int4 experts ] %zu shape x instruction-set cases; instruction sets here:", checked);
+  for (Int4Isa isa : available_isas()) std::printf(" %s", to_string(isa).c_str());
+  std::printf("\n");
+}
+
+// Activations that int8 holds exactly (integers up to 127, each group's largest exactly 127) and
+// power-of-two scales: every kernel's rows must equal the exact products, whatever the order.
+TEST(Int4Experts, RowKernelsAreExactWhereInt8IsExact) {
+  std::mt19937 rng(7);
+  const std::int64_t rows = 7, cols = 256, tokens = 5;
+  RandomMatrices w = random_matrices(1, rows, cols, 64, rng, /*exact=*/true);
+  QuantizedActivations a;
+  a.reset(tokens, cols, 32);
+  std::vector<float> x(static_cast<std::size_t>(tokens * cols));
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = i % 32 == 5 ? 127.0f : static_cast<float>(static_cast<int>(rng() % 255) - 127);
+  for (std::int64_t t = 0; t < tokens; ++t) a.quantize(t, x.data() + t * cols);
+  std::vector<std::int64_t> order = {4, 0, 3, 1, 2};
+  std::size_t checked = 0;
+  for (Int4Isa isa : available_isas()) {
+    SCOPED_TRACE(to_string(isa));
+    std::vector<float> out(static_cast<std::size_t>(tokens * rows), 0.0f);
+    RowsJob job{w.packed.data(), w.scales.data(), rows, cols, 64, cols / 64, &a, order.data(), tokens, out.data(), rows};
+    int4_rows_kernel(isa, 32)(job);
+    for (std::int64_t t = 0; t < tokens; ++t) {
+      for (std::int64_t r = 0; r < rows; ++r) {
+        double expected = 0;
+        for (std::int64_t c = 0; c < cols; ++c) expected += weight(w.view, 0, r, c) * x[static_cast<std::size_t>(order[t] * cols + c)];
+        ASSERT_EQ(out[static_cast<std::size_t>(t * rows + r)], expected) << "token " << t << " row " << r;
+        ++checked;
+      }
+    }
+  }
+  EXPECT_EQ(checked, available_isas().size() * rows * tokens);
+}
+
+TEST(Int4Experts, RoutingIsHfsTopKWithTiesToTheLowerIndex) {
+  std::int32_t experts[3];
+  float weights[3];
+  const std::vector<float> logits = {0.5f, 2.0f, 1.0f, 2.0f, 1.0f};
+  route_token(logits, 3, true, experts, weights);
+  EXPECT_EQ(std::vector<std::int32_t>(experts, experts + 3), (std::vector<std::int32_t>{1, 3, 2}));
+  EXPECT_NEAR(weights[0] + weights[1] + weights[2], 1.0f, 1e-6f);
+  EXPECT_EQ(weights[0], weights[1]);
+  route_token(logits, 3, false, experts, weights);
+  double softmax_sum = 0;
+  for (float v : logits) softmax_sum += std::exp(v - 2.0);
+  EXPECT_NEAR(weights[0], 1.0 / softmax_sum, 1e-6);
+}
+
+TEST(Int4Experts, MismatchedShapesAreRefusedNamingThem) {
+  std::mt19937 rng(1);
+  RandomMatrices up = random_matrices(4, 64, 64, 32, rng);
+  RandomMatrices down = random_matrices(4, 64, 32, 32, rng);
+  EXPECT_NO_THROW(check_expert_layer({2, true, up.view, down.view}, 4));
+  EXPECT_THROW(check_expert_layer({2, true, up.view, down.view}, 5), InvalidInput);  // router width
+  EXPECT_THROW(check_expert_layer({5, true, up.view, down.view}, 4), InvalidInput);  // k > E
+  RandomMatrices wrong_down = random_matrices(4, 64, 48, 16, rng);
+  try {
+    check_expert_layer({2, true, up.view, wrong_down.view}, 4);
+    FAIL() << "accepted down [64, 48] after gate_up [64, 64]";
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("[2I, H]"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace q3vl::kernels
