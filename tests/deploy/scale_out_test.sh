@@ -81,7 +81,8 @@ free_port() {
 # to rN.pid (exec keeps it).
 start_replica() {  # N PORT
   local n=$1 port=$2
-  rm -f "$dir/r$n.rc" "$dir/r$n.pid"
+  # The old log goes too: a restarted replica's ready check must not find the last run's line.
+  rm -f "$dir/r$n.rc" "$dir/r$n.pid" "$dir/r$n.log"
   ( Q3VL_API_KEY=$key sh -c 'echo $$ > "$0"; exec "$@"' "$dir/r$n.pid" "$bin" serve --model "$dir/pkg" \
       --port "$port" --host 127.0.0.1 --threads 1 --shutdown-timeout 600 >"$dir/r$n.log" 2>&1
     echo $? >"$dir/r$n.rc" ) 2>/dev/null &
@@ -89,7 +90,8 @@ start_replica() {  # N PORT
 replica_ready() {  # N PORT: waits for the ready line
   local n=$1 port=$2 i
   for i in $(seq 300); do
-    grep -q "^q3vl serve: model \".*\" ready on http://127\.0\.0\.1:$port/v1 " "$dir/r$n.log" 2>/dev/null && return 0
+    [ -s "$dir/r$n.pid" ] && grep -q "^q3vl serve: model \".*\" ready on http://127\.0\.0\.1:$port/v1 " "$dir/r$n.log" 2>/dev/null &&
+      return 0
     [ -f "$dir/r$n.rc" ] && fail "replica $n exited with status $(cat "$dir/r$n.rc") before it was ready"
     sleep 0.1
   done
