@@ -2,7 +2,7 @@
 // the memory-bandwidth bound (weights read per token / measured read bandwidth).
 // With --batch, also batched decode (issue 14): B sequences, each after its own prompt, stepping
 // together; aggregate tokens/s and the step time against one sequence's.
-//   decode_bench PACKAGE [--prompt N] [--decode N] [--threads N] [--batch 1,2,4,8]
+//   decode_bench PACKAGE [--prompt N] [--decode N] [--threads N] [--batch 1,2,4,8] [--decoder text.onnx]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -25,6 +25,7 @@ struct Options {
   std::int64_t decode = 32;
   int threads = 0;
   std::vector<std::int64_t> batches;
+  bool plain_text_onnx = false;  // --decoder text.onnx: not the prepacked or expert-kernel decoder
 };
 
 Options parse_options(int argc, char** argv) {
@@ -33,6 +34,7 @@ Options parse_options(int argc, char** argv) {
     if (std::string(argv[i]) == "--prompt") options.prompt = std::atoll(argv[i + 1]);
     if (std::string(argv[i]) == "--decode") options.decode = std::atoll(argv[i + 1]);
     if (std::string(argv[i]) == "--threads") options.threads = std::atoi(argv[i + 1]);
+    if (std::string(argv[i]) == "--decoder") options.plain_text_onnx = std::string(argv[i + 1]) == "text.onnx";
     if (std::string(argv[i]) == "--batch") {
       for (const char* p = argv[i + 1]; *p != 0;) {
         char* end = nullptr;
@@ -176,8 +178,10 @@ void run(const char* package_dir, const Options& options) {
   EmbeddingModel embedding(env, package.embedding_model(), config);
   SessionOptions decoder_options;
   decoder_options.prepack_weights = !package.float_decoder();
-  // What `q3vl run` loads: the decoder `q3vl prepack` wrote for this CPU when it matches.
-  const TextModelChoice text_model = choose_text_model(package, Ort::GetVersionString());
+  // What `q3vl run` loads (the decoder `q3vl prepack` wrote for this CPU when it matches, or
+  // text.experts.onnx), unless --decoder text.onnx.
+  const TextModelChoice text_model =
+      choose_text_model(package, Ort::GetVersionString(), !options.plain_text_onnx, !options.plain_text_onnx);
   if (!text_model.note.empty()) std::printf("%s\n", text_model.note.c_str());
   const DecoderModel decoder_model(env, text_model.model, config, decoder_options);
 
@@ -207,7 +211,7 @@ void run(const char* package_dir, const Options& options) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: decode_bench PACKAGE [--prompt N] [--decode N] [--threads N]\n");
+    std::fprintf(stderr, "usage: decode_bench PACKAGE [--prompt N] [--decode N] [--threads N] [--batch LIST] [--decoder text.onnx]\n");
     return 2;
   }
   try {
