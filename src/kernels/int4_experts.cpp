@@ -28,12 +28,11 @@ void QuantizedActivations::quantize(std::int64_t row, const float* x) {
     for (std::int64_t i = 0; i < length; ++i) largest = std::max(largest, std::fabs(x[start + i]));
     const float scale = largest / 127.0f;
     const float inverse = largest > 0.0f ? 127.0f / largest : 0.0f;
-    std::int8_t* q = out + start;
-    const std::int64_t half = length / 2;
+    const Halves at = halves(g);
     std::int32_t sum = 0;
     for (std::int64_t i = 0; i < length; ++i) {
       const auto v = static_cast<std::int8_t>(std::clamp(std::nearbyint(x[start + i] * inverse), -127.0f, 127.0f));
-      q[i % 2 == 0 ? i / 2 : half + i / 2] = v;  // even offsets first, then odd (int4_rows.h)
+      out[(i % 2 == 0 ? at.evens : at.odds) + i / 2] = v;
       sum += v;
     }
     scales[static_cast<std::size_t>(row * groups + g)] = scale;
@@ -57,9 +56,9 @@ void int4_rows_portable(const RowsJob& job) {
         const std::int64_t start = g * a.group;
         const std::int64_t half = std::min(a.group, a.cols - start) / 2;
         const std::uint8_t* bytes = w + start / 2;
-        const std::int8_t* q = x + start;
+        const QuantizedActivations::Halves at = a.halves(g);
         std::int32_t dot = 0;
-        for (std::int64_t j = 0; j < half; ++j) dot += (bytes[j] & 0x0F) * q[j] + (bytes[j] >> 4) * q[half + j];
+        for (std::int64_t j = 0; j < half; ++j) dot += (bytes[j] & 0x0F) * x[at.evens + j] + (bytes[j] >> 4) * x[at.odds + j];
         const float s = w_scales[start / job.block];
         total += static_cast<float>(dot) * (s * x_scales[g]) - s * x_offsets[g];
       }

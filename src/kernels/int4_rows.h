@@ -11,8 +11,10 @@
 namespace q3vl::kernels {
 
 // Activation rows of `cols` values quantized to int8 in groups of `group` (the last may be short),
-// each group stored as its even-offset values then its odd-offset ones: the order in which a group's
-// packed weight bytes unpack (low nibbles, then high nibbles) so that no shuffle is needed.
+// stored in the order in which packed weight bytes unpack (low nibbles, then high nibbles), so that
+// no shuffle is needed: a group's even-offset values, then its odd-offset ones. Groups of 32 go in
+// pairs, as the vector kernels unpack 32 weight bytes (two groups) at once: the pair's first group's
+// evens, the second's evens, the first's odds, the second's odds; a last unpaired group as above.
 struct QuantizedActivations {
   std::int64_t cols = 0, group = 0, groups = 0;
   std::vector<std::int8_t> values;  // [rows, groups * group]
@@ -23,6 +25,15 @@ struct QuantizedActivations {
   // Quantizes `cols` floats into row `row` (round to nearest, scale max|x| / 127).
   void quantize(std::int64_t row, const float* x);
   const std::int8_t* row_values(std::int64_t row) const { return values.data() + row * groups * group; }
+  // Where group g's even-offset and odd-offset values start within a row.
+  struct Halves {
+    std::int64_t evens, odds;
+  };
+  Halves halves(std::int64_t g) const {
+    const std::int64_t start = g * group;
+    if (group == 32 && (g | 1) < groups) return {(g & ~std::int64_t{1}) * 32 + (g & 1) * 16, (g & ~std::int64_t{1}) * 32 + 32 + (g & 1) * 16};
+    return {start, start + std::min(group, cols - start) / 2};
+  }
 };
 
 // out[t * out_stride + r] = dot(weight row r, activation row tokens[t]) for r < rows, t < token_count.
