@@ -227,8 +227,10 @@ void check_expert_layer(const ExpertLayer& layer, std::int64_t router_width) {
          ", " + std::to_string(down.cols) + "] are not [2I, H] and [H, I]");
   }
   for (const Int4Matrices* m : {&up, &down}) {
-    if (m->cols <= 0 || m->cols % 2 != 0 || m->block < 2 || m->block % 2 != 0) {
-      fail("rows of " + std::to_string(m->cols) + " values in blocks of " + std::to_string(m->block));
+    // Blocks are powers of two (as QMoE's and MatMulNBits'): the vector loops find a group's block by a shift.
+    if (m->cols <= 0 || m->cols % 2 != 0 || m->block < 2 || (m->block & (m->block - 1)) != 0) {
+      fail("rows of " + std::to_string(m->cols) + " values in blocks of " + std::to_string(m->block) +
+           " (blocks must be a power of two, rows an even length)");
     }
   }
 }

@@ -191,6 +191,9 @@ TEST(Int4Experts, MismatchedShapesAreRefusedNamingThem) {
   EXPECT_NO_THROW(check_expert_layer({2, true, up.view, down.view}, 4));
   EXPECT_THROW(check_expert_layer({2, true, up.view, down.view}, 5), InvalidInput);  // router width
   EXPECT_THROW(check_expert_layer({5, true, up.view, down.view}, 4), InvalidInput);  // k > E
+  RandomMatrices odd_blocks = random_matrices(4, 64, 96, 96, rng);  // 96: a multiple of 32, not a power of two
+  RandomMatrices odd_down = random_matrices(4, 96, 32, 32, rng);
+  EXPECT_THROW(check_expert_layer({2, true, odd_blocks.view, odd_down.view}, 4), InvalidInput);
   RandomMatrices wrong_down = random_matrices(4, 64, 48, 16, rng);
   try {
     check_expert_layer({2, true, up.view, wrong_down.view}, 4);
