@@ -145,7 +145,8 @@ TEST(Int4Experts, MatchTheDequantizedReferenceOnEveryInstructionSet) {
 TEST(Int4Experts, RowKernelsAreExactWhereInt8IsExact) {
   std::mt19937 rng(7);
   const std::int64_t rows = 7, cols = 256, tokens = 5;
-  RandomMatrices w = random_matrices(1, rows, cols, 64, rng, /*exact=*/true);
+  RandomMatrices w32 = random_matrices(1, rows, cols, 32, rng, /*exact=*/true);  // a scale per group
+  RandomMatrices w64 = random_matrices(1, rows, cols, 64, rng, /*exact=*/true);  // two groups per scale
   QuantizedActivations a;
   a.reset(tokens, cols, 32);
   std::vector<float> x(static_cast<std::size_t>(tokens * cols));
@@ -153,21 +154,27 @@ TEST(Int4Experts, RowKernelsAreExactWhereInt8IsExact) {
   for (std::int64_t t = 0; t < tokens; ++t) a.quantize(t, x.data() + t * cols);
   std::vector<std::int64_t> order = {4, 0, 3, 1, 2};
   std::size_t checked = 0;
-  for (Int4Isa isa : available_isas()) {
-    SCOPED_TRACE(to_string(isa));
-    std::vector<float> out(static_cast<std::size_t>(tokens * rows), 0.0f);
-    RowsJob job{w.packed.data(), w.scales.data(), rows, cols, 64, cols / 64, &a, order.data(), tokens, out.data(), rows};
-    int4_rows_kernel(isa, 32)(job);
-    for (std::int64_t t = 0; t < tokens; ++t) {
-      for (std::int64_t r = 0; r < rows; ++r) {
-        double expected = 0;
-        for (std::int64_t c = 0; c < cols; ++c) expected += weight(w.view, 0, r, c) * x[static_cast<std::size_t>(order[t] * cols + c)];
-        ASSERT_EQ(out[static_cast<std::size_t>(t * rows + r)], expected) << "token " << t << " row " << r;
-        ++checked;
+  // 1 token (a decode step's row-at-a-time loop), 2 (four rows at once), 5 (token tiles of 4 and 1).
+  for (const RandomMatrices* m : {&w32, &w64}) {
+    const Int4Matrices& w = m->view;
+    for (const std::int64_t count : {std::int64_t{1}, std::int64_t{2}, tokens}) {
+      for (Int4Isa isa : available_isas()) {
+        SCOPED_TRACE(to_string(isa) + ", " + std::to_string(count) + " tokens, block " + std::to_string(w.block));
+        std::vector<float> out(static_cast<std::size_t>(count * rows), 0.0f);
+        RowsJob job{w.packed, w.scales, rows, cols, w.block, cols / w.block, &a, order.data(), count, out.data(), rows};
+        int4_rows_kernel(isa, 32)(job);
+        for (std::int64_t t = 0; t < count; ++t) {
+          for (std::int64_t r = 0; r < rows; ++r) {
+            double expected = 0;
+            for (std::int64_t c = 0; c < cols; ++c) expected += weight(w, 0, r, c) * x[static_cast<std::size_t>(order[t] * cols + c)];
+            ASSERT_EQ(out[static_cast<std::size_t>(t * rows + r)], expected) << "token " << t << " row " << r;
+            ++checked;
+          }
+        }
       }
     }
   }
-  EXPECT_EQ(checked, available_isas().size() * rows * tokens);
+  EXPECT_EQ(checked, 2 * available_isas().size() * rows * (1 + 2 + tokens));
 }
 
 TEST(Int4Experts, RoutingIsHfsTopKWithTiesToTheLowerIndex) {
