@@ -18,7 +18,9 @@ namespace {
 
 using namespace q3vl::kernels;
 
-// Spreads a call's tasks over `threads` threads (the calling one included), as ONNX Runtime's pool does.
+// Spreads a call's tasks over `threads` threads (the calling one included). Helpers are started per
+// call (tens of microseconds each), so with --threads above 1 the times include that; ONNX Runtime's
+// pool keeps its threads. --threads 1 (the default is 2) gives the kernel's own rate.
 ParallelFor threaded_for(int threads) {
   return [threads](std::size_t count, const std::function<void(std::size_t)>& task) {
     std::atomic<std::size_t> next{0};
