@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <functional>
 
 #include "export/expert_kernel_graph.h"
 #include "export/moe_mlp.h"
@@ -24,8 +25,10 @@ namespace fs = std::filesystem;
 
 // Layer `layer`'s MLP block alone (input: the normed hidden state [1, T, H]) in `format`.
 // With `expert_kernel`, the graph's QMoE nodes are replaced by q3vl's Int4Experts (text.experts.onnx's rewrite).
+// `edit`, when given, changes the graph last (hostile-graph tests).
 std::vector<float> run_mlp_block(const Checkpoint& ckpt, std::int64_t layer, WeightFormat format, const fs::path& dir,
-                                 std::vector<float> x, std::int64_t block_size = 16, bool expert_kernel = false) {
+                                 std::vector<float> x, std::int64_t block_size = 16, bool expert_kernel = false,
+                                 const std::function<void(onnx::ModelProto&)>& edit = {}) {
   const TextConfig& t = ckpt.config().text;
   const std::string model = "mlp_" + to_string(format) + "_" + std::to_string(block_size) + (expert_kernel ? "_q3vl" : "") + ".onnx";
   {
@@ -40,6 +43,7 @@ std::vector<float> run_mlp_block(const Checkpoint& ckpt, std::int64_t layer, Wei
     g.output(mlp({g, weights, t, linear, layer}, in), "y", graph::kFloat, {std::int64_t{1}, std::string("tokens"), t.hidden_size});
     external.close();
     if (expert_kernel && use_int4_expert_kernel(g.model()) != 1) throw Error("expected one QMoE node to replace");
+    if (edit) edit(g.model());
     g.save(dir / model);
   }
   OnnxEnvironment env;
@@ -87,6 +91,42 @@ TEST(MoeExport, QuantizedExpertsStayCloseToFloatExperts) {
   const double dense_error = test::compare(run_mlp_block(ckpt, 2, WeightFormat::Int8, dir.path(), x), dense).relative();
   std::printf("[ dense block int8 ] relative error against fp32 %.3g\n", dense_error);
   EXPECT_LT(dense_error, 0.02);
+}
+
+// A text.experts.onnx whose Int4Experts node disagrees with its tensors (block size, k) fails the run
+// with an error naming the op and what is wrong: no crash, no read past the scales.
+TEST(MoeExport, AnInt4ExpertsNodeThatDisagreesWithItsTensorsIsAnError) {
+  test::TempDir dir;
+  RandomCheckpointOptions options;
+  options.tokenizer_dir = test::fake_tokenizer_dir(dir);
+  options.show_progress = false;
+  write_random_checkpoint(random_checkpoint_config("moe"), dir / "checkpoint", options);
+  const Checkpoint ckpt = Checkpoint::open(dir / "checkpoint");
+  const std::vector<float> x(static_cast<std::size_t>(4 * ckpt.config().text.hidden_size), 0.5f);
+  const auto set = [](const std::string& name, std::int64_t value) {
+    return [name, value](onnx::ModelProto& model) {
+      for (onnx::NodeProto& node : *model.mutable_graph()->mutable_node()) {
+        for (onnx::AttributeProto& a : *node.mutable_attribute()) {
+          if (node.op_type() == "Int4Experts" && a.name() == name) a.set_i(value);
+        }
+      }
+    };
+  };
+  const std::vector<std::pair<std::function<void(onnx::ModelProto&)>, std::string>> cases = {
+      {set("block_size", 16), "Int4Experts: gate_up weights and scales do not describe"},
+      {set("k", 0), "int4 experts: k = 0 of"},
+      {set("k", 99), "int4 experts: k = 99 of"}};
+  std::size_t checked = 0;
+  for (const auto& [edit, expected] : cases) {
+    try {
+      run_mlp_block(ckpt, 0, WeightFormat::Int4, dir.path(), x, 32, /*expert_kernel=*/true, edit);
+      ADD_FAILURE() << "ran with a node that should fail: " << expected;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, cases.size());
 }
 
 }  // namespace
