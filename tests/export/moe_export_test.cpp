@@ -55,14 +55,19 @@ std::vector<float> run_mlp_block(const Checkpoint& ckpt, std::int64_t layer, Wei
   return {y, y + x.size()};
 }
 
-TEST(MoeExport, QuantizedExpertsStayCloseToFloatExperts) {
-  test::TempDir dir;
+// make-tiny's `moe` preset written into dir/checkpoint.
+Checkpoint random_moe_checkpoint(const test::TempDir& dir, std::uint64_t seed) {
   RandomCheckpointOptions options;
   options.tokenizer_dir = test::fake_tokenizer_dir(dir);
   options.show_progress = false;
-  options.seed = 3;
+  options.seed = seed;
   write_random_checkpoint(random_checkpoint_config("moe"), dir / "checkpoint", options);
-  const Checkpoint ckpt = Checkpoint::open(dir / "checkpoint");
+  return Checkpoint::open(dir / "checkpoint");
+}
+
+TEST(MoeExport, QuantizedExpertsStayCloseToFloatExperts) {
+  test::TempDir dir;
+  const Checkpoint ckpt = random_moe_checkpoint(dir, 3);
   const TextConfig& t = ckpt.config().text;
   ASSERT_TRUE(t.sparse_layer(0));
   // 16 tokens of a smooth, sign-changing pattern (every expert gets some).
@@ -97,11 +102,7 @@ TEST(MoeExport, QuantizedExpertsStayCloseToFloatExperts) {
 // with an error naming the op and what is wrong: no crash, no read past the scales.
 TEST(MoeExport, AnInt4ExpertsNodeThatDisagreesWithItsTensorsIsAnError) {
   test::TempDir dir;
-  RandomCheckpointOptions options;
-  options.tokenizer_dir = test::fake_tokenizer_dir(dir);
-  options.show_progress = false;
-  write_random_checkpoint(random_checkpoint_config("moe"), dir / "checkpoint", options);
-  const Checkpoint ckpt = Checkpoint::open(dir / "checkpoint");
+  const Checkpoint ckpt = random_moe_checkpoint(dir, 0);
   const std::vector<float> x(static_cast<std::size_t>(4 * ckpt.config().text.hidden_size), 0.5f);
   const auto set = [](const std::string& name, std::int64_t value) {
     return [name, value](onnx::ModelProto& model) {
