@@ -261,10 +261,11 @@ void run_int4_experts(const ExpertLayer& layer, const float* x, const float* rou
     expert_products(p, up, x_q, p.member_token, gate_up_out.data(), up_kernel, parallel);
     act_q.reset(n * k, I, group_size(down));
     parallel(static_cast<std::size_t>(n * k), [&](std::size_t m) {
-      const float* h = gate_up_out.data() + m * static_cast<std::size_t>(2 * I);
-      std::vector<float> act(static_cast<std::size_t>(I));
-      for (std::int64_t i = 0; i < I; ++i) act[static_cast<std::size_t>(i)] = silu(h[2 * i]) * h[2 * i + 1];
-      act_q.quantize(static_cast<std::int64_t>(m), act.data());
+      // SwiGLU in place over the member's gate/up row: value i is written after gate 2i and up 2i+1
+      // are read, and later steps read only from 2i+2 on (no buffer per member on the hot path).
+      float* h = gate_up_out.data() + m * static_cast<std::size_t>(2 * I);
+      for (std::int64_t i = 0; i < I; ++i) h[i] = silu(h[2 * i]) * h[2 * i + 1];
+      act_q.quantize(static_cast<std::int64_t>(m), h);
     });
     down_out.resize(static_cast<std::size_t>(n * k * H));
     expert_products(p, down, act_q, p.member_rows, down_out.data(), down_kernel, parallel);
