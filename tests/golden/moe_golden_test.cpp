@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <numeric>
 
 #include "engine/sampler.h"
@@ -474,6 +475,30 @@ TEST(MoeGolden, WholePackageBuildsLoadsAndGenerates) {
   const std::shared_ptr<const Model> stale = Model::load(dir / "int4");
   EXPECT_EQ(stale->text_model_note(), "text.experts.onnx ignored: text.onnx changed since it was written (build the package again)");
   EXPECT_FALSE(Conversation(stale).send({}, "Hello", short_reply).tokens.empty());
+  // Hostile stamps (garbled, wrong types, a folder, missing): ignored with a note, text.onnx loads.
+  const fs::path stamp_path = dir / "int4" / kExpertKernelStamp;
+  const std::vector<std::function<void()>> hostile_stamps = {
+      [&] { write_text_file(stamp_path, "{not json"); },
+      [&] { write_text_file(stamp_path, R"({"format": 7, "text_onnx_sha256": []})"); },
+      [&] { fs::remove(stamp_path); fs::create_directory(stamp_path); },
+      [&] { fs::remove_all(stamp_path); }};
+  std::size_t hostile_checked = 0;
+  for (const auto& make_hostile : hostile_stamps) {
+    make_hostile();
+    const std::shared_ptr<const Model> model = Model::load(dir / "int4");
+    EXPECT_EQ(model->text_model_note().rfind("text.experts.onnx ignored: ", 0), 0u) << model->text_model_note();
+    ++hostile_checked;
+  }
+  EXPECT_EQ(hostile_checked, hostile_stamps.size());
+  // A matching stamp beside an empty expert graph: a load error that names the file, not a crash.
+  write_json_file(stamp_path, expert_kernel_stamp(dir / "int4" / package::kTextModel));
+  write_text_file(dir / "int4" / package::kExpertKernelTextModel, "");
+  try {
+    Model::load(dir / "int4");
+    ADD_FAILURE() << "an empty text.experts.onnx loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(package::kExpertKernelTextModel), std::string::npos) << e.what();
+  }
   // int4 with float activations asked for (accuracy level 1): the experts stay with ONNX Runtime.
   options.text.linear.accuracy_level = 1;
   build_package(dir / "checkpoint", dir / "int4-level1", options);
