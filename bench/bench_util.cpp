@@ -1,7 +1,9 @@
 #include "bench_util.h"
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
+#include <future>
 #include <numeric>
 #include <thread>
 #include <vector>
@@ -86,6 +88,19 @@ double onnxruntime_gemm_gflops(const std::filesystem::path& scratch_dir, std::in
   }
   std::filesystem::remove(model);
   return best;
+}
+
+std::function<void(std::size_t, const std::function<void(std::size_t)>&)> threaded_for(int threads) {
+  return [threads](std::size_t count, const std::function<void(std::size_t)>& task) {
+    std::atomic<std::size_t> next{0};
+    const auto work = [&] {
+      for (std::size_t i; (i = next++) < count;) task(i);
+    };
+    std::vector<std::future<void>> helpers;
+    for (int t = 1; t < threads; ++t) helpers.push_back(std::async(std::launch::async, work));
+    work();
+    for (auto& h : helpers) h.get();
+  };
 }
 
 }  // namespace q3vl::bench

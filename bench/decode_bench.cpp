@@ -25,7 +25,7 @@ struct Options {
   std::int64_t decode = 32;
   int threads = 0;
   std::vector<std::int64_t> batches;
-  bool plain_text_onnx = false;  // --decoder text.onnx: not the prepacked or expert-kernel decoder
+  bool plain_text_onnx = false;  // --decoder text.onnx: not text.kernels.onnx or the prepacked decoder
 };
 
 Options parse_options(int argc, char** argv) {
@@ -178,8 +178,8 @@ void run(const char* package_dir, const Options& options) {
   EmbeddingModel embedding(env, package.embedding_model(), config);
   SessionOptions decoder_options;
   decoder_options.prepack_weights = !package.float_decoder();
-  // What `q3vl run` loads (the decoder `q3vl prepack` wrote for this CPU when it matches, or
-  // text.experts.onnx), unless --decoder text.onnx.
+  // What `q3vl run` loads (text.kernels.onnx, or the decoder `q3vl prepack` wrote for this CPU when
+  // it matches), unless --decoder text.onnx.
   const TextModelChoice text_model =
       choose_text_model(package, Ort::GetVersionString(), !options.plain_text_onnx, !options.plain_text_onnx);
   if (!text_model.note.empty()) std::printf("%s\n", text_model.note.c_str());

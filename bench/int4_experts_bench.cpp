@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <future>
 #include <random>
 #include <string>
 #include <vector>
@@ -14,27 +13,7 @@
 #include "bench_util.h"
 #include "kernels/int4_experts.h"
 
-namespace {
-
 using namespace q3vl::kernels;
-
-// Spreads a call's tasks over `threads` threads (the calling one included). Helpers are started per
-// call (tens of microseconds each), so with --threads above 1 the times include that; ONNX Runtime's
-// pool keeps its threads. --threads 1 (the default is 2) gives the kernel's own rate.
-ParallelFor threaded_for(int threads) {
-  return [threads](std::size_t count, const std::function<void(std::size_t)>& task) {
-    std::atomic<std::size_t> next{0};
-    const auto work = [&] {
-      for (std::size_t i; (i = next++) < count;) task(i);
-    };
-    std::vector<std::future<void>> helpers;
-    for (int t = 1; t < threads; ++t) helpers.push_back(std::async(std::launch::async, work));
-    work();
-    for (auto& h : helpers) h.get();
-  };
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   int threads = 2;
@@ -55,7 +34,7 @@ int main(int argc, char** argv) {
   const double expert_bytes = static_cast<double>(k) * (3.0 * H * I / 2 + 3.0 * H * I / block * 4);
   const double bandwidth = q3vl::bench::read_bandwidth_gbs(threads, std::size_t{1} << 30);
   std::printf("machine: read bandwidth %.1f GB/s (%d threads); a decode step reads %.1f MB of experts\n", bandwidth, threads, expert_bytes / 1e6);
-  const ParallelFor parallel = threaded_for(threads);
+  const ParallelFor parallel = q3vl::bench::threaded_for(threads);
   std::normal_distribution<float> normal;
   for (const Int4Isa isa : {Int4Isa::Portable, Int4Isa::Avx2, Int4Isa::Avx512Vnni}) {
     if (!int4_isa_available(isa)) continue;

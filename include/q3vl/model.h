@@ -27,6 +27,14 @@ struct ModelOptions {
   // that know images are coming. Otherwise it loads on the first image, and a text-only user never
   // pays for it. Either way a package without one is only an error when an image arrives.
   bool preload_vision = false;
+  // Let ONNX Runtime repack the vision encoder's weights for this CPU when it loads: ~4 s of one
+  // core for the 2B's fp32 encoder, after which each image encodes ~8% faster. Worth it for a
+  // process that sees many images (chat, serve); `q3vl run`, which encodes one request, turns it off.
+  bool prepack_vision = true;
+  // Unload the vision encoder after each use (a call that needs it again loads it again: ~0.1 s
+  // without prepacking), so its weights (1.6 GB for the 2B's fp32 encoder) are not resident while
+  // the decoder runs. `q3vl run` does; a long-lived process keeps it.
+  bool release_vision_after_use = false;
   // Memory for the visual features of recently seen images and videos, shared by all conversations
   // and matched on a SHA-256 of their content, so an image sent again (by any conversation) is not
   // encoded again; least recently used first out. 0: off (each conversation's KV cache still
@@ -35,10 +43,10 @@ struct ModelOptions {
   // Load the text decoder `q3vl prepack` wrote for this CPU (text.prepacked.onnx) when its stamp
   // matches the package, ONNX Runtime and CPU; text.onnx otherwise. See text_model_note().
   bool prepacked_text = true;
-  // MoE int4 packages: run the experts with q3vl's own kernel (text.experts.onnx: int8 activations,
-  // the weights read in place) instead of ONNX Runtime's QMoE in text.onnx (float activations, a
-  // repacked copy of every expert made at load).
-  bool int4_expert_kernel = true;
+  // int4 packages: run the int4 linear layers and MoE experts with q3vl's own kernels
+  // (text.kernels.onnx: int8 activations, the weights read in place from the mapped package)
+  // instead of ONNX Runtime's MatMulNBits and QMoE in text.onnx (which repack every weight at load).
+  bool int4_kernels = true;
 };
 
 struct ModelData;  // the loaded sessions, tokenizer and configs (internal)
@@ -66,8 +74,8 @@ class Model {
   // ONNX Runtime sessions this model has created so far: 2 after load, 3 once an image was seen.
   // Conversations never add any (they share these).
   std::int64_t sessions_loaded() const;
-  // Which text decoder was loaded and why, when the package has a prepacked or expert-kernel one
-  // ("" otherwise): "text decoder: text.prepacked.onnx (...)", "text decoder: text.experts.onnx
+  // Which text decoder was loaded and why, when the package has a kernel or prepacked one
+  // ("" otherwise): "text decoder: text.prepacked.onnx (...)", "text decoder: text.kernels.onnx
   // (...)" or "text.prepacked.onnx ignored: <reason> (...)".
   const std::string& text_model_note() const;
 

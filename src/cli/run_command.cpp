@@ -125,7 +125,12 @@ void run(RunArgs& args) {
       media.emplace_back(VideoClip::from_frame_folder(args.frame_folders.at(next_frames++), *args.frames_fps));
     }
   }
-  const std::shared_ptr<const Model> model = Model::load(args.flags.model, args.flags.model_options(any_media));
+  ModelOptions model_options = args.flags.model_options(any_media);
+  // One request: repacking the vision weights would cost more than it saves, and they need not
+  // stay resident while the reply is decoded.
+  model_options.prepack_vision = false;
+  model_options.release_vision_after_use = true;
+  const std::shared_ptr<const Model> model = Model::load(args.flags.model, model_options);
   const double load_ms = ms_since_process_start();
   if (args.flags.verbose && !model->text_model_note().empty()) std::fprintf(stderr, "%s\n", model->text_model_note().c_str());
   Conversation conversation(model, args.flags.conversation_options(*model));

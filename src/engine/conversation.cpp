@@ -582,9 +582,10 @@ void ConversationState::encode_visuals(TurnTokens& turn, Timings& timings) const
   if (!to_encode.empty()) {
     const auto vision_start = Clock::now();
     auto encode = [&] {
-      const VisionEncoder& encoder = data_.vision();
+      const std::shared_ptr<const VisionEncoder> encoder = data_.vision();
       timings.vision_load_ms = ms_since(vision_start);
-      encoded = encoder.encode(turn.pixels, to_encode);
+      encoded = encoder->encode(turn.pixels, to_encode);
+      if (data_.release_vision_after_use) data_.release_vision();
     };
     // With an engine, on its thread between decoder steps, so the two never split the cores.
     if (engine_ != nullptr) {

@@ -24,10 +24,12 @@ ModelData::ModelData(const std::filesystem::path& dir, const ModelOptions& optio
       preprocess(read_preprocess_options(package.preprocessor_config(), (dir / "q3vl_package.json").string())),
       video_preprocess(read_video_preprocess_options(
           JsonField(package.video_preprocessor_config(), (dir / "q3vl_package.json").string(), "video_preprocessor_config"))),
+      prepack_vision(options.prepack_vision),
+      release_vision_after_use(options.release_vision_after_use),
       environment(options.threads, options.verbose),
       session_options(counted(sessions_created)),
       vision_cache(options.vision_cache_bytes > 0 ? std::make_unique<VisionFeatureCache>(options.vision_cache_bytes) : nullptr),
-      text_model(choose_text_model(package, Ort::GetVersionString(), options.prepacked_text, options.int4_expert_kernel)),
+      text_model(choose_text_model(package, Ort::GetVersionString(), options.prepacked_text, options.int4_kernels)),
       // Session creation is mostly single-threaded weight prepacking: on a second core, the vision
       // encoder and the tokenizer load in the time the text models take.
       vision_preload_(options.preload_vision && std::filesystem::exists(package.vision_model())
@@ -48,18 +50,24 @@ std::unique_ptr<VisionEncoder> ModelData::load_vision() {
   }
   SessionOptions vision_options = session_options;
   vision_options.memory_arena = false;
+  vision_options.prepack_weights = prepack_vision;
   auto vision = std::make_unique<VisionEncoder>(environment, package.vision_model(), package.config(), vision_options);
   check_model_interface(package, PackagePart::Vision, vision->session().interface());
   return vision;
 }
 
-const VisionEncoder& ModelData::vision() {
+std::shared_ptr<const VisionEncoder> ModelData::vision() {
   const std::lock_guard<std::mutex> lock(vision_mutex_);
   if (!vision_) {
     // A failed preload reports its error here, once; a later image tries to load again.
     vision_ = vision_preload_.valid() ? vision_preload_.get() : load_vision();
   }
-  return *vision_;
+  return vision_;
+}
+
+void ModelData::release_vision() {
+  const std::lock_guard<std::mutex> lock(vision_mutex_);
+  vision_.reset();
 }
 
 Model::Model(std::unique_ptr<ModelData> data) : data_(std::move(data)) {}

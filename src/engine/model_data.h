@@ -28,7 +28,9 @@ struct ModelData {
 
   // Loaded on first use: a text-only user never pays the seconds a large vision model takes to
   // load. Throws InvalidInput if the package has none (built with --only). Thread-safe.
-  const VisionEncoder& vision();
+  std::shared_ptr<const VisionEncoder> vision();
+  // Drops the loaded encoder (callers still holding it keep it until they are done).
+  void release_vision();
   // The vocabulary's trie for JSON-constrained replies, built on first use. Thread-safe.
   const JsonTokenMask& json_token_mask();
 
@@ -36,6 +38,8 @@ struct ModelData {
   Package package;
   PreprocessOptions preprocess;  // the package's preprocessor_config
   VideoPreprocessOptions video_preprocess;  // and video_preprocessor_config
+  bool prepack_vision;  // ModelOptions::prepack_vision
+  bool release_vision_after_use;  // ModelOptions::release_vision_after_use
   OnnxEnvironment environment;
   SessionOptions session_options;
   std::unique_ptr<VisionFeatureCache> vision_cache;  // null when ModelOptions::vision_cache_bytes is 0
@@ -59,7 +63,7 @@ struct ModelData {
 
  private:
   std::mutex vision_mutex_;
-  std::unique_ptr<VisionEncoder> vision_;
+  std::shared_ptr<const VisionEncoder> vision_;
   std::once_flag json_mask_once_;
   std::unique_ptr<JsonTokenMask> json_mask_;
 };

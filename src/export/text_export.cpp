@@ -3,8 +3,8 @@
 #include <limits>
 
 #include "export/decoder_blocks.h"
-#include "export/expert_kernel_graph.h"
-#include "package/expert_kernel_text.h"
+#include "export/kernel_graph.h"
+#include "package/kernel_text.h"
 #include "util/files.h"
 #include "package/format.h"
 #include "model/tensor_names.h"
@@ -106,12 +106,12 @@ void export_text(const Checkpoint& checkpoint, const TextExportOptions& options,
   write_logits(g, weights, t, options, x, dims);
   external.close();
   g.save(dir / package::kTextModel);
-  // int4 experts with int8 activations allowed (accuracy level 4, as the other projections): also
-  // the graph that runs them with q3vl's kernel, stamped with the text.onnx it belongs to.
-  if (t.moe && options.linear.format == WeightFormat::Int4 && !options.fp16 && options.linear.accuracy_level == 4 &&
-      use_int4_expert_kernel(g.model()) > 0) {
-    g.save(dir / package::kExpertKernelTextModel);
-    write_json_file(dir / kExpertKernelStamp, expert_kernel_stamp(dir / package::kTextModel));
+  // int4 weights with int8 activations allowed (accuracy level 4): also the graph that runs them with
+  // q3vl's kernels, stamped with the text.onnx it belongs to.
+  if (options.linear.format == WeightFormat::Int4 && !options.fp16 && options.linear.accuracy_level == 4 &&
+      use_q3vl_kernels(g.model()).total() > 0) {
+    g.save(dir / package::kKernelTextModel);
+    write_json_file(dir / kKernelTextStamp, kernel_text_stamp(dir / package::kTextModel));
   }
 }
 

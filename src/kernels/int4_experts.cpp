@@ -10,86 +10,6 @@
 
 namespace q3vl::kernels {
 
-void QuantizedActivations::reset(std::int64_t rows, std::int64_t columns, std::int64_t group_size) {
-  cols = columns;
-  group = group_size;
-  groups = (columns + group_size - 1) / group_size;
-  values.assign(static_cast<std::size_t>(rows * groups * group), 0);
-  scales.assign(static_cast<std::size_t>(rows * groups), 0.0f);
-  offsets.assign(static_cast<std::size_t>(rows * groups), 0.0f);
-}
-
-void QuantizedActivations::quantize(std::int64_t row, const float* x) {
-  std::int8_t* out = values.data() + row * groups * group;
-  for (std::int64_t g = 0; g < groups; ++g) {
-    const std::int64_t start = g * group;
-    const std::int64_t length = std::min(group, cols - start);
-    float largest = 0.0f;
-    for (std::int64_t i = 0; i < length; ++i) largest = std::max(largest, std::fabs(x[start + i]));
-    const float scale = largest / 127.0f;
-    const float inverse = largest > 0.0f ? 127.0f / largest : 0.0f;
-    const Halves at = halves(g);
-    std::int32_t sum = 0;
-    for (std::int64_t i = 0; i < length; ++i) {
-      const auto v = static_cast<std::int8_t>(std::clamp(std::nearbyint(x[start + i] * inverse), -127.0f, 127.0f));
-      out[(i % 2 == 0 ? at.evens : at.odds) + i / 2] = v;
-      sum += v;
-    }
-    scales[static_cast<std::size_t>(row * groups + g)] = scale;
-    offsets[static_cast<std::size_t>(row * groups + g)] = 8.0f * static_cast<float>(sum) * scale;
-  }
-}
-
-void int4_rows_portable(const RowsJob& job) {
-  const QuantizedActivations& a = *job.activations;
-  const std::size_t row_bytes = static_cast<std::size_t>(job.cols / 2);
-  for (std::int64_t t = 0; t < job.token_count; ++t) {
-    const std::int64_t token = job.tokens[t];
-    const std::int8_t* x = a.row_values(token);
-    const float* x_scales = a.scales.data() + token * a.groups;
-    const float* x_offsets = a.offsets.data() + token * a.groups;
-    for (std::int64_t r = 0; r < job.rows; ++r) {
-      const std::uint8_t* w = job.packed + static_cast<std::size_t>(r) * row_bytes;
-      const float* w_scales = job.scales + r * job.blocks_per_row;
-      float total = 0.0f;
-      for (std::int64_t g = 0; g < a.groups; ++g) {
-        const std::int64_t start = g * a.group;
-        const std::int64_t half = std::min(a.group, a.cols - start) / 2;
-        const std::uint8_t* bytes = w + start / 2;
-        const QuantizedActivations::Halves at = a.halves(g);
-        std::int32_t dot = 0;
-        for (std::int64_t j = 0; j < half; ++j) dot += (bytes[j] & 0x0F) * x[at.evens + j] + (bytes[j] >> 4) * x[at.odds + j];
-        const float s = w_scales[start / job.block];
-        total += static_cast<float>(dot) * (s * x_scales[g]) - s * x_offsets[g];
-      }
-      job.out[t * job.out_stride + r] = total;
-    }
-  }
-}
-
-namespace {
-
-// Groups of 32 (what the vector kernels take) when the blocks and rows divide into them; otherwise one
-// group per block (small test models, block 16), which only the portable kernel takes.
-std::int64_t group_size(const Int4Matrices& m) { return m.block % 32 == 0 && m.cols % 32 == 0 ? 32 : m.block; }
-
-}  // namespace
-
-RowsKernel int4_rows_kernel(Int4Isa isa, std::int64_t group) {
-  if (isa == Int4Isa::Best) {
-    isa = int4_isa_available(Int4Isa::Avx512Vnni) ? Int4Isa::Avx512Vnni
-          : int4_isa_available(Int4Isa::Avx2)     ? Int4Isa::Avx2
-                                                  : Int4Isa::Portable;
-  }
-  if (!int4_isa_available(isa)) throw Unsupported("this CPU lacks " + to_string(isa));
-  if (group != 32 || isa == Int4Isa::Portable) return int4_rows_portable;
-#if defined(Q3VL_X86_KERNELS)
-  return isa == Int4Isa::Avx512Vnni ? int4_rows_avx512vnni : int4_rows_avx2;
-#else
-  return int4_rows_portable;
-#endif
-}
-
 namespace {
 
 float silu(float v) { return v / (1.0f + std::exp(-v)); }
@@ -159,39 +79,6 @@ void expert_products(const Pass& p, const Int4Matrices& m, const QuantizedActiva
 
 }  // namespace
 
-bool int4_isa_available(Int4Isa isa) {
-  switch (isa) {
-    case Int4Isa::Best:
-    case Int4Isa::Portable: return true;
-#if defined(Q3VL_X86_KERNELS)
-    case Int4Isa::Avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case Int4Isa::Avx512Vnni:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("avx512vl") &&
-             __builtin_cpu_supports("avx512vnni");
-#else
-    case Int4Isa::Avx2:
-    case Int4Isa::Avx512Vnni: return false;
-#endif
-  }
-  return false;
-}
-
-std::string to_string(Int4Isa isa) {
-  switch (isa) {
-    case Int4Isa::Best: return "best";
-    case Int4Isa::Portable: return "portable C++";
-    case Int4Isa::Avx2: return "AVX2";
-    case Int4Isa::Avx512Vnni: return "AVX-512 VNNI";
-  }
-  return "?";
-}
-
-ParallelFor serial_for() {
-  return [](std::size_t count, const std::function<void(std::size_t)>& task) {
-    for (std::size_t i = 0; i < count; ++i) task(i);
-  };
-}
-
 void route_token(std::span<const float> logits, std::int64_t k, bool normalize, std::int32_t* experts, float* weights) {
   const float top = *std::max_element(logits.begin(), logits.end());
   std::vector<float> p(logits.size());
@@ -240,8 +127,8 @@ void run_int4_experts(const ExpertLayer& layer, const float* x, const float* rou
   const Int4Matrices& up = layer.gate_up;
   const Int4Matrices& down = layer.down;
   const std::int64_t E = up.experts, H = up.cols, I = down.cols, k = layer.top_k;
-  const RowsKernel up_kernel = int4_rows_kernel(isa, group_size(up));
-  const RowsKernel down_kernel = int4_rows_kernel(isa, group_size(down));
+  const RowsKernel up_kernel = int4_rows_kernel(isa, activation_group(up));
+  const RowsKernel down_kernel = int4_rows_kernel(isa, activation_group(down));
   Pass p;
   QuantizedActivations x_q, act_q;
   std::vector<float> gate_up_out, down_out;
@@ -254,12 +141,12 @@ void run_int4_experts(const ExpertLayer& layer, const float* x, const float* rou
                   p.experts.data() + t * k, p.weights.data() + t * k);
     }
     group_by_expert(p, n, k, E);
-    x_q.reset(n, H, group_size(up));
+    x_q.reset(n, H, activation_group(up));
     parallel(static_cast<std::size_t>(n), [&](std::size_t t) { x_q.quantize(static_cast<std::int64_t>(t), x + (t0 + static_cast<std::int64_t>(t)) * H); });
 
     gate_up_out.resize(static_cast<std::size_t>(n * k * 2 * I));
     expert_products(p, up, x_q, p.member_token, gate_up_out.data(), up_kernel, parallel);
-    act_q.reset(n * k, I, group_size(down));
+    act_q.reset(n * k, I, activation_group(down));
     parallel(static_cast<std::size_t>(n * k), [&](std::size_t m) {
       // SwiGLU in place over the member's gate/up row: value i is written after gate 2i and up 2i+1
       // are read, and later steps read only from 2i+2 on (no buffer per member on the hot path).

@@ -8,31 +8,12 @@
 // Here the activations are quantized to int8 in groups of 32 (as MatMulNBits does at accuracy level
 // 4) and each group is one integer dot product with the weights' 4-bit values (AVX-512 VNNI or AVX2
 // where the CPU has them, portable C++ otherwise).
-#include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <span>
-#include <string>
+
+#include "kernels/int4_matrices.h"
 
 namespace q3vl::kernels {
-
-// A stack of `experts` matrices [rows, cols] in QMoE's symmetric int4 layout: row r of expert e
-// is cols/2 bytes at packed + (e*rows + r)*cols/2, value c in byte c/2 (low nibble first), standing
-// for (nibble - 8) * scale; scales [experts, rows, ceil(cols/block)].
-struct Int4Matrices {
-  const std::uint8_t* packed = nullptr;
-  const float* scales = nullptr;
-  std::int64_t experts = 0, rows = 0, cols = 0, block = 0;
-};
-
-// The instruction set a kernel call uses; Best picks the widest this CPU has.
-enum class Int4Isa { Best, Portable, Avx2, Avx512Vnni };
-bool int4_isa_available(Int4Isa isa);
-std::string to_string(Int4Isa isa);
-
-// Runs `count` independent tasks, possibly at once (ONNX Runtime's thread pool in a session).
-using ParallelFor = std::function<void(std::size_t count, const std::function<void(std::size_t)>& task)>;
-ParallelFor serial_for();
 
 struct ExpertLayer {
   std::int64_t top_k = 0;

@@ -1,12 +1,13 @@
 #pragma once
-// The inner loop of the int4 expert kernel: rows of one block-quantized matrix times a few
+// The inner loop of the int4 kernels (dense and experts): rows of one block-quantized matrix times a few
 // int8-quantized activation rows. One implementation (int4_rows_simd.inc) is compiled once per
 // instruction set; int4_rows_portable is the plain C++ one, which also takes any group size.
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
-#include "kernels/int4_experts.h"
+#include "kernels/int4_matrices.h"
 
 namespace q3vl::kernels {
 
@@ -35,6 +36,10 @@ struct QuantizedActivations {
     return {start, start + std::min(group, cols - start) / 2};
   }
 };
+
+// Groups of 32 (what the vector kernels take) when the blocks and rows divide into them; otherwise one
+// group per block (small test models, block 16), which only the portable kernel takes.
+inline std::int64_t activation_group(const Int4Matrices& m) { return m.block % 32 == 0 && m.cols % 32 == 0 ? 32 : m.block; }
 
 // out[t * out_stride + r] = dot(weight row r, activation row tokens[t]) for r < rows, t < token_count.
 struct RowsJob {

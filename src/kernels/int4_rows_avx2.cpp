@@ -1,6 +1,7 @@
 // The row kernel for CPUs with AVX2 and FMA (this file is compiled with -mavx2 -mfma): unsigned x
 // signed bytes to 16-bit pair sums (at most 2 * 15 * 128, no saturation), then to 32-bit lanes.
 #define Q3VL_INT4_ROWS int4_rows_avx2
+#define Q3VL_INT4_REGISTERS 16
 #define Q3VL_INT4_DOT(w, x) _mm256_madd_epi16(_mm256_maddubs_epi16((w), (x)), _mm256_set1_epi16(1))
 // Two products summed in 16 bits first (at most 2 * 2 * 15 * 128, still no saturation).
 #define Q3VL_INT4_DOT2(w1, x1, w2, x2) \

@@ -12,7 +12,7 @@
 
 #include <onnxruntime_cxx_api.h>
 
-#include "ort/expert_op.h"
+#include "ort/q3vl_ops.h"
 
 namespace q3vl {
 
@@ -47,7 +47,7 @@ class OnnxEnvironment {
   OnnxEnvironment(const OnnxEnvironment&) = delete;
   OnnxEnvironment& operator=(const OnnxEnvironment&) = delete;
   Ort::Env& env() { return env_; }
-  // q3vl's own ops, added to every session (text.experts.onnx needs them).
+  // q3vl's own ops, added to every session (text.kernels.onnx needs them).
   const Q3vlOps& q3vl_ops() const { return ops_; }
 
  private:

@@ -25,11 +25,12 @@ inline constexpr std::int64_t kFormatVersion = 1;
 inline constexpr const char* kVisionModel = "vision.onnx";
 inline constexpr const char* kEmbeddingModel = "embedding.onnx";
 inline constexpr const char* kTextModel = "text.onnx";
-// MoE int4 packages also hold text.experts.onnx: text.onnx's graph (same data file) with each QMoE
-// node replaced by q3vl's own int4 expert op, which only q3vl's runtime registers (kernels/).
-// onnxruntime-genai and other runtimes keep reading text.onnx.
-inline constexpr const char* kExpertKernelTextModel = "text.experts.onnx";
+// int4 packages also hold text.kernels.onnx: text.onnx's graph (same data file) with each int4
+// MatMulNBits and QMoE node replaced by q3vl's own ops, which only q3vl's runtime registers
+// (ort/q3vl_ops.h, kernels/). onnxruntime-genai and other runtimes keep reading text.onnx.
+inline constexpr const char* kKernelTextModel = "text.kernels.onnx";
 inline constexpr const char* kQ3vlOpDomain = "ai.q3vl";
+inline constexpr const char* kInt4MatMulOp = "Int4MatMul";
 inline constexpr const char* kInt4ExpertsOp = "Int4Experts";
 inline constexpr const char* kGenaiConfig = "genai_config.json";
 inline constexpr const char* kProcessorConfig = "processor_config.json";

@@ -8,7 +8,7 @@
 
 #include "q3vl/error.h"
 #include "util/json_fields.h"
-#include "package/expert_kernel_text.h"
+#include "package/kernel_text.h"
 #include "package/format.h"
 #include "util/sha256.h"
 
@@ -139,18 +139,19 @@ TextModelChoice choose_prepacked(const Package& package, const std::string& onnx
 }  // namespace
 
 TextModelChoice choose_text_model(const Package& package, const std::string& onnxruntime_version, bool use_prepacked,
-                                  bool use_expert_kernel) {
-  TextModelChoice choice = use_prepacked ? choose_prepacked(package, onnxruntime_version) : TextModelChoice{package.text_model(), false, false, ""};
-  if (choice.prepacked || !use_expert_kernel) return choice;
-  const std::optional<std::string> problem = expert_kernel_text_problem(package);
-  if (!problem) {
-    choice.model = package.dir() / package::kExpertKernelTextModel;
-    choice.expert_kernel = true;
-    choice.note = std::string("text decoder: ") + package::kExpertKernelTextModel + " (q3vl's int4 expert kernel)";
-  } else if (!problem->empty()) {
-    choice.note += (choice.note.empty() ? "" : "; ") + std::string(package::kExpertKernelTextModel) + " ignored: " + *problem +
-                   " (build the package again)";
+                                  bool use_kernels) {
+  // q3vl's kernels first: they need no prepacking at all, so the prepacked decoder is not looked at.
+  std::string kernels_note;
+  if (use_kernels) {
+    const std::optional<std::string> problem = kernel_text_problem(package);
+    if (!problem) {
+      return {package.dir() / package::kKernelTextModel, false, true,
+              std::string("text decoder: ") + package::kKernelTextModel + " (q3vl's int4 kernels)"};
+    }
+    if (!problem->empty()) kernels_note = std::string(package::kKernelTextModel) + " ignored: " + *problem + " (build the package again)";
   }
+  TextModelChoice choice = use_prepacked ? choose_prepacked(package, onnxruntime_version) : TextModelChoice{package.text_model(), false, false, ""};
+  if (!kernels_note.empty()) choice.note = kernels_note + (choice.note.empty() ? "" : "; " + choice.note);
   return choice;
 }
 

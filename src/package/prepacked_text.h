@@ -30,16 +30,16 @@ nlohmann::json prepacked_text_stamp(const Package& package, const std::string& o
                                     const std::filesystem::path& dir);
 
 struct TextModelChoice {
-  std::filesystem::path model;  // what to load: text.prepacked.onnx or text.onnx
+  std::filesystem::path model;  // what to load: text.kernels.onnx, text.prepacked.onnx or text.onnx
   bool prepacked = false;
-  bool expert_kernel = false;  // text.experts.onnx (package/expert_kernel_text.h)
+  bool kernels = false;  // text.kernels.onnx (package/kernel_text.h)
   std::string note;  // which decoder and why, or why one was ignored; empty when the package has only text.onnx
 };
 
-// text.prepacked.onnx when asked and its stamp matches prepacked_text_inputs() and its data file is
-// whole; else text.experts.onnx when asked and valid; text.onnx otherwise, with the reason in `note`.
+// text.kernels.onnx when asked and valid; else text.prepacked.onnx when asked and its stamp matches
+// prepacked_text_inputs() and its data file is whole; text.onnx otherwise, with the reason in `note`.
 // Never throws for a bad stamp (it is ignored).
 TextModelChoice choose_text_model(const Package& package, const std::string& onnxruntime_version, bool use_prepacked = true,
-                                  bool use_expert_kernel = true);
+                                  bool use_kernels = true);
 
 }  // namespace q3vl

@@ -167,6 +167,29 @@ TEST_F(Runtime, PreloadedVisionEncoderGivesHfTokens) {
   EXPECT_EQ(preloaded->sessions_loaded(), 3);
 }
 
+// What `q3vl run` asks for: the vision encoder without ONNX Runtime's weight repacking, unloaded
+// after each use. Every image still gives HF's tokens, and the next image loads the encoder again
+// (one more session).
+TEST_F(Runtime, VisionEncoderReleasedAfterUseGivesHfTokensAndLoadsAgain) {
+  ModelOptions options;
+  options.preload_vision = true;
+  options.prepack_vision = false;
+  options.release_vision_after_use = true;
+  const std::shared_ptr<const Model> model = Model::load(package(), options);
+  int checked = 0;
+  for (int round = 0; round < 2; ++round) {
+    for (const SingleTurn& c : single_turn_cases()) {
+      if (c.images.empty()) continue;
+      SCOPED_TRACE(c.name + ", round " + std::to_string(round));
+      Conversation conversation(model, c.options);
+      EXPECT_EQ(conversation.send(c.images, c.user_text, greedy(32)).tokens, c.hf_tokens);
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 2);
+  EXPECT_EQ(model->sessions_loaded(), 4);  // embedding, decoder, and the vision encoder twice
+}
+
 TEST_F(Runtime, BadRequestsLeaveTheConversationUsable) {
   ConversationOptions options;
   options.context_length = 40;

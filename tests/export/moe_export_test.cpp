@@ -9,7 +9,7 @@
 #include <cstdio>
 #include <functional>
 
-#include "export/expert_kernel_graph.h"
+#include "export/kernel_graph.h"
 #include "export/moe_mlp.h"
 #include "model/checkpoint.h"
 #include "model/random_checkpoint.h"
@@ -24,7 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // Layer `layer`'s MLP block alone (input: the normed hidden state [1, T, H]) in `format`.
-// With `expert_kernel`, the graph's QMoE nodes are replaced by q3vl's Int4Experts (text.experts.onnx's rewrite).
+// With `expert_kernel`, the graph's QMoE nodes are replaced by q3vl's Int4Experts (text.kernels.onnx's rewrite).
 // `edit`, when given, changes the graph last (hostile-graph tests).
 std::vector<float> run_mlp_block(const Checkpoint& ckpt, std::int64_t layer, WeightFormat format, const fs::path& dir,
                                  std::vector<float> x, std::int64_t block_size = 16, bool expert_kernel = false,
@@ -42,7 +42,7 @@ std::vector<float> run_mlp_block(const Checkpoint& ckpt, std::int64_t layer, Wei
     const decoder::MoeMlp mlp(g, t, /*router_outputs=*/false);
     g.output(mlp({g, weights, t, linear, layer}, in), "y", graph::kFloat, {std::int64_t{1}, std::string("tokens"), t.hidden_size});
     external.close();
-    if (expert_kernel && use_int4_expert_kernel(g.model()) != 1) throw Error("expected one QMoE node to replace");
+    if (expert_kernel && use_q3vl_kernels(g.model()).experts != 1) throw Error("expected one QMoE node to replace");
     if (edit) edit(g.model());
     g.save(dir / model);
   }
@@ -98,7 +98,7 @@ TEST(MoeExport, QuantizedExpertsStayCloseToFloatExperts) {
   EXPECT_LT(dense_error, 0.02);
 }
 
-// A text.experts.onnx whose Int4Experts node disagrees with its tensors (block size, k) fails the run
+// A text.kernels.onnx whose Int4Experts node disagrees with its tensors (block size, k) fails the run
 // with an error naming the op and what is wrong: no crash, no read past the scales.
 TEST(MoeExport, AnInt4ExpertsNodeThatDisagreesWithItsTensorsIsAnError) {
   test::TempDir dir;

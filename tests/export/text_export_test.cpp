@@ -10,6 +10,7 @@
 #include "export/text_export.h"
 #include "export/vision_export.h"
 #include "model/checkpoint.h"
+#include "package/format.h"
 #include "q3vl/error.h"
 #include "engine/text_models.h"
 #include "support/golden.h"
@@ -58,11 +59,11 @@ struct GreedyRun {
 // Greedy decoding; with `forced`, the given tokens are fed instead of our own argmax (teacher
 // forcing, so a quantized model is compared with the reference step by step on the same prefix).
 GreedyRun run_greedy(const test::GoldenCase& c, const fs::path& package, int steps,
-                     const std::vector<std::int64_t>* forced = nullptr) {
+                     const std::vector<std::int64_t>* forced = nullptr, const std::string& decoder_file = "text.onnx") {
   const ModelConfig config = load_model_config(c.model_dir() / "config.json");
   OnnxEnvironment env;
   EmbeddingModel embedding(env, package / "embedding.onnx", config);
-  const DecoderModel decoder_model(env, package / "text.onnx", config);
+  const DecoderModel decoder_model(env, package / decoder_file, config);
   KvCache decoder = decoder_model.new_cache();
   const std::vector<std::int64_t> ids = c.load("input_ids").as_int64();
   const std::vector<std::int64_t> positions = c.load("position_ids").as_int64();
@@ -222,12 +223,15 @@ TEST(DecoderModel, CachesGrowTruncateAndReportOverflow) {
 
 // int8 / int4 decoders against HF along HF's own greedy path: top-1 agreement per step and the
 // mean KL divergence of the next-token distributions (reported; loose bounds catch a broken export).
+// The int4 package is run twice: text.onnx (ONNX Runtime's MatMulNBits) and text.kernels.onnx
+// (q3vl's kernel), which must agree with HF as well as MatMulNBits does.
 TEST(TextExport, ReducedPrecisionDecodersAgreeWithHf) {
   struct Variant {
     std::string name;
     TextExportOptions options;
     double min_agreement;
     double max_kl;
+    std::string decoder_file = "text.onnx";
   };
   std::vector<Variant> variants;
   for (WeightFormat format : {WeightFormat::Int8, WeightFormat::Int4}) {
@@ -238,18 +242,24 @@ TEST(TextExport, ReducedPrecisionDecodersAgreeWithHf) {
     variants.push_back({to_string(format), options, format == WeightFormat::Int8 ? 0.9 : 0.5,
                         format == WeightFormat::Int8 ? 0.05 : 0.5});
   }
+  variants.push_back(variants.back());
+  variants.back().decoder_file = package::kKernelTextModel;
   TextExportOptions fp16;
   fp16.fp16 = true;
   variants.push_back({"fp16", fp16, 0.9, 0.05});
+  std::map<std::string, std::pair<double, double>> means;  // decoder -> mean agreement, mean KL (int4)
   for (const Variant& variant : variants) {
     const TextExportOptions& options = variant.options;
     double agree_sum = 0;
     double kl_sum = 0;
     int cases = 0;
+    const std::string label = variant.name + (variant.decoder_file == "text.onnx" ? "" : " " + variant.decoder_file);
     for (const test::GoldenCase& c : test::golden_cases()) {
       if (!c.has("step_logits")) continue;  // full logits are stored for the small-vocabulary models
       const std::vector<std::int64_t> reference_tokens = c.load("greedy_tokens").as_int64();
-      const GreedyRun run = run_greedy(c, packages().text_package(c, options, variant.name), 32, &reference_tokens);
+      const fs::path package = packages().text_package(c, options, variant.name);
+      ASSERT_TRUE(fs::exists(package / variant.decoder_file)) << package / variant.decoder_file;
+      const GreedyRun run = run_greedy(c, package, 32, &reference_tokens, variant.decoder_file);
       const std::vector<float> steps = c.load("step_logits").as_float();
       const std::size_t V = run.step_logits[0].size();
       int agree = 0;
@@ -270,7 +280,7 @@ TEST(TextExport, ReducedPrecisionDecodersAgreeWithHf) {
           kl += std::exp(log_p) * (log_p - log_q);
         }
       }
-      std::printf("[ text %s ] %-20s top-1 agreement %2d/32  mean KL %.4f\n", variant.name.c_str(), c.name.c_str(),
+      std::printf("[ text %s ] %-20s top-1 agreement %2d/32  mean KL %.4f\n", label.c_str(), c.name.c_str(),
                   agree, kl / 32);
       agree_sum += agree / 32.0;
       kl_sum += kl / 32;
@@ -279,7 +289,13 @@ TEST(TextExport, ReducedPrecisionDecodersAgreeWithHf) {
     EXPECT_EQ(cases, 4) << "the small-vocabulary golden cases (with step_logits) went missing";
     EXPECT_GT(agree_sum / cases, variant.min_agreement) << variant.name;
     EXPECT_LT(kl_sum / cases, variant.max_kl) << variant.name;
+    if (variant.name == "int4") means[variant.decoder_file] = {agree_sum / cases, kl_sum / cases};
   }
+  ASSERT_EQ(means.size(), 2u);
+  const auto& [ort_agreement, ort_kl] = means["text.onnx"];
+  const auto& [our_agreement, our_kl] = means[package::kKernelTextModel];
+  EXPECT_GE(our_agreement, ort_agreement - 0.05);
+  EXPECT_LE(our_kl, ort_kl * 1.2 + 0.005);
 }
 
 }  // namespace

@@ -22,7 +22,7 @@
 #include "model/random_checkpoint.h"
 #include "model/tensor_names.h"
 #include "ort/onnx_session.h"
-#include "package/expert_kernel_text.h"
+#include "package/kernel_text.h"
 #include "package/format.h"
 #include "q3vl/error.h"
 #include "q3vl/conversation.h"
@@ -48,7 +48,7 @@ struct Precision {
   std::string tag = "fp32";
   bool fp16 = false;
   WeightFormat format = WeightFormat::F32;
-  // The decoder to run: text.onnx (ONNX Runtime's MoE/QMoE) or text.experts.onnx (q3vl's kernel).
+  // The decoder to run: text.onnx (ONNX Runtime's MoE/QMoE) or text.kernels.onnx (q3vl's kernels).
   std::string text_model = package::kTextModel;
 };
 
@@ -289,7 +289,7 @@ TEST(MoeGolden, ReducedPrecisionDecodersAgreeWithHf) {
                                          {{"int8", false, WeightFormat::Int8}, 16, 0.02},
                                          {{"int4", false, WeightFormat::Int4}, 8, 0.1},
                                          // the same int4 package through q3vl's expert kernel (int8 activations)
-                                         {{"int4", false, WeightFormat::Int4, package::kExpertKernelTextModel}, 8, 0.1}};
+                                         {{"int4", false, WeightFormat::Int4, package::kKernelTextModel}, 8, 0.1}};
   for (const Variant& variant : variants) {
     std::size_t checked = 0;
     for (const test::GoldenCase& c : test::moe_golden_cases()) {
@@ -439,7 +439,7 @@ TEST(MoeGolden, AsymmetricExpertsAreRefusedNamingThePrecision) {
 
 // A whole package (q3vl build's path) from a random MoE checkpoint with the real tokenizer: the
 // manifest carries the MoE config, the runtime loads it and generates, in fp32 and int4 (int4: through
-// text.experts.onnx, and through text.onnx when asked or when the expert graph's stamp is stale);
+// text.kernels.onnx, and through text.onnx when asked or when the expert graph's stamp is stale);
 // asymmetric int4 is refused before anything is written.
 TEST(MoeGolden, WholePackageBuildsLoadsAndGenerates) {
   test::TempDir dir;
@@ -458,25 +458,25 @@ TEST(MoeGolden, WholePackageBuildsLoadsAndGenerates) {
   const Reply reply = conversation.send({}, "Hello", short_reply);
   EXPECT_FALSE(reply.tokens.empty());
   EXPECT_LE(reply.tokens.size(), 4u);
-  EXPECT_FALSE(fs::exists(dir / "package" / package::kExpertKernelTextModel));  // fp32: ONNX Runtime's MoE only
+  EXPECT_FALSE(fs::exists(dir / "package" / package::kKernelTextModel));  // fp32: ONNX Runtime's MoE only
   options.text.linear.format = WeightFormat::Int4;
   build_package(dir / "checkpoint", dir / "int4", options);
   const std::shared_ptr<const Model> int4_model = Model::load(dir / "int4");
-  EXPECT_EQ(int4_model->text_model_note(), "text decoder: text.experts.onnx (q3vl's int4 expert kernel)");
+  EXPECT_EQ(int4_model->text_model_note(), "text decoder: text.kernels.onnx (q3vl's int4 kernels)");
   Conversation int4(int4_model);
   EXPECT_FALSE(int4.send({}, "Hello", short_reply).tokens.empty());
   ModelOptions ort_experts;
-  ort_experts.int4_expert_kernel = false;
+  ort_experts.int4_kernels = false;
   EXPECT_EQ(Model::load(dir / "int4", ort_experts)->text_model_note(), "");
   // A stamp naming another text.onnx (say, text rebuilt since): the expert graph is ignored, said so.
-  json stamp = json::parse(read_text_file(dir / "int4" / kExpertKernelStamp));
+  json stamp = json::parse(read_text_file(dir / "int4" / kKernelTextStamp));
   stamp["text_onnx_sha256"] = std::string(64, '0');
-  write_json_file(dir / "int4" / kExpertKernelStamp, stamp);
+  write_json_file(dir / "int4" / kKernelTextStamp, stamp);
   const std::shared_ptr<const Model> stale = Model::load(dir / "int4");
-  EXPECT_EQ(stale->text_model_note(), "text.experts.onnx ignored: text.onnx changed since it was written (build the package again)");
+  EXPECT_EQ(stale->text_model_note(), "text.kernels.onnx ignored: text.onnx changed since it was written (build the package again)");
   EXPECT_FALSE(Conversation(stale).send({}, "Hello", short_reply).tokens.empty());
   // Hostile stamps (garbled, wrong types, a folder, missing): ignored with a note, text.onnx loads.
-  const fs::path stamp_path = dir / "int4" / kExpertKernelStamp;
+  const fs::path stamp_path = dir / "int4" / kKernelTextStamp;
   const std::vector<std::function<void()>> hostile_stamps = {
       [&] { write_text_file(stamp_path, "{not json"); },
       [&] { write_text_file(stamp_path, R"({"format": 7, "text_onnx_sha256": []})"); },
@@ -486,23 +486,23 @@ TEST(MoeGolden, WholePackageBuildsLoadsAndGenerates) {
   for (const auto& make_hostile : hostile_stamps) {
     make_hostile();
     const std::shared_ptr<const Model> model = Model::load(dir / "int4");
-    EXPECT_EQ(model->text_model_note().rfind("text.experts.onnx ignored: ", 0), 0u) << model->text_model_note();
+    EXPECT_EQ(model->text_model_note().rfind("text.kernels.onnx ignored: ", 0), 0u) << model->text_model_note();
     ++hostile_checked;
   }
   EXPECT_EQ(hostile_checked, hostile_stamps.size());
   // A matching stamp beside an empty expert graph: a load error that names the file, not a crash.
-  write_json_file(stamp_path, expert_kernel_stamp(dir / "int4" / package::kTextModel));
-  write_text_file(dir / "int4" / package::kExpertKernelTextModel, "");
+  write_json_file(stamp_path, kernel_text_stamp(dir / "int4" / package::kTextModel));
+  write_text_file(dir / "int4" / package::kKernelTextModel, "");
   try {
     Model::load(dir / "int4");
-    ADD_FAILURE() << "an empty text.experts.onnx loaded";
+    ADD_FAILURE() << "an empty text.kernels.onnx loaded";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(package::kExpertKernelTextModel), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(package::kKernelTextModel), std::string::npos) << e.what();
   }
   // int4 with float activations asked for (accuracy level 1): the experts stay with ONNX Runtime.
   options.text.linear.accuracy_level = 1;
   build_package(dir / "checkpoint", dir / "int4-level1", options);
-  EXPECT_FALSE(fs::exists(dir / "int4-level1" / package::kExpertKernelTextModel));
+  EXPECT_FALSE(fs::exists(dir / "int4-level1" / package::kKernelTextModel));
   options.text.linear.accuracy_level = 4;
   options.text.linear.symmetric = false;
   EXPECT_THROW(build_package(dir / "checkpoint", dir / "asymmetric", options), Unsupported);

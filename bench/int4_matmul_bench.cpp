@@ -1,0 +1,87 @@
+// The dense int4 kernel alone (kernels/int4_matmul.h) on a 2B decoder layer's shapes (random
+// weights, block 32): a 256-token prefill through the MLP's gate/up matrix [12288, 2048] as integer
+// multiply-adds per second, and decode steps through eight layers' matrices (over 300 MB, more than
+// any cache) as weight bytes read per second against this machine's measured read bandwidth; per
+// instruction set.
+//   int4_matmul_bench [--threads N]
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bench_util.h"
+#include "kernels/int4_matmul.h"
+
+using namespace q3vl::kernels;
+
+namespace {
+
+struct Matrix {
+  std::vector<std::uint8_t> packed;
+  std::vector<float> scales;
+  Int4Matrices view;
+};
+
+Matrix random_matrix(std::int64_t rows, std::int64_t cols, std::int64_t block, std::mt19937& rng) {
+  Matrix m;
+  m.packed.resize(static_cast<std::size_t>(rows * cols / 2));
+  for (std::size_t i = 0; i < m.packed.size(); i += 4) {
+    const auto r = static_cast<std::uint32_t>(rng());
+    std::memcpy(m.packed.data() + i, &r, std::min<std::size_t>(4, m.packed.size() - i));
+  }
+  m.scales.assign(static_cast<std::size_t>(rows * cols / block), 0.01f);
+  m.view = {m.packed.data(), m.scales.data(), 1, rows, cols, block};
+  return m;
+}
+
+double best_seconds(int calls, const std::function<void()>& call) {
+  double best = 1e9;
+  for (int c = 0; c < calls; ++c) {
+    const auto t0 = std::chrono::steady_clock::now();
+    call();
+    best = std::min(best, q3vl::bench::seconds_since(t0));
+  }
+  return best;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int threads = 2;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::string(argv[i]) == "--threads") threads = std::atoi(argv[i + 1]);
+  }
+  const std::int64_t H = 2048, I = 6144, block = 32, prompt = 256, layers = 8;
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal;
+  const Matrix gate_up = random_matrix(2 * I, H, block, rng);
+  std::vector<Matrix> decode_matrices;  // per layer: qkv [4096, H], o [H, H], gate_up [2I, H], down [H, I]
+  double decode_bytes = 0;
+  for (std::int64_t l = 0; l < layers; ++l) {
+    for (const auto& [rows, cols] : {std::pair{4096L, H}, std::pair{H, H}, std::pair{2 * I, H}, std::pair{H, I}}) {
+      decode_matrices.push_back(random_matrix(rows, cols, block, rng));
+      decode_bytes += static_cast<double>(rows * cols) / 2 + static_cast<double>(rows * cols / block) * 4;
+    }
+  }
+  const double bandwidth = q3vl::bench::read_bandwidth_gbs(threads, std::size_t{1} << 30);
+  std::printf("machine: read bandwidth %.1f GB/s (%d threads); a decode step over %lld layers reads %.0f MB\n", bandwidth, threads,
+              static_cast<long long>(layers), decode_bytes / 1e6);
+  const ParallelFor parallel = q3vl::bench::threaded_for(threads);
+  std::vector<float> x(static_cast<std::size_t>(prompt * I)), out(static_cast<std::size_t>(prompt * 2 * I));
+  for (float& v : x) v = normal(rng);
+  for (const Int4Isa isa : {Int4Isa::Portable, Int4Isa::Avx2, Int4Isa::Avx512Vnni}) {
+    if (!int4_isa_available(isa)) continue;
+    const double prefill = best_seconds(isa == Int4Isa::Portable ? 1 : 3, [&] { run_int4_matmul(gate_up.view, x.data(), prompt, out.data(), parallel, isa); });
+    std::printf("%-13s prefill %lld tokens x [%lld, %lld]: %.1f ms, %.1f G multiply-adds/s\n", to_string(isa).c_str(),
+                static_cast<long long>(prompt), static_cast<long long>(2 * I), static_cast<long long>(H), prefill * 1e3,
+                static_cast<double>(prompt * 2 * I * H) / prefill / 1e9);
+    const double step = best_seconds(isa == Int4Isa::Portable ? 2 : 10, [&] {
+      for (const Matrix& m : decode_matrices) run_int4_matmul(m.view, x.data(), 1, out.data(), parallel, isa);
+    });
+    std::printf("%-13s decode step: %.2f ms, %.1f GB/s = %.0f%% of the read bandwidth\n", to_string(isa).c_str(), step * 1e3,
+                decode_bytes / step / 1e9, 100.0 * decode_bytes / step / 1e9 / bandwidth);
+  }
+  return 0;
+}

@@ -1,0 +1,62 @@
+#include "kernels/int4_matmul.h"
+
+#include <algorithm>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "kernels/int4_rows.h"
+#include "q3vl/error.h"
+
+namespace q3vl::kernels {
+namespace {
+
+// Weight rows per task: a decode step's rows spread over the threads in tasks long enough to
+// amortise starting them; a prompt's tasks take every token of the pass against these rows.
+constexpr std::int64_t kRowsPerTask = 64;
+// Tokens per pass, bounding the quantized activations whatever the prompt length.
+constexpr std::int64_t kTokensPerPass = 256;
+
+}  // namespace
+
+void check_int4_matmul(const Int4Matrices& w) {
+  if (w.experts != 1 || w.rows <= 0 || w.cols <= 0 || w.block < 2 || (w.block & (w.block - 1)) != 0 || w.cols % w.block != 0) {
+    throw InvalidInput("int4 matmul: " + std::to_string(w.experts) + " matrices [" + std::to_string(w.rows) + ", " +
+                       std::to_string(w.cols) + "] in blocks of " + std::to_string(w.block) +
+                       " (need one matrix of whole blocks, a power of two)");
+  }
+}
+
+void run_int4_matmul(const Int4Matrices& w, const float* x, std::int64_t tokens, float* out, const ParallelFor& parallel, Int4Isa isa) {
+  check_int4_matmul(w);
+  const std::int64_t group = activation_group(w);
+  const RowsKernel kernel = int4_rows_kernel(isa, group);
+  const std::int64_t chunks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
+  QuantizedActivations x_q;
+  std::vector<std::int64_t> token_rows;
+  for (std::int64_t t0 = 0; t0 < tokens; t0 += kTokensPerPass) {
+    const std::int64_t n = std::min(kTokensPerPass, tokens - t0);
+    x_q.reset(n, w.cols, group);
+    parallel(static_cast<std::size_t>(n), [&](std::size_t t) { x_q.quantize(static_cast<std::int64_t>(t), x + (t0 + static_cast<std::int64_t>(t)) * w.cols); });
+    token_rows.resize(static_cast<std::size_t>(n));
+    std::iota(token_rows.begin(), token_rows.end(), std::int64_t{0});
+    parallel(static_cast<std::size_t>(chunks), [&](std::size_t task) {
+      const std::int64_t r0 = static_cast<std::int64_t>(task) * kRowsPerTask;
+      RowsJob job;
+      job.packed = w.packed + static_cast<std::size_t>(r0) * static_cast<std::size_t>(w.cols / 2);
+      job.blocks_per_row = w.cols / w.block;
+      job.scales = w.scales + r0 * job.blocks_per_row;
+      job.rows = std::min(kRowsPerTask, w.rows - r0);
+      job.cols = w.cols;
+      job.block = w.block;
+      job.activations = &x_q;
+      job.tokens = token_rows.data();
+      job.token_count = n;
+      job.out = out + t0 * w.rows + r0;
+      job.out_stride = w.rows;
+      kernel(job);
+    });
+  }
+}
+
+}  // namespace q3vl::kernels

@@ -1,0 +1,32 @@
+#pragma once
+// What q3vl's int4 CPU kernels share: block-quantized weight matrices as they lie in a package
+// (QMoE's and MatMulNBits' symmetric 4-bit layout), the instruction set a call uses, and how a
+// call runs its tasks in parallel.
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace q3vl::kernels {
+
+// A stack of `experts` matrices [rows, cols] in QMoE's symmetric int4 layout: row r of expert e
+// is cols/2 bytes at packed + (e*rows + r)*cols/2, value c in byte c/2 (low nibble first), standing
+// for (nibble - 8) * scale; scales [experts, rows, ceil(cols/block)]. MatMulNBits' 4-bit B
+// [N, K/block, block/2] without zero points is one such matrix (rows N, cols K) when K is a
+// multiple of the block.
+struct Int4Matrices {
+  const std::uint8_t* packed = nullptr;
+  const float* scales = nullptr;
+  std::int64_t experts = 0, rows = 0, cols = 0, block = 0;
+};
+
+// The instruction set a kernel call uses; Best picks the widest this CPU has.
+enum class Int4Isa { Best, Portable, Avx2, Avx512Vnni };
+bool int4_isa_available(Int4Isa isa);
+std::string to_string(Int4Isa isa);
+
+// Runs `count` independent tasks, possibly at once (ONNX Runtime's thread pool in a session).
+using ParallelFor = std::function<void(std::size_t count, const std::function<void(std::size_t)>& task)>;
+ParallelFor serial_for();
+
+}  // namespace q3vl::kernels

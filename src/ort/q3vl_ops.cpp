@@ -1,0 +1,23 @@
+#include "ort/q3vl_ops.h"
+
+#include "ort/int4_experts_op.h"
+#include "ort/int4_matmul_op.h"
+#include "package/format.h"
+
+namespace q3vl {
+
+struct Q3vlOps::Ops {
+  Int4ExpertsOp int4_experts;
+  Int4MatMulOp int4_matmul;
+  Ort::CustomOpDomain domain{package::kQ3vlOpDomain};
+};
+
+Q3vlOps::Q3vlOps() : ops_(std::make_unique<Ops>()) {
+  ops_->domain.Add(&ops_->int4_experts);
+  ops_->domain.Add(&ops_->int4_matmul);
+}
+Q3vlOps::~Q3vlOps() = default;
+
+void Q3vlOps::add_to(Ort::SessionOptions& options) const { options.Add(ops_->domain); }
+
+}  // namespace q3vl

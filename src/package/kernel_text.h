@@ -1,0 +1,25 @@
+#pragma once
+// text.kernels.onnx (package/format.h): written by `q3vl build` beside text.onnx for int4 packages
+// with float32 activations, with text.kernels.json, a stamp holding the SHA-256 of the text.onnx it
+// was made from, so that a text.onnx rebuilt later (say at another precision) is never paired with
+// a stale kernel graph.
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "package/package.h"
+
+namespace q3vl {
+
+inline constexpr const char* kKernelTextStamp = "text.kernels.json";
+
+// The stamp for a kernel graph made from `text_onnx`.
+nlohmann::json kernel_text_stamp(const std::filesystem::path& text_onnx);
+
+// Empty when the package's text.kernels.onnx can be loaded in place of text.onnx; otherwise why
+// not ("" when the package simply has none). Never throws for a bad stamp.
+std::optional<std::string> kernel_text_problem(const Package& package);
+
+}  // namespace q3vl

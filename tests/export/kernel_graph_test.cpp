@@ -1,0 +1,162 @@
+// text.kernels.onnx's rewrite on dense layers (export/kernel_graph.h): which MatMulNBits nodes
+// become q3vl's Int4MatMul (4-bit, symmetric, float scales, accuracy level 4) and which stay, and
+// that the rewritten graph runs: its output is as close to the float layers as ONNX Runtime's
+// MatMulNBits is (both quantize activations to int8), with a symbolic token count flowing through
+// the op into an ONNX Runtime op after it. Hostile attributes fail with an error naming the op.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <functional>
+
+#include "export/kernel_graph.h"
+#include "export/weights.h"
+#include "model/checkpoint.h"
+#include "model/random_checkpoint.h"
+#include "model/tensor_names.h"
+#include "ort/onnx_session.h"
+#include "q3vl/error.h"
+#include "support/golden.h"
+#include "support/test_support.h"
+
+namespace q3vl {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct TwoLayers {
+  LinearOptions first, second;  // up [H -> I], then down [I -> H]
+};
+
+// x [1, tokens, H] -> up_proj -> down_proj of layer 0, each in its own format; with `kernels`, after
+// q3vl's rewrite, which must replace `expect_replaced` nodes. Runs it on `x`.
+std::vector<float> run_two_layers(const Checkpoint& ckpt, const TwoLayers& layers, const fs::path& dir, const std::vector<float>& x,
+                                  bool kernels, std::int64_t expect_replaced = 0,
+                                  const std::function<void(onnx::ModelProto&)>& edit = {}) {
+  static int count = 0;
+  std::string model = "layers_";  // appended, not "..." + to_string(): GCC 12 warns (-Wrestrict) on that
+  model += std::to_string(count++) + ".onnx";
+  const std::int64_t H = ckpt.config().text.hidden_size;
+  {
+    graph::ExternalDataWriter external(dir / (model + ".data"), model + ".data");
+    graph::GraphBuilder g("two_layers", {}, &external);
+    WeightWriter weights(g, ckpt);
+    const std::string in = g.input("x", graph::kFloat, {std::int64_t{1}, std::string("tokens"), H});
+    const std::string up = weights.linear(in, names::text_layer(0, "mlp.up_proj.weight"), "", layers.first, "up");
+    g.output(weights.linear(up, names::text_layer(0, "mlp.down_proj.weight"), "", layers.second, "down"), "y", graph::kFloat,
+             {std::int64_t{1}, std::string("tokens"), H});
+    external.close();
+    if (kernels) {
+      const KernelRewrite done = use_q3vl_kernels(g.model());
+      if (done.matmuls != expect_replaced || done.experts != 0) throw Error("replaced another number of MatMulNBits nodes");
+    }
+    if (edit) edit(g.model());
+    g.save(dir / model);
+  }
+  OnnxEnvironment env;
+  const OnnxSession session(env, dir / model);
+  std::vector<Ort::Value> inputs;
+  std::vector<float> input = x;
+  inputs.push_back(tensor_view(input, {1, static_cast<std::int64_t>(x.size()) / H, H}));
+  const std::vector<Ort::Value> out = session.run({"x"}, inputs, {"y"});
+  const float* y = out[0].GetTensorData<float>();
+  return {y, y + x.size()};
+}
+
+LinearOptions linear(WeightFormat format, std::int64_t accuracy_level = 4, bool symmetric = true) {
+  LinearOptions o;
+  o.format = format;
+  o.block_size = 32;
+  o.accuracy_level = accuracy_level;
+  o.symmetric = symmetric;
+  return o;
+}
+
+Checkpoint tiny_checkpoint(const test::TempDir& dir) {
+  RandomCheckpointOptions options;
+  options.tokenizer_dir = test::fake_tokenizer_dir(dir);
+  options.show_progress = false;
+  options.seed = 5;
+  write_random_checkpoint(random_checkpoint_config("tiny"), dir / "checkpoint", options);
+  return Checkpoint::open(dir / "checkpoint");
+}
+
+std::vector<float> smooth_input(std::int64_t tokens, std::int64_t H) {
+  std::vector<float> x(static_cast<std::size_t>(tokens * H));
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(std::sin(0.29 * static_cast<double>(i)) * 1.5);
+  return x;
+}
+
+TEST(KernelGraph, DenseInt4LayersRunOnQ3vlsKernelAsCloseToFloatAsMatMulNBits) {
+  test::TempDir dir;
+  const Checkpoint ckpt = tiny_checkpoint(dir);
+  const std::int64_t H = ckpt.config().text.hidden_size;
+  std::size_t checked = 0;
+  for (const std::int64_t tokens : {std::int64_t{1}, std::int64_t{9}}) {
+    const std::vector<float> x = smooth_input(tokens, H);
+    const TwoLayers float_layers{linear(WeightFormat::F32), linear(WeightFormat::F32)};
+    const std::vector<float> reference = run_two_layers(ckpt, float_layers, dir.path(), x, false);
+    // Both int4 (level 4): both replaced. Then only the first: the second, ONNX Runtime's MatMulNBits
+    // at accuracy level 1, infers its input's shape from Int4MatMul's output (a symbolic dimension).
+    for (const auto& [layers, replaced] : {std::pair{TwoLayers{linear(WeightFormat::Int4), linear(WeightFormat::Int4)}, 2},
+                                           std::pair{TwoLayers{linear(WeightFormat::Int4), linear(WeightFormat::Int4, 1)}, 1}}) {
+      const std::vector<float> ort = run_two_layers(ckpt, layers, dir.path(), x, false);
+      const std::vector<float> ours = run_two_layers(ckpt, layers, dir.path(), x, true, replaced);
+      const double ort_error = test::compare(ort, reference).relative();
+      const double our_error = test::compare(ours, reference).relative();
+      const double apart = test::compare(ours, ort).relative();
+      std::printf("[ int4 layers, %lld tokens, %d on q3vl's kernel ] against fp32: MatMulNBits %.3g, q3vl %.3g (%.3g apart)\n",
+                  static_cast<long long>(tokens), replaced, ort_error, our_error, apart);
+      EXPECT_LT(our_error, 0.2);
+      EXPECT_LT(our_error, ort_error * 1.5 + 0.01);
+      EXPECT_LT(apart, 0.05);
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 4u);
+}
+
+TEST(KernelGraph, OnlyInt4SymmetricLevel4LayersAreReplaced) {
+  test::TempDir dir;
+  const Checkpoint ckpt = tiny_checkpoint(dir);
+  const std::vector<float> x = smooth_input(3, ckpt.config().text.hidden_size);
+  // int8 weights, int4 with zero points, int4 with float activations asked for: all stay.
+  for (const LinearOptions& kept : {linear(WeightFormat::Int8), linear(WeightFormat::Int4, 4, false), linear(WeightFormat::Int4, 0)}) {
+    EXPECT_NO_THROW(run_two_layers(ckpt, TwoLayers{kept, linear(WeightFormat::Int4)}, dir.path(), x, true, 1));
+  }
+  EXPECT_NO_THROW(run_two_layers(ckpt, TwoLayers{linear(WeightFormat::F32), linear(WeightFormat::Int8)}, dir.path(), x, true, 0));
+}
+
+TEST(KernelGraph, AnInt4MatMulNodeThatDisagreesWithItsTensorsIsAnError) {
+  test::TempDir dir;
+  const Checkpoint ckpt = tiny_checkpoint(dir);
+  const std::vector<float> x = smooth_input(2, ckpt.config().text.hidden_size);
+  const auto set = [](const std::string& name, std::int64_t value) {
+    return [name, value](onnx::ModelProto& model) {
+      for (onnx::NodeProto& node : *model.mutable_graph()->mutable_node()) {
+        for (onnx::AttributeProto& a : *node.mutable_attribute()) {
+          if (node.op_type() == "Int4MatMul" && a.name() == name) a.set_i(value);
+        }
+      }
+    };
+  };
+  const std::vector<std::pair<std::function<void(onnx::ModelProto&)>, std::string>> cases = {
+      {set("block_size", 16), "Int4MatMul: B ["},
+      {set("block_size", 48), "int4 matmul:"},
+      {set("N", 7), "Int4MatMul: B ["},
+      {set("K", 1 << 20), "Int4MatMul: B ["}};
+  std::size_t checked = 0;
+  for (const auto& [edit, expected] : cases) {
+    try {
+      run_two_layers(ckpt, TwoLayers{linear(WeightFormat::Int4), linear(WeightFormat::Int4)}, dir.path(), x, true, 2, edit);
+      ADD_FAILURE() << "ran with a node that should fail: " << expected;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, cases.size());
+}
+
+}  // namespace
+}  // namespace q3vl

@@ -1,0 +1,110 @@
+// q3vl's dense int4 kernel (kernels/int4_matmul.h) against a plain double-precision product with
+// the dequantized weights ((nibble - 8) * scale) written here from MatMulNBits' definition. The
+// kernel quantizes activations to int8, so it agrees to ~1%; with inputs that int8 represents
+// exactly, every instruction set must agree exactly.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/int4_matmul.h"
+#include "kernels/int4_test_support.h"
+#include "q3vl/error.h"
+
+namespace q3vl::kernels {
+namespace {
+
+std::vector<double> reference(const Int4Matrices& w, const std::vector<float>& x, std::int64_t tokens) {
+  std::vector<double> out(static_cast<std::size_t>(tokens * w.rows), 0.0);
+  for (std::int64_t t = 0; t < tokens; ++t) {
+    for (std::int64_t r = 0; r < w.rows; ++r) {
+      double sum = 0;
+      for (std::int64_t c = 0; c < w.cols; ++c) sum += weight(w, 0, r, c) * x[static_cast<std::size_t>(t * w.cols + c)];
+      out[static_cast<std::size_t>(t * w.rows + r)] = sum;
+    }
+  }
+  return out;
+}
+
+struct Shape {
+  std::int64_t rows, cols, block, tokens;
+};
+
+TEST(Int4MatMul, MatchesTheDequantizedReferenceOnEveryInstructionSet) {
+  const std::vector<Shape> shapes = {
+      {130, 256, 32, 1},  // a decode step: three row tasks, the last short
+      {67, 128, 32, 7},   // token tiles of 4 and 3, an odd row count
+      {40, 96, 32, 300},  // two passes (256 tokens each), an unpaired last group
+      {64, 256, 64, 5},   // two groups of 32 per block
+      {64, 256, 128, 2},  // four groups per block, two tokens (four rows at once)
+      {33, 48, 16, 3},    // block 16: the portable kernel only
+  };
+  std::size_t checked = 0;
+  for (const Shape& s : shapes) {
+    std::mt19937 rng(static_cast<unsigned>(s.rows * 31 + s.tokens));
+    const RandomMatrices w = random_matrices(1, s.rows, s.cols, s.block, rng);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> x(static_cast<std::size_t>(s.tokens * s.cols));
+    for (float& v : x) v = normal(rng);
+    const std::vector<double> ref = reference(w.view, x, s.tokens);
+    for (Int4Isa isa : available_isas()) {
+      SCOPED_TRACE("[" + std::to_string(s.rows) + ", " + std::to_string(s.cols) + "] block " + std::to_string(s.block) + " tokens " +
+                   std::to_string(s.tokens) + " " + to_string(isa));
+      std::vector<float> out(ref.size(), -1.0f);
+      run_int4_matmul(w.view, x.data(), s.tokens, out.data(), serial_for(), isa);
+      EXPECT_LT(relative_error(out, ref), 0.03);
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, shapes.size() * available_isas().size());
+  std::printf("[ int4 matmul ] %zu shape x instruction-set cases\n", checked);
+}
+
+// Activations int8 holds exactly and power-of-two scales: every instruction set equals the exact
+// products, across the pass boundary (260 tokens) and the row tasks.
+TEST(Int4MatMul, IsExactWhereInt8IsExact) {
+  std::mt19937 rng(11);
+  const std::int64_t rows = 70, cols = 128, tokens = 260;
+  const RandomMatrices w = random_matrices(1, rows, cols, 32, rng, /*exact=*/true);
+  std::vector<float> x(static_cast<std::size_t>(tokens * cols));
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = i % 32 == 3 ? -127.0f : static_cast<float>(static_cast<int>(rng() % 255) - 127);
+  const std::vector<double> ref = reference(w.view, x, tokens);
+  std::size_t checked = 0;
+  for (const std::int64_t count : {std::int64_t{1}, tokens}) {
+    for (Int4Isa isa : available_isas()) {
+      SCOPED_TRACE(to_string(isa) + ", " + std::to_string(count) + " tokens");
+      std::vector<float> out(static_cast<std::size_t>(count * rows), 0.0f);
+      run_int4_matmul(w.view, x.data(), count, out.data(), serial_for(), isa);
+      for (std::size_t i = 0; i < out.size(); ++i) {
+        ASSERT_EQ(out[i], ref[i]) << "token " << i / rows << " row " << i % rows;
+        ++checked;
+      }
+    }
+  }
+  EXPECT_EQ(checked, available_isas().size() * rows * (1 + tokens));
+}
+
+TEST(Int4MatMul, RefusesMatricesItCannotReadNamingThem) {
+  std::mt19937 rng(3);
+  const RandomMatrices w = random_matrices(1, 8, 96, 32, rng);
+  std::vector<float> x(96, 1.0f), out(8);
+  Int4Matrices bad = w.view;
+  bad.block = 96;  // a multiple of 32, not a power of two
+  EXPECT_THROW(run_int4_matmul(bad, x.data(), 1, out.data(), serial_for()), InvalidInput);
+  bad = w.view;
+  bad.block = 64;  // 96 columns are not whole blocks of 64
+  try {
+    check_int4_matmul(bad);
+    FAIL() << "accepted 96 columns in blocks of 64";
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("[8, 96] in blocks of 64"), std::string::npos) << e.what();
+  }
+  bad = w.view;
+  bad.experts = 2;
+  EXPECT_THROW(check_int4_matmul(bad), InvalidInput);
+}
+
+}  // namespace
+}  // namespace q3vl::kernels

@@ -1,0 +1,59 @@
+#pragma once
+// What the int4 kernel tests share: random block-quantized matrices, the plain dequantized value of
+// one weight, the error measure, and the instruction sets this CPU runs.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "kernels/int4_matrices.h"
+
+namespace q3vl::kernels {
+
+struct RandomMatrices {
+  std::vector<std::uint8_t> packed;
+  std::vector<float> scales;
+  Int4Matrices view;
+};
+
+// Random nibbles; scales random, or powers of two when `exact` (products then stay exact in float).
+inline RandomMatrices random_matrices(std::int64_t experts, std::int64_t rows, std::int64_t cols, std::int64_t block, std::mt19937& rng,
+                               bool exact = false) {
+  RandomMatrices m;
+  m.packed.resize(static_cast<std::size_t>(experts * rows * cols / 2));
+  for (std::uint8_t& b : m.packed) b = static_cast<std::uint8_t>(rng() & 0xFF);
+  const std::int64_t blocks = (cols + block - 1) / block;
+  m.scales.resize(static_cast<std::size_t>(experts * rows * blocks));
+  std::uniform_real_distribution<float> scale(0.002f, 0.02f);
+  for (float& s : m.scales) s = exact ? std::ldexp(1.0f, -static_cast<int>(rng() % 4) - 8) : scale(rng);
+  m.view = {m.packed.data(), m.scales.data(), experts, rows, cols, block};
+  return m;
+}
+
+inline double weight(const Int4Matrices& m, std::int64_t e, std::int64_t r, std::int64_t c) {
+  const std::uint8_t byte = m.packed[static_cast<std::size_t>((e * m.rows + r) * (m.cols / 2) + c / 2)];
+  const int nibble = c % 2 == 0 ? byte & 0x0F : byte >> 4;
+  const std::int64_t blocks = (m.cols + m.block - 1) / m.block;
+  return (nibble - 8) * static_cast<double>(m.scales[static_cast<std::size_t>((e * m.rows + r) * blocks + c / m.block)]);
+}
+
+// max |ours - ref| over the largest |ref|.
+inline double relative_error(const std::vector<float>& ours, const std::vector<double>& ref) {
+  double err = 0, scale = 0;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    err = std::max(err, std::fabs(ours[i] - ref[i]));
+    scale = std::max(scale, std::fabs(ref[i]));
+  }
+  return err / scale;
+}
+
+inline std::vector<Int4Isa> available_isas() {
+  std::vector<Int4Isa> isas;
+  for (Int4Isa isa : {Int4Isa::Portable, Int4Isa::Avx2, Int4Isa::Avx512Vnni}) {
+    if (int4_isa_available(isa)) isas.push_back(isa);
+  }
+  return isas;
+}
+
+}  // namespace q3vl::kernels
