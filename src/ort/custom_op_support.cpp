@@ -1,5 +1,7 @@
 #include "ort/custom_op_support.h"
 
+#include <string>
+
 namespace q3vl::ort_ops {
 
 kernels::ParallelFor session_parallel_for(Ort::KernelContext& context) {
@@ -8,6 +10,39 @@ kernels::ParallelFor session_parallel_for(Ort::KernelContext& context) {
     context.ParallelFor([](void* data, std::size_t i) { (*static_cast<const std::function<void(std::size_t)>*>(data))(i); }, count, 0,
                         const_cast<std::function<void(std::size_t)>*>(&task));
   };
+}
+
+OrtStatusPtr input_shape(OrtShapeInferContext* context, std::size_t index, std::vector<std::int64_t>& dims,
+                         std::vector<const char*>& names) {
+  const OrtApi& api = Ort::GetApi();
+  OrtTensorTypeAndShapeInfo* info = nullptr;  // the context's own
+  if (OrtStatusPtr status = api.ShapeInferContext_GetInputTypeShape(context, index, &info)) return status;
+  std::size_t rank = 0;
+  if (OrtStatusPtr status = api.GetDimensionsCount(info, &rank)) return status;
+  dims.assign(rank, 0);
+  names.assign(rank, nullptr);
+  if (OrtStatusPtr status = api.GetDimensions(info, dims.data(), rank)) return status;
+  return api.GetSymbolicDimensions(info, names.data(), rank);
+}
+
+OrtStatusPtr set_float_output_shape(OrtShapeInferContext* context, std::size_t index, const std::vector<std::int64_t>& dims,
+                                    const std::vector<const char*>& names, std::atomic<std::uint64_t>& fresh) {
+  const OrtApi& api = Ort::GetApi();
+  std::vector<std::string> storage(dims.size());
+  std::vector<const char*> named(dims.size());
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    const bool nameless = names[i] == nullptr || names[i][0] == '\0';
+    if (dims[i] < 0 && nameless) storage[i] = "q3vl_unknown_" + std::to_string(fresh++);
+    named[i] = nameless ? storage[i].c_str() : names[i];
+  }
+  OrtTensorTypeAndShapeInfo* out = nullptr;
+  if (OrtStatusPtr status = api.CreateTensorTypeAndShapeInfo(&out)) return status;
+  OrtStatusPtr status = api.SetTensorElementType(out, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
+  if (status == nullptr) status = api.SetDimensions(out, dims.data(), dims.size());
+  if (status == nullptr) status = api.SetSymbolicDimensions(out, named.data(), named.size());
+  if (status == nullptr) status = api.ShapeInferContext_SetOutputTypeShape(context, index, out);
+  api.ReleaseTensorTypeAndShapeInfo(out);
+  return status;
 }
 
 }  // namespace q3vl::ort_ops

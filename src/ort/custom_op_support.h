@@ -1,7 +1,10 @@
 #pragma once
 // What q3vl's ONNX Runtime ops share: running a kernel's tasks on the session's thread pool, and
 // errors turned into ONNX Runtime statuses (an exception must not cross the C API).
+#include <atomic>
+#include <cstdint>
 #include <exception>
+#include <vector>
 
 #include <onnxruntime_cxx_api.h>
 
@@ -12,5 +15,17 @@ namespace q3vl::ort_ops {
 kernels::ParallelFor session_parallel_for(Ort::KernelContext& context);
 
 inline OrtStatusPtr error_status(const std::exception& e) { return Ort::Status(e.what(), ORT_INVALID_ARGUMENT).release(); }
+
+// A float output's shape for ONNX Runtime's shape inference, through the C API (the C++
+// ShapeInferContext writes a symbolic dimension as the value -2). `dims` holds -1 for a dimension
+// not known; `names` its symbolic name or "". The C API turns a nameless unknown dimension into the
+// value -1, which later shape inference takes as known (and asserts on): those get a fresh name,
+// numbered from `fresh`.
+OrtStatusPtr set_float_output_shape(OrtShapeInferContext* context, std::size_t index, const std::vector<std::int64_t>& dims,
+                                    const std::vector<const char*>& names, std::atomic<std::uint64_t>& fresh);
+
+// Input `index`'s dimensions (-1 where unknown) and symbolic names.
+OrtStatusPtr input_shape(OrtShapeInferContext* context, std::size_t index, std::vector<std::int64_t>& dims,
+                         std::vector<const char*>& names);
 
 }  // namespace q3vl::ort_ops

@@ -58,15 +58,13 @@ OrtStatusPtr Int4ExpertsKernel::ComputeV2(OrtKernelContext* raw) {
   }
 }
 
-// The output has the input's shape, symbolic dimensions included. (The C++ API's ShapeInferContext
-// writes a symbolic dimension as the value -2, which ONNX Runtime then treats as known: the next
-// layer's MatMulNBits fails shape inference and the model does not load.)
+// The output has the input's shape, symbolic dimensions included.
 Int4ExpertsOp::Int4ExpertsOp() {
-  OrtCustomOp::InferOutputShapeFn = [](const OrtCustomOp*, OrtShapeInferContext* context) -> OrtStatusPtr {
-    const OrtApi& api = Ort::GetApi();
-    OrtTensorTypeAndShapeInfo* input = nullptr;  // the context's own
-    if (OrtStatusPtr status = api.ShapeInferContext_GetInputTypeShape(context, 0, &input)) return status;
-    return api.ShapeInferContext_SetOutputTypeShape(context, 0, input);
+  OrtCustomOp::InferOutputShapeFn = [](const OrtCustomOp* op, OrtShapeInferContext* context) -> OrtStatusPtr {
+    std::vector<std::int64_t> dims;
+    std::vector<const char*> names;
+    if (OrtStatusPtr status = ort_ops::input_shape(context, 0, dims, names)) return status;
+    return ort_ops::set_float_output_shape(context, 0, dims, names, static_cast<const Int4ExpertsOp*>(op)->fresh_names);
   };
 }
 

@@ -5,6 +5,7 @@
 // Inputs: x [..., H] float, router logits [tokens, E] float, gate_up weights [E, 2I, H/2] uint8 and
 // scales [E, 2I, ceil(H/block)] float, down weights [E, H, I/2] uint8 and scales [E, H, ceil(I/block)]
 // float; attributes k, normalize_routing_weights, block_size; output like x.
+#include <atomic>
 #include <cstdint>
 
 #include <onnxruntime_cxx_api.h>
@@ -29,6 +30,8 @@ struct Int4ExpertsOp : Ort::CustomOpBase<Int4ExpertsOp, Int4ExpertsKernel, /*Wit
   }
   std::size_t GetOutputTypeCount() const { return 1; }
   ONNXTensorElementDataType GetOutputType(std::size_t /*index*/) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+
+  mutable std::atomic<std::uint64_t> fresh_names{0};  // names for unknown dimensions (ort/custom_op_support.h)
 };
 
 }  // namespace q3vl

@@ -18,35 +18,6 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
   return text + "]";
 }
 
-// The output's shape: A's, symbolic dimensions included, with the last one N (B's first). Written
-// through the C API: the C++ ShapeInferContext turns symbolic dimensions into the value -2.
-OrtStatusPtr infer_output_shape(const OrtCustomOp* /*op*/, OrtShapeInferContext* context) {
-  const OrtApi& api = Ort::GetApi();
-  OrtTensorTypeAndShapeInfo* a = nullptr;  // the context's own
-  OrtTensorTypeAndShapeInfo* b = nullptr;
-  if (OrtStatusPtr status = api.ShapeInferContext_GetInputTypeShape(context, 0, &a)) return status;
-  if (OrtStatusPtr status = api.ShapeInferContext_GetInputTypeShape(context, 1, &b)) return status;
-  std::size_t rank = 0, b_rank = 0;
-  if (OrtStatusPtr status = api.GetDimensionsCount(a, &rank)) return status;
-  if (OrtStatusPtr status = api.GetDimensionsCount(b, &b_rank)) return status;
-  if (rank == 0 || b_rank != 3) return Ort::Status("Int4MatMul: A must have a last dimension and B three", ORT_INVALID_GRAPH).release();
-  std::vector<std::int64_t> dims(rank), b_dims(b_rank);
-  std::vector<const char*> names(rank);
-  if (OrtStatusPtr status = api.GetDimensions(a, dims.data(), rank)) return status;
-  if (OrtStatusPtr status = api.GetSymbolicDimensions(a, names.data(), rank)) return status;
-  if (OrtStatusPtr status = api.GetDimensions(b, b_dims.data(), b_rank)) return status;
-  dims.back() = b_dims[0];
-  names.back() = "";
-  OrtTensorTypeAndShapeInfo* out = nullptr;
-  if (OrtStatusPtr status = api.CreateTensorTypeAndShapeInfo(&out)) return status;
-  OrtStatusPtr status = api.SetTensorElementType(out, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
-  if (status == nullptr) status = api.SetDimensions(out, dims.data(), rank);
-  if (status == nullptr) status = api.SetSymbolicDimensions(out, names.data(), rank);
-  if (status == nullptr) status = api.ShapeInferContext_SetOutputTypeShape(context, 0, out);
-  api.ReleaseTensorTypeAndShapeInfo(out);
-  return status;
-}
-
 }  // namespace
 
 Int4MatMulKernel::Int4MatMulKernel(const OrtKernelInfo* info) {
@@ -83,7 +54,19 @@ OrtStatusPtr Int4MatMulKernel::ComputeV2(OrtKernelContext* raw) {
   }
 }
 
-Int4MatMulOp::Int4MatMulOp() { OrtCustomOp::InferOutputShapeFn = infer_output_shape; }
+// The output's shape: A's, symbolic dimensions included, with the last one N (B's first).
+Int4MatMulOp::Int4MatMulOp() {
+  OrtCustomOp::InferOutputShapeFn = [](const OrtCustomOp* op, OrtShapeInferContext* context) -> OrtStatusPtr {
+    std::vector<std::int64_t> dims, b_dims;
+    std::vector<const char*> names, b_names;
+    if (OrtStatusPtr status = ort_ops::input_shape(context, 0, dims, names)) return status;
+    if (OrtStatusPtr status = ort_ops::input_shape(context, 1, b_dims, b_names)) return status;
+    if (dims.empty() || b_dims.size() != 3) return Ort::Status("Int4MatMul: A must have a last dimension and B three", ORT_INVALID_GRAPH).release();
+    dims.back() = b_dims[0];
+    names.back() = b_names[0];
+    return ort_ops::set_float_output_shape(context, 0, dims, names, static_cast<const Int4MatMulOp*>(op)->fresh_names);
+  };
+}
 
 OrtStatusPtr Int4MatMulOp::CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* info, void** kernel) const {
   try {

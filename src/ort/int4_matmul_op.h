@@ -4,6 +4,7 @@
 //
 // Inputs as MatMulNBits': A [..., K] float, B [N, K/block, block/2] uint8, scales [N * K/block]
 // float (any shape of that many values); attributes K, N, block_size; output [..., N].
+#include <atomic>
 #include <cstdint>
 
 #include <onnxruntime_cxx_api.h>
@@ -27,6 +28,8 @@ struct Int4MatMulOp : Ort::CustomOpBase<Int4MatMulOp, Int4MatMulKernel, /*WithSt
   }
   std::size_t GetOutputTypeCount() const { return 1; }
   ONNXTensorElementDataType GetOutputType(std::size_t /*index*/) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+
+  mutable std::atomic<std::uint64_t> fresh_names{0};  // names for unknown dimensions (ort/custom_op_support.h)
 };
 
 }  // namespace q3vl

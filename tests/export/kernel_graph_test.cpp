@@ -127,6 +127,39 @@ TEST(KernelGraph, OnlyInt4SymmetricLevel4LayersAreReplaced) {
   EXPECT_NO_THROW(run_two_layers(ckpt, TwoLayers{linear(WeightFormat::F32), linear(WeightFormat::Int8)}, dir.path(), x, true, 0));
 }
 
+// An input whose dimensions shape inference cannot name (after a Reshape to a shape given at run
+// time) keeps them unknown through Int4MatMul: a Slice after it infers its shape without taking an
+// unknown dimension for the value -1 (ONNX Runtime asserted on that and aborted the process).
+TEST(KernelGraph, UnnamedUnknownDimensionsStayUnknownThroughInt4MatMul) {
+  test::TempDir dir;
+  const Checkpoint ckpt = tiny_checkpoint(dir);
+  const std::int64_t H = ckpt.config().text.hidden_size, I = ckpt.config().text.intermediate_size;
+  const fs::path model = dir / "reshaped.onnx";
+  {
+    graph::ExternalDataWriter external(dir / "reshaped.onnx.data", "reshaped.onnx.data");
+    graph::GraphBuilder g("reshaped", {}, &external);
+    WeightWriter weights(g, ckpt);
+    const std::string x = g.input("x", graph::kFloat, {std::int64_t{1}, std::string("tokens"), H});
+    const std::string shape = g.input("shape", graph::kInt64, {std::int64_t{3}});
+    const std::string reshaped = g.op("Reshape", {x, shape});
+    const std::string up = weights.linear(reshaped, names::text_layer(0, "mlp.up_proj.weight"), "", linear(WeightFormat::Int4), "up");
+    const std::string sliced = g.op("Slice", {up, g.constant_i64({0}), g.constant_i64({2}), g.constant_i64({1})});
+    g.output(sliced, "y", graph::kFloat, {std::int64_t{1}, std::string("kept"), I});
+    external.close();
+    ASSERT_EQ(use_q3vl_kernels(g.model()).matmuls, 1);
+    g.save(model);
+  }
+  OnnxEnvironment env;
+  const OnnxSession session(env, model);
+  std::vector<float> x = smooth_input(3, H);
+  std::vector<std::int64_t> shape = {1, 3, H};
+  std::vector<Ort::Value> inputs;
+  inputs.push_back(tensor_view(x, {1, 3, H}));
+  inputs.push_back(tensor_view(shape, {3}));
+  const std::vector<Ort::Value> out = session.run({"x", "shape"}, inputs, {"y"});
+  EXPECT_EQ(out[0].GetTensorTypeAndShapeInfo().GetShape(), (std::vector<std::int64_t>{1, 2, I}));
+}
+
 TEST(KernelGraph, AnInt4MatMulNodeThatDisagreesWithItsTensorsIsAnError) {
   test::TempDir dir;
   const Checkpoint ckpt = tiny_checkpoint(dir);
