@@ -27,9 +27,10 @@ struct ModelOptions {
   // that know images are coming. Otherwise it loads on the first image, and a text-only user never
   // pays for it. Either way a package without one is only an error when an image arrives.
   bool preload_vision = false;
-  // Let ONNX Runtime repack the vision encoder's weights for this CPU when it loads: ~4 s of one
-  // core for the 2B's fp32 encoder, after which each image encodes ~8% faster. Worth it for a
-  // process that sees many images (chat, serve); `q3vl run`, which encodes one request, turns it off.
+  // Let ONNX Runtime repack a float vision encoder's weights for this CPU when it loads: ~4 s of
+  // one core for the 2B's fp32 encoder, after which each image encodes ~8% faster. Worth it for a
+  // process that sees many images (chat, serve); `q3vl run`, which encodes one request, turns it
+  // off. Quantized (int8/int4) encoders are always repacked: without it they run ~1.8x slower.
   bool prepack_vision = true;
   // Unload the vision encoder after each use (a call that needs it again loads it again: ~0.1 s
   // without prepacking), so its weights (1.6 GB for the 2B's fp32 encoder) are not resident while

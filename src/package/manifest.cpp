@@ -93,6 +93,9 @@ PackageManifest read_package_manifest(const fs::path& dir) {
   if (const auto text = parts.find("text")) {
     if (const auto linear = text->find("linear")) m.float_decoder = linear->string("weights", "fp32") == "fp32";
   }
+  if (const auto vision = parts.find("vision")) {
+    if (const auto linear = vision->find("linear")) m.float_vision = linear->string("weights", "fp32") == "fp32";
+  }
   return m;
 }
 

@@ -22,6 +22,7 @@ struct PackageManifest {
   nlohmann::json video_preprocessor;  // packages written before video support: the reference file
   std::set<std::string> parts;  // "vision", "embedding", "text"
   bool float_decoder = true;
+  bool float_vision = true;
 };
 PackageManifest read_package_manifest(const std::filesystem::path& dir);
 

@@ -101,6 +101,7 @@ Package Package::open(const fs::path& dir) {
   p.video_preprocessor_ = std::move(manifest.video_preprocessor);
   p.generation_ = to_defaults(manifest.generation);
   p.float_decoder_ = manifest.float_decoder;
+  p.float_vision_ = manifest.float_vision;
   for (const char* part : {"embedding", "text"}) {
     if (manifest.parts.count(part) == 0) {
       throw InvalidInput(manifest_path + ": field \"parts\" has no \"" + part +

@@ -37,6 +37,8 @@ class Package {
   std::int64_t max_length() const { return max_length_; }
   // True when the decoder's linear layers are fp32 (not MatMulNBits).
   bool float_decoder() const { return float_decoder_; }
+  // True when the vision encoder's linear layers are float (fp32 or fp16, not MatMulNBits).
+  bool float_vision() const { return float_vision_; }
   std::filesystem::path vision_model() const;
   std::filesystem::path embedding_model() const;
   std::filesystem::path text_model() const;
@@ -50,6 +52,7 @@ class Package {
   GenerationDefaults generation_;
   std::int64_t max_length_ = 4096;
   bool float_decoder_ = true;
+  bool float_vision_ = true;
 };
 
 // Names and static dims (-1 where symbolic) of a model's inputs and outputs, as its loaded session

@@ -246,5 +246,32 @@ TEST(PackageManifest, EveryFieldIsChecked) {
   EXPECT_EQ(cases, 11);
 }
 
+// Which parts hold quantized linear layers: the runtime repacks a quantized vision encoder even
+// when asked not to repack (ModelOptions::prepack_vision), and prepacks only quantized decoders.
+TEST(PackageManifest, TellsFloatFromQuantizedParts) {
+  test::TempDir dir;
+  const ModelConfig config = parse_model_config(reference_config(), "c");
+  json manifest = {{"format", "q3vl-package"},
+                   {"format_version", 1},
+                   {"config", reference_config()},
+                   {"generation_config", json::object()},
+                   {"preprocessor_config", json::object()},
+                   {"visual_channel_width", package::visual_channel_width(config)},
+                   {"parts", {{"text", {{"file", "text.onnx"}, {"fp16", false}, {"linear", {{"weights", "int4"}}}}},
+                              {"vision", {{"file", "vision.onnx"}, {"fp16", false}, {"linear", {{"weights", "int8"}}}}}}}};
+  const auto read = [&] {
+    write_text_file(dir / package::kManifest, manifest.dump());
+    return read_package_manifest(dir.path());
+  };
+  EXPECT_FALSE(read().float_decoder);
+  EXPECT_FALSE(read().float_vision);
+  manifest["parts"]["vision"]["linear"]["weights"] = "fp32";
+  manifest["parts"]["text"]["linear"]["weights"] = "fp32";
+  EXPECT_TRUE(read().float_decoder);
+  EXPECT_TRUE(read().float_vision);
+  manifest["parts"]["vision"]["fp16"] = true;  // fp16 weights and compute: float, no MatMulNBits
+  EXPECT_TRUE(read().float_vision);
+}
+
 }  // namespace
 }  // namespace q3vl
