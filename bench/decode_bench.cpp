@@ -10,6 +10,7 @@
 
 #include "engine/sampler.h"
 #include "bench_util.h"
+#include "package/format.h"
 #include "math/rope_index.h"
 #include "package/package.h"
 #include "package/prepacked_text.h"
@@ -170,19 +171,25 @@ void run(const char* package_dir, const Options& options) {
   const double bandwidth = bench::read_bandwidth_gbs(options.threads > 0 ? options.threads : 2);
   // Per decoded token the decoder reads its weights once (a MoE model: only the chosen experts');
   // the embedding reads one row.
-  const double weight_bytes = static_cast<double>(onnx_model_bytes(package.text_model()));
-  const double bytes_per_token = weight_bytes * weights_read_per_token(config.text);
-  std::printf("machine: read bandwidth %.1f GB/s; text.onnx weights %.2f GB, %.2f GB read per token -> decode bound %.1f tok/s\n",
-              bandwidth, weight_bytes / 1e9, bytes_per_token / 1e9, bandwidth * 1e9 / bytes_per_token);
-  OnnxEnvironment env(options.threads);
-  EmbeddingModel embedding(env, package.embedding_model(), config);
-  SessionOptions decoder_options;
-  decoder_options.prepack_weights = !package.float_decoder();
   // What `q3vl run` loads (text.kernels.onnx, or the decoder `q3vl prepack` wrote for this CPU when
   // it matches), unless --decoder text.onnx.
   const TextModelChoice text_model =
       choose_text_model(package, Ort::GetVersionString(), !options.plain_text_onnx, !options.plain_text_onnx);
   if (!text_model.note.empty()) std::printf("%s\n", text_model.note.c_str());
+  double weight_bytes = static_cast<double>(onnx_model_bytes(package.text_model()));
+  if (text_model.kernels) {
+    // Its float16 scales replace text.onnx.data's float32 ones, which it no longer reads.
+    std::error_code ec;
+    const double half_scales = static_cast<double>(std::filesystem::file_size(package.dir() / package::kKernelTextData, ec));
+    if (!ec) weight_bytes -= half_scales;
+  }
+  const double bytes_per_token = weight_bytes * weights_read_per_token(config.text);
+  std::printf("machine: read bandwidth %.1f GB/s; %s weights %.2f GB, %.2f GB read per token -> decode bound %.1f tok/s\n",
+              bandwidth, text_model.model.filename().c_str(), weight_bytes / 1e9, bytes_per_token / 1e9, bandwidth * 1e9 / bytes_per_token);
+  OnnxEnvironment env(options.threads);
+  EmbeddingModel embedding(env, package.embedding_model(), config);
+  SessionOptions decoder_options;
+  decoder_options.prepack_weights = !package.float_decoder();
   const DecoderModel decoder_model(env, text_model.model, config, decoder_options);
 
   const Timings timings = measure(embedding, decoder_model, options);

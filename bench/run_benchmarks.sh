@@ -54,14 +54,13 @@ end_to_end() {  # end_to_end LABEL: text and image prompts, 3 runs each, on the 
     done
   done
 }
-end_to_end "text.onnx"
+end_to_end "text.kernels.onnx (q3vl's int4 kernels)"
 
-# The same runs with the decoder `q3vl prepack` stores for this CPU (packed weights read from the
-# memory-mapped file: less load time and anonymous memory), then without it again.
-echo "== q3vl prepack: the 2B int4 decoder with this CPU's packed weights"
-"$q3vl" prepack --model "$work/pkg-2b-int4"
-end_to_end "prepacked decoder"
-"$q3vl" prepack --model "$work/pkg-2b-int4" --remove
+# q3vl's int4 kernels alone, per instruction set: a 2B layer's shapes (prefill multiply-adds per
+# second, decode bytes per second against the read bandwidth) and a 30B-A3B MoE layer's experts.
+echo "== int4 kernels"
+"$bench/int4_matmul_bench"
+"$bench/int4_experts_bench"
 
 # Video decoding as Qwen3-VL's processor uses it (no model needed): the frames sampled at 2 fps
 # from a 60 s 1280x720 30 fps H.264 clip (written once into the work folder), then every frame.

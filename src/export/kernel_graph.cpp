@@ -1,11 +1,17 @@
 #include "export/kernel_graph.h"
 
 #include <algorithm>
+#include <cstring>
+#include <fstream>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include "graph/graph_builder.h"
+#include "math/half_float.h"
 #include "package/format.h"
+#include "q3vl/error.h"
 
 namespace q3vl {
 namespace {
@@ -73,7 +79,78 @@ onnx::NodeProto q3vl_node(const onnx::NodeProto& node, const char* op, const cha
   return replacement;
 }
 
+// A float32 initializer's values, inline or from its external data file under `dir`.
+std::vector<float> float_values(const onnx::TensorProto& tensor, const std::filesystem::path& dir) {
+  std::int64_t count = 1;
+  for (std::int64_t d : tensor.dims()) count *= d;
+  const std::size_t bytes = static_cast<std::size_t>(count) * sizeof(float);
+  std::vector<float> values(static_cast<std::size_t>(count));
+  if (tensor.data_location() != onnx::TensorProto_DataLocation_EXTERNAL) {
+    if (tensor.raw_data().size() == bytes) {
+      std::memcpy(values.data(), tensor.raw_data().data(), bytes);
+    } else if (tensor.float_data_size() == count) {
+      std::copy(tensor.float_data().begin(), tensor.float_data().end(), values.begin());
+    } else {
+      throw Error("scales " + tensor.name() + ": not " + std::to_string(count) + " floats");
+    }
+    return values;
+  }
+  std::string location;
+  std::uint64_t offset = 0, length = 0;
+  for (const onnx::StringStringEntryProto& e : tensor.external_data()) {
+    if (e.key() == "location") location = e.value();
+    if (e.key() == "offset") offset = std::stoull(e.value());
+    if (e.key() == "length") length = std::stoull(e.value());
+  }
+  std::ifstream in(dir / location, std::ios::binary);
+  if (location.empty() || length != bytes || !in.seekg(static_cast<std::streamoff>(offset)) ||
+      !in.read(reinterpret_cast<char*>(values.data()), static_cast<std::streamsize>(bytes))) {
+    throw Error("scales " + tensor.name() + ": cannot read " + std::to_string(bytes) + " bytes from " + (dir / location).string());
+  }
+  return values;
+}
+
 }  // namespace
+
+std::int64_t use_half_scales(onnx::ModelProto& model, const std::filesystem::path& dir, graph::ExternalDataWriter& out) {
+  onnx::GraphProto& graph = *model.mutable_graph();
+  std::unordered_map<std::string, int> initializer_index;
+  for (int i = 0; i < graph.initializer_size(); ++i) initializer_index[graph.initializer(i).name()] = i;
+  std::unordered_map<std::string, std::string> halved;  // float32 scales -> their float16 copy
+  std::vector<onnx::TensorProto> copies;
+  for (onnx::NodeProto& node : *graph.mutable_node()) {
+    if (node.domain() != package::kQ3vlOpDomain) continue;
+    const std::vector<int> scale_inputs = node.op_type() == package::kInt4MatMulOp ? std::vector<int>{2} : std::vector<int>{3, 5};
+    for (int input : scale_inputs) {
+      const std::string name = node.input(input);
+      const auto found = initializer_index.find(name);
+      if (found == initializer_index.end() || graph.initializer(found->second).data_type() != onnx::TensorProto::FLOAT) continue;
+      if (!halved.contains(name)) {
+        const onnx::TensorProto& scales = graph.initializer(found->second);
+        const std::vector<float> values = float_values(scales, dir);
+        std::vector<std::uint16_t> halves(values.size());
+        for (std::size_t i = 0; i < values.size(); ++i) halves[i] = float_to_fp16(values[i]);
+        onnx::TensorProto copy;
+        copy.set_name(name + ".f16");
+        copy.set_data_type(onnx::TensorProto::FLOAT16);
+        *copy.mutable_dims() = scales.dims();
+        graph::point_to_external(copy, out, out.append({reinterpret_cast<const std::uint8_t*>(halves.data()), halves.size() * 2}));
+        copies.push_back(std::move(copy));
+        halved[name] = name + ".f16";
+      }
+      node.set_input(input, halved[name]);
+    }
+  }
+  // The float32 scales nothing reads any more leave this graph (text.onnx keeps them).
+  std::unordered_set<std::string> still_read;
+  for (const onnx::NodeProto& node : graph.node()) still_read.insert(node.input().begin(), node.input().end());
+  auto* initializers = graph.mutable_initializer();
+  initializers->erase(std::remove_if(initializers->begin(), initializers->end(),
+                                     [&](const onnx::TensorProto& t) { return halved.contains(t.name()) && !still_read.contains(t.name()); }),
+                      initializers->end());
+  for (onnx::TensorProto& copy : copies) *graph.add_initializer() = std::move(copy);
+  return static_cast<std::int64_t>(copies.size());
+}
 
 KernelRewrite use_q3vl_kernels(onnx::ModelProto& model) {
   std::unordered_map<std::string, int> initializer_types;

@@ -4,8 +4,11 @@
 // runtime runs them with its own kernels while every other runtime reads text.onnx unchanged. Both
 // graphs name the same weights in text.onnx.data.
 #include <cstdint>
+#include <filesystem>
 
 #include <onnx/onnx_pb.h>
+
+#include "graph/external_data.h"
 
 namespace q3vl {
 
@@ -20,5 +23,11 @@ struct KernelRewrite {
 // in whole blocks, float scales, no bias or group index, accuracy level 4 (int8 activations); QMoE
 // with 4-bit symmetric experts, fused SwiGLU and no biases.
 KernelRewrite use_q3vl_kernels(onnx::ModelProto& model);
+
+// Gives each Int4MatMul and Int4Experts node of `model` a float16 copy of its scales, appended to
+// `out` (text.onnx.data keeps the float32 ones for other runtimes): at block 32 a weight's share of
+// bytes read drops from 5 to 4.5 bits, what llama.cpp's Q4_0 reads. The float32 scales are read
+// from `dir` (where the model's external data lies). Returns how many tensors it converted.
+std::int64_t use_half_scales(onnx::ModelProto& model, const std::filesystem::path& dir, graph::ExternalDataWriter& out);
 
 }  // namespace q3vl

@@ -110,8 +110,11 @@ void export_text(const Checkpoint& checkpoint, const TextExportOptions& options,
   // q3vl's kernels, stamped with the text.onnx it belongs to.
   if (options.linear.format == WeightFormat::Int4 && !options.fp16 && options.linear.accuracy_level == 4 &&
       use_q3vl_kernels(g.model()).total() > 0) {
+    graph::ExternalDataWriter half_scales(dir / package::kKernelTextData, package::kKernelTextData);
+    use_half_scales(g.model(), dir, half_scales);
+    half_scales.close();
     g.save(dir / package::kKernelTextModel);
-    write_json_file(dir / kKernelTextStamp, kernel_text_stamp(dir / package::kTextModel));
+    write_json_file(dir / kKernelTextStamp, kernel_text_stamp(dir));
   }
 }
 

@@ -51,4 +51,16 @@ void ExternalDataWriter::close() {
   if (!out_) throw Error("write failed on " + path_.string() + " (disk full?)");
 }
 
+void point_to_external(onnx::TensorProto& tensor, const ExternalDataWriter& writer, ExternalDataWriter::Range range) {
+  tensor.set_data_location(onnx::TensorProto_DataLocation_EXTERNAL);
+  auto add = [&tensor](const std::string& key, const std::string& value) {
+    onnx::StringStringEntryProto* entry = tensor.add_external_data();
+    entry->set_key(key);
+    entry->set_value(value);
+  };
+  add("location", writer.location());
+  add("offset", std::to_string(range.offset));
+  add("length", std::to_string(range.length));
+}
+
 }  // namespace q3vl::graph

@@ -7,6 +7,8 @@
 #include <span>
 #include <string>
 
+#include <onnx/onnx_pb.h>
+
 namespace q3vl::graph {
 
 class ExternalDataWriter {
@@ -38,5 +40,8 @@ class ExternalDataWriter {
   std::uint64_t size_ = 0;
   std::uint64_t pending_ = 0;  // bytes still owed to the tensor started by begin_tensor
 };
+
+// Marks `tensor` as stored in `writer`'s file at `range`.
+void point_to_external(onnx::TensorProto& tensor, const ExternalDataWriter& writer, ExternalDataWriter::Range range);
 
 }  // namespace q3vl::graph

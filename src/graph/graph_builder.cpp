@@ -6,21 +6,6 @@
 #include "q3vl/error.h"
 
 namespace q3vl::graph {
-namespace {
-
-void set_external(onnx::TensorProto& tensor, const ExternalDataWriter& writer, ExternalDataWriter::Range range) {
-  tensor.set_data_location(onnx::TensorProto_DataLocation_EXTERNAL);
-  auto add = [&tensor](const std::string& key, const std::string& value) {
-    onnx::StringStringEntryProto* entry = tensor.add_external_data();
-    entry->set_key(key);
-    entry->set_value(value);
-  };
-  add("location", writer.location());
-  add("offset", std::to_string(range.offset));
-  add("length", std::to_string(range.length));
-}
-
-}  // namespace
 
 std::size_t element_size(ElemType type) {
   switch (type) {
@@ -122,7 +107,7 @@ std::string GraphBuilder::initializer(const std::string& name, ElemType type, co
   }
   onnx::TensorProto& tensor = new_initializer(name, type, dims);
   if (external_ != nullptr && bytes.size() >= external_threshold_) {
-    set_external(tensor, *external_, external_->append(bytes));
+    point_to_external(tensor, *external_, external_->append(bytes));
   } else {
     tensor.set_raw_data(bytes.data(), bytes.size());
   }
@@ -147,7 +132,7 @@ std::string GraphBuilder::streamed_initializer(const std::string& name, ElemType
   const auto count = checked_element_count(dims);
   if (!count) throw Error("initializer " + name + ": bad dims " + shape_string(dims));
   onnx::TensorProto& tensor = new_initializer(name, type, dims);
-  set_external(tensor, *external_, external_->begin_tensor(static_cast<std::uint64_t>(*count) * element_size(type)));
+  point_to_external(tensor, *external_, external_->begin_tensor(static_cast<std::uint64_t>(*count) * element_size(type)));
   return name;
 }
 

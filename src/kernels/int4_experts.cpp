@@ -56,18 +56,13 @@ void expert_products(const Pass& p, const Int4Matrices& m, const QuantizedActiva
                      const std::vector<std::int64_t>& rows_of_member, float* out, RowsKernel kernel,
                      const ParallelFor& parallel) {
   const std::int64_t chunks = (m.rows + kRowsPerTask - 1) / kRowsPerTask;
-  const std::int64_t blocks_per_row = (m.cols + m.block - 1) / m.block;
   parallel(p.active.size() * static_cast<std::size_t>(chunks), [&](std::size_t task) {
     const std::int64_t e = p.active[task / static_cast<std::size_t>(chunks)];
     const std::int64_t r0 = static_cast<std::int64_t>(task % static_cast<std::size_t>(chunks)) * kRowsPerTask;
     const std::int64_t first = p.first_member[static_cast<std::size_t>(e)];
     RowsJob job;
-    job.packed = m.packed + static_cast<std::size_t>(e * m.rows + r0) * static_cast<std::size_t>(m.cols / 2);
-    job.scales = m.scales + (e * m.rows + r0) * blocks_per_row;
+    point_at_rows(job, m, e, r0);
     job.rows = std::min(kRowsPerTask, m.rows - r0);
-    job.cols = m.cols;
-    job.block = m.block;
-    job.blocks_per_row = blocks_per_row;
     job.activations = &activations;
     job.tokens = rows_of_member.data() + first;
     job.token_count = p.first_member[static_cast<std::size_t>(e + 1)] - first;
@@ -114,6 +109,7 @@ void check_expert_layer(const ExpertLayer& layer, std::int64_t router_width) {
          ", " + std::to_string(down.cols) + "] are not [2I, H] and [H, I]");
   }
   for (const Int4Matrices* m : {&up, &down}) {
+    if ((m->scales == nullptr) == (m->half_scales == nullptr)) fail("give float or half scales, one of the two");
     // Blocks are powers of two (as QMoE's and MatMulNBits'): the vector loops find a group's block by a shift.
     if (m->cols <= 0 || m->cols % 2 != 0 || m->block < 2 || (m->block & (m->block - 1)) != 0) {
       fail("rows of " + std::to_string(m->cols) + " values in blocks of " + std::to_string(m->block) +

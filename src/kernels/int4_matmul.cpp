@@ -20,6 +20,7 @@ constexpr std::int64_t kTokensPerPass = 256;
 }  // namespace
 
 void check_int4_matmul(const Int4Matrices& w) {
+  if ((w.scales == nullptr) == (w.half_scales == nullptr)) throw InvalidInput("int4 matmul: give float or half scales, one of the two");
   if (w.experts != 1 || w.rows <= 0 || w.cols <= 0 || w.block < 2 || (w.block & (w.block - 1)) != 0 || w.cols % w.block != 0) {
     throw InvalidInput("int4 matmul: " + std::to_string(w.experts) + " matrices [" + std::to_string(w.rows) + ", " +
                        std::to_string(w.cols) + "] in blocks of " + std::to_string(w.block) +
@@ -43,12 +44,8 @@ void run_int4_matmul(const Int4Matrices& w, const float* x, std::int64_t tokens,
     parallel(static_cast<std::size_t>(chunks), [&](std::size_t task) {
       const std::int64_t r0 = static_cast<std::int64_t>(task) * kRowsPerTask;
       RowsJob job;
-      job.packed = w.packed + static_cast<std::size_t>(r0) * static_cast<std::size_t>(w.cols / 2);
-      job.blocks_per_row = w.cols / w.block;
-      job.scales = w.scales + r0 * job.blocks_per_row;
+      point_at_rows(job, w, 0, r0);
       job.rows = std::min(kRowsPerTask, w.rows - r0);
-      job.cols = w.cols;
-      job.block = w.block;
       job.activations = &x_q;
       job.tokens = token_rows.data();
       job.token_count = n;

@@ -14,10 +14,13 @@ namespace q3vl::kernels {
 // for (nibble - 8) * scale; scales [experts, rows, ceil(cols/block)]. MatMulNBits' 4-bit B
 // [N, K/block, block/2] without zero points is one such matrix (rows N, cols K) when K is a
 // multiple of the block.
+// The scales are float32 (`scales`) or, in q3vl's kernel graphs, IEEE half floats (`half_scales`,
+// a tenth fewer bytes to read per weight at block 32); exactly one of the two is set.
 struct Int4Matrices {
   const std::uint8_t* packed = nullptr;
   const float* scales = nullptr;
   std::int64_t experts = 0, rows = 0, cols = 0, block = 0;
+  const std::uint16_t* half_scales = nullptr;
 };
 
 // The instruction set a kernel call uses; Best picks the widest this CPU has.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "math/half_float.h"
 #include "q3vl/error.h"
 
 namespace q3vl::kernels {
@@ -37,6 +38,16 @@ void QuantizedActivations::quantize(std::int64_t row, const float* x) {
   }
 }
 
+void point_at_rows(RowsJob& job, const Int4Matrices& m, std::int64_t e, std::int64_t first) {
+  job.blocks_per_row = (m.cols + m.block - 1) / m.block;
+  const std::int64_t row = e * m.rows + first;
+  job.packed = m.packed + static_cast<std::size_t>(row) * static_cast<std::size_t>(m.cols / 2);
+  job.scales = m.scales != nullptr ? m.scales + row * job.blocks_per_row : nullptr;
+  job.half_scales = m.half_scales != nullptr ? m.half_scales + row * job.blocks_per_row : nullptr;
+  job.cols = m.cols;
+  job.block = m.block;
+}
+
 void int4_rows_portable(const RowsJob& job) {
   const QuantizedActivations& a = *job.activations;
   const std::size_t row_bytes = static_cast<std::size_t>(job.cols / 2);
@@ -47,7 +58,7 @@ void int4_rows_portable(const RowsJob& job) {
     const float* x_offsets = a.offsets.data() + token * a.groups;
     for (std::int64_t r = 0; r < job.rows; ++r) {
       const std::uint8_t* w = job.packed + static_cast<std::size_t>(r) * row_bytes;
-      const float* w_scales = job.scales + r * job.blocks_per_row;
+      const std::int64_t first_scale = r * job.blocks_per_row;
       float total = 0.0f;
       for (std::int64_t g = 0; g < a.groups; ++g) {
         const std::int64_t start = g * a.group;
@@ -56,7 +67,8 @@ void int4_rows_portable(const RowsJob& job) {
         const QuantizedActivations::Halves at = a.halves(g);
         std::int32_t dot = 0;
         for (std::int64_t j = 0; j < half; ++j) dot += (bytes[j] & 0x0F) * x[at.evens + j] + (bytes[j] >> 4) * x[at.odds + j];
-        const float s = w_scales[start / job.block];
+        const std::int64_t scale_index = first_scale + start / job.block;
+        const float s = job.scales != nullptr ? job.scales[scale_index] : fp16_to_float(job.half_scales[scale_index]);
         total += static_cast<float>(dot) * (s * x_scales[g]) - s * x_offsets[g];
       }
       job.out[t * job.out_stride + r] = total;
@@ -84,10 +96,10 @@ bool int4_isa_available(Int4Isa isa) {
     case Int4Isa::Best:
     case Int4Isa::Portable: return true;
 #if defined(Q3VL_X86_KERNELS)
-    case Int4Isa::Avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case Int4Isa::Avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
     case Int4Isa::Avx512Vnni:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("avx512vl") &&
-             __builtin_cpu_supports("avx512vnni");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
 #else
     case Int4Isa::Avx2:
     case Int4Isa::Avx512Vnni: return false;

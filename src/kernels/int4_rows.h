@@ -51,9 +51,12 @@ struct RowsJob {
   std::int64_t token_count = 0;
   float* out = nullptr;
   std::int64_t out_stride = 0;
+  const std::uint16_t* half_scales = nullptr;  // `scales` as half floats, when `scales` is null
 };
 
 void int4_rows_portable(const RowsJob& job);
+// Points `job` at rows [first, ...) of matrix `e` of `m` (float or half scales, as `m` has them).
+void point_at_rows(RowsJob& job, const Int4Matrices& m, std::int64_t e, std::int64_t first);
 using RowsKernel = void (*)(const RowsJob&);
 // The row kernel for `isa` (Best: the widest this CPU has) and activation groups of `group`: a
 // vector one for groups of 32, the portable one otherwise. Throws Unsupported if the CPU lacks `isa`.

@@ -1,4 +1,4 @@
-// The row kernel for CPUs with AVX2 and FMA (this file is compiled with -mavx2 -mfma): unsigned x
+// The row kernel for CPUs with AVX2, FMA and F16C (compiled with -mavx2 -mfma -mf16c): unsigned x
 // signed bytes to 16-bit pair sums (at most 2 * 15 * 128, no saturation), then to 32-bit lanes.
 #define Q3VL_INT4_ROWS int4_rows_avx2
 #define Q3VL_INT4_REGISTERS 16

@@ -1,5 +1,6 @@
 #include "ort/custom_op_support.h"
 
+#include <stdexcept>
 #include <string>
 
 namespace q3vl::ort_ops {
@@ -10,6 +11,19 @@ kernels::ParallelFor session_parallel_for(Ort::KernelContext& context) {
     context.ParallelFor([](void* data, std::size_t i) { (*static_cast<const std::function<void(std::size_t)>*>(data))(i); }, count, 0,
                         const_cast<std::function<void(std::size_t)>*>(&task));
   };
+}
+
+void set_scales(kernels::Int4Matrices& matrices, const Ort::ConstValue& scales, const char* op) {
+  const ONNXTensorElementDataType type = scales.GetTensorTypeAndShapeInfo().GetElementType();
+  matrices.scales = nullptr;
+  matrices.half_scales = nullptr;
+  if (type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
+    matrices.scales = scales.GetTensorData<float>();
+  } else if (type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16) {
+    matrices.half_scales = static_cast<const std::uint16_t*>(scales.GetTensorRawData());
+  } else {
+    throw std::runtime_error(std::string(op) + ": scales must be float or float16");
+  }
 }
 
 OrtStatusPtr input_shape(OrtShapeInferContext* context, std::size_t index, std::vector<std::int64_t>& dims,

@@ -24,6 +24,10 @@ inline OrtStatusPtr error_status(const std::exception& e) { return Ort::Status(e
 OrtStatusPtr set_float_output_shape(OrtShapeInferContext* context, std::size_t index, const std::vector<std::int64_t>& dims,
                                     const std::vector<const char*>& names, std::atomic<std::uint64_t>& fresh);
 
+// Points `matrices` at a scales tensor: float32 (`scales`) or float16 (`half_scales`); throws
+// naming `op` for any other type.
+void set_scales(kernels::Int4Matrices& matrices, const Ort::ConstValue& scales, const char* op);
+
 // Input `index`'s dimensions (-1 where unknown) and symbolic names.
 OrtStatusPtr input_shape(OrtShapeInferContext* context, std::size_t index, std::vector<std::int64_t>& dims,
                          std::vector<const char*>& names);

@@ -19,7 +19,9 @@ kernels::Int4Matrices matrices(const Ort::ConstValue& weights, const Ort::ConstV
     throw std::runtime_error(std::string("Int4Experts: ") + name + " weights and scales do not describe [E, rows, cols] in blocks of " +
                              std::to_string(block));
   }
-  return {weights.GetTensorData<std::uint8_t>(), scales.GetTensorData<float>(), w[0], w[1], 2 * w[2], block};
+  kernels::Int4Matrices m{weights.GetTensorData<std::uint8_t>(), nullptr, w[0], w[1], 2 * w[2], block};
+  ort_ops::set_scales(m, scales, "Int4Experts");
+  return m;
 }
 
 }  // namespace

@@ -3,8 +3,8 @@
 // (kernels/int4_experts.h), in place of QMoE.
 //
 // Inputs: x [..., H] float, router logits [tokens, E] float, gate_up weights [E, 2I, H/2] uint8 and
-// scales [E, 2I, ceil(H/block)] float, down weights [E, H, I/2] uint8 and scales [E, H, ceil(I/block)]
-// float; attributes k, normalize_routing_weights, block_size; output like x.
+// scales [E, 2I, ceil(H/block)], down weights [E, H, I/2] uint8 and scales [E, H, ceil(I/block)]
+// (scales float or float16); attributes k, normalize_routing_weights, block_size; output like x.
 #include <atomic>
 #include <cstdint>
 
@@ -26,7 +26,10 @@ struct Int4ExpertsOp : Ort::CustomOpBase<Int4ExpertsOp, Int4ExpertsKernel, /*Wit
   const char* GetName() const;
   std::size_t GetInputTypeCount() const { return 6; }
   ONNXTensorElementDataType GetInputType(std::size_t index) const {
-    return index == 2 || index == 4 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+    // Scales (3, 5): float, or float16 in text.kernels.onnx (any type here; the kernel checks).
+    return index == 2 || index == 4   ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8
+           : index == 3 || index == 5 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED
+                                      : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
   }
   std::size_t GetOutputTypeCount() const { return 1; }
   ONNXTensorElementDataType GetOutputType(std::size_t /*index*/) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }

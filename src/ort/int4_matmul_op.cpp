@@ -34,7 +34,8 @@ OrtStatusPtr Int4MatMulKernel::ComputeV2(OrtKernelContext* raw) {
     const Ort::ConstValue b = context.GetInput(1);
     const Ort::ConstValue scales = context.GetInput(2);
     const std::vector<std::int64_t> b_shape = b.GetTensorTypeAndShapeInfo().GetShape();
-    kernels::Int4Matrices w{b.GetTensorData<std::uint8_t>(), scales.GetTensorData<float>(), 1, N, K, block};
+    kernels::Int4Matrices w{b.GetTensorData<std::uint8_t>(), nullptr, 1, N, K, block};
+    ort_ops::set_scales(w, scales, "Int4MatMul");
     kernels::check_int4_matmul(w);
     if (b_shape != std::vector<std::int64_t>{N, K / block, block / 2} ||
         scales.GetTensorTypeAndShapeInfo().GetElementCount() != static_cast<std::size_t>(N * (K / block))) {

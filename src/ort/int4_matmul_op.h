@@ -3,7 +3,7 @@
 // (kernels/int4_matmul.h), in place of MatMulNBits with 4-bit symmetric weights.
 //
 // Inputs as MatMulNBits': A [..., K] float, B [N, K/block, block/2] uint8, scales [N * K/block]
-// float (any shape of that many values); attributes K, N, block_size; output [..., N].
+// float or float16 (any shape of that many values); attributes K, N, block_size; output [..., N].
 #include <atomic>
 #include <cstdint>
 
@@ -24,7 +24,8 @@ struct Int4MatMulOp : Ort::CustomOpBase<Int4MatMulOp, Int4MatMulKernel, /*WithSt
   const char* GetName() const;
   std::size_t GetInputTypeCount() const { return 3; }
   ONNXTensorElementDataType GetInputType(std::size_t index) const {
-    return index == 1 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+    // Scales: float, or float16 in text.kernels.onnx (any type here; the kernel checks).
+    return index == 1 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8 : index == 2 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
   }
   std::size_t GetOutputTypeCount() const { return 1; }
   ONNXTensorElementDataType GetOutputType(std::size_t /*index*/) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }

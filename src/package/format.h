@@ -29,6 +29,8 @@ inline constexpr const char* kTextModel = "text.onnx";
 // MatMulNBits and QMoE node replaced by q3vl's own ops, which only q3vl's runtime registers
 // (ort/q3vl_ops.h, kernels/). onnxruntime-genai and other runtimes keep reading text.onnx.
 inline constexpr const char* kKernelTextModel = "text.kernels.onnx";
+// Its own weights: float16 copies of the int4 scales (the rest it reads from text.onnx.data).
+inline constexpr const char* kKernelTextData = "text.kernels.onnx.data";
 inline constexpr const char* kQ3vlOpDomain = "ai.q3vl";
 inline constexpr const char* kInt4MatMulOp = "Int4MatMul";
 inline constexpr const char* kInt4ExpertsOp = "Int4Experts";

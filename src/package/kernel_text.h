@@ -15,8 +15,9 @@ namespace q3vl {
 
 inline constexpr const char* kKernelTextStamp = "text.kernels.json";
 
-// The stamp for a kernel graph made from `text_onnx`.
-nlohmann::json kernel_text_stamp(const std::filesystem::path& text_onnx);
+// The stamp for the kernel graph in package folder `dir`: the SHA-256 of the text.onnx it was made
+// from and the size of its data file.
+nlohmann::json kernel_text_stamp(const std::filesystem::path& dir);
 
 // Empty when the package's text.kernels.onnx can be loaded in place of text.onnx; otherwise why
 // not ("" when the package simply has none). Never throws for a bad stamp.

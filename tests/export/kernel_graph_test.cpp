@@ -32,7 +32,7 @@ struct TwoLayers {
 // q3vl's rewrite, which must replace `expect_replaced` nodes. Runs it on `x`.
 std::vector<float> run_two_layers(const Checkpoint& ckpt, const TwoLayers& layers, const fs::path& dir, const std::vector<float>& x,
                                   bool kernels, std::int64_t expect_replaced = 0,
-                                  const std::function<void(onnx::ModelProto&)>& edit = {}) {
+                                  const std::function<void(onnx::ModelProto&)>& edit = {}, bool half_scales = false) {
   static int count = 0;
   std::string model = "layers_";  // appended, not "..." + to_string(): GCC 12 warns (-Wrestrict) on that
   model += std::to_string(count++) + ".onnx";
@@ -49,6 +49,11 @@ std::vector<float> run_two_layers(const Checkpoint& ckpt, const TwoLayers& layer
     if (kernels) {
       const KernelRewrite done = use_q3vl_kernels(g.model());
       if (done.matmuls != expect_replaced || done.experts != 0) throw Error("replaced another number of MatMulNBits nodes");
+      if (half_scales) {
+        graph::ExternalDataWriter halves(dir / (model + ".half"), model + ".half");
+        if (use_half_scales(g.model(), dir, halves) != expect_replaced) throw Error("halved another number of scale tensors");
+        halves.close();
+      }
     }
     if (edit) edit(g.model());
     g.save(dir / model);
@@ -101,19 +106,25 @@ TEST(KernelGraph, DenseInt4LayersRunOnQ3vlsKernelAsCloseToFloatAsMatMulNBits) {
     for (const auto& [layers, replaced] : {std::pair{TwoLayers{linear(WeightFormat::Int4), linear(WeightFormat::Int4)}, 2},
                                            std::pair{TwoLayers{linear(WeightFormat::Int4), linear(WeightFormat::Int4, 1)}, 1}}) {
       const std::vector<float> ort = run_two_layers(ckpt, layers, dir.path(), x, false);
-      const std::vector<float> ours = run_two_layers(ckpt, layers, dir.path(), x, true, replaced);
       const double ort_error = test::compare(ort, reference).relative();
-      const double our_error = test::compare(ours, reference).relative();
-      const double apart = test::compare(ours, ort).relative();
-      std::printf("[ int4 layers, %lld tokens, %d on q3vl's kernel ] against fp32: MatMulNBits %.3g, q3vl %.3g (%.3g apart)\n",
-                  static_cast<long long>(tokens), replaced, ort_error, our_error, apart);
-      EXPECT_LT(our_error, 0.2);
-      EXPECT_LT(our_error, ort_error * 1.5 + 0.01);
-      EXPECT_LT(apart, 0.05);
-      ++checked;
+      std::vector<float> with_float_scales;
+      for (const bool half : {false, true}) {  // float32 scales, and text.kernels.onnx's float16 copies
+        const std::vector<float> ours = run_two_layers(ckpt, layers, dir.path(), x, true, replaced, {}, half);
+        // A bf16 checkpoint's block scales (extreme / 8) are exact in float16: the same outputs.
+        if (half) EXPECT_EQ(ours, with_float_scales);
+        with_float_scales = ours;
+        const double our_error = test::compare(ours, reference).relative();
+        const double apart = test::compare(ours, ort).relative();
+        std::printf("[ int4 layers, %lld tokens, %d on q3vl's kernel, %s scales ] against fp32: MatMulNBits %.3g, q3vl %.3g (%.3g apart)\n",
+                    static_cast<long long>(tokens), replaced, half ? "float16" : "float32", ort_error, our_error, apart);
+        EXPECT_LT(our_error, 0.2);
+        EXPECT_LT(our_error, ort_error * 1.5 + 0.01);
+        EXPECT_LT(apart, 1e-5);
+        ++checked;
+      }
     }
   }
-  EXPECT_EQ(checked, 4u);
+  EXPECT_EQ(checked, 8u);
 }
 
 TEST(KernelGraph, OnlyInt4SymmetricLevel4LayersAreReplaced) {

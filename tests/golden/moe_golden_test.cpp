@@ -475,6 +475,14 @@ TEST(MoeGolden, WholePackageBuildsLoadsAndGenerates) {
   const std::shared_ptr<const Model> stale = Model::load(dir / "int4");
   EXPECT_EQ(stale->text_model_note(), "text.kernels.onnx ignored: text.onnx changed since it was written (build the package again)");
   EXPECT_FALSE(Conversation(stale).send({}, "Hello", short_reply).tokens.empty());
+  // Its float16 scales cut short (say, a copy that stopped): ignored, said so, text.onnx loads.
+  write_json_file(dir / "int4" / kKernelTextStamp, kernel_text_stamp(dir / "int4"));
+  ASSERT_GT(fs::file_size(dir / "int4" / package::kKernelTextData), 64u);
+  fs::resize_file(dir / "int4" / package::kKernelTextData, 64);
+  const std::shared_ptr<const Model> cut = Model::load(dir / "int4");
+  EXPECT_EQ(cut->text_model_note(),
+            "text.kernels.onnx ignored: text.kernels.onnx.data is missing or not the size it was written with (build the package again)");
+  EXPECT_FALSE(Conversation(cut).send({}, "Hello", short_reply).tokens.empty());
   // Hostile stamps (garbled, wrong types, a folder, missing): ignored with a note, text.onnx loads.
   const fs::path stamp_path = dir / "int4" / kKernelTextStamp;
   const std::vector<std::function<void()>> hostile_stamps = {
@@ -491,7 +499,7 @@ TEST(MoeGolden, WholePackageBuildsLoadsAndGenerates) {
   }
   EXPECT_EQ(hostile_checked, hostile_stamps.size());
   // A matching stamp beside an empty expert graph: a load error that names the file, not a crash.
-  write_json_file(stamp_path, kernel_text_stamp(dir / "int4" / package::kTextModel));
+  write_json_file(stamp_path, kernel_text_stamp(dir / "int4"));
   write_text_file(dir / "int4" / package::kKernelTextModel, "");
   try {
     Model::load(dir / "int4");

@@ -80,17 +80,22 @@ TEST(Int4Experts, MatchTheDequantizedReferenceOnEveryInstructionSet) {
     std::vector<float> x(static_cast<std::size_t>(s.tokens * s.hidden)), logits(static_cast<std::size_t>(s.tokens * s.experts));
     for (float& v : x) v = normal(rng);
     for (float& v : logits) v = normal(rng);
-    const std::vector<double> ref = reference(layer, x, logits, s.tokens);
-    for (Int4Isa isa : available_isas()) {
-      SCOPED_TRACE("hidden " + std::to_string(s.hidden) + " block " + std::to_string(s.block) + " tokens " +
-                   std::to_string(s.tokens) + " " + to_string(isa));
-      std::vector<float> out(x.size(), -1.0f);
-      run_int4_experts(layer, x.data(), logits.data(), s.tokens, out.data(), serial_for(), isa);
-      EXPECT_LT(relative_error(out, ref), 0.03);
-      ++checked;
+    // And with half-float scales (text.kernels.onnx's), against a reference with those scales.
+    const RandomMatrices half_up = with_half_scales(up), half_down = with_half_scales(down);
+    const ExpertLayer half_layer{s.k, s.normalize, half_up.view, half_down.view};
+    for (const ExpertLayer* l : {&layer, &half_layer}) {
+      const std::vector<double> ref = reference(*l, x, logits, s.tokens);
+      for (Int4Isa isa : available_isas()) {
+        SCOPED_TRACE("hidden " + std::to_string(s.hidden) + " block " + std::to_string(s.block) + " tokens " +
+                     std::to_string(s.tokens) + " " + to_string(isa) + (l == &half_layer ? " half scales" : ""));
+        std::vector<float> out(x.size(), -1.0f);
+        run_int4_experts(*l, x.data(), logits.data(), s.tokens, out.data(), serial_for(), isa);
+        EXPECT_LT(relative_error(out, ref), 0.03);
+        ++checked;
+      }
     }
   }
-  EXPECT_GE(checked, shapes.size());
+  EXPECT_EQ(checked, 2 * shapes.size() * available_isas().size());
   std::printf("[ int4 experts ] %zu shape x instruction-set cases; instruction sets here:", checked);
   for (Int4Isa isa : available_isas()) std::printf(" %s", to_string(isa).c_str());
   std::printf("\n");

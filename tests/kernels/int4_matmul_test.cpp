@@ -44,21 +44,26 @@ TEST(Int4MatMul, MatchesTheDequantizedReferenceOnEveryInstructionSet) {
   std::size_t checked = 0;
   for (const Shape& s : shapes) {
     std::mt19937 rng(static_cast<unsigned>(s.rows * 31 + s.tokens));
-    const RandomMatrices w = random_matrices(1, s.rows, s.cols, s.block, rng);
+    const RandomMatrices float_scales = random_matrices(1, s.rows, s.cols, s.block, rng);
     std::normal_distribution<float> normal(0.0f, 1.0f);
     std::vector<float> x(static_cast<std::size_t>(s.tokens * s.cols));
     for (float& v : x) v = normal(rng);
-    const std::vector<double> ref = reference(w.view, x, s.tokens);
+    const RandomMatrices half_scales = with_half_scales(float_scales);  // named: views point into it
+    for (const RandomMatrices* matrices : {&float_scales, &half_scales})
     for (Int4Isa isa : available_isas()) {
-      SCOPED_TRACE("[" + std::to_string(s.rows) + ", " + std::to_string(s.cols) + "] block " + std::to_string(s.block) + " tokens " +
-                   std::to_string(s.tokens) + " " + to_string(isa));
+      const RandomMatrices& w = *matrices;
+      const std::vector<double> ref = reference(w.view, x, s.tokens);
+      std::string trace = w.view.half_scales != nullptr ? "half scales, rows " : "rows ";  // appended: GCC 12 warns (-Wrestrict) on "..." + to_string()
+      trace += std::to_string(s.rows) + ", cols " + std::to_string(s.cols) + ", block " + std::to_string(s.block) + ", tokens " +
+               std::to_string(s.tokens) + ", " + to_string(isa);
+      SCOPED_TRACE(trace);
       std::vector<float> out(ref.size(), -1.0f);
       run_int4_matmul(w.view, x.data(), s.tokens, out.data(), serial_for(), isa);
       EXPECT_LT(relative_error(out, ref), 0.03);
       ++checked;
     }
   }
-  EXPECT_EQ(checked, shapes.size() * available_isas().size());
+  EXPECT_EQ(checked, 2 * shapes.size() * available_isas().size());
   std::printf("[ int4 matmul ] %zu shape x instruction-set cases\n", checked);
 }
 
@@ -67,12 +72,16 @@ TEST(Int4MatMul, MatchesTheDequantizedReferenceOnEveryInstructionSet) {
 TEST(Int4MatMul, IsExactWhereInt8IsExact) {
   std::mt19937 rng(11);
   const std::int64_t rows = 70, cols = 128, tokens = 260;
-  const RandomMatrices w = random_matrices(1, rows, cols, 32, rng, /*exact=*/true);
+  const RandomMatrices float_scales = random_matrices(1, rows, cols, 32, rng, /*exact=*/true);
   std::vector<float> x(static_cast<std::size_t>(tokens * cols));
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = i % 32 == 3 ? -127.0f : static_cast<float>(static_cast<int>(rng() % 255) - 127);
-  const std::vector<double> ref = reference(w.view, x, tokens);
+  const std::vector<double> ref = reference(float_scales.view, x, tokens);
   std::size_t checked = 0;
+  // Powers of two are exact as half floats too: both kinds of scales give the exact products.
+  const RandomMatrices half_scales = with_half_scales(float_scales);  // named: views point into it
+  for (const RandomMatrices* matrices : {&float_scales, &half_scales})
   for (const std::int64_t count : {std::int64_t{1}, tokens}) {
+    const RandomMatrices& w = *matrices;
     for (Int4Isa isa : available_isas()) {
       SCOPED_TRACE(to_string(isa) + ", " + std::to_string(count) + " tokens");
       std::vector<float> out(static_cast<std::size_t>(count * rows), 0.0f);
@@ -83,7 +92,7 @@ TEST(Int4MatMul, IsExactWhereInt8IsExact) {
       }
     }
   }
-  EXPECT_EQ(checked, available_isas().size() * rows * (1 + tokens));
+  EXPECT_EQ(checked, 2 * available_isas().size() * rows * (1 + tokens));
 }
 
 TEST(Int4MatMul, RefusesMatricesItCannotReadNamingThem) {

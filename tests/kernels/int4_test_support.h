@@ -8,12 +8,14 @@
 #include <vector>
 
 #include "kernels/int4_matrices.h"
+#include "math/half_float.h"
 
 namespace q3vl::kernels {
 
 struct RandomMatrices {
   std::vector<std::uint8_t> packed;
   std::vector<float> scales;
+  std::vector<std::uint16_t> half_scales;
   Int4Matrices view;
 };
 
@@ -31,11 +33,24 @@ inline RandomMatrices random_matrices(std::int64_t experts, std::int64_t rows, s
   return m;
 }
 
+// The same matrices with their scales as half floats (what text.kernels.onnx holds). The view points
+// into the returned object's vectors: keep it in a named variable (a copy's view points elsewhere).
+inline RandomMatrices with_half_scales(RandomMatrices m) {
+  m.half_scales.resize(m.scales.size());
+  for (std::size_t i = 0; i < m.scales.size(); ++i) m.half_scales[i] = float_to_fp16(m.scales[i]);
+  m.scales.clear();
+  m.view.packed = m.packed.data();
+  m.view.scales = nullptr;
+  m.view.half_scales = m.half_scales.data();
+  return m;
+}
+
 inline double weight(const Int4Matrices& m, std::int64_t e, std::int64_t r, std::int64_t c) {
   const std::uint8_t byte = m.packed[static_cast<std::size_t>((e * m.rows + r) * (m.cols / 2) + c / 2)];
   const int nibble = c % 2 == 0 ? byte & 0x0F : byte >> 4;
   const std::int64_t blocks = (m.cols + m.block - 1) / m.block;
-  return (nibble - 8) * static_cast<double>(m.scales[static_cast<std::size_t>((e * m.rows + r) * blocks + c / m.block)]);
+  const std::size_t at = static_cast<std::size_t>((e * m.rows + r) * blocks + c / m.block);
+  return (nibble - 8) * static_cast<double>(m.scales != nullptr ? m.scales[at] : fp16_to_float(m.half_scales[at]));
 }
 
 // max |ours - ref| over the largest |ref|.
