@@ -111,7 +111,9 @@ TEST(KernelGraph, DenseInt4LayersRunOnQ3vlsKernelAsCloseToFloatAsMatMulNBits) {
       for (const bool half : {false, true}) {  // float32 scales, and text.kernels.onnx's float16 copies
         const std::vector<float> ours = run_two_layers(ckpt, layers, dir.path(), x, true, replaced, {}, half);
         // A bf16 checkpoint's block scales (extreme / 8) are exact in float16: the same outputs.
-        if (half) EXPECT_EQ(ours, with_float_scales);
+        if (half) {
+          EXPECT_EQ(ours, with_float_scales);
+        }
         with_float_scales = ours;
         const double our_error = test::compare(ours, reference).relative();
         const double apart = test::compare(ours, ort).relative();
