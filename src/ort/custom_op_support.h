@@ -24,6 +24,17 @@ inline OrtStatusPtr error_status(const std::exception& e) { return Ort::Status(e
 OrtStatusPtr set_float_output_shape(OrtShapeInferContext* context, std::size_t index, const std::vector<std::int64_t>& dims,
                                     const std::vector<const char*>& names, std::atomic<std::uint64_t>& fresh);
 
+// A custom op's CreateKernelV2: constructs Kernel(info), or returns the error.
+template <typename Kernel>
+OrtStatusPtr create_kernel(const OrtKernelInfo* info, void** kernel) {
+  try {
+    *kernel = new Kernel(info);
+    return nullptr;
+  } catch (const std::exception& e) {
+    return error_status(e);
+  }
+}
+
 // Points `matrices` at a scales tensor: float32 (`scales`) or float16 (`half_scales`); throws
 // naming `op` for any other type.
 void set_scales(kernels::Int4Matrices& matrices, const Ort::ConstValue& scales, const char* op);

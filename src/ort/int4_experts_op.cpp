@@ -71,12 +71,7 @@ Int4ExpertsOp::Int4ExpertsOp() {
 }
 
 OrtStatusPtr Int4ExpertsOp::CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* info, void** kernel) const {
-  try {
-    *kernel = new Int4ExpertsKernel(info);
-    return nullptr;
-  } catch (const std::exception& e) {
-    return ort_ops::error_status(e);
-  }
+  return ort_ops::create_kernel<Int4ExpertsKernel>(info, kernel);
 }
 
 const char* Int4ExpertsOp::GetName() const { return package::kInt4ExpertsOp; }

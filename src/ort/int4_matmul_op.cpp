@@ -70,12 +70,7 @@ Int4MatMulOp::Int4MatMulOp() {
 }
 
 OrtStatusPtr Int4MatMulOp::CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* info, void** kernel) const {
-  try {
-    *kernel = new Int4MatMulKernel(info);
-    return nullptr;
-  } catch (const std::exception& e) {
-    return ort_ops::error_status(e);
-  }
+  return ort_ops::create_kernel<Int4MatMulKernel>(info, kernel);
 }
 
 const char* Int4MatMulOp::GetName() const { return package::kInt4MatMulOp; }

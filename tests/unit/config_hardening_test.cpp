@@ -207,17 +207,22 @@ TEST(PreprocessorConfigHardening, TypesAreNamed) {
             std::string::npos);
 }
 
+// A valid manifest with an int4 text part.
+json minimal_manifest() {
+  const ModelConfig config = parse_model_config(reference_config(), "c");
+  return {{"format", "q3vl-package"},
+          {"format_version", 1},
+          {"config", reference_config()},
+          {"generation_config", json::object()},
+          {"preprocessor_config", json::object()},
+          {"visual_channel_width", package::visual_channel_width(config)},
+          {"parts", {{"text", {{"file", "text.onnx"}, {"fp16", false}, {"linear", {{"weights", "int4"}}}}}}}};
+}
+
 // A manifest alone (no model files needed to read it).
 std::string manifest_error(const std::function<void(json&)>& edit) {
   test::TempDir dir;
-  const ModelConfig config = parse_model_config(reference_config(), "c");
-  json manifest = {{"format", "q3vl-package"},
-                   {"format_version", 1},
-                   {"config", reference_config()},
-                   {"generation_config", json::object()},
-                   {"preprocessor_config", json::object()},
-                   {"visual_channel_width", package::visual_channel_width(config)},
-                   {"parts", {{"text", {{"file", "text.onnx"}, {"fp16", false}, {"linear", {{"weights", "int4"}}}}}}}};
+  json manifest = minimal_manifest();
   edit(manifest);
   write_text_file(dir / package::kManifest, manifest.dump());
   return error_of([&] { read_package_manifest(dir.path()); });
@@ -250,15 +255,8 @@ TEST(PackageManifest, EveryFieldIsChecked) {
 // when asked not to repack (ModelOptions::prepack_vision), and prepacks only quantized decoders.
 TEST(PackageManifest, TellsFloatFromQuantizedParts) {
   test::TempDir dir;
-  const ModelConfig config = parse_model_config(reference_config(), "c");
-  json manifest = {{"format", "q3vl-package"},
-                   {"format_version", 1},
-                   {"config", reference_config()},
-                   {"generation_config", json::object()},
-                   {"preprocessor_config", json::object()},
-                   {"visual_channel_width", package::visual_channel_width(config)},
-                   {"parts", {{"text", {{"file", "text.onnx"}, {"fp16", false}, {"linear", {{"weights", "int4"}}}}},
-                              {"vision", {{"file", "vision.onnx"}, {"fp16", false}, {"linear", {{"weights", "int8"}}}}}}}};
+  json manifest = minimal_manifest();
+  manifest["parts"]["vision"] = {{"file", "vision.onnx"}, {"fp16", false}, {"linear", {{"weights", "int8"}}}};
   const auto read = [&] {
     write_text_file(dir / package::kManifest, manifest.dump());
     return read_package_manifest(dir.path());
