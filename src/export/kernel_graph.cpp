@@ -3,15 +3,19 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
 #include "graph/graph_builder.h"
+#include "kernels/int4_matrices.h"
 #include "math/half_float.h"
 #include "package/format.h"
 #include "q3vl/error.h"
+#include "util/shape.h"
 
 namespace q3vl {
 namespace {
@@ -46,7 +50,7 @@ bool replaceable_experts(const onnx::NodeProto& node) {
   if (node.op_type() != "QMoE" || node.domain() != graph::kMicrosoftDomain || !inputs_exactly(node, {0, 1, 2, 3, 5, 6})) return false;
   const onnx::AttributeProto* activation = attribute(node, "activation_type");
   return int_attribute(node, "expert_weight_bits", 4) == 4 && int_attribute(node, "swiglu_fusion", 0) == 1 &&
-         activation != nullptr && activation->s() == "swiglu" && int_attribute(node, "block_size", 0) > 0 &&
+         activation != nullptr && activation->s() == "swiglu" && kernels::int4_block_supported(int_attribute(node, "block_size", 0)) &&
          attribute(node, "k") != nullptr;
 }
 
@@ -55,8 +59,8 @@ bool replaceable_matmul(const onnx::NodeProto& node, const std::unordered_map<st
   if (node.op_type() != "MatMulNBits" || node.domain() != graph::kMicrosoftDomain || !inputs_exactly(node, {0, 1, 2})) return false;
   const std::int64_t K = int_attribute(node, "K", 0), N = int_attribute(node, "N", 0), block = int_attribute(node, "block_size", 0);
   const auto scales = initializer_types.find(node.input(2));
-  return int_attribute(node, "bits", 4) == 4 && int_attribute(node, "accuracy_level", 0) == 4 && N > 0 && K > 0 && block >= 16 &&
-         (block & (block - 1)) == 0 && K % block == 0 && scales != initializer_types.end() &&
+  return int_attribute(node, "bits", 4) == 4 && int_attribute(node, "accuracy_level", 0) == 4 && N > 0 && K > 0 &&
+         kernels::int4_block_supported(block) && K % block == 0 && scales != initializer_types.end() &&
          scales->second == onnx::TensorProto::FLOAT;
 }
 
@@ -81,8 +85,9 @@ onnx::NodeProto q3vl_node(const onnx::NodeProto& node, const char* op, const cha
 
 // A float32 initializer's values, inline or from its external data file under `dir`.
 std::vector<float> float_values(const onnx::TensorProto& tensor, const std::filesystem::path& dir) {
-  std::int64_t count = 1;
-  for (std::int64_t d : tensor.dims()) count *= d;
+  const std::optional<std::int64_t> elements = checked_element_count(std::span<const std::int64_t>(tensor.dims().data(), static_cast<std::size_t>(tensor.dims_size())));
+  if (!elements) throw Error("scales " + tensor.name() + ": bad dims");
+  const std::int64_t count = *elements;
   const std::size_t bytes = static_cast<std::size_t>(count) * sizeof(float);
   std::vector<float> values(static_cast<std::size_t>(count));
   if (tensor.data_location() != onnx::TensorProto_DataLocation_EXTERNAL) {

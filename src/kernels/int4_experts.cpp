@@ -110,8 +110,7 @@ void check_expert_layer(const ExpertLayer& layer, std::int64_t router_width) {
   }
   for (const Int4Matrices* m : {&up, &down}) {
     if ((m->scales == nullptr) == (m->half_scales == nullptr)) fail("give float or half scales, one of the two");
-    // Blocks are powers of two (as QMoE's and MatMulNBits'): the vector loops find a group's block by a shift.
-    if (m->cols <= 0 || m->cols % 2 != 0 || m->block < 2 || (m->block & (m->block - 1)) != 0) {
+    if (m->cols <= 0 || m->cols % 2 != 0 || !int4_block_supported(m->block)) {
       fail("rows of " + std::to_string(m->cols) + " values in blocks of " + std::to_string(m->block) +
            " (blocks must be a power of two, rows an even length)");
     }

@@ -21,7 +21,7 @@ constexpr std::int64_t kTokensPerPass = 256;
 
 void check_int4_matmul(const Int4Matrices& w) {
   if ((w.scales == nullptr) == (w.half_scales == nullptr)) throw InvalidInput("int4 matmul: give float or half scales, one of the two");
-  if (w.experts != 1 || w.rows <= 0 || w.cols <= 0 || w.block < 2 || (w.block & (w.block - 1)) != 0 || w.cols % w.block != 0) {
+  if (w.experts != 1 || w.rows <= 0 || w.cols <= 0 || !int4_block_supported(w.block) || w.cols % w.block != 0) {
     throw InvalidInput("int4 matmul: " + std::to_string(w.experts) + " matrices [" + std::to_string(w.rows) + ", " +
                        std::to_string(w.cols) + "] in blocks of " + std::to_string(w.block) +
                        " (need one matrix of whole blocks, a power of two)");

@@ -23,6 +23,10 @@ struct Int4Matrices {
   const std::uint16_t* half_scales = nullptr;
 };
 
+// Block sizes the kernels read: powers of two (the vector loops find a group's block by a shift),
+// as QMoE's and MatMulNBits' are. The exporter asks this before handing a node to the kernels.
+inline bool int4_block_supported(std::int64_t block) { return block >= 2 && (block & (block - 1)) == 0; }
+
 // The instruction set a kernel call uses; Best picks the widest this CPU has.
 enum class Int4Isa { Best, Portable, Avx2, Avx512Vnni };
 bool int4_isa_available(Int4Isa isa);

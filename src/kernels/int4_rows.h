@@ -2,8 +2,8 @@
 // The inner loop of the int4 kernels (dense and experts): rows of one block-quantized matrix times a few
 // int8-quantized activation rows. One implementation (int4_rows_simd.inc) is compiled once per
 // instruction set; int4_rows_portable is the plain C++ one, which also takes any group size.
-#include <cstddef>
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

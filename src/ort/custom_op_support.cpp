@@ -40,13 +40,13 @@ OrtStatusPtr input_shape(OrtShapeInferContext* context, std::size_t index, std::
 }
 
 OrtStatusPtr set_float_output_shape(OrtShapeInferContext* context, std::size_t index, const std::vector<std::int64_t>& dims,
-                                    const std::vector<const char*>& names, std::atomic<std::uint64_t>& fresh) {
+                                    const std::vector<const char*>& names, const char* op, std::atomic<std::uint64_t>& fresh) {
   const OrtApi& api = Ort::GetApi();
   std::vector<std::string> storage(dims.size());
   std::vector<const char*> named(dims.size());
   for (std::size_t i = 0; i < dims.size(); ++i) {
     const bool nameless = names[i] == nullptr || names[i][0] == '\0';
-    if (dims[i] < 0 && nameless) storage[i] = "q3vl_unknown_" + std::to_string(fresh++);
+    if (dims[i] < 0 && nameless) storage[i] = std::string(op) + "_unknown_" + std::to_string(fresh++);
     named[i] = nameless ? storage[i].c_str() : names[i];
   }
   OrtTensorTypeAndShapeInfo* out = nullptr;

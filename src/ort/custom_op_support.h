@@ -1,6 +1,7 @@
 #pragma once
-// What q3vl's ONNX Runtime ops share: running a kernel's tasks on the session's thread pool, and
-// errors turned into ONNX Runtime statuses (an exception must not cross the C API).
+// What q3vl's ONNX Runtime ops share: running a kernel's tasks on the session's thread pool, errors
+// turned into ONNX Runtime statuses (an exception must not cross the C API), shape inference through
+// the C API, and reading a scales input of either float type.
 #include <atomic>
 #include <cstdint>
 #include <exception>
@@ -20,9 +21,10 @@ inline OrtStatusPtr error_status(const std::exception& e) { return Ort::Status(e
 // ShapeInferContext writes a symbolic dimension as the value -2). `dims` holds -1 for a dimension
 // not known; `names` its symbolic name or "". The C API turns a nameless unknown dimension into the
 // value -1, which later shape inference takes as known (and asserts on): those get a fresh name,
-// numbered from `fresh`.
+// `op` and a number from `fresh` (the op's own counter: names never repeat within one op type, and
+// the op type keeps two ops' names apart, so no two unrelated dimensions are declared equal).
 OrtStatusPtr set_float_output_shape(OrtShapeInferContext* context, std::size_t index, const std::vector<std::int64_t>& dims,
-                                    const std::vector<const char*>& names, std::atomic<std::uint64_t>& fresh);
+                                    const std::vector<const char*>& names, const char* op, std::atomic<std::uint64_t>& fresh);
 
 // A custom op's CreateKernelV2: constructs Kernel(info), or returns the error.
 template <typename Kernel>

@@ -66,7 +66,8 @@ Int4ExpertsOp::Int4ExpertsOp() {
     std::vector<std::int64_t> dims;
     std::vector<const char*> names;
     if (OrtStatusPtr status = ort_ops::input_shape(context, 0, dims, names)) return status;
-    return ort_ops::set_float_output_shape(context, 0, dims, names, static_cast<const Int4ExpertsOp*>(op)->fresh_names);
+    return ort_ops::set_float_output_shape(context, 0, dims, names, package::kInt4ExpertsOp,
+                                          static_cast<const Int4ExpertsOp*>(op)->fresh_names);
   };
 }
 

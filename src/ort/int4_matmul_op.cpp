@@ -8,17 +8,9 @@
 #include "kernels/int4_matmul.h"
 #include "ort/custom_op_support.h"
 #include "package/format.h"
+#include "util/shape.h"
 
 namespace q3vl {
-namespace {
-
-std::string shape_text(const std::vector<std::int64_t>& shape) {
-  std::string text = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) text += (i > 0 ? ", " : "") + std::to_string(shape[i]);
-  return text + "]";
-}
-
-}  // namespace
 
 Int4MatMulKernel::Int4MatMulKernel(const OrtKernelInfo* info) {
   const Ort::ConstKernelInfo kernel_info(info);
@@ -39,12 +31,12 @@ OrtStatusPtr Int4MatMulKernel::ComputeV2(OrtKernelContext* raw) {
     kernels::check_int4_matmul(w);
     if (b_shape != std::vector<std::int64_t>{N, K / block, block / 2} ||
         scales.GetTensorTypeAndShapeInfo().GetElementCount() != static_cast<std::size_t>(N * (K / block))) {
-      throw std::runtime_error("Int4MatMul: B " + shape_text(b_shape) + " and " +
+      throw std::runtime_error("Int4MatMul: B " + shape_string(b_shape) + " and " +
                                std::to_string(scales.GetTensorTypeAndShapeInfo().GetElementCount()) + " scales do not describe [N=" +
                                std::to_string(N) + ", K=" + std::to_string(K) + "] in blocks of " + std::to_string(block));
     }
     std::vector<std::int64_t> shape = a.GetTensorTypeAndShapeInfo().GetShape();
-    if (shape.empty() || shape.back() != K) throw std::runtime_error("Int4MatMul: A " + shape_text(shape) + " does not end in K=" + std::to_string(K));
+    if (shape.empty() || shape.back() != K) throw std::runtime_error("Int4MatMul: A " + shape_string(shape) + " does not end in K=" + std::to_string(K));
     const std::int64_t tokens = static_cast<std::int64_t>(a.GetTensorTypeAndShapeInfo().GetElementCount()) / K;
     shape.back() = N;
     Ort::UnownedValue y = context.GetOutput(0, shape);
@@ -65,7 +57,8 @@ Int4MatMulOp::Int4MatMulOp() {
     if (dims.empty() || b_dims.size() != 3) return Ort::Status("Int4MatMul: A must have a last dimension and B three", ORT_INVALID_GRAPH).release();
     dims.back() = b_dims[0];
     names.back() = b_names[0];
-    return ort_ops::set_float_output_shape(context, 0, dims, names, static_cast<const Int4MatMulOp*>(op)->fresh_names);
+    return ort_ops::set_float_output_shape(context, 0, dims, names, package::kInt4MatMulOp,
+                                          static_cast<const Int4MatMulOp*>(op)->fresh_names);
   };
 }
 

@@ -1,8 +1,8 @@
 #pragma once
-// text.kernels.onnx (package/format.h): written by `q3vl build` beside text.onnx for int4 packages
-// with float32 activations, with text.kernels.json, a stamp holding the SHA-256 of the text.onnx it
-// was made from, so that a text.onnx rebuilt later (say at another precision) is never paired with
-// a stale kernel graph.
+// text.kernels.onnx and its .data (package/format.h): written by `q3vl build` beside text.onnx for
+// int4 float32 packages at accuracy level 4, with text.kernels.json, a stamp holding the SHA-256 of
+// the text.onnx it was made from and the size of its data file, so that a text.onnx rebuilt later
+// (say at another precision) or a cut data file is never loaded as the kernel graph.
 #include <filesystem>
 #include <optional>
 #include <string>
