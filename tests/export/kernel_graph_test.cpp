@@ -179,11 +179,21 @@ TEST(KernelGraph, AnInt4MatMulNodeThatDisagreesWithItsTensorsIsAnError) {
   const Checkpoint ckpt = tiny_checkpoint(dir);
   const std::vector<float> x = smooth_input(2, ckpt.config().text.hidden_size);
   const auto set = [](const std::string& name, std::int64_t value) { return test::set_attribute("Int4MatMul", name, value); };
+  // Scales of a type the op does not read (its input takes any type; the kernel checks).
+  const test::GraphEdit int32_scales = [](onnx::ModelProto& model) {
+    for (const onnx::NodeProto& node : model.graph().node()) {
+      if (node.op_type() != "Int4MatMul") continue;
+      for (onnx::TensorProto& t : *model.mutable_graph()->mutable_initializer()) {
+        if (t.name() == node.input(2)) t.set_data_type(onnx::TensorProto::INT32);  // same 4 bytes per value
+      }
+    }
+  };
   const std::vector<std::pair<test::GraphEdit, std::string>> cases = {
       {set("block_size", 16), "Int4MatMul: B ["},
       {set("block_size", 48), "int4 matmul:"},
       {set("N", 7), "Int4MatMul: B ["},
-      {set("K", 1 << 20), "Int4MatMul: B ["}};
+      {set("K", 1 << 20), "Int4MatMul: B ["},
+      {int32_scales, "Int4MatMul: scales must be float or float16"}};
   EXPECT_EQ(test::expect_errors(cases,
                                 [&](const test::GraphEdit& edit) {
                                   run_two_layers(ckpt, TwoLayers{linear(WeightFormat::Int4), linear(WeightFormat::Int4)}, dir.path(), x,

@@ -483,6 +483,14 @@ TEST(MoeGolden, WholePackageBuildsLoadsAndGenerates) {
   EXPECT_EQ(cut->text_model_note(),
             "text.kernels.onnx ignored: text.kernels.onnx.data is missing or not the size it was written with (build the package again)");
   EXPECT_FALSE(Conversation(cut).send({}, "Hello", short_reply).tokens.empty());
+  // The same cut file under a stamp re-made to match it: loading fails with an error, no crash.
+  write_json_file(dir / "int4" / kKernelTextStamp, kernel_text_stamp(dir / "int4"));
+  try {
+    Model::load(dir / "int4");
+    ADD_FAILURE() << "a kernel graph whose data file is cut short loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(package::kKernelTextModel), std::string::npos) << e.what();
+  }
   // Hostile stamps (garbled, wrong types, a folder, missing): ignored with a note, text.onnx loads.
   const fs::path stamp_path = dir / "int4" / kKernelTextStamp;
   const std::vector<std::function<void()>> hostile_stamps = {
