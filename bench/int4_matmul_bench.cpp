@@ -1,8 +1,9 @@
 // The dense int4 kernel alone (kernels/int4_matmul.h) on a 2B decoder layer's shapes (random
 // weights, block 32): a 256-token prefill through the MLP's gate/up matrix [12288, 2048] as integer
 // multiply-adds per second, and decode steps through eight layers' matrices (over 300 MB, more than
-// any cache) as weight bytes read per second against this machine's measured read bandwidth; per
-// instruction set.
+// any cache) as weight bytes read per second against this machine's measured read bandwidth; and the
+// int8 kernel (kernels/int8_matmul.h) on the 2B vision encoder's MLP matrix [4096, 1024] for a
+// 448x448 image (784 patches); per instruction set.
 //   int4_matmul_bench [--threads N]
 #include <chrono>
 #include <cstdio>
@@ -13,6 +14,7 @@
 
 #include "bench_util.h"
 #include "kernels/int4_matmul.h"
+#include "kernels/int8_matmul.h"
 
 using namespace q3vl::kernels;
 
@@ -82,6 +84,20 @@ int main(int argc, char** argv) {
     });
     std::printf("%-13s decode step: %.2f ms, %.1f GB/s = %.0f%% of the read bandwidth\n", to_string(isa).c_str(), step * 1e3,
                 decode_bytes / step / 1e9, 100.0 * decode_bytes / step / 1e9 / bandwidth);
+  }
+  const std::int64_t patches = 784, vision_in = 1024, vision_out = 4096;
+  std::vector<std::uint8_t> int8_values(static_cast<std::size_t>(vision_out * vision_in));
+  for (std::uint8_t& b : int8_values) b = static_cast<std::uint8_t>(rng());
+  const std::vector<float> int8_scales(static_cast<std::size_t>(vision_out * vision_in / block), 0.001f);
+  const Int8Matrix fc1{int8_values.data(), int8_scales.data(), vision_out, vision_in, block};
+  std::vector<float> patch_rows(static_cast<std::size_t>(patches * vision_in)), fc1_out(static_cast<std::size_t>(patches * vision_out));
+  for (float& v : patch_rows) v = normal(rng);
+  for (const Int4Isa isa : {Int4Isa::Portable, Int4Isa::Avx512Vnni}) {
+    if (!int4_isa_available(isa)) continue;
+    const double seconds = best_seconds(isa == Int4Isa::Portable ? 1 : 5, [&] { run_int8_matmul(fc1, patch_rows.data(), patches, fc1_out.data(), parallel, isa); });
+    std::printf("%-13s int8 %lld patches x [%lld, %lld]: %.1f ms, %.1f G multiply-adds/s\n", to_string(isa).c_str(),
+                static_cast<long long>(patches), static_cast<long long>(vision_out), static_cast<long long>(vision_in), seconds * 1e3,
+                static_cast<double>(patches * vision_out * vision_in) / seconds / 1e9);
   }
   return 0;
 }

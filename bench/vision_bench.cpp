@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "kernels/int4_matrices.h"
+#include "package/kernel_text.h"
 #include "engine/vision_encoder.h"
 #include "package/format.h"
 #include "package/package.h"
@@ -121,9 +123,12 @@ int main(int argc, char** argv) {
     OnnxEnvironment env(threads);
     SessionOptions session_options;
     session_options.prepack_weights = prepack;
+    // What q3vl run loads: vision.kernels.onnx where it is valid and this CPU has its kernels.
+    const VisionModelChoice chosen = choose_vision_model(package, true, kernels::int4_isa_available(kernels::Int4Isa::Avx512Vnni));
     const auto load_start = std::chrono::steady_clock::now();
-    VisionEncoder encoder(env, package.vision_model(), config, session_options);
-    std::printf("vision.onnx load (prepack %s): %.0f ms\n", prepack ? "on" : "off", bench::seconds_since(load_start) * 1000);
+    VisionEncoder encoder(env, chosen.model, config, session_options);
+    std::printf("%s load (prepack %s): %.0f ms%s%s\n", chosen.model.filename().string().c_str(), prepack ? "on" : "off",
+                bench::seconds_since(load_start) * 1000, chosen.note.empty() ? "" : "; ", chosen.note.c_str());
     std::mt19937 rng(1);
     std::uniform_real_distribution<float> pixel(-1.0f, 1.0f);
     if (!reference.empty()) {

@@ -47,7 +47,9 @@ struct ModelOptions {
   // int4 packages: run the int4 linear layers and MoE experts with q3vl's own kernels
   // (text.kernels.onnx: int8 activations, the weights read in place from the mapped package)
   // instead of ONNX Runtime's MatMulNBits and QMoE in text.onnx (which repack every weight at load).
-  bool int4_kernels = true;
+  // Quantized vision encoders likewise (vision.kernels.onnx), on CPUs with AVX-512 VNNI. See
+  // text_model_note() and vision_model_note().
+  bool q3vl_kernels = true;
 };
 
 struct ModelData;  // the loaded sessions, tokenizer and configs (internal)
@@ -79,6 +81,8 @@ class Model {
   // ("" otherwise): "text decoder: text.prepacked.onnx (...)", "text decoder: text.kernels.onnx
   // (...)" or "text.prepacked.onnx ignored: <reason> (...)".
   const std::string& text_model_note() const;
+  // Which vision encoder loads (vision.kernels.onnx or vision.onnx) and why; empty for a plain vision.onnx.
+  const std::string& vision_model_note() const;
 
   ModelData& data() const { return *data_; }  // for the library's own code
 

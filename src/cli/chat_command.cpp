@@ -28,6 +28,7 @@ void chat(GenerationFlags& flags) {
   const std::shared_ptr<const Model> model = Model::load(flags.model, flags.model_options(/*images_expected=*/true));
   if (flags.verbose) std::fprintf(stderr, "load %.0f ms\n", ms_since_process_start());
   if (flags.verbose && !model->text_model_note().empty()) std::fprintf(stderr, "%s\n", model->text_model_note().c_str());
+  if (flags.verbose && !model->vision_model_note().empty()) std::fprintf(stderr, "%s\n", model->vision_model_note().c_str());
   Conversation conversation(model, flags.conversation_options(*model));
   ReplyOptions reply_options = flags.reply_options(*model);
   const bool interactive = ::isatty(0) != 0;

@@ -133,6 +133,7 @@ void run(RunArgs& args) {
   const std::shared_ptr<const Model> model = Model::load(args.flags.model, model_options);
   const double load_ms = ms_since_process_start();
   if (args.flags.verbose && !model->text_model_note().empty()) std::fprintf(stderr, "%s\n", model->text_model_note().c_str());
+  if (args.flags.verbose && !model->vision_model_note().empty()) std::fprintf(stderr, "%s\n", model->vision_model_note().c_str());
   Conversation conversation(model, args.flags.conversation_options(*model));
   TurnTrace trace;
   ReplyOptions options = args.flags.reply_options(*model);

@@ -1,6 +1,7 @@
 #include "q3vl/model.h"
 
 #include "engine/model_data.h"
+#include "kernels/int4_matrices.h"
 #include "q3vl/error.h"
 
 namespace q3vl {
@@ -29,7 +30,8 @@ ModelData::ModelData(const std::filesystem::path& dir, const ModelOptions& optio
       environment(options.threads, options.verbose),
       session_options(counted(sessions_created)),
       vision_cache(options.vision_cache_bytes > 0 ? std::make_unique<VisionFeatureCache>(options.vision_cache_bytes) : nullptr),
-      text_model(choose_text_model(package, Ort::GetVersionString(), options.prepacked_text, options.int4_kernels)),
+      text_model(choose_text_model(package, Ort::GetVersionString(), options.prepacked_text, options.q3vl_kernels)),
+      vision_model(choose_vision_model(package, options.q3vl_kernels, kernels::int4_isa_available(kernels::Int4Isa::Avx512Vnni))),
       // Session creation is mostly single-threaded weight prepacking: on a second core, the vision
       // encoder and the tokenizer load in the time the text models take.
       vision_preload_(options.preload_vision && std::filesystem::exists(package.vision_model())
@@ -50,10 +52,11 @@ std::unique_ptr<VisionEncoder> ModelData::load_vision() {
   }
   SessionOptions vision_options = session_options;
   vision_options.memory_arena = false;
-  // Quantized weights always: MatMulNBits without its packed layout encodes an image ~1.8x slower,
-  // and packing them takes ~1 s (2B int8), not the float encoder's ~4 s.
-  vision_options.prepack_weights = prepack_vision || !package.float_vision();
-  auto vision = std::make_unique<VisionEncoder>(environment, package.vision_model(), package.config(), vision_options);
+  // Quantized weights on ONNX Runtime's MatMulNBits always: without its packed layout an image
+  // encodes ~1.8x slower, and packing them takes ~1 s (2B int8), not the float encoder's ~4 s.
+  // q3vl's kernels read them as they lie.
+  vision_options.prepack_weights = prepack_vision || (!package.float_vision() && !vision_model.kernels);
+  auto vision = std::make_unique<VisionEncoder>(environment, vision_model.model, package.config(), vision_options);
   check_model_interface(package, PackagePart::Vision, vision->session().interface());
   return vision;
 }
@@ -90,6 +93,7 @@ std::int64_t Model::min_image_tokens() const { return data_->preprocess.min_pixe
 std::int64_t Model::max_image_tokens() const { return data_->preprocess.max_pixels / pixels_per_image_token(); }
 std::int64_t Model::sessions_loaded() const { return data_->sessions_created.load(); }
 const std::string& Model::text_model_note() const { return data_->text_model.note; }
+const std::string& Model::vision_model_note() const { return data_->vision_model.note; }
 
 const JsonTokenMask& ModelData::json_token_mask() {
   std::call_once(json_mask_once_, [this] { json_mask_ = std::make_unique<JsonTokenMask>(tokenizer); });

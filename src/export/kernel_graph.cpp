@@ -55,11 +55,12 @@ bool replaceable_experts(const onnx::NodeProto& node) {
 }
 
 // MatMulNBits inputs: 0 A, 1 B, 2 scales, then zero points, group index and bias, absent here.
-bool replaceable_matmul(const onnx::NodeProto& node, const std::unordered_map<std::string, int>& initializer_types) {
+bool replaceable_matmul(const onnx::NodeProto& node, const std::unordered_map<std::string, int>& initializer_types, KernelWidths widths) {
   if (node.op_type() != "MatMulNBits" || node.domain() != graph::kMicrosoftDomain || !inputs_exactly(node, {0, 1, 2})) return false;
   const std::int64_t K = int_attribute(node, "K", 0), N = int_attribute(node, "N", 0), block = int_attribute(node, "block_size", 0);
+  const std::int64_t bits = int_attribute(node, "bits", 4);
   const auto scales = initializer_types.find(node.input(2));
-  return int_attribute(node, "bits", 4) == 4 && int_attribute(node, "accuracy_level", 0) == 4 && N > 0 && K > 0 &&
+  return ((bits == 4 && widths.int4) || (bits == 8 && widths.int8)) && int_attribute(node, "accuracy_level", 0) == 4 && N > 0 && K > 0 &&
          kernels::int4_block_supported(block) && K % block == 0 && scales != initializer_types.end() &&
          scales->second == onnx::TensorProto::FLOAT;
 }
@@ -124,7 +125,8 @@ std::int64_t use_half_scales(onnx::ModelProto& model, const std::filesystem::pat
   std::unordered_map<std::string, std::string> halved;  // float32 scales -> their float16 copy
   std::vector<onnx::TensorProto> copies;
   for (onnx::NodeProto& node : *graph.mutable_node()) {
-    if (node.domain() != package::kQ3vlOpDomain) continue;
+    // Int8MatMul reads float scales only (and is compute bound: bytes read matter less).
+    if (node.domain() != package::kQ3vlOpDomain || node.op_type() == package::kInt8MatMulOp) continue;
     const std::vector<int> scale_inputs = node.op_type() == package::kInt4MatMulOp ? std::vector<int>{2} : std::vector<int>{3, 5};
     for (int input : scale_inputs) {
       const std::string name = node.input(input);
@@ -157,18 +159,19 @@ std::int64_t use_half_scales(onnx::ModelProto& model, const std::filesystem::pat
   return static_cast<std::int64_t>(copies.size());
 }
 
-KernelRewrite use_q3vl_kernels(onnx::ModelProto& model) {
+KernelRewrite use_q3vl_kernels(onnx::ModelProto& model, KernelWidths widths) {
   std::unordered_map<std::string, int> initializer_types;
   for (const onnx::TensorProto& t : model.graph().initializer()) initializer_types[t.name()] = t.data_type();
   KernelRewrite done;
   for (onnx::NodeProto& node : *model.mutable_graph()->mutable_node()) {
-    if (replaceable_experts(node)) {
+    if (widths.int4 && replaceable_experts(node)) {
       onnx::NodeProto experts = q3vl_node(node, package::kInt4ExpertsOp, ".int4_experts", {0, 1, 2, 3, 5, 6});
       copy_int_attributes(node, experts, {"k", "normalize_routing_weights", "block_size"});
       node = std::move(experts);
       ++done.experts;
-    } else if (replaceable_matmul(node, initializer_types)) {
-      onnx::NodeProto matmul = q3vl_node(node, package::kInt4MatMulOp, ".int4_matmul", {0, 1, 2});
+    } else if (replaceable_matmul(node, initializer_types, widths)) {
+      const bool int8 = int_attribute(node, "bits", 4) == 8;
+      onnx::NodeProto matmul = q3vl_node(node, int8 ? package::kInt8MatMulOp : package::kInt4MatMulOp, int8 ? ".int8_matmul" : ".int4_matmul", {0, 1, 2});
       copy_int_attributes(node, matmul, {"K", "N", "block_size"});
       node = std::move(matmul);
       ++done.matmuls;

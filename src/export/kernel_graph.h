@@ -1,8 +1,9 @@
 #pragma once
-// text.kernels.onnx (package/format.h): text.onnx's graph with each int4 MatMulNBits and QMoE node
-// replaced by q3vl's Int4MatMul and Int4Experts ops (ort/q3vl_ops.h) on the same inputs, so q3vl's
-// runtime runs them with its own kernels while every other runtime reads text.onnx unchanged. Both
-// graphs name the same weights in text.onnx.data.
+// text.kernels.onnx and vision.kernels.onnx (package/format.h): text.onnx's (vision.onnx's) graph
+// with each int4 MatMulNBits and QMoE node (each int8 MatMulNBits) replaced by q3vl's Int4MatMul and
+// Int4Experts ops (Int8MatMul; ort/q3vl_ops.h) on the same inputs, so q3vl's runtime runs them with
+// its own kernels while every other runtime reads text.onnx (vision.onnx) unchanged. Both graphs
+// name the same weights in text.onnx.data (vision.onnx.data).
 #include <cstdint>
 #include <filesystem>
 
@@ -12,17 +13,24 @@
 
 namespace q3vl {
 
+// Which weights to hand to q3vl's kernels: int4 (MatMulNBits and QMoE; the decoder) and int8
+// (MatMulNBits; the vision encoder, where an image is many tokens and the int8 panels beat ONNX
+// Runtime's rates; a decode step is one token, where they do not).
+struct KernelWidths {
+  bool int4 = true, int8 = false;
+};
+
 struct KernelRewrite {
-  std::int64_t matmuls = 0;  // MatMulNBits -> Int4MatMul
+  std::int64_t matmuls = 0;  // MatMulNBits -> Int4MatMul or Int8MatMul
   std::int64_t experts = 0;  // QMoE -> Int4Experts
   std::int64_t total() const { return matmuls + experts; }
 };
 
 // Rewrites `model` in place; returns how many nodes it replaced (none: leave no kernel graph).
-// Only nodes whose weights the kernels read as they are: MatMulNBits with 4-bit symmetric weights
-// in whole blocks, float scales, no bias or group index, accuracy level 4 (int8 activations); QMoE
-// with 4-bit symmetric experts, fused SwiGLU and no biases.
-KernelRewrite use_q3vl_kernels(onnx::ModelProto& model);
+// Only nodes whose weights the kernels read as they are and of the widths asked for: MatMulNBits
+// with 4-bit or 8-bit symmetric weights in whole blocks, float scales, no bias or group index,
+// accuracy level 4 (int8 activations); QMoE with 4-bit symmetric experts, fused SwiGLU and no biases.
+KernelRewrite use_q3vl_kernels(onnx::ModelProto& model, KernelWidths widths = {});
 
 // Gives each Int4MatMul and Int4Experts node of `model` a float16 copy of its scales, appended to
 // `out` (text.onnx.data keeps the float32 ones for other runtimes): at block 32 a weight's share of

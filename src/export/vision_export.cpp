@@ -5,8 +5,11 @@
 #include <limits>
 #include <tuple>
 
+#include "export/kernel_graph.h"
 #include "export/vision_blocks.h"
 #include "package/format.h"
+#include "package/kernel_text.h"
+#include "util/files.h"
 #include "graph/graph_arith.h"
 #include "math/vision_geometry.h"
 #include "model/tensor_names.h"
@@ -164,6 +167,13 @@ void export_vision(const Checkpoint& checkpoint, const VisionExportOptions& opti
            {std::string("num_image_tokens"), package::visual_channel_width(config)});
   external.close();
   g.save(dir / package::kVisionModel);
+  // Quantized weights with int8 activations allowed (accuracy level 4): also the graph that runs
+  // them with q3vl's kernels, stamped with the vision.onnx it belongs to.
+  const bool quantized = options.linear.format == WeightFormat::Int8 || options.linear.format == WeightFormat::Int4;
+  if (quantized && !options.fp16 && options.linear.accuracy_level == 4 && use_q3vl_kernels(g.model(), {.int4 = true, .int8 = true}).total() > 0) {
+    g.save(dir / package::kKernelVisionModel);
+    write_json_file(dir / kKernelVisionStamp, kernel_vision_stamp(dir));
+  }
 }
 
 }  // namespace q3vl

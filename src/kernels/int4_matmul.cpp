@@ -28,32 +28,41 @@ void check_int4_matmul(const Int4Matrices& w) {
   }
 }
 
-void run_int4_matmul(const Int4Matrices& w, const float* x, std::int64_t tokens, float* out, const ParallelFor& parallel, Int4Isa isa) {
-  check_int4_matmul(w);
-  const std::int64_t group = activation_group(w);
-  const RowsKernel kernel = int4_rows_kernel(isa, group);
-  const std::int64_t chunks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
+void run_rows_matmul(const RowsJob& matrix, std::int64_t group, RowsKernel kernel, const float* x, std::int64_t tokens, float* out,
+                     const ParallelFor& parallel) {
+  const std::int64_t chunks = (matrix.rows + kRowsPerTask - 1) / kRowsPerTask;
   QuantizedActivations x_q;
   std::vector<std::int64_t> token_rows;
   for (std::int64_t t0 = 0; t0 < tokens; t0 += kTokensPerPass) {
     const std::int64_t n = std::min(kTokensPerPass, tokens - t0);
-    x_q.reset(n, w.cols, group);
-    parallel(static_cast<std::size_t>(n), [&](std::size_t t) { x_q.quantize(static_cast<std::int64_t>(t), x + (t0 + static_cast<std::int64_t>(t)) * w.cols); });
+    x_q.reset(n, matrix.cols, group, matrix.bits);
+    parallel(static_cast<std::size_t>(n), [&](std::size_t t) { x_q.quantize(static_cast<std::int64_t>(t), x + (t0 + static_cast<std::int64_t>(t)) * matrix.cols); });
     token_rows.resize(static_cast<std::size_t>(n));
     std::iota(token_rows.begin(), token_rows.end(), std::int64_t{0});
     parallel(static_cast<std::size_t>(chunks), [&](std::size_t task) {
       const std::int64_t r0 = static_cast<std::int64_t>(task) * kRowsPerTask;
-      RowsJob job;
-      point_at_rows(job, w, 0, r0);
-      job.rows = std::min(kRowsPerTask, w.rows - r0);
+      RowsJob job = matrix;
+      job.packed += static_cast<std::size_t>(r0) * matrix.row_bytes();
+      if (job.scales != nullptr) job.scales += r0 * matrix.blocks_per_row;
+      if (job.half_scales != nullptr) job.half_scales += r0 * matrix.blocks_per_row;
+      job.rows = std::min(kRowsPerTask, matrix.rows - r0);
       job.activations = &x_q;
       job.tokens = token_rows.data();
       job.token_count = n;
-      job.out = out + t0 * w.rows + r0;
-      job.out_stride = w.rows;
+      job.out = out + t0 * matrix.rows + r0;
+      job.out_stride = matrix.rows;
       kernel(job);
     });
   }
+}
+
+void run_int4_matmul(const Int4Matrices& w, const float* x, std::int64_t tokens, float* out, const ParallelFor& parallel, Int4Isa isa) {
+  check_int4_matmul(w);
+  const std::int64_t group = activation_group(w);
+  RowsJob matrix;
+  point_at_rows(matrix, w, 0, 0);
+  matrix.rows = w.rows;
+  run_rows_matmul(matrix, group, int4_rows_kernel(isa, group), x, tokens, out, parallel);
 }
 
 }  // namespace q3vl::kernels

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "kernels/int4_matrices.h"
+#include "kernels/int4_rows.h"
 
 namespace q3vl::kernels {
 
@@ -18,5 +19,11 @@ void check_int4_matmul(const Int4Matrices& weights);
 // out[t, r] = dot(x[t, :], dequantized row r) for `tokens` rows x [tokens, cols], out [tokens, rows].
 void run_int4_matmul(const Int4Matrices& weights, const float* x, std::int64_t tokens, float* out, const ParallelFor& parallel,
                      Int4Isa isa = Int4Isa::Best);
+
+// The dense product over row tasks (int4 and int8): `matrix` describes every row from row 0 (no
+// activations, tokens or output yet); activations are quantized in groups of `group`, up to 256
+// tokens a pass.
+void run_rows_matmul(const RowsJob& matrix, std::int64_t group, RowsKernel kernel, const float* x, std::int64_t tokens, float* out,
+                     const ParallelFor& parallel);
 
 }  // namespace q3vl::kernels

@@ -8,9 +8,10 @@
 
 namespace q3vl::kernels {
 
-void QuantizedActivations::reset(std::int64_t rows, std::int64_t columns, std::int64_t group_size) {
+void QuantizedActivations::reset(std::int64_t rows, std::int64_t columns, std::int64_t group_size, std::int64_t bits_of_weights) {
   cols = columns;
   group = group_size;
+  weight_bits = bits_of_weights;
   groups = (columns + group_size - 1) / group_size;
   values.assign(static_cast<std::size_t>(rows * groups * group), 0);
   scales.assign(static_cast<std::size_t>(rows * groups), 0.0f);
@@ -30,11 +31,12 @@ void QuantizedActivations::quantize(std::int64_t row, const float* x) {
     std::int32_t sum = 0;
     for (std::int64_t i = 0; i < length; ++i) {
       const auto v = static_cast<std::int8_t>(std::clamp(std::nearbyint(x[start + i] * inverse), -127.0f, 127.0f));
-      out[(i % 2 == 0 ? at.evens : at.odds) + i / 2] = v;
+      out[weight_bits == 8 ? start + i : (i % 2 == 0 ? at.evens : at.odds) + i / 2] = v;
       sum += v;
     }
+    const float zero_point = weight_bits == 8 ? 128.0f : 8.0f;
     scales[static_cast<std::size_t>(row * groups + g)] = scale;
-    offsets[static_cast<std::size_t>(row * groups + g)] = 8.0f * static_cast<float>(sum) * scale;
+    offsets[static_cast<std::size_t>(row * groups + g)] = zero_point * static_cast<float>(sum) * scale;
   }
 }
 
@@ -50,7 +52,7 @@ void point_at_rows(RowsJob& job, const Int4Matrices& m, std::int64_t e, std::int
 
 void int4_rows_portable(const RowsJob& job) {
   const QuantizedActivations& a = *job.activations;
-  const std::size_t row_bytes = static_cast<std::size_t>(job.cols / 2);
+  const std::size_t row_bytes = job.row_bytes();
   for (std::int64_t t = 0; t < job.token_count; ++t) {
     const std::int64_t token = job.tokens[t];
     const std::int8_t* x = a.row_values(token);
@@ -62,11 +64,15 @@ void int4_rows_portable(const RowsJob& job) {
       float total = 0.0f;
       for (std::int64_t g = 0; g < a.groups; ++g) {
         const std::int64_t start = g * a.group;
-        const std::int64_t half = std::min(a.group, a.cols - start) / 2;
-        const std::uint8_t* bytes = w + start / 2;
+        const std::int64_t length = std::min(a.group, a.cols - start);
         const QuantizedActivations::Halves at = a.halves(g);
         std::int32_t dot = 0;
-        for (std::int64_t j = 0; j < half; ++j) dot += (bytes[j] & 0x0F) * x[at.evens + j] + (bytes[j] >> 4) * x[at.odds + j];
+        if (job.bits == 8) {
+          for (std::int64_t j = 0; j < length; ++j) dot += w[start + j] * x[start + j];
+        } else {
+          const std::uint8_t* bytes = w + start / 2;
+          for (std::int64_t j = 0; j < length / 2; ++j) dot += (bytes[j] & 0x0F) * x[at.evens + j] + (bytes[j] >> 4) * x[at.odds + j];
+        }
         const std::int64_t scale_index = first_scale + start / job.block;
         const float s = job.scales != nullptr ? job.scales[scale_index] : fp16_to_float(job.half_scales[scale_index]);
         total += static_cast<float>(dot) * (s * x_scales[g]) - s * x_offsets[g];
@@ -89,6 +95,14 @@ RowsKernel int4_rows_kernel(Int4Isa isa, std::int64_t group) {
 #else
   return int4_rows_portable;
 #endif
+}
+
+RowsKernel int8_rows_kernel(Int4Isa isa, std::int64_t group) {
+  const RowsKernel int4_kernel = int4_rows_kernel(isa, group);  // also checks that the CPU has `isa`
+#if defined(Q3VL_X86_KERNELS)
+  if (int4_kernel == int4_rows_avx512vnni) return rows_panels_avx512vnni;
+#endif
+  return int4_rows_portable;
 }
 
 bool int4_isa_available(Int4Isa isa) {

@@ -26,11 +26,11 @@ inline OrtStatusPtr error_status(const std::exception& e) { return Ort::Status(e
 OrtStatusPtr set_float_output_shape(OrtShapeInferContext* context, std::size_t index, const std::vector<std::int64_t>& dims,
                                     const std::vector<const char*>& names, const char* op, std::atomic<std::uint64_t>& fresh);
 
-// A custom op's CreateKernelV2: constructs Kernel(info), or returns the error.
-template <typename Kernel>
-OrtStatusPtr create_kernel(const OrtKernelInfo* info, void** kernel) {
+// A custom op's CreateKernelV2: constructs Kernel(info, more...), or returns the error.
+template <typename Kernel, typename... More>
+OrtStatusPtr create_kernel(const OrtKernelInfo* info, void** kernel, More... more) {
   try {
-    *kernel = new Kernel(info);
+    *kernel = new Kernel(info, more...);
     return nullptr;
   } catch (const std::exception& e) {
     return error_status(e);

@@ -6,41 +6,61 @@
 #include <vector>
 
 #include "kernels/int4_matmul.h"
+#include "kernels/int8_matmul.h"
 #include "ort/custom_op_support.h"
 #include "package/format.h"
 #include "util/shape.h"
 
 namespace q3vl {
+namespace {
 
-Int4MatMulKernel::Int4MatMulKernel(const OrtKernelInfo* info) {
+const char* op_name(int bits) { return bits == 8 ? package::kInt8MatMulOp : package::kInt4MatMulOp; }
+
+}  // namespace
+
+QuantMatMulKernel::QuantMatMulKernel(const OrtKernelInfo* info, int weight_bits) : bits(weight_bits) {
   const Ort::ConstKernelInfo kernel_info(info);
   K = kernel_info.GetAttribute<std::int64_t>("K");
   N = kernel_info.GetAttribute<std::int64_t>("N");
   block = kernel_info.GetAttribute<std::int64_t>("block_size");
 }
 
-OrtStatusPtr Int4MatMulKernel::ComputeV2(OrtKernelContext* raw) {
+OrtStatusPtr QuantMatMulKernel::ComputeV2(OrtKernelContext* raw) {
   try {
     Ort::KernelContext context(raw);
     const Ort::ConstValue a = context.GetInput(0);
     const Ort::ConstValue b = context.GetInput(1);
     const Ort::ConstValue scales = context.GetInput(2);
+    const std::string op = op_name(bits);
     const std::vector<std::int64_t> b_shape = b.GetTensorTypeAndShapeInfo().GetShape();
-    kernels::Int4Matrices w{b.GetTensorData<std::uint8_t>(), nullptr, 1, N, K, block};
-    ort_ops::set_scales(w, scales, "Int4MatMul");
-    kernels::check_int4_matmul(w);
-    if (b_shape != std::vector<std::int64_t>{N, K / block, block / 2} ||
+    kernels::Int4Matrices int4{b.GetTensorData<std::uint8_t>(), nullptr, 1, N, K, block};
+    kernels::Int8Matrix int8{b.GetTensorData<std::uint8_t>(), nullptr, N, K, block};
+    if (bits == 4) {
+      ort_ops::set_scales(int4, scales, op.c_str());
+      kernels::check_int4_matmul(int4);
+    } else {
+      if (scales.GetTensorTypeAndShapeInfo().GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
+        throw std::runtime_error(op + ": scales must be float");
+      }
+      int8.scales = scales.GetTensorData<float>();
+      kernels::check_int8_matmul(int8);
+    }
+    if (b_shape != std::vector<std::int64_t>{N, K / block, block * bits / 8} ||
         scales.GetTensorTypeAndShapeInfo().GetElementCount() != static_cast<std::size_t>(N * (K / block))) {
-      throw std::runtime_error("Int4MatMul: B " + shape_string(b_shape) + " and " +
-                               std::to_string(scales.GetTensorTypeAndShapeInfo().GetElementCount()) + " scales do not describe [N=" +
-                               std::to_string(N) + ", K=" + std::to_string(K) + "] in blocks of " + std::to_string(block));
+      throw std::runtime_error(op + ": B " + shape_string(b_shape) + " and " + std::to_string(scales.GetTensorTypeAndShapeInfo().GetElementCount()) +
+                               " scales do not describe [N=" + std::to_string(N) + ", K=" + std::to_string(K) + "] in blocks of " +
+                               std::to_string(block));
     }
     std::vector<std::int64_t> shape = a.GetTensorTypeAndShapeInfo().GetShape();
-    if (shape.empty() || shape.back() != K) throw std::runtime_error("Int4MatMul: A " + shape_string(shape) + " does not end in K=" + std::to_string(K));
+    if (shape.empty() || shape.back() != K) throw std::runtime_error(op + ": A " + shape_string(shape) + " does not end in K=" + std::to_string(K));
     const std::int64_t tokens = static_cast<std::int64_t>(a.GetTensorTypeAndShapeInfo().GetElementCount()) / K;
     shape.back() = N;
     Ort::UnownedValue y = context.GetOutput(0, shape);
-    kernels::run_int4_matmul(w, a.GetTensorData<float>(), tokens, y.GetTensorMutableData<float>(), ort_ops::session_parallel_for(context));
+    if (bits == 4) {
+      kernels::run_int4_matmul(int4, a.GetTensorData<float>(), tokens, y.GetTensorMutableData<float>(), ort_ops::session_parallel_for(context));
+    } else {
+      kernels::run_int8_matmul(int8, a.GetTensorData<float>(), tokens, y.GetTensorMutableData<float>(), ort_ops::session_parallel_for(context));
+    }
     return nullptr;
   } catch (const std::exception& e) {
     return ort_ops::error_status(e);
@@ -48,24 +68,33 @@ OrtStatusPtr Int4MatMulKernel::ComputeV2(OrtKernelContext* raw) {
 }
 
 // The output's shape: A's, symbolic dimensions included, with the last one N (B's first).
-Int4MatMulOp::Int4MatMulOp() {
+template <int kBits>
+QuantMatMulOp<kBits>::QuantMatMulOp() {
   OrtCustomOp::InferOutputShapeFn = [](const OrtCustomOp* op, OrtShapeInferContext* context) -> OrtStatusPtr {
     std::vector<std::int64_t> dims, b_dims;
     std::vector<const char*> names, b_names;
     if (OrtStatusPtr status = ort_ops::input_shape(context, 0, dims, names)) return status;
     if (OrtStatusPtr status = ort_ops::input_shape(context, 1, b_dims, b_names)) return status;
-    if (dims.empty() || b_dims.size() != 3) return Ort::Status("Int4MatMul: A must have a last dimension and B three", ORT_INVALID_GRAPH).release();
+    if (dims.empty() || b_dims.size() != 3) {
+      return Ort::Status((std::string(op_name(kBits)) + ": A must have a last dimension and B three").c_str(), ORT_INVALID_GRAPH).release();
+    }
     dims.back() = b_dims[0];
     names.back() = b_names[0];
-    return ort_ops::set_float_output_shape(context, 0, dims, names, package::kInt4MatMulOp,
-                                          static_cast<const Int4MatMulOp*>(op)->fresh_names);
+    return ort_ops::set_float_output_shape(context, 0, dims, names, op_name(kBits), static_cast<const QuantMatMulOp*>(op)->fresh_names);
   };
 }
 
-OrtStatusPtr Int4MatMulOp::CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* info, void** kernel) const {
-  return ort_ops::create_kernel<Int4MatMulKernel>(info, kernel);
+template <int kBits>
+OrtStatusPtr QuantMatMulOp<kBits>::CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* info, void** kernel) const {
+  return ort_ops::create_kernel<QuantMatMulKernel>(info, kernel, kBits);
 }
 
-const char* Int4MatMulOp::GetName() const { return package::kInt4MatMulOp; }
+template <int kBits>
+const char* QuantMatMulOp<kBits>::GetName() const {
+  return op_name(kBits);
+}
+
+template struct QuantMatMulOp<4>;
+template struct QuantMatMulOp<8>;
 
 }  // namespace q3vl

@@ -1,9 +1,11 @@
 #pragma once
-// Int4MatMul (domain package::kQ3vlOpDomain): a dense int4 linear layer on q3vl's kernel
-// (kernels/int4_matmul.h), in place of MatMulNBits with 4-bit symmetric weights.
+// Int4MatMul and Int8MatMul (domain package::kQ3vlOpDomain): a dense block-quantized linear layer on
+// q3vl's kernels (kernels/int4_matmul.h, kernels/int8_matmul.h), in place of MatMulNBits with 4-bit
+// or 8-bit symmetric weights.
 //
-// Inputs as MatMulNBits': A [..., K] float, B [N, K/block, block/2] uint8, scales [N * K/block]
-// float or float16 (any shape of that many values); attributes K, N, block_size; output [..., N].
+// Inputs as MatMulNBits': A [..., K] float, B [N, K/block, block * bits / 8] uint8, scales
+// [N * K/block] (any shape of that many values): float or float16 for Int4MatMul, float for
+// Int8MatMul; attributes K, N, block_size; output [..., N].
 #include <atomic>
 #include <cstdint>
 
@@ -11,15 +13,18 @@
 
 namespace q3vl {
 
-struct Int4MatMulKernel {
-  explicit Int4MatMulKernel(const OrtKernelInfo* info);
+struct QuantMatMulKernel {
+  QuantMatMulKernel(const OrtKernelInfo* info, int bits);
   OrtStatusPtr ComputeV2(OrtKernelContext* context);
 
+  int bits = 4;
   std::int64_t K = 0, N = 0, block = 0;
 };
 
-struct Int4MatMulOp : Ort::CustomOpBase<Int4MatMulOp, Int4MatMulKernel, /*WithStatus=*/true> {
-  Int4MatMulOp();
+// One op class per weight width (kBits 4: Int4MatMul, 8: Int8MatMul).
+template <int kBits>
+struct QuantMatMulOp : Ort::CustomOpBase<QuantMatMulOp<kBits>, QuantMatMulKernel, /*WithStatus=*/true> {
+  QuantMatMulOp();
   OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const;
   const char* GetName() const;
   std::size_t GetInputTypeCount() const { return 3; }
@@ -32,5 +37,10 @@ struct Int4MatMulOp : Ort::CustomOpBase<Int4MatMulOp, Int4MatMulKernel, /*WithSt
 
   mutable std::atomic<std::uint64_t> fresh_names{0};  // names for unknown dimensions (ort/custom_op_support.h)
 };
+
+using Int4MatMulOp = QuantMatMulOp<4>;
+using Int8MatMulOp = QuantMatMulOp<8>;
+extern template struct QuantMatMulOp<4>;
+extern template struct QuantMatMulOp<8>;
 
 }  // namespace q3vl

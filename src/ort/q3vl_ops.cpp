@@ -9,12 +9,14 @@ namespace q3vl {
 struct Q3vlOps::Ops {
   Int4ExpertsOp int4_experts;
   Int4MatMulOp int4_matmul;
+  Int8MatMulOp int8_matmul;
   Ort::CustomOpDomain domain{package::kQ3vlOpDomain};
 };
 
 Q3vlOps::Q3vlOps() : ops_(std::make_unique<Ops>()) {
   ops_->domain.Add(&ops_->int4_experts);
   ops_->domain.Add(&ops_->int4_matmul);
+  ops_->domain.Add(&ops_->int8_matmul);
 }
 Q3vlOps::~Q3vlOps() = default;
 

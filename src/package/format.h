@@ -31,8 +31,12 @@ inline constexpr const char* kTextModel = "text.onnx";
 inline constexpr const char* kKernelTextModel = "text.kernels.onnx";
 // Its own weights: float16 copies of the int4 scales (the rest it reads from text.onnx.data).
 inline constexpr const char* kKernelTextData = "text.kernels.onnx.data";
+// Quantized vision encoders at accuracy level 4 also get vision.kernels.onnx: vision.onnx's graph
+// (same data file) with each int8 or int4 MatMulNBits on q3vl's ops.
+inline constexpr const char* kKernelVisionModel = "vision.kernels.onnx";
 inline constexpr const char* kQ3vlOpDomain = "ai.q3vl";
 inline constexpr const char* kInt4MatMulOp = "Int4MatMul";
+inline constexpr const char* kInt8MatMulOp = "Int8MatMul";
 inline constexpr const char* kInt4ExpertsOp = "Int4Experts";
 inline constexpr const char* kGenaiConfig = "genai_config.json";
 inline constexpr const char* kProcessorConfig = "processor_config.json";

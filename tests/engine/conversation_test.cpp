@@ -9,6 +9,9 @@
 #include <thread>
 
 #include "export/package_writer.h"
+#include "kernels/int4_matrices.h"
+#include "package/kernel_text.h"
+#include "util/files.h"
 #include "q3vl/error.h"
 #include "engine/turn_trace.h"
 #include "q3vl/conversation.h"
@@ -21,6 +24,8 @@ namespace q3vl {
 namespace {
 
 namespace fs = std::filesystem;
+
+using json = nlohmann::json;
 
 class Runtime : public test::FullModelTest {};
 using test::greedy;
@@ -146,6 +151,48 @@ TEST_F(Runtime, Fp16PackageGivesHfTokens) {
     EXPECT_EQ(reply.tokens, c.load("greedy_tokens").as_int64());
   }
   EXPECT_EQ(checked, 1);
+}
+
+// An int8 vision encoder: the runtime loads vision.kernels.onnx where the CPU has AVX-512 VNNI
+// (vision.onnx elsewhere, said so), not when asked not to, and not under a stamp naming another
+// vision.onnx or a garbled one (said so); each way an image turn replies.
+TEST_F(Runtime, Int8VisionLoadsTheKernelGraphOnlyUnderAMatchingStamp) {
+  PackageOptions options;
+  options.tokenizer_dir = Q3VL_TOKENIZER_DIR;
+  options.video_preprocessor_config = test::reference_video_preprocessor_config();
+  options.show_progress = false;
+  options.vision.linear.format = WeightFormat::Int8;
+  options.vision.linear.block_size = 16;  // the tiny model's widths
+  const fs::path int8_package = dir().path() / "pkg-int8-vision";
+  build_package(test::golden_dir() / "models" / "full", int8_package, options);
+  std::vector<std::variant<RgbImage, VideoClip>> images;
+  for (const SingleTurn& c : single_turn_cases()) {
+    if (!c.images.empty() && images.empty()) images = c.images;
+  }
+  ASSERT_FALSE(images.empty());
+  const auto replies = [&](const std::shared_ptr<const Model>& model) {
+    Conversation conversation(model);
+    return !conversation.send(images, "Describe this image.", greedy(3), nullptr).tokens.empty();
+  };
+  const std::shared_ptr<const Model> model = Model::load(int8_package);
+  EXPECT_EQ(model->vision_model_note(), kernels::int4_isa_available(kernels::Int4Isa::Avx512Vnni)
+                                            ? "vision encoder: vision.kernels.onnx (q3vl's int8 kernels)"
+                                            : "vision encoder: vision.onnx (this CPU lacks AVX-512 VNNI, which vision.kernels.onnx's kernels need to be faster)");
+  EXPECT_TRUE(replies(model));
+  ModelOptions no_kernels;
+  no_kernels.q3vl_kernels = false;
+  EXPECT_EQ(Model::load(int8_package, no_kernels)->vision_model_note(), "");
+  const fs::path stamp_path = int8_package / kKernelVisionStamp;
+  json stamp = json::parse(read_text_file(stamp_path));
+  stamp["vision_onnx_sha256"] = std::string(64, '0');
+  write_json_file(stamp_path, stamp);
+  const std::shared_ptr<const Model> stale = Model::load(int8_package);
+  EXPECT_EQ(stale->vision_model_note(), "vision.kernels.onnx ignored: vision.onnx changed since it was written (build the package again)");
+  EXPECT_TRUE(replies(stale));
+  write_text_file(stamp_path, "{not json");
+  const std::shared_ptr<const Model> garbled = Model::load(int8_package);
+  EXPECT_EQ(garbled->vision_model_note().rfind("vision.kernels.onnx ignored: ", 0), 0u) << garbled->vision_model_note();
+  EXPECT_TRUE(replies(garbled));
 }
 
 // The vision encoder loaded on a second thread beside the text models (ModelOptions::

@@ -33,7 +33,8 @@ struct TwoLayers {
 // q3vl's rewrite, which must replace `expect_replaced` nodes. Runs it on `x`.
 std::vector<float> run_two_layers(const Checkpoint& ckpt, const TwoLayers& layers, const fs::path& dir, const std::vector<float>& x,
                                   bool kernels, std::int64_t expect_replaced = 0,
-                                  const std::function<void(onnx::ModelProto&)>& edit = {}, bool half_scales = false) {
+                                  const std::function<void(onnx::ModelProto&)>& edit = {}, bool half_scales = false,
+                                  KernelWidths widths = {}) {
   static int count = 0;
   std::string model = "layers_";  // appended, not "..." + to_string(): GCC 12 warns (-Wrestrict) on that
   model += std::to_string(count++) + ".onnx";
@@ -48,7 +49,7 @@ std::vector<float> run_two_layers(const Checkpoint& ckpt, const TwoLayers& layer
              {std::int64_t{1}, std::string("tokens"), H});
     external.close();
     if (kernels) {
-      const KernelRewrite done = use_q3vl_kernels(g.model());
+      const KernelRewrite done = use_q3vl_kernels(g.model(), widths);
       if (done.matmuls != expect_replaced || done.experts != 0) throw Error("replaced another number of MatMulNBits nodes");
       if (half_scales) {
         graph::ExternalDataWriter halves(dir / (model + ".half"), model + ".half");
@@ -128,6 +129,35 @@ TEST(KernelGraph, DenseInt4LayersRunOnQ3vlsKernelAsCloseToFloatAsMatMulNBits) {
     }
   }
   EXPECT_EQ(checked, 8u);
+}
+
+// vision.kernels.onnx's rewrite: int8 MatMulNBits (level 4) on q3vl's Int8MatMul, as close to the
+// float layers as MatMulNBits, for one token (a panel of one), a few and more than a panel pass.
+TEST(KernelGraph, DenseInt8LayersRunOnQ3vlsKernelAsCloseToFloatAsMatMulNBits) {
+  test::TempDir dir;
+  const Checkpoint ckpt = tiny_checkpoint(dir);
+  const std::int64_t H = ckpt.config().text.hidden_size;
+  const TwoLayers int8_layers{linear(WeightFormat::Int8), linear(WeightFormat::Int8)};
+  const KernelWidths int8_only{.int4 = false, .int8 = true};
+  std::size_t checked = 0;
+  for (const std::int64_t tokens : {std::int64_t{1}, std::int64_t{9}, std::int64_t{300}}) {
+    const std::vector<float> x = smooth_input(tokens, H);
+    const std::vector<float> reference = run_two_layers(ckpt, {linear(WeightFormat::F32), linear(WeightFormat::F32)}, dir.path(), x, false);
+    const std::vector<float> ort = run_two_layers(ckpt, int8_layers, dir.path(), x, false);
+    const std::vector<float> ours = run_two_layers(ckpt, int8_layers, dir.path(), x, true, 2, {}, false, int8_only);
+    const double ort_error = test::compare(ort, reference).relative();
+    const double our_error = test::compare(ours, reference).relative();
+    const double apart = test::compare(ours, ort).relative();
+    std::printf("[ int8 layers, %lld tokens, on q3vl's kernel ] against fp32: MatMulNBits %.3g, q3vl %.3g (%.3g apart)\n",
+                static_cast<long long>(tokens), ort_error, our_error, apart);
+    EXPECT_LT(our_error, 0.02);
+    EXPECT_LT(our_error, ort_error * 1.5 + 0.002);
+    EXPECT_LT(apart, 1e-5);  // the same int8 arithmetic as MatMulNBits at accuracy level 4
+    ++checked;
+  }
+  EXPECT_EQ(checked, 3u);
+  // The decoder's rewrite (int4 only) leaves int8 layers to ONNX Runtime.
+  EXPECT_NO_THROW(run_two_layers(ckpt, int8_layers, dir.path(), smooth_input(2, H), true, 0));
 }
 
 TEST(KernelGraph, OnlyInt4SymmetricLevel4LayersAreReplaced) {

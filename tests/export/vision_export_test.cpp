@@ -10,6 +10,8 @@
 
 #include "export/vision_export.h"
 #include "model/checkpoint.h"
+#include "package/format.h"
+#include "package/kernel_text.h"
 #include "q3vl/error.h"
 #include "engine/vision_encoder.h"
 #include "support/golden.h"
@@ -20,7 +22,8 @@ namespace {
 
 // Runs every image case of the fixtures through an exported vision model and returns, per case,
 // the largest relative error over the merged features and the DeepStack levels.
-std::map<std::string, double> vision_errors(const VisionExportOptions& options, const test::TempDir& dir) {
+std::map<std::string, double> vision_errors(const VisionExportOptions& options, const test::TempDir& dir,
+                                            const char* model_file = package::kVisionModel) {
   OnnxEnvironment env;
   std::map<std::string, double> errors;
   for (const test::GoldenCase& c : test::golden_cases()) {
@@ -31,7 +34,7 @@ std::map<std::string, double> vision_errors(const VisionExportOptions& options, 
       std::filesystem::create_directories(model_dir);
       export_vision(ckpt, options, model_dir);
     }
-    VisionEncoder encoder(env, model_dir / "vision.onnx", ckpt.config());
+    VisionEncoder encoder(env, model_dir / model_file, ckpt.config());
     const std::vector<float> pixels = c.load("pixel_values").as_float();
     const std::vector<GridThw> grids = c.grids();
     const VisualFeatures out = encoder.encode(pixels, grids);
@@ -77,6 +80,43 @@ TEST(VisionExport, QuantizedLinearsStayCloseToHf) {
       EXPECT_LT(error, format == WeightFormat::Int8 ? 0.05 : 0.5) << name;
     }
   }
+}
+
+// vision.kernels.onnx (int8 and int4 MatMulNBits on q3vl's ops) beside each quantized vision.onnx,
+// stamped with it: the same int8 arithmetic as MatMulNBits (kernel_graph_test: ~3e-7 apart per
+// layer), so as close to HF.
+TEST(VisionExport, QuantizedEncodersAlsoGetAKernelGraphAsCloseToHf) {
+  test::TempDir dir;
+  std::size_t checked = 0;
+  for (WeightFormat format : {WeightFormat::Int8, WeightFormat::Int4}) {
+    VisionExportOptions options;
+    options.linear.format = format;
+    options.linear.block_size = 16;
+    const std::map<std::string, double> plain = vision_errors(options, dir);
+    const std::map<std::string, double> kernels = vision_errors(options, dir, package::kKernelVisionModel);
+    ASSERT_EQ(kernels.size(), test::golden_cases_with_images());
+    for (const auto& [name, error] : kernels) {
+      std::printf("[ vision %s, q3vl's kernels ] %-22s max relative error %.3g (MatMulNBits %.3g)\n", to_string(format).c_str(), name.c_str(),
+                  error, plain.at(name));
+      // An int8 rounding of an activation can fall the other way (float sums in another order), and
+      // such flips compound over the layers: close to MatMulNBits' error, not equal.
+      EXPECT_LT(error, plain.at(name) * 1.2 + 0.002) << name;
+      EXPECT_LT(error, format == WeightFormat::Int8 ? 0.05 : 0.5) << name;
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 2 * test::golden_cases_with_images());
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    EXPECT_TRUE(std::filesystem::exists(entry.path() / kKernelVisionStamp)) << entry.path();
+  }
+  // A float encoder gets none.
+  for (const test::GoldenCase& c : test::golden_cases()) {
+    if (!c.has("pixel_values")) continue;
+    std::filesystem::create_directories(dir / "fp32");
+    export_vision(Checkpoint::open(c.model_dir()), {}, dir / "fp32");
+    break;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "fp32" / package::kKernelVisionModel));
 }
 
 // Video items (grid_t > 1): every frame pair is its own attention segment, next to an image, in

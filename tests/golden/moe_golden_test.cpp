@@ -466,7 +466,7 @@ TEST(MoeGolden, WholePackageBuildsLoadsAndGenerates) {
   Conversation int4(int4_model);
   EXPECT_FALSE(int4.send({}, "Hello", short_reply).tokens.empty());
   ModelOptions ort_experts;
-  ort_experts.int4_kernels = false;
+  ort_experts.q3vl_kernels = false;
   EXPECT_EQ(Model::load(dir / "int4", ort_experts)->text_model_note(), "");
   // A stamp naming another text.onnx (say, text rebuilt since): the expert graph is ignored, said so.
   json stamp = json::parse(read_text_file(dir / "int4" / kKernelTextStamp));
