@@ -73,13 +73,18 @@ RowsKernel int4_rows_kernel(Int4Isa isa, std::int64_t group);
 // the CPU has it), the portable one otherwise. Throws Unsupported if the CPU lacks `isa`.
 RowsKernel int8_rows_kernel(Int4Isa isa, std::int64_t group);
 // Need group == 32 and cols % 32 == 0, block % 32 == 0.
+// AVX2: the row tiles below kPanelTokensAvx2 tokens, the panels (int4 only) from there on.
 void int4_rows_avx2(const RowsJob& job);
-// AVX-512 VNNI: the row tiles below kPanelTokens tokens, the panels from there on.
+void int4_row_tiles_avx2(const RowsJob& job);
+void int4_panels_avx2(const RowsJob& job);
+// AVX-512 VNNI: the row tiles below kPanelTokensAvx512 tokens, the panels from there on.
 void int4_rows_avx512vnni(const RowsJob& job);
 void int4_row_tiles_avx512vnni(const RowsJob& job);
 // Any number of tokens, int4 or int8 weights (panels_avx512vnni.cpp).
 void rows_panels_avx512vnni(const RowsJob& job);
-// Tokens from which interleaving 16 rows into a panel pays for itself (int4 weights).
-constexpr std::int64_t kPanelTokens = 5;
+// Tokens from which interleaving 16 rows into a panel pays for itself (int4 weights; measured on a
+// matrix in cache, where the interleaving's share is largest).
+constexpr std::int64_t kPanelTokensAvx512 = 5;
+constexpr std::int64_t kPanelTokensAvx2 = 12;
 
 }  // namespace q3vl::kernels

@@ -9,7 +9,7 @@
 namespace q3vl::kernels {
 
 void int4_rows_avx512vnni(const RowsJob& job) {
-  if (job.token_count >= kPanelTokens) {
+  if (job.token_count >= kPanelTokensAvx512) {
     rows_panels_avx512vnni(job);
   } else {
     int4_row_tiles_avx512vnni(job);

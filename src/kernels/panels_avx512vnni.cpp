@@ -13,30 +13,13 @@
 #include <vector>
 
 #include "kernels/int4_rows.h"
+#include "kernels/panel.h"
 
 namespace q3vl::kernels {
 namespace {
 
-constexpr int kPanelRows = 16;
 // Tokens per pass over a panel: each weight register serves this many multiply-adds.
 constexpr int kTokensAtOnce = 4;
-
-// A panel of 16 weight rows. quads[g * 8 + q] holds, for each row (lane), four weights of group g
-// as unsigned bytes, in the order of QuantizedActivations' halves: int4, for q < 4 the low nibbles
-// of packed bytes 4q..4q+3 (the group's values 8q, 8q+2, 8q+4, 8q+6), for q >= 4 the high nibbles of
-// bytes 4(q-4).. (the odd values); int8, values 4q..4q+3. scales[g] holds each row's scale for group
-// g's block.
-struct alignas(64) SixtyFourBytes {
-  std::uint8_t bytes[64];
-};
-struct alignas(64) SixteenFloats {
-  float values[16];
-};
-struct Panel {
-  std::vector<SixtyFourBytes> quads;
-  std::vector<SixteenFloats> scales;
-  std::int64_t rows = 0;
-};
 
 inline float scale_value(const float* s) { return *s; }
 inline float scale_value(const std::uint16_t* s) { return _cvtsh_ss(*s); }

@@ -36,6 +36,7 @@ TEST(Int4MatMul, MatchesTheDequantizedReferenceOnEveryInstructionSet) {
   const std::vector<Shape> shapes = {
       {130, 256, 32, 1},  // a decode step: three row tasks, the last short
       {67, 128, 32, 7},   // token tiles of 4 and 3, an odd row count
+      {45, 128, 32, 20},  // panels: the last of 13 rows (eight, then five in AVX2's second half)
       {40, 96, 32, 300},  // two passes (256 tokens each), an unpaired last group
       {64, 256, 64, 5},   // two groups of 32 per block
       {64, 256, 128, 2},  // four groups per block, two tokens (four rows at once)
