@@ -17,11 +17,6 @@
 namespace q3vl::kernels {
 namespace {
 
-constexpr int kTokensAtOnce = 4;
-
-inline float scale_value(const float* s) { return *s; }
-inline float scale_value(const std::uint16_t* s) { return _cvtsh_ss(*s); }
-
 // out[q] = {in[0]'s 32-bit value q, in[1]'s, in[2]'s, in[3]'s}.
 inline void transpose4(const __m128i in[4], __m128i out[4]) {
   const __m128i t0 = _mm_unpacklo_epi32(in[0], in[1]), t1 = _mm_unpacklo_epi32(in[2], in[3]);
@@ -36,7 +31,6 @@ template <typename Scale>
 void fill_panel(const RowsJob& job, const Scale* scales_of_row0, std::int64_t row, std::int64_t groups, Panel& panel) {
   panel.rows = std::min<std::int64_t>(kPanelRows, job.rows - row);
   const std::size_t row_bytes = job.row_bytes();
-  const std::int64_t groups_per_block = job.block / 32;
   alignas(16) static constexpr std::uint8_t kNoWeights[16] = {};  // rows past the job's: zero weights, zero scales
   const __m128i low_nibbles = _mm_set1_epi8(0x0F);
   auto* quads = reinterpret_cast<std::uint8_t*>(panel.quads.data());
@@ -61,10 +55,7 @@ void fill_panel(const RowsJob& job, const Scale* scales_of_row0, std::int64_t ro
         _mm_store_si128(reinterpret_cast<__m128i*>(at + (q + 4) * 64), high_quads[q]);
       }
     }
-    float* lanes = panel.scales[static_cast<std::size_t>(g)].values;
-    for (std::int64_t r = 0; r < kPanelRows; ++r) {
-      lanes[r] = r < panel.rows ? scale_value(scales_of_row0 + (row + r) * job.blocks_per_row + g / groups_per_block) : 0.0f;
-    }
+    fill_panel_scales(job, scales_of_row0, row, g, panel);
   }
 }
 
@@ -72,15 +63,7 @@ void fill_panel(const RowsJob& job, const Scale* scales_of_row0, std::int64_t ro
 template <int kTokens>
 void panel_tokens(const RowsJob& job, const Panel& panel, int half, std::int64_t row, std::int64_t first) {
   const QuantizedActivations& a = *job.activations;
-  const std::int8_t* values[kTokens];
-  const float* scales[kTokens];
-  const float* offsets[kTokens];
-  for (int t = 0; t < kTokens; ++t) {
-    const std::int64_t r = job.tokens[first + t];
-    values[t] = a.row_values(r);
-    scales[t] = a.scales.data() + r * a.groups;
-    offsets[t] = a.offsets.data() + r * a.groups;
-  }
+  const TokenRows<kTokens> tokens(job, first);
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[kTokens];
   for (int t = 0; t < kTokens; ++t) acc[t] = _mm256_setzero_ps();
@@ -96,7 +79,7 @@ void panel_tokens(const RowsJob& job, const Panel& panel, int half, std::int64_t
 #pragma GCC unroll 4
       for (int t = 0; t < kTokens; ++t) {
         std::int32_t four;
-        std::memcpy(&four, values[t] + offset, sizeof(four));
+        std::memcpy(&four, tokens.values[t] + offset, sizeof(four));
         sum16[t] = _mm256_add_epi16(sum16[t], _mm256_maddubs_epi16(w, _mm256_set1_epi32(four)));
       }
     }
@@ -104,7 +87,7 @@ void panel_tokens(const RowsJob& job, const Panel& panel, int half, std::int64_t
 #pragma GCC unroll 4
     for (int t = 0; t < kTokens; ++t) {
       const __m256 products = _mm256_cvtepi32_ps(_mm256_madd_epi16(sum16[t], ones));
-      const __m256 sum = _mm256_fmsub_ps(products, _mm256_set1_ps(scales[t][g]), _mm256_set1_ps(offsets[t][g]));
+      const __m256 sum = _mm256_fmsub_ps(products, _mm256_set1_ps(tokens.scales[t][g]), _mm256_set1_ps(tokens.offsets[t][g]));
       acc[t] = _mm256_fmadd_ps(sum, weight_scales, acc[t]);
     }
   }
@@ -116,7 +99,7 @@ void panel_tokens(const RowsJob& job, const Panel& panel, int half, std::int64_t
     } else {
       alignas(32) float lanes[8];
       _mm256_store_ps(lanes, acc[t]);
-      std::copy(lanes, lanes + rows, out);
+      for (std::int64_t r = 0; r < rows; ++r) out[r] = lanes[r];  // no std::copy: see panel.h on shared code
     }
   }
 }
@@ -124,22 +107,11 @@ void panel_tokens(const RowsJob& job, const Panel& panel, int half, std::int64_t
 template <typename Scale>
 void panels(const RowsJob& job, const Scale* scales) {
   const std::int64_t groups = job.activations->groups;
-  Panel panel;
-  panel.quads.resize(static_cast<std::size_t>(groups * 8));
-  panel.scales.resize(static_cast<std::size_t>(groups));
-  for (std::int64_t row = 0; row < job.rows; row += kPanelRows) {
-    fill_panel(job, scales, row, groups, panel);
-    for (int half = 0; half < 2 && 8 * half < panel.rows; ++half) {
-      std::int64_t t = 0;
-      for (; t + kTokensAtOnce <= job.token_count; t += kTokensAtOnce) panel_tokens<kTokensAtOnce>(job, panel, half, row, t);
-      switch (job.token_count - t) {
-        case 3: panel_tokens<3>(job, panel, half, row, t); break;
-        case 2: panel_tokens<2>(job, panel, half, row, t); break;
-        case 1: panel_tokens<1>(job, panel, half, row, t); break;
-        default: break;
-      }
-    }
-  }
+  for_each_panel(
+      job, [&](std::int64_t row, Panel& panel) { fill_panel(job, scales, row, groups, panel); },
+      [&](const Panel& panel, std::int64_t row, std::int64_t first, auto tokens) {
+        for (int half = 0; half < 2 && 8 * half < panel.rows; ++half) panel_tokens<decltype(tokens)::value>(job, panel, half, row, first);
+      });
 }
 
 }  // namespace

@@ -18,12 +18,6 @@
 namespace q3vl::kernels {
 namespace {
 
-// Tokens per pass over a panel: each weight register serves this many multiply-adds.
-constexpr int kTokensAtOnce = 4;
-
-inline float scale_value(const float* s) { return *s; }
-inline float scale_value(const std::uint16_t* s) { return _cvtsh_ss(*s); }
-
 // 4 x 4 transposes of 32-bit values within each 128-bit lane: lane k of out[q] = {lane k of in[0]'s
 // value q, in[1]'s, in[2]'s, in[3]'s}. (The maskz forms with every lane set are the plain
 // instructions; GCC 12 warns on the plain intrinsics' undefined pass-through operand.)
@@ -43,7 +37,6 @@ void fill_panel(const RowsJob& job, const Scale* scales_of_row0, std::int64_t ro
   panel.rows = std::min<std::int64_t>(kPanelRows, job.rows - row);
   const std::size_t row_bytes = job.row_bytes();
   const std::int64_t group_bytes = 32 * job.bits / 8;
-  const std::int64_t groups_per_block = job.block / 32;
   alignas(16) static constexpr std::uint8_t kNoWeights[32] = {};  // rows past the job's: zero weights, zero scales
   const std::uint8_t* rows[kPanelRows];
   for (std::int64_t r = 0; r < kPanelRows; ++r) rows[r] = r < panel.rows ? job.packed + static_cast<std::size_t>(row + r) * row_bytes : nullptr;
@@ -81,10 +74,7 @@ void fill_panel(const RowsJob& job, const Scale* scales_of_row0, std::int64_t ro
     for (int q = 0; q < 4; ++q) _mm512_store_si512(quads[q].bytes, transposed[q]);
     transpose4(high, transposed);
     for (int q = 0; q < 4; ++q) _mm512_store_si512(quads[q + 4].bytes, transposed[q]);
-    float* lanes = panel.scales[static_cast<std::size_t>(g)].values;
-    for (std::int64_t r = 0; r < kPanelRows; ++r) {
-      lanes[r] = r < panel.rows ? scale_value(scales_of_row0 + (row + r) * job.blocks_per_row + g / groups_per_block) : 0.0f;
-    }
+    fill_panel_scales(job, scales_of_row0, row, g, panel);
   }
 }
 
@@ -94,15 +84,7 @@ void fill_panel(const RowsJob& job, const Scale* scales_of_row0, std::int64_t ro
 template <int kTokens>
 void panel_tokens(const RowsJob& job, const Panel& panel, std::int64_t row, std::int64_t first) {
   const QuantizedActivations& a = *job.activations;
-  const std::int8_t* values[kTokens];
-  const float* scales[kTokens];
-  const float* offsets[kTokens];
-  for (int t = 0; t < kTokens; ++t) {
-    const std::int64_t r = job.tokens[first + t];
-    values[t] = a.row_values(r);
-    scales[t] = a.scales.data() + r * a.groups;
-    offsets[t] = a.offsets.data() + r * a.groups;
-  }
+  const TokenRows<kTokens> tokens(job, first);
   __m512 acc[kTokens];
   for (int t = 0; t < kTokens; ++t) acc[t] = _mm512_setzero_ps();
   for (std::int64_t g = 0; g < a.groups; ++g) {
@@ -117,7 +99,7 @@ void panel_tokens(const RowsJob& job, const Panel& panel, std::int64_t row, std:
 #pragma GCC unroll 4
       for (int t = 0; t < kTokens; ++t) {
         std::int32_t four;
-        std::memcpy(&four, values[t] + offset, sizeof(four));
+        std::memcpy(&four, tokens.values[t] + offset, sizeof(four));
         dot[t] = _mm512_dpbusd_epi32(dot[t], w, _mm512_set1_epi32(four));
       }
     }
@@ -126,7 +108,7 @@ void panel_tokens(const RowsJob& job, const Panel& panel, std::int64_t row, std:
     for (int t = 0; t < kTokens; ++t) {
       // maskz with every lane: the plain conversion (see transpose4).
       const __m512 products = _mm512_maskz_cvtepi32_ps(static_cast<__mmask16>(0xFFFF), dot[t]);
-      const __m512 sum = _mm512_fmsub_ps(products, _mm512_set1_ps(scales[t][g]), _mm512_set1_ps(offsets[t][g]));
+      const __m512 sum = _mm512_fmsub_ps(products, _mm512_set1_ps(tokens.scales[t][g]), _mm512_set1_ps(tokens.offsets[t][g]));
       acc[t] = _mm512_fmadd_ps(sum, weight_scales, acc[t]);
     }
   }
@@ -137,20 +119,9 @@ void panel_tokens(const RowsJob& job, const Panel& panel, std::int64_t row, std:
 template <typename Scale>
 void panels(const RowsJob& job, const Scale* scales) {
   const std::int64_t groups = job.activations->groups;
-  Panel panel;
-  panel.quads.resize(static_cast<std::size_t>(groups * 8));
-  panel.scales.resize(static_cast<std::size_t>(groups));
-  for (std::int64_t row = 0; row < job.rows; row += kPanelRows) {
-    fill_panel(job, scales, row, groups, panel);
-    std::int64_t t = 0;
-    for (; t + kTokensAtOnce <= job.token_count; t += kTokensAtOnce) panel_tokens<kTokensAtOnce>(job, panel, row, t);
-    switch (job.token_count - t) {
-      case 3: panel_tokens<3>(job, panel, row, t); break;
-      case 2: panel_tokens<2>(job, panel, row, t); break;
-      case 1: panel_tokens<1>(job, panel, row, t); break;
-      default: break;
-    }
-  }
+  for_each_panel(
+      job, [&](std::int64_t row, Panel& panel) { fill_panel(job, scales, row, groups, panel); },
+      [&](const Panel& panel, std::int64_t row, std::int64_t first, auto tokens) { panel_tokens<decltype(tokens)::value>(job, panel, row, first); });
 }
 
 }  // namespace
