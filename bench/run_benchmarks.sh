@@ -32,8 +32,13 @@ for size in "${sizes[@]}"; do
   echo "== $size: export"
   measure "export $size fp32" "$q3vl" build --model "$ckpt" --out "$work/pkg-$size-fp32" --force
   measure "export $size int4" "$q3vl" build --model "$ckpt" --out "$work/pkg-$size-int4" --precision int4 --force
+  measure "export $size int4 + int8 vision" "$q3vl" build --model "$ckpt" --out "$work/pkg-$size-int4v8" --precision int4 \
+    --vision-precision int8 --force
   echo "== $size: vision (fp32)"
   "$bench/vision_bench" "$work/pkg-$size-fp32" --runs 2
+  echo "== $size: vision (int8: vision.kernels.onnx where this CPU has AVX-512 VNNI), speed and error against fp32"
+  "$bench/vision_bench" "$work/pkg-$size-int4v8" --runs 2
+  "$bench/vision_bench" "$work/pkg-$size-int4v8" --reference "$work/pkg-$size-fp32"
   for precision in int4 fp32; do
     echo "== $size: decoder ($precision)"
     "$bench/decode_bench" "$work/pkg-$size-$precision" --prompt 128 --decode 32
@@ -42,22 +47,24 @@ done
 
 # What a user's `q3vl run` sees, process start to exit: "load N ms" is process start until the
 # model is ready (the vision encoder loads beside the text models when --image is given).
-end_to_end() {  # end_to_end LABEL: text and image prompts, 3 runs each, on the 2B int4 package
+end_to_end() {  # end_to_end LABEL PACKAGE: text and image prompts, 3 runs each, on a 2B package
   for kind in text image; do
-    echo "== end to end: q3vl run, 2B int4 decoder + fp32 vision, $1, $kind prompt, 32 tokens (3 runs)"
+    echo "== end to end: q3vl run, $1, $kind prompt, 32 tokens (3 runs)"
     image_args=()
     [ "$kind" = image ] && image_args=(--image "$here/assets/demo/sample_448.png")
     for run in 1 2 3; do
-      /usr/bin/time -f "  process: %e s wall, peak RSS %M KB" "$q3vl" run --model "$work/pkg-2b-int4" "${image_args[@]}" \
+      /usr/bin/time -f "  process: %e s wall, peak RSS %M KB" "$q3vl" run --model "$2" "${image_args[@]}" \
         --prompt "Describe this image." --max-new-tokens 32 --greedy --verbose --context 1024 2>&1 >/dev/null |
         sed 's/^/  /'
     done
   done
 }
-end_to_end "text.kernels.onnx (q3vl's int4 kernels)"
+end_to_end "2B int4 decoder (text.kernels.onnx) + fp32 vision" "$work/pkg-2b-int4"
+end_to_end "2B int4 decoder + int8 vision (vision.kernels.onnx)" "$work/pkg-2b-int4v8"
 
-# q3vl's int4 kernels alone, per instruction set: a 2B layer's shapes (prefill multiply-adds per
-# second, decode bytes per second against the read bandwidth) and a 30B-A3B MoE layer's experts.
+# q3vl's kernels alone, per instruction set: a 2B layer's shapes (prefill multiply-adds per second,
+# decode bytes per second against the read bandwidth), the int8 kernel on a vision MLP matrix, and
+# a 30B-A3B MoE layer's experts.
 echo "== int4 kernels"
 "$bench/int4_matmul_bench"
 "$bench/int4_experts_bench"

@@ -156,7 +156,7 @@ int main(int argc, char** argv) {
         best = std::min(best, bench::seconds_since(start));
       }
       const double flops = vision_flops(config, static_cast<double>(grid * grid));
-      std::printf("vision %lldx%lld (%lld patches, %lld tokens): %.0f ms/image, %.1f GFLOP (%.1f GFLOP/s, %.0f%% of the GEMM peak)\n",
+      std::printf("vision %lldx%lld (%lld patches, %lld tokens): %.0f ms/image, %.1f GFLOP (%.1f GFLOP/s, %.0f%% of the FP32 GEMM peak)\n",
                   static_cast<long long>(side), static_cast<long long>(side), static_cast<long long>(grid * grid),
                   static_cast<long long>(grid * grid / 4), best * 1000, flops / 1e9, flops / best / 1e9,
                   100.0 * flops / best / 1e9 / peak);
