@@ -87,6 +87,7 @@ void serve(ServeFlags& flags) {
   std::fprintf(stderr, "q3vl serve: loading %s ...\n", options.package.string().c_str());
   http.load_model();
   if (const std::string note = http.text_model_note(); !note.empty()) std::fprintf(stderr, "q3vl serve: %s\n", note.c_str());
+  if (const std::string note = http.vision_model_note(); !note.empty()) std::fprintf(stderr, "q3vl serve: %s\n", note.c_str());
   std::printf("q3vl serve: model \"%s\" ready on http://%s:%d/v1 (%d slot%s of %lld tokens)\n", http.model_name().c_str(),
               options.host.c_str(), port, scheduler.parallel, scheduler.parallel == 1 ? "" : "s",
               static_cast<long long>(http.context_per_slot()));

@@ -126,6 +126,10 @@ std::string HttpServer::text_model_note() const {
   return state_ && state_->model ? state_->model->text_model_note() : std::string();
 }
 
+std::string HttpServer::vision_model_note() const {
+  return state_ && state_->model ? state_->model->vision_model_note() : std::string();
+}
+
 void HttpServer::load_model() {
   // A server is ready when the first image costs no more than later ones: the vision encoder loads
   // beside the text models, and before /health says so.

@@ -37,8 +37,10 @@ class HttpServer {
   const std::string& model_name() const { return model_name_; }
   // After load_model: the tokens each slot's context holds (the KV budget may make it shorter).
   std::int64_t context_per_slot() const;
-  // After load_model: Model::text_model_note() (which text decoder was loaded, when there is a choice).
+  // After load_model: Model::text_model_note() (which text decoder was loaded, when there is a choice)
+  // and Model::vision_model_note() (which vision encoder loads).
   std::string text_model_note() const;
+  std::string vision_model_note() const;
 
  private:
   struct State;  // the model, scheduler and request handling, shared with handler threads

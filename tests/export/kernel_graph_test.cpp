@@ -204,30 +204,50 @@ TEST(KernelGraph, UnnamedUnknownDimensionsStayUnknownThroughInt4MatMul) {
   EXPECT_EQ(out[0].GetTensorTypeAndShapeInfo().GetShape(), (std::vector<std::int64_t>{1, 2, I}));
 }
 
-TEST(KernelGraph, AnInt4MatMulNodeThatDisagreesWithItsTensorsIsAnError) {
-  test::TempDir dir;
-  const Checkpoint ckpt = tiny_checkpoint(dir);
-  const std::vector<float> x = smooth_input(2, ckpt.config().text.hidden_size);
-  const auto set = [](const std::string& name, std::int64_t value) { return test::set_attribute("Int4MatMul", name, value); };
-  // Scales of a type the op does not read (its input takes any type; the kernel checks).
-  const test::GraphEdit int32_scales = [](onnx::ModelProto& model) {
+// Edits that make an Int4MatMul or Int8MatMul node (`op`) disagree with its tensors, each with the
+// error it must give: `kernel` is the kernel's own prefix ("int4 matmul"), `scales` the op's
+// message for scales of a type it does not read (its input takes any type; the kernel checks).
+std::vector<std::pair<test::GraphEdit, std::string>> disagreeing_nodes(const std::string& op, const std::string& kernel,
+                                                                       const std::string& scales) {
+  const auto set = [&](const std::string& name, std::int64_t value) { return test::set_attribute(op, name, value); };
+  const test::GraphEdit int32_scales = [op](onnx::ModelProto& model) {
     for (const onnx::NodeProto& node : model.graph().node()) {
-      if (node.op_type() != "Int4MatMul") continue;
+      if (node.op_type() != op) continue;
       for (onnx::TensorProto& t : *model.mutable_graph()->mutable_initializer()) {
         if (t.name() == node.input(2)) t.set_data_type(onnx::TensorProto::INT32);  // same 4 bytes per value
       }
     }
   };
-  const std::vector<std::pair<test::GraphEdit, std::string>> cases = {
-      {set("block_size", 16), "Int4MatMul: B ["},
-      {set("block_size", 48), "int4 matmul:"},
-      {set("N", 7), "Int4MatMul: B ["},
-      {set("K", 1 << 20), "Int4MatMul: B ["},
-      {int32_scales, "Int4MatMul: scales must be float or float16"}};
+  return {{set("block_size", 16), op + ": B ["},
+          {set("block_size", 48), kernel + ":"},
+          {set("N", 7), op + ": B ["},
+          {set("K", 1 << 20), op + ": B ["},
+          {int32_scales, op + ": scales must be " + scales}};
+}
+
+TEST(KernelGraph, AnInt4MatMulNodeThatDisagreesWithItsTensorsIsAnError) {
+  test::TempDir dir;
+  const Checkpoint ckpt = tiny_checkpoint(dir);
+  const std::vector<float> x = smooth_input(2, ckpt.config().text.hidden_size);
+  const auto cases = disagreeing_nodes("Int4MatMul", "int4 matmul", "float or float16");
   EXPECT_EQ(test::expect_errors(cases,
                                 [&](const test::GraphEdit& edit) {
                                   run_two_layers(ckpt, TwoLayers{linear(WeightFormat::Int4), linear(WeightFormat::Int4)}, dir.path(), x,
                                                  true, 2, edit);
+                                }),
+            cases.size());
+}
+
+// The same for Int8MatMul (vision.kernels.onnx's op), over six tokens (panels).
+TEST(KernelGraph, AnInt8MatMulNodeThatDisagreesWithItsTensorsIsAnError) {
+  test::TempDir dir;
+  const Checkpoint ckpt = tiny_checkpoint(dir);
+  const std::vector<float> x = smooth_input(6, ckpt.config().text.hidden_size);
+  const auto cases = disagreeing_nodes("Int8MatMul", "int8 matmul", "float");
+  const TwoLayers int8_layers{linear(WeightFormat::Int8), linear(WeightFormat::Int8)};
+  EXPECT_EQ(test::expect_errors(cases,
+                                [&](const test::GraphEdit& edit) {
+                                  run_two_layers(ckpt, int8_layers, dir.path(), x, true, 2, edit, false, {.int4 = false, .int8 = true});
                                 }),
             cases.size());
 }
