@@ -13,7 +13,7 @@
 #include "engine/text_models.h"
 #include "engine/vision_cache.h"
 #include "engine/vision_encoder.h"
-#include "package/kernel_text.h"
+#include "package/kernel_graphs.h"
 #include "model/preprocessor_config.h"
 #include "ort/onnx_session.h"
 #include "package/package.h"
@@ -46,7 +46,7 @@ struct ModelData {
   std::unique_ptr<VisionFeatureCache> vision_cache;  // null when ModelOptions::vision_cache_bytes is 0
   // text.onnx, or the decoder `q3vl prepack` made for this CPU (before `decoder`, which loads it).
   TextModelChoice text_model;
-  VisionModelChoice vision_model;  // vision.onnx, or vision.kernels.onnx (package/kernel_text.h)
+  VisionModelChoice vision_model;  // vision.onnx, or vision.kernels.onnx (package/kernel_graphs.h)
 
  private:
   std::unique_ptr<VisionEncoder> load_vision();

@@ -4,7 +4,7 @@
 
 #include "export/decoder_blocks.h"
 #include "export/kernel_graph.h"
-#include "package/kernel_text.h"
+#include "package/kernel_graphs.h"
 #include "util/files.h"
 #include "package/format.h"
 #include "model/tensor_names.h"

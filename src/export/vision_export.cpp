@@ -8,7 +8,7 @@
 #include "export/kernel_graph.h"
 #include "export/vision_blocks.h"
 #include "package/format.h"
-#include "package/kernel_text.h"
+#include "package/kernel_graphs.h"
 #include "util/files.h"
 #include "graph/graph_arith.h"
 #include "math/vision_geometry.h"

@@ -82,13 +82,23 @@ void int4_rows_portable(const RowsJob& job) {
   }
 }
 
-RowsKernel int4_rows_kernel(Int4Isa isa, std::int64_t group) {
+namespace {
+
+// `isa`, or for Best the widest this CPU has; throws Unsupported if the CPU lacks it.
+Int4Isa usable_isa(Int4Isa isa) {
   if (isa == Int4Isa::Best) {
     isa = int4_isa_available(Int4Isa::Avx512Vnni) ? Int4Isa::Avx512Vnni
           : int4_isa_available(Int4Isa::Avx2)     ? Int4Isa::Avx2
                                                   : Int4Isa::Portable;
   }
   if (!int4_isa_available(isa)) throw Unsupported("this CPU lacks " + to_string(isa));
+  return isa;
+}
+
+}  // namespace
+
+RowsKernel int4_rows_kernel(Int4Isa isa, std::int64_t group) {
+  isa = usable_isa(isa);
   if (group != 32 || isa == Int4Isa::Portable) return int4_rows_portable;
 #if defined(Q3VL_X86_KERNELS)
   return isa == Int4Isa::Avx512Vnni ? int4_rows_avx512vnni : int4_rows_avx2;
@@ -97,10 +107,10 @@ RowsKernel int4_rows_kernel(Int4Isa isa, std::int64_t group) {
 #endif
 }
 
-RowsKernel int8_rows_kernel(Int4Isa isa, std::int64_t group) {
-  const RowsKernel int4_kernel = int4_rows_kernel(isa, group);  // also checks that the CPU has `isa`
+RowsKernel int8_rows_kernel(Int4Isa isa, [[maybe_unused]] std::int64_t group) {
+  isa = usable_isa(isa);
 #if defined(Q3VL_X86_KERNELS)
-  if (int4_kernel == int4_rows_avx512vnni) return rows_panels_avx512vnni;
+  if (group == 32 && isa == Int4Isa::Avx512Vnni) return rows_panels_avx512vnni;
 #endif
   return int4_rows_portable;
 }

@@ -94,6 +94,20 @@ void for_each_panel(const RowsJob& job, Fill&& fill, Multiply&& multiply) {
   }
 }
 
+// A panel kernel's entry: for_each_panel with the job's scales, float or half floats (kernels
+// templated on the scale type: fill(job, scales, row, panel) and multiply as for_each_panel's).
+template <typename Fill, typename Multiply>
+void run_panels(const RowsJob& job, Fill&& fill, Multiply&& multiply) {
+  const auto with = [&](const auto* scales) {
+    for_each_panel(job, [&](std::int64_t row, Panel& panel) { fill(scales, row, panel); }, multiply);
+  };
+  if (job.scales != nullptr) {
+    with(job.scales);
+  } else {
+    with(job.half_scales);
+  }
+}
+
 }  // namespace
 
 }  // namespace q3vl::kernels

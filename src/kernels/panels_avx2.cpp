@@ -104,24 +104,14 @@ void panel_tokens(const RowsJob& job, const Panel& panel, int half, std::int64_t
   }
 }
 
-template <typename Scale>
-void panels(const RowsJob& job, const Scale* scales) {
-  const std::int64_t groups = job.activations->groups;
-  for_each_panel(
-      job, [&](std::int64_t row, Panel& panel) { fill_panel(job, scales, row, groups, panel); },
-      [&](const Panel& panel, std::int64_t row, std::int64_t first, auto tokens) {
-        for (int half = 0; half < 2 && 8 * half < panel.rows; ++half) panel_tokens<decltype(tokens)::value>(job, panel, half, row, first);
-      });
-}
-
 }  // namespace
 
 void int4_panels_avx2(const RowsJob& job) {
-  if (job.scales != nullptr) {
-    panels(job, job.scales);
-  } else {
-    panels(job, job.half_scales);
-  }
+  run_panels(
+      job, [&](const auto* scales, std::int64_t row, Panel& panel) { fill_panel(job, scales, row, job.activations->groups, panel); },
+      [&](const Panel& panel, std::int64_t row, std::int64_t first, auto tokens) {
+        for (int half = 0; half < 2 && 8 * half < panel.rows; ++half) panel_tokens<decltype(tokens)::value>(job, panel, half, row, first);
+      });
 }
 
 }  // namespace q3vl::kernels

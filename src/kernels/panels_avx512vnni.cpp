@@ -116,22 +116,12 @@ void panel_tokens(const RowsJob& job, const Panel& panel, std::int64_t row, std:
   for (int t = 0; t < kTokens; ++t) _mm512_mask_storeu_ps(job.out + (first + t) * job.out_stride + row, lanes, acc[t]);
 }
 
-template <typename Scale>
-void panels(const RowsJob& job, const Scale* scales) {
-  const std::int64_t groups = job.activations->groups;
-  for_each_panel(
-      job, [&](std::int64_t row, Panel& panel) { fill_panel(job, scales, row, groups, panel); },
-      [&](const Panel& panel, std::int64_t row, std::int64_t first, auto tokens) { panel_tokens<decltype(tokens)::value>(job, panel, row, first); });
-}
-
 }  // namespace
 
 void rows_panels_avx512vnni(const RowsJob& job) {
-  if (job.scales != nullptr) {
-    panels(job, job.scales);
-  } else {
-    panels(job, job.half_scales);
-  }
+  run_panels(
+      job, [&](const auto* scales, std::int64_t row, Panel& panel) { fill_panel(job, scales, row, job.activations->groups, panel); },
+      [&](const Panel& panel, std::int64_t row, std::int64_t first, auto tokens) { panel_tokens<decltype(tokens)::value>(job, panel, row, first); });
 }
 
 }  // namespace q3vl::kernels

@@ -31,28 +31,28 @@ OrtStatusPtr QuantMatMulKernel::ComputeV2(OrtKernelContext* raw) {
     const Ort::ConstValue a = context.GetInput(0);
     const Ort::ConstValue b = context.GetInput(1);
     const Ort::ConstValue scales = context.GetInput(2);
-    const std::string op = op_name(bits);
+    const char* op = op_name(bits);  // for errors
     const std::vector<std::int64_t> b_shape = b.GetTensorTypeAndShapeInfo().GetShape();
     kernels::Int4Matrices int4{b.GetTensorData<std::uint8_t>(), nullptr, 1, N, K, block};
     kernels::Int8Matrix int8{b.GetTensorData<std::uint8_t>(), nullptr, N, K, block};
     if (bits == 4) {
-      ort_ops::set_scales(int4, scales, op.c_str());
+      ort_ops::set_scales(int4, scales, op);
       kernels::check_int4_matmul(int4);
     } else {
       if (scales.GetTensorTypeAndShapeInfo().GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
-        throw std::runtime_error(op + ": scales must be float");
+        throw std::runtime_error(std::string(op) + ": scales must be float");
       }
       int8.scales = scales.GetTensorData<float>();
       kernels::check_int8_matmul(int8);
     }
     if (b_shape != std::vector<std::int64_t>{N, K / block, block * bits / 8} ||
         scales.GetTensorTypeAndShapeInfo().GetElementCount() != static_cast<std::size_t>(N * (K / block))) {
-      throw std::runtime_error(op + ": B " + shape_string(b_shape) + " and " + std::to_string(scales.GetTensorTypeAndShapeInfo().GetElementCount()) +
+      throw std::runtime_error(std::string(op) + ": B " + shape_string(b_shape) + " and " + std::to_string(scales.GetTensorTypeAndShapeInfo().GetElementCount()) +
                                " scales do not describe [N=" + std::to_string(N) + ", K=" + std::to_string(K) + "] in blocks of " +
                                std::to_string(block));
     }
     std::vector<std::int64_t> shape = a.GetTensorTypeAndShapeInfo().GetShape();
-    if (shape.empty() || shape.back() != K) throw std::runtime_error(op + ": A " + shape_string(shape) + " does not end in K=" + std::to_string(K));
+    if (shape.empty() || shape.back() != K) throw std::runtime_error(std::string(op) + ": A " + shape_string(shape) + " does not end in K=" + std::to_string(K));
     const std::int64_t tokens = static_cast<std::int64_t>(a.GetTensorTypeAndShapeInfo().GetElementCount()) / K;
     shape.back() = N;
     Ort::UnownedValue y = context.GetOutput(0, shape);

@@ -8,7 +8,7 @@
 
 #include "q3vl/error.h"
 #include "util/json_fields.h"
-#include "package/kernel_text.h"
+#include "package/kernel_graphs.h"
 #include "package/format.h"
 #include "util/sha256.h"
 

@@ -32,7 +32,7 @@ nlohmann::json prepacked_text_stamp(const Package& package, const std::string& o
 struct TextModelChoice {
   std::filesystem::path model;  // what to load: text.kernels.onnx, text.prepacked.onnx or text.onnx
   bool prepacked = false;
-  bool kernels = false;  // text.kernels.onnx (package/kernel_text.h)
+  bool kernels = false;  // text.kernels.onnx (package/kernel_graphs.h)
   std::string note;  // which decoder and why, or why one was ignored; empty when the package has only text.onnx
 };
 

@@ -10,7 +10,8 @@
 
 #include "export/package_writer.h"
 #include "kernels/int4_matrices.h"
-#include "package/kernel_text.h"
+#include "package/format.h"
+#include "package/kernel_graphs.h"
 #include "util/files.h"
 #include "q3vl/error.h"
 #include "engine/turn_trace.h"
@@ -193,6 +194,19 @@ TEST_F(Runtime, Int8VisionLoadsTheKernelGraphOnlyUnderAMatchingStamp) {
   const std::shared_ptr<const Model> garbled = Model::load(int8_package);
   EXPECT_EQ(garbled->vision_model_note().rfind("vision.kernels.onnx ignored: ", 0), 0u) << garbled->vision_model_note();
   EXPECT_TRUE(replies(garbled));
+  // A matching stamp beside an empty kernel graph (say, a copy that stopped): the image turn fails
+  // with an error naming the file, no crash. (Only on CPUs that would load it.)
+  if (kernels::int4_isa_available(kernels::Int4Isa::Avx512Vnni)) {
+    write_json_file(stamp_path, kernel_vision_stamp(int8_package));
+    fs::resize_file(int8_package / package::kKernelVisionModel, 0);
+    Conversation conversation(Model::load(int8_package));
+    try {
+      conversation.send(images, "Describe this image.", greedy(3), nullptr);
+      ADD_FAILURE() << "an empty vision.kernels.onnx encoded an image";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(package::kKernelVisionModel), std::string::npos) << e.what();
+    }
+  }
 }
 
 // The vision encoder loaded on a second thread beside the text models (ModelOptions::

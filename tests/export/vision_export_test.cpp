@@ -11,7 +11,7 @@
 #include "export/vision_export.h"
 #include "model/checkpoint.h"
 #include "package/format.h"
-#include "package/kernel_text.h"
+#include "package/kernel_graphs.h"
 #include "q3vl/error.h"
 #include "engine/vision_encoder.h"
 #include "support/golden.h"

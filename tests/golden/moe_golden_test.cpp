@@ -22,7 +22,7 @@
 #include "model/random_checkpoint.h"
 #include "model/tensor_names.h"
 #include "ort/onnx_session.h"
-#include "package/kernel_text.h"
+#include "package/kernel_graphs.h"
 #include "package/format.h"
 #include "q3vl/error.h"
 #include "q3vl/conversation.h"

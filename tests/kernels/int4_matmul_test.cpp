@@ -17,15 +17,7 @@ namespace q3vl::kernels {
 namespace {
 
 std::vector<double> reference(const Int4Matrices& w, const std::vector<float>& x, std::int64_t tokens) {
-  std::vector<double> out(static_cast<std::size_t>(tokens * w.rows), 0.0);
-  for (std::int64_t t = 0; t < tokens; ++t) {
-    for (std::int64_t r = 0; r < w.rows; ++r) {
-      double sum = 0;
-      for (std::int64_t c = 0; c < w.cols; ++c) sum += weight(w, 0, r, c) * x[static_cast<std::size_t>(t * w.cols + c)];
-      out[static_cast<std::size_t>(t * w.rows + r)] = sum;
-    }
-  }
-  return out;
+  return dense_reference(w.rows, w.cols, [&](std::int64_t r, std::int64_t c) { return weight(w, 0, r, c); }, x, tokens);
 }
 
 struct Shape {

@@ -53,6 +53,22 @@ inline double weight(const Int4Matrices& m, std::int64_t e, std::int64_t r, std:
   return (nibble - 8) * static_cast<double>(m.scales != nullptr ? m.scales[at] : fp16_to_float(m.half_scales[at]));
 }
 
+// out[t * rows + r] = sum over c of weight(r, c) * x[t * cols + c], in double precision: the plain
+// product the kernels are checked against, `weight` the dequantized value as the op defines it.
+template <typename Weight>
+std::vector<double> dense_reference(std::int64_t rows, std::int64_t cols, const Weight& weight, const std::vector<float>& x,
+                                    std::int64_t tokens) {
+  std::vector<double> out(static_cast<std::size_t>(tokens * rows), 0.0);
+  for (std::int64_t t = 0; t < tokens; ++t) {
+    for (std::int64_t r = 0; r < rows; ++r) {
+      double sum = 0;
+      for (std::int64_t c = 0; c < cols; ++c) sum += weight(r, c) * x[static_cast<std::size_t>(t * cols + c)];
+      out[static_cast<std::size_t>(t * rows + r)] = sum;
+    }
+  }
+  return out;
+}
+
 // max |ours - ref| over the largest |ref|.
 inline double relative_error(const std::vector<float>& ours, const std::vector<double>& ref) {
   double err = 0, scale = 0;

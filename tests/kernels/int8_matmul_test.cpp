@@ -35,19 +35,11 @@ RandomInt8Matrix random_int8_matrix(std::int64_t rows, std::int64_t cols, std::i
 }
 
 std::vector<double> reference(const Int8Matrix& w, const std::vector<float>& x, std::int64_t tokens) {
-  std::vector<double> out(static_cast<std::size_t>(tokens * w.rows), 0.0);
-  for (std::int64_t t = 0; t < tokens; ++t) {
-    for (std::int64_t r = 0; r < w.rows; ++r) {
-      double sum = 0;
-      for (std::int64_t c = 0; c < w.cols; ++c) {
-        const double weight = (w.values[static_cast<std::size_t>(r * w.cols + c)] - 128) *
-                              static_cast<double>(w.scales[static_cast<std::size_t>(r * (w.cols / w.block) + c / w.block)]);
-        sum += weight * x[static_cast<std::size_t>(t * w.cols + c)];
-      }
-      out[static_cast<std::size_t>(t * w.rows + r)] = sum;
-    }
-  }
-  return out;
+  const auto weight = [&](std::int64_t r, std::int64_t c) {
+    return (w.values[static_cast<std::size_t>(r * w.cols + c)] - 128) *
+           static_cast<double>(w.scales[static_cast<std::size_t>(r * (w.cols / w.block) + c / w.block)]);
+  };
+  return dense_reference(w.rows, w.cols, weight, x, tokens);
 }
 
 struct Shape {

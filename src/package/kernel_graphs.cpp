@@ -1,4 +1,4 @@
-#include "package/kernel_text.h"
+#include "package/kernel_graphs.h"
 
 #include <functional>
 
