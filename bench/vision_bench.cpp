@@ -16,7 +16,7 @@
 
 #include "bench_util.h"
 #include "kernels/int4_matrices.h"
-#include "package/kernel_text.h"
+#include "package/kernel_graphs.h"
 #include "engine/vision_encoder.h"
 #include "package/format.h"
 #include "package/package.h"
