@@ -65,6 +65,21 @@ bool replaceable_matmul(const onnx::NodeProto& node, const std::unordered_map<st
          scales->second == onnx::TensorProto::FLOAT;
 }
 
+// GroupQueryAttention as the exporter writes it: a float32 cache (input 3), the seven inputs (no
+// rotary caches, position ids, bias or sinks) and no attribute but the heads and the scale (so no
+// rotary, softcap, local window or smooth softmax).
+bool replaceable_attention(const onnx::NodeProto& node, const std::unordered_map<std::string, int>& graph_input_types) {
+  if (node.op_type() != "GroupQueryAttention" || node.domain() != graph::kMicrosoftDomain || !inputs_exactly(node, {0, 1, 2, 3, 4, 5, 6}) ||
+      node.output_size() != 3 || attribute(node, "num_heads") == nullptr || attribute(node, "kv_num_heads") == nullptr) {
+    return false;
+  }
+  for (const onnx::AttributeProto& a : node.attribute()) {
+    if (a.name() != "num_heads" && a.name() != "kv_num_heads" && a.name() != "scale") return false;
+  }
+  const auto past = graph_input_types.find(node.input(3));
+  return past != graph_input_types.end() && past->second == onnx::TensorProto::FLOAT;
+}
+
 void copy_int_attributes(const onnx::NodeProto& from, onnx::NodeProto& to, std::initializer_list<const char*> names) {
   for (const char* name : names) {
     onnx::AttributeProto* a = to.add_attribute();
@@ -175,6 +190,23 @@ KernelRewrite use_q3vl_kernels(onnx::ModelProto& model, KernelWidths widths) {
       copy_int_attributes(node, matmul, {"K", "N", "block_size"});
       node = std::move(matmul);
       ++done.matmuls;
+    }
+  }
+  // Attention too, where weights went to the kernels (a float decoder keeps ONNX Runtime's graph).
+  if (done.total() > 0) {
+    std::unordered_map<std::string, int> graph_input_types;
+    for (const onnx::ValueInfoProto& v : model.graph().input()) graph_input_types[v.name()] = v.type().tensor_type().elem_type();
+    for (onnx::NodeProto& node : *model.mutable_graph()->mutable_node()) {
+      if (!replaceable_attention(node, graph_input_types)) continue;
+      node.set_name(node.name() + ".q3vl_attention");
+      node.set_domain(package::kQ3vlOpDomain);
+      if (attribute(node, "scale") == nullptr) {  // GroupQueryAttention's default: 1/sqrt(head size), which 0 asks for
+        onnx::AttributeProto* scale = node.add_attribute();
+        scale->set_name("scale");
+        scale->set_type(onnx::AttributeProto::FLOAT);
+        scale->set_f(0.0f);
+      }
+      ++done.attention;
     }
   }
   if (done.total() > 0) {

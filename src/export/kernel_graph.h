@@ -1,7 +1,7 @@
 #pragma once
 // text.kernels.onnx and vision.kernels.onnx (package/format.h): text.onnx's (vision.onnx's) graph
 // with each int4 MatMulNBits and QMoE node (each int8 MatMulNBits) replaced by q3vl's Int4MatMul and
-// Int4Experts ops (Int8MatMul; ort/q3vl_ops.h) on the same inputs, so q3vl's runtime runs them with
+// Int4Experts ops (Int8MatMul; ort/q3vl_ops.h), and its attention by q3vl's GroupQueryAttention on the same inputs, so q3vl's runtime runs them with
 // its own kernels while every other runtime reads text.onnx (vision.onnx) unchanged. Both graphs
 // name the same weights in text.onnx.data (vision.onnx.data).
 #include <cstdint>
@@ -22,14 +22,17 @@ struct KernelWidths {
 
 struct KernelRewrite {
   std::int64_t matmuls = 0;  // MatMulNBits -> Int4MatMul or Int8MatMul
-  std::int64_t experts = 0;  // QMoE -> Int4Experts
-  std::int64_t total() const { return matmuls + experts; }
+  std::int64_t experts = 0;    // QMoE -> Int4Experts
+  std::int64_t attention = 0;  // GroupQueryAttention -> q3vl's (decode steps on its kernel)
+  std::int64_t total() const { return matmuls + experts + attention; }
 };
 
 // Rewrites `model` in place; returns how many nodes it replaced (none: leave no kernel graph).
 // Only nodes whose weights the kernels read as they are and of the widths asked for: MatMulNBits
 // with 4-bit or 8-bit symmetric weights in whole blocks, float scales, no bias or group index,
 // accuracy level 4 (int8 activations); QMoE with 4-bit symmetric experts, fused SwiGLU and no biases.
+// Where it replaced any of those, also each float32 GroupQueryAttention without rotary or other
+// options by q3vl's (ort/attention_op.h): same inputs and outputs, decode steps on q3vl's kernel.
 KernelRewrite use_q3vl_kernels(onnx::ModelProto& model, KernelWidths widths = {});
 
 // Gives each Int4MatMul and Int4Experts node of `model` a float16 copy of its scales, appended to

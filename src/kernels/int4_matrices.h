@@ -31,6 +31,8 @@ inline bool int4_block_supported(std::int64_t block) { return block >= 2 && (blo
 enum class Int4Isa { Best, Portable, Avx2, Avx512Vnni };
 bool int4_isa_available(Int4Isa isa);
 std::string to_string(Int4Isa isa);
+// `isa`, or for Best the widest this CPU has; throws Unsupported if the CPU lacks it.
+Int4Isa usable_isa(Int4Isa isa);
 
 // Runs `count` independent tasks, possibly at once (ONNX Runtime's thread pool in a session).
 using ParallelFor = std::function<void(std::size_t count, const std::function<void(std::size_t)>& task)>;

@@ -82,9 +82,6 @@ void int4_rows_portable(const RowsJob& job) {
   }
 }
 
-namespace {
-
-// `isa`, or for Best the widest this CPU has; throws Unsupported if the CPU lacks it.
 Int4Isa usable_isa(Int4Isa isa) {
   if (isa == Int4Isa::Best) {
     isa = int4_isa_available(Int4Isa::Avx512Vnni) ? Int4Isa::Avx512Vnni
@@ -94,8 +91,6 @@ Int4Isa usable_isa(Int4Isa isa) {
   if (!int4_isa_available(isa)) throw Unsupported("this CPU lacks " + to_string(isa));
   return isa;
 }
-
-}  // namespace
 
 RowsKernel int4_rows_kernel(Int4Isa isa, std::int64_t group) {
   isa = usable_isa(isa);

@@ -1,5 +1,6 @@
 #include "ort/q3vl_ops.h"
 
+#include "ort/attention_op.h"
 #include "ort/int4_experts_op.h"
 #include "ort/int4_matmul_op.h"
 #include "package/format.h"
@@ -7,6 +8,7 @@
 namespace q3vl {
 
 struct Q3vlOps::Ops {
+  AttentionOp attention;
   Int4ExpertsOp int4_experts;
   Int4MatMulOp int4_matmul;
   Int8MatMulOp int8_matmul;
@@ -14,6 +16,7 @@ struct Q3vlOps::Ops {
 };
 
 Q3vlOps::Q3vlOps() : ops_(std::make_unique<Ops>()) {
+  ops_->domain.Add(&ops_->attention);
   ops_->domain.Add(&ops_->int4_experts);
   ops_->domain.Add(&ops_->int4_matmul);
   ops_->domain.Add(&ops_->int8_matmul);

@@ -38,6 +38,8 @@ inline constexpr const char* kQ3vlOpDomain = "ai.q3vl";
 inline constexpr const char* kInt4MatMulOp = "Int4MatMul";
 inline constexpr const char* kInt8MatMulOp = "Int8MatMul";
 inline constexpr const char* kInt4ExpertsOp = "Int4Experts";
+// GroupQueryAttention whose one-token steps run on q3vl's decode attention kernel.
+inline constexpr const char* kGroupQueryAttentionOp = "GroupQueryAttention";
 inline constexpr const char* kGenaiConfig = "genai_config.json";
 inline constexpr const char* kProcessorConfig = "processor_config.json";
 inline constexpr const char* kManifest = "q3vl_package.json";

@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <map>
 
 #include "engine/sampler.h"
 #include "export/text_export.h"
 #include "export/vision_export.h"
+#include "graph/graph_builder.h"
 #include "model/checkpoint.h"
 #include "package/format.h"
 #include "q3vl/error.h"
@@ -296,6 +298,29 @@ TEST(TextExport, ReducedPrecisionDecodersAgreeWithHf) {
   const auto& [our_agreement, our_kl] = means[package::kKernelTextModel];
   EXPECT_GE(our_agreement, ort_agreement - 0.05);
   EXPECT_LE(our_kl, ort_kl * 1.2 + 0.005);
+}
+
+// text.kernels.onnx runs every layer's attention on q3vl's GroupQueryAttention (decode steps on its
+// kernel); text.onnx, which other runtimes read, keeps ONNX Runtime's.
+TEST(TextExport, TheKernelGraphRunsEveryLayersAttentionOnQ3vlsOp) {
+  TextExportOptions options;
+  options.linear.format = WeightFormat::Int4;
+  options.linear.block_size = 16;
+  options.lm_head = options.linear;
+  const test::GoldenCase c = test::golden_cases().front();
+  const fs::path package = packages().text_package(c, options, "int4");
+  const auto attention_nodes = [&](const std::string& file, const std::string& domain) {
+    onnx::ModelProto model;
+    std::ifstream in(package / file, std::ios::binary);
+    if (!model.ParseFromIstream(&in)) throw Error("cannot parse " + file);
+    std::int64_t count = 0;
+    for (const onnx::NodeProto& node : model.graph().node()) count += node.op_type() == "GroupQueryAttention" && node.domain() == domain;
+    return count;
+  };
+  const std::int64_t layers = c.config().text.num_hidden_layers;
+  EXPECT_EQ(attention_nodes(package::kKernelTextModel, package::kQ3vlOpDomain), layers);
+  EXPECT_EQ(attention_nodes(package::kKernelTextModel, graph::kMicrosoftDomain), 0);
+  EXPECT_EQ(attention_nodes(package::kTextModel, graph::kMicrosoftDomain), layers);
 }
 
 }  // namespace

@@ -1,0 +1,130 @@
+#include "ort/attention_op.h"
+
+#include <algorithm>
+#include <cmath>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kernels/decode_attention.h"
+#include "ort/custom_op_support.h"
+#include "package/format.h"
+#include "util/shape.h"
+
+namespace q3vl {
+namespace {
+
+constexpr const char* kOp = package::kGroupQueryAttentionOp;
+
+[[noreturn]] void fail(const std::string& what) { throw std::runtime_error(std::string("q3vl ") + kOp + ": " + what); }
+
+std::vector<std::int64_t> shape_of(const Ort::ConstValue& value) { return value.GetTensorTypeAndShapeInfo().GetShape(); }
+
+}  // namespace
+
+AttentionKernel::AttentionKernel(const OrtKernelInfo* info) {
+  const Ort::ConstKernelInfo kernel_info(info);
+  num_heads = kernel_info.GetAttribute<std::int64_t>("num_heads");
+  kv_heads = kernel_info.GetAttribute<std::int64_t>("kv_num_heads");
+  scale = kernel_info.GetAttribute<float>("scale");
+  if (num_heads <= 0 || kv_heads <= 0 || num_heads % kv_heads != 0) {
+    fail(std::to_string(num_heads) + " query heads do not group over " + std::to_string(kv_heads) + " key/value heads");
+  }
+  const std::int64_t heads[] = {num_heads, kv_heads};
+  const Ort::OpAttr attributes[] = {Ort::OpAttr("num_heads", &heads[0], 1, OrtOpAttrType::ORT_OP_ATTR_INT),
+                                    Ort::OpAttr("kv_num_heads", &heads[1], 1, OrtOpAttrType::ORT_OP_ATTR_INT),
+                                    Ort::OpAttr("scale", &scale, 1, OrtOpAttrType::ORT_OP_ATTR_FLOAT)};
+  const char* type_names[] = {"T", "M"};
+  const ONNXTensorElementDataType types[] = {ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32};
+  prompts = Ort::Op::Create(info, "GroupQueryAttention", "com.microsoft", 1, type_names, types, 2, attributes, 3, 7, 3);
+}
+
+OrtStatusPtr AttentionKernel::ComputeV2(OrtKernelContext* raw) {
+  try {
+    Ort::KernelContext context(raw);
+    std::vector<Ort::ConstValue> in;
+    for (std::size_t i = 0; i < 7; ++i) in.push_back(context.GetInput(i));
+    const std::vector<std::int64_t> q_shape = shape_of(in[0]), k_shape = shape_of(in[1]), past_shape = shape_of(in[3]);
+    if (q_shape.size() != 3 || past_shape.size() != 4 || q_shape[2] % num_heads != 0) {
+      fail("query " + shape_string(q_shape) + " and past key " + shape_string(past_shape) + " are not [B, S, heads * D] and [B, kv_heads, P, D] for " +
+           std::to_string(num_heads) + " heads");
+    }
+    if (in[6].GetTensorTypeAndShapeInfo().GetElementCount() != 1) fail("total_sequence_length must hold one value");
+    const std::int64_t batch = q_shape[0], tokens = q_shape[1], D = q_shape[2] / num_heads;
+    const std::int64_t total = in[6].GetTensorData<std::int32_t>()[0];
+    const std::int64_t capacity = std::max(past_shape[2], total);
+    Ort::UnownedValue out = context.GetOutput(0, q_shape);
+    Ort::UnownedValue present_key = context.GetOutput(1, {past_shape[0], past_shape[1], capacity, past_shape[3]});
+    Ort::UnownedValue present_value = context.GetOutput(2, {past_shape[0], past_shape[1], capacity, past_shape[3]});
+    if (tokens != 1) {  // a prompt: ONNX Runtime's own kernel, which checks its inputs
+      const OrtValue* inputs[7];
+      for (std::size_t i = 0; i < 7; ++i) inputs[i] = in[i];
+      OrtValue* outputs[] = {out, present_key, present_value};
+      prompts.Invoke(raw, inputs, 7, outputs, 3);
+      return nullptr;
+    }
+    const std::vector<std::int64_t> kv_shape{batch, 1, kv_heads * D};
+    if (k_shape != kv_shape || shape_of(in[2]) != kv_shape || past_shape != std::vector<std::int64_t>{batch, kv_heads, past_shape[2], D} ||
+        shape_of(in[4]) != past_shape) {
+      fail("key " + shape_string(k_shape) + ", value " + shape_string(shape_of(in[2])) + ", past key " + shape_string(past_shape) + " and past value " +
+           shape_string(shape_of(in[4])) + " do not match query " + shape_string(q_shape) + " with " + std::to_string(kv_heads) + " key/value heads");
+    }
+    if (in[5].GetTensorTypeAndShapeInfo().GetElementCount() != static_cast<std::size_t>(batch)) fail("seqlens_k must hold one length per sequence");
+    // As GroupQueryAttention: a first prompt of one token (total 1) has nothing cached; otherwise a
+    // sequence's new token follows its seqlens_k (= total length - 1) cached ones.
+    std::vector<std::int64_t> cached(static_cast<std::size_t>(batch), 0);
+    if (total != 1) {
+      for (std::int64_t b = 0; b < batch; ++b) cached[static_cast<std::size_t>(b)] = in[5].GetTensorData<std::int32_t>()[b];
+    }
+    kernels::DecodeAttention step;
+    step.batch = batch;
+    step.num_heads = num_heads;
+    step.kv_heads = kv_heads;
+    step.head_dim = D;
+    step.scale = scale != 0.0f ? scale : 1.0f / std::sqrt(static_cast<float>(D));
+    step.query = in[0].GetTensorData<float>();
+    step.key = in[1].GetTensorData<float>();
+    step.value = in[2].GetTensorData<float>();
+    step.past_key = in[3].GetTensorData<float>();
+    step.past_value = in[4].GetTensorData<float>();
+    step.past_capacity = past_shape[2];
+    step.present_key = present_key.GetTensorMutableData<float>();
+    step.present_value = present_value.GetTensorMutableData<float>();
+    step.capacity = capacity;
+    step.cached = cached;
+    step.out = out.GetTensorMutableData<float>();
+    kernels::run_decode_attention(step, ort_ops::session_parallel_for(context));
+    return nullptr;
+  } catch (const std::exception& e) {
+    return ort_ops::error_status(e);
+  }
+}
+
+// Output shapes: the attention's is the query's; the present caches' the past's, with a sequence
+// length known only when the op runs.
+AttentionOp::AttentionOp() {
+  OrtCustomOp::InferOutputShapeFn = [](const OrtCustomOp* op, OrtShapeInferContext* context) -> OrtStatusPtr {
+    std::atomic<std::uint64_t>& fresh = static_cast<const AttentionOp*>(op)->fresh_names;
+    std::vector<std::int64_t> dims;
+    std::vector<const char*> names;
+    if (OrtStatusPtr status = ort_ops::input_shape(context, 0, dims, names)) return status;
+    if (OrtStatusPtr status = ort_ops::set_float_output_shape(context, 0, dims, names, kOp, fresh)) return status;
+    if (OrtStatusPtr status = ort_ops::input_shape(context, 3, dims, names)) return status;
+    if (dims.size() != 4) return Ort::Status((std::string("q3vl ") + kOp + ": the past key must have four dimensions").c_str(), ORT_INVALID_GRAPH).release();
+    dims[2] = -1;
+    names[2] = nullptr;
+    for (std::size_t output : {std::size_t{1}, std::size_t{2}}) {
+      if (OrtStatusPtr status = ort_ops::set_float_output_shape(context, output, dims, names, kOp, fresh)) return status;
+    }
+    return nullptr;
+  };
+}
+
+OrtStatusPtr AttentionOp::CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* info, void** kernel) const {
+  return ort_ops::create_kernel<AttentionKernel>(info, kernel);
+}
+
+const char* AttentionOp::GetName() const { return kOp; }
+
+}  // namespace q3vl

@@ -1,0 +1,42 @@
+#pragma once
+// GroupQueryAttention (domain package::kQ3vlOpDomain): ONNX Runtime's com.microsoft
+// GroupQueryAttention with the same inputs, outputs and attributes (float32, no rotary, softcap,
+// local window or smooth softmax), whose decode steps (one token per sequence) run on q3vl's kernel
+// (kernels/decode_attention.h). Prompts (more than one token) are handed to ONNX Runtime's own
+// kernel, created inside this one, so they compute exactly what they did before.
+//
+// Inputs: query [B, S, heads * D], key and value [B, S, kv_heads * D], past key and value
+// [B, kv_heads, P, D] (the present outputs' buffers when the cache is appended in place), seqlens_k
+// [B] int32 (each sequence's total length - 1), total_sequence_length [1] int32; outputs: attention
+// [B, S, heads * D], present key and value [B, kv_heads, max(P, total), D].
+#include <atomic>
+#include <cstdint>
+
+#include <onnxruntime_cxx_api.h>
+
+namespace q3vl {
+
+struct AttentionKernel {
+  explicit AttentionKernel(const OrtKernelInfo* info);
+  OrtStatusPtr ComputeV2(OrtKernelContext* context);
+
+  std::int64_t num_heads = 0, kv_heads = 0;
+  float scale = 0.0f;
+  Ort::Op prompts{nullptr};  // ONNX Runtime's GroupQueryAttention
+};
+
+struct AttentionOp : Ort::CustomOpBase<AttentionOp, AttentionKernel, /*WithStatus=*/true> {
+  AttentionOp();
+  OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const;
+  const char* GetName() const;
+  std::size_t GetInputTypeCount() const { return 7; }
+  ONNXTensorElementDataType GetInputType(std::size_t index) const {
+    return index >= 5 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+  }
+  std::size_t GetOutputTypeCount() const { return 3; }
+  ONNXTensorElementDataType GetOutputType(std::size_t /*index*/) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+
+  mutable std::atomic<std::uint64_t> fresh_names{0};  // names for unknown dimensions (ort/custom_op_support.h)
+};
+
+}  // namespace q3vl

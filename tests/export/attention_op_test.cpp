@@ -1,0 +1,193 @@
+// q3vl's GroupQueryAttention op (ort/attention_op.h) against ONNX Runtime's, node for node on the
+// same inputs: decode steps (q3vl's kernel) within float rounding of ONNX Runtime's and with the
+// same cache contents, for a batch of sequences of different lengths with the cache appended in
+// place (as the runtime binds it) and for a cache copied into a new buffer; prompts (handed to ONNX
+// Runtime's kernel) identical to the last bit, first and later turns. A length outside the cache is
+// an error naming the op.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "graph/graph_builder.h"
+#include "ort/onnx_session.h"
+#include "package/format.h"
+#include "q3vl/error.h"
+#include "support/test_support.h"
+
+namespace q3vl {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::int64_t kHeads = 8, kKvHeads = 2, kHeadDim = 64;
+
+// One GroupQueryAttention node as the exporter writes it, in ONNX Runtime's domain or q3vl's.
+fs::path attention_model(const fs::path& dir, bool ours) {
+  graph::GraphBuilder g("attention");
+  const graph::Shape tokens{std::string("batch"), std::string("sequence"), kHeads * kHeadDim};
+  const graph::Shape kv_tokens{std::string("batch"), std::string("sequence"), kKvHeads * kHeadDim};
+  const graph::Shape cache{std::string("batch"), kKvHeads, std::string("past"), kHeadDim};
+  const std::vector<std::string> inputs = {g.input("q", graph::kFloat, tokens),
+                                           g.input("k", graph::kFloat, kv_tokens),
+                                           g.input("v", graph::kFloat, kv_tokens),
+                                           g.input("past_key", graph::kFloat, cache),
+                                           g.input("past_value", graph::kFloat, cache),
+                                           g.input("seqlens_k", graph::kInt32, {std::string("batch")}),
+                                           g.input("total_sequence_length", graph::kInt32, {std::int64_t{1}})};
+  const auto out = g.node("GroupQueryAttention", inputs,
+                          {{"num_heads", kHeads}, {"kv_num_heads", kKvHeads}, {"scale", static_cast<float>(1.0 / std::sqrt(kHeadDim))}}, 3,
+                          ours ? package::kQ3vlOpDomain : graph::kMicrosoftDomain, "gqa");
+  const graph::Shape present{std::string("batch"), kKvHeads, std::string("present"), kHeadDim};
+  g.output(out[0], "out", graph::kFloat, tokens);
+  g.output(out[1], "present_key", graph::kFloat, present);
+  g.output(out[2], "present_value", graph::kFloat, present);
+  if (ours) {
+    onnx::OperatorSetIdProto* opset = g.model().add_opset_import();
+    opset->set_domain(package::kQ3vlOpDomain);
+    opset->set_version(1);
+  }
+  const fs::path path = dir / (ours ? "ours.onnx" : "ort.onnx");
+  g.save(path);
+  return path;
+}
+
+struct Step {
+  std::int64_t batch, tokens, capacity;
+  std::vector<std::int32_t> seqlens;
+  std::int32_t total;
+  bool in_place;  // present bound to the past buffers
+};
+
+struct Result {
+  std::vector<float> out, present_key, present_value;
+};
+
+std::vector<float> random_floats(std::size_t count, std::mt19937& rng) {
+  std::normal_distribution<float> normal;
+  std::vector<float> v(count);
+  for (float& x : v) x = normal(rng);
+  return v;
+}
+
+Result run_step(const OnnxSession& session, const Step& step, unsigned seed) {
+  std::mt19937 rng(seed);
+  const std::int64_t B = step.batch, S = step.tokens, P = step.capacity;
+  std::vector<float> q = random_floats(static_cast<std::size_t>(B * S * kHeads * kHeadDim), rng);
+  std::vector<float> k = random_floats(static_cast<std::size_t>(B * S * kKvHeads * kHeadDim), rng);
+  std::vector<float> v = random_floats(k.size(), rng);
+  std::vector<float> past_key = random_floats(static_cast<std::size_t>(B * kKvHeads * P * kHeadDim), rng);
+  std::vector<float> past_value = random_floats(past_key.size(), rng);
+  std::vector<std::int32_t> seqlens = step.seqlens, total{step.total};
+  const Ort::MemoryInfo cpu = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+  const auto int32s = [&](std::vector<std::int32_t>& data, std::vector<std::int64_t> shape) {
+    return Ort::Value::CreateTensor<std::int32_t>(cpu, data.data(), data.size(), shape.data(), shape.size());
+  };
+  Ort::IoBinding binding(session.session());
+  std::vector<Ort::Value> held;
+  held.push_back(tensor_view(q, {B, S, kHeads * kHeadDim}));
+  held.push_back(tensor_view(k, {B, S, kKvHeads * kHeadDim}));
+  held.push_back(tensor_view(v, {B, S, kKvHeads * kHeadDim}));
+  held.push_back(tensor_view(past_key, {B, kKvHeads, P, kHeadDim}));
+  held.push_back(tensor_view(past_value, {B, kKvHeads, P, kHeadDim}));
+  held.push_back(int32s(seqlens, {B}));
+  held.push_back(int32s(total, {1}));
+  const char* names[] = {"q", "k", "v", "past_key", "past_value", "seqlens_k", "total_sequence_length"};
+  for (std::size_t i = 0; i < held.size(); ++i) binding.BindInput(names[i], held[i]);
+  std::vector<float> out(q.size());
+  Ort::Value out_value = tensor_view(out, {B, S, kHeads * kHeadDim});
+  binding.BindOutput("out", out_value);
+  if (step.in_place) {
+    binding.BindOutput("present_key", held[3]);
+    binding.BindOutput("present_value", held[4]);
+  } else {
+    binding.BindOutput("present_key", cpu);
+    binding.BindOutput("present_value", cpu);
+  }
+  session.run(binding);
+  Result result{out, past_key, past_value};
+  if (!step.in_place) {
+    const std::vector<Ort::Value> outputs = binding.GetOutputValues();
+    for (std::size_t i : {std::size_t{1}, std::size_t{2}}) {
+      const float* data = outputs[i].GetTensorData<float>();
+      (i == 1 ? result.present_key : result.present_value).assign(data, data + outputs[i].GetTensorTypeAndShapeInfo().GetElementCount());
+    }
+  }
+  return result;
+}
+
+double relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  double err = 0, scale = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    err = std::max(err, static_cast<double>(std::fabs(a[i] - b[i])));
+    scale = std::max(scale, static_cast<double>(std::fabs(b[i])));
+  }
+  return err / scale;
+}
+
+TEST(AttentionOp, DecodeStepsMatchOnnxRuntimesAndPromptsAreIdentical) {
+  test::TempDir dir;
+  OnnxEnvironment env(2);
+  const OnnxSession ort(env, attention_model(dir.path(), false));
+  const OnnxSession ours(env, attention_model(dir.path(), true));
+  const std::vector<std::pair<Step, bool>> steps = {
+      // decode steps: q3vl's kernel
+      {{2, 1, 16, {4, 9}, 10, true}, false},   // two sequences of different lengths, appended in place
+      {{1, 1, 16, {0}, 1, true}, false},       // a first prompt of one token
+      {{1, 1, 6, {6}, 7, false}, false},       // the cache copied into a larger present buffer
+      {{3, 1, 300, {299, 0, 150}, 300, true}, false},
+      // prompts: ONNX Runtime's kernel inside q3vl's op
+      {{1, 5, 16, {4}, 5, true}, true},        // a first prompt
+      {{1, 3, 16, {7}, 8, true}, true},        // a later turn after 5 cached tokens
+  };
+  std::size_t checked = 0;
+  for (const auto& [step, prompt] : steps) {
+    const unsigned seed = static_cast<unsigned>(17 * checked + 1);
+    const Result expected = run_step(ort, step, seed);
+    const Result got = run_step(ours, step, seed);
+    const double difference = relative_difference(got.out, expected.out);
+    std::printf("[ batch %lld, %lld tokens, %s ] attention %.2g from ONNX Runtime's\n", static_cast<long long>(step.batch),
+                static_cast<long long>(step.tokens), step.in_place ? "in place" : "copied cache", difference);
+    if (prompt) {
+      EXPECT_EQ(got.out, expected.out);
+    } else {
+      EXPECT_LT(difference, 1e-5);
+    }
+    // The positions a step writes and reads: each sequence's seqlens + 1 (capacities may differ).
+    for (std::int64_t b = 0; b < step.batch; ++b) {
+      const std::int64_t used = step.seqlens[static_cast<std::size_t>(b)] + 1;
+      const std::int64_t got_capacity = static_cast<std::int64_t>(got.present_key.size()) / (step.batch * kKvHeads * kHeadDim);
+      const std::int64_t want_capacity = static_cast<std::int64_t>(expected.present_key.size()) / (step.batch * kKvHeads * kHeadDim);
+      for (std::int64_t j = 0; j < kKvHeads; ++j) {
+        for (std::int64_t at = 0; at < used * kHeadDim; ++at) {
+          const auto ours_at = static_cast<std::size_t>((b * kKvHeads + j) * got_capacity * kHeadDim + at);
+          const auto theirs_at = static_cast<std::size_t>((b * kKvHeads + j) * want_capacity * kHeadDim + at);
+          ASSERT_EQ(got.present_key[ours_at], expected.present_key[theirs_at]) << "sequence " << b << ", head " << j;
+          ASSERT_EQ(got.present_value[ours_at], expected.present_value[theirs_at]) << "sequence " << b << ", head " << j;
+        }
+      }
+    }
+    ++checked;
+  }
+  EXPECT_EQ(checked, steps.size());
+}
+
+TEST(AttentionOp, ALengthOutsideTheCacheIsAnErrorNamingTheOp) {
+  test::TempDir dir;
+  OnnxEnvironment env(1);
+  const OnnxSession ours(env, attention_model(dir.path(), true));
+  for (const Step& step : {Step{1, 1, 16, {40}, 16, true}, Step{1, 1, 16, {-5}, 3, true}, Step{2, 1, 16, {3, 16}, 16, true}}) {
+    try {
+      run_step(ours, step, 1);
+      ADD_FAILURE() << "ran a step with " << step.seqlens.back() << " cached positions in a cache of " << step.capacity;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("decode attention"), std::string::npos) << e.what();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace q3vl
