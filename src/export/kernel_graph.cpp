@@ -131,6 +131,88 @@ std::vector<float> float_values(const onnx::TensorProto& tensor, const std::file
   return values;
 }
 
+// The int64 values of initializer `name` (inline raw data), or none.
+std::optional<std::vector<std::int64_t>> int64_initializer(const onnx::GraphProto& graph, const std::string& name) {
+  for (const onnx::TensorProto& t : graph.initializer()) {
+    if (t.name() != name) continue;
+    if (t.data_type() != onnx::TensorProto::INT64 || t.data_location() == onnx::TensorProto_DataLocation_EXTERNAL || t.raw_data().size() % 8 != 0) {
+      return std::nullopt;
+    }
+    std::vector<std::int64_t> values(t.raw_data().size() / 8);
+    std::memcpy(values.data(), t.raw_data().data(), t.raw_data().size());
+    return values;
+  }
+  return std::nullopt;
+}
+
+// Folds each gated MLP's activation into its down projection: Split(gate_up, [I, I]) -> gate, up;
+// Mul(Mul(gate, Sigmoid(gate)), up) -> Int4MatMul(K = I) becomes Int4MatMul(gate_up, swiglu = 1),
+// where gate_up comes from an Int4MatMul of 2I rows and nothing else reads the values in between.
+std::int64_t fuse_swiglu(onnx::GraphProto& graph) {
+  std::unordered_map<std::string, int> producer;
+  std::unordered_map<std::string, int> readers;
+  for (int i = 0; i < graph.node_size(); ++i) {
+    for (const std::string& out : graph.node(i).output()) producer[out] = i;
+    for (const std::string& in : graph.node(i).input()) ++readers[in];
+  }
+  for (const onnx::ValueInfoProto& out : graph.output()) readers[out.name()] += 2;  // a graph output is never folded away
+  const auto made_by = [&](const std::string& value, const char* op, const std::string& domain) -> const onnx::NodeProto* {
+    const auto found = producer.find(value);
+    if (found == producer.end()) return nullptr;
+    const onnx::NodeProto& node = graph.node(found->second);
+    return node.op_type() == op && node.domain() == domain ? &node : nullptr;
+  };
+  const auto read_once = [&](const std::string& value) { return readers[value] == 1; };
+  std::vector<int> folded;  // nodes to drop
+  std::unordered_set<std::string> split_sizes;
+  std::int64_t fused = 0;
+  for (onnx::NodeProto& down : *graph.mutable_node()) {
+    if (down.op_type() != package::kInt4MatMulOp || down.domain() != package::kQ3vlOpDomain || attribute(down, "swiglu") != nullptr) continue;
+    const std::int64_t I = int_attribute(down, "K", 0);
+    const onnx::NodeProto* times_up = made_by(down.input(0), "Mul", "");
+    if (times_up == nullptr || !read_once(down.input(0)) || times_up->input_size() != 2) continue;
+    // Mul(activated gate, up) in either order; the activated gate is Mul(gate, Sigmoid(gate)).
+    for (int side = 0; side < 2; ++side) {
+      const std::string& activated = times_up->input(side);
+      const std::string& up = times_up->input(1 - side);
+      const onnx::NodeProto* gated = made_by(activated, "Mul", "");
+      if (gated == nullptr || gated->input_size() != 2 || !read_once(activated)) continue;
+      const int sigmoid_side = made_by(gated->input(1), "Sigmoid", "") != nullptr ? 1 : 0;
+      const std::string& gate = gated->input(1 - sigmoid_side);
+      const onnx::NodeProto* sigmoid = made_by(gated->input(sigmoid_side), "Sigmoid", "");
+      const onnx::NodeProto* split = made_by(gate, "Split", "");
+      if (sigmoid == nullptr || sigmoid->input(0) != gate || !read_once(gated->input(sigmoid_side)) || readers[gate] != 2 || !read_once(up) ||
+          split == nullptr || split->output_size() != 2 || split->output(0) != gate || split->output(1) != up ||
+          int_attribute(*split, "axis", 0) != -1 || split->input_size() != 2 ||
+          int64_initializer(graph, split->input(1)) != std::vector<std::int64_t>{I, I}) {
+        continue;
+      }
+      const onnx::NodeProto* gate_up = made_by(split->input(0), package::kInt4MatMulOp, package::kQ3vlOpDomain);
+      if (gate_up == nullptr || int_attribute(*gate_up, "N", 0) != 2 * I || !read_once(split->input(0))) continue;
+      folded.insert(folded.end(), {producer[gate], producer[gated->input(sigmoid_side)], producer[activated], producer[down.input(0)]});
+      split_sizes.insert(split->input(1));
+      down.set_input(0, split->input(0));
+      onnx::AttributeProto* swiglu = down.add_attribute();
+      swiglu->set_name("swiglu");
+      swiglu->set_type(onnx::AttributeProto::INT);
+      swiglu->set_i(1);
+      ++fused;
+      break;
+    }
+  }
+  // A node always has an op type: an empty one marks those to drop.
+  for (int i : folded) graph.mutable_node(i)->clear_op_type();
+  auto* nodes = graph.mutable_node();
+  nodes->erase(std::remove_if(nodes->begin(), nodes->end(), [](const onnx::NodeProto& n) { return n.op_type().empty(); }), nodes->end());
+  std::unordered_set<std::string> still_read;
+  for (const onnx::NodeProto& node : graph.node()) still_read.insert(node.input().begin(), node.input().end());
+  auto* initializers = graph.mutable_initializer();
+  initializers->erase(std::remove_if(initializers->begin(), initializers->end(),
+                                     [&](const onnx::TensorProto& t) { return split_sizes.contains(t.name()) && !still_read.contains(t.name()); }),
+                      initializers->end());
+  return fused;
+}
+
 }  // namespace
 
 std::int64_t use_half_scales(onnx::ModelProto& model, const std::filesystem::path& dir, graph::ExternalDataWriter& out) {
@@ -192,6 +274,7 @@ KernelRewrite use_q3vl_kernels(onnx::ModelProto& model, KernelWidths widths) {
       ++done.matmuls;
     }
   }
+  if (done.matmuls > 0) done.swiglu = fuse_swiglu(*model.mutable_graph());
   // Attention too, where weights went to the kernels (a float decoder keeps ONNX Runtime's graph).
   if (done.total() > 0) {
     std::unordered_map<std::string, int> graph_input_types;

@@ -24,6 +24,7 @@ struct KernelRewrite {
   std::int64_t matmuls = 0;  // MatMulNBits -> Int4MatMul or Int8MatMul
   std::int64_t experts = 0;    // QMoE -> Int4Experts
   std::int64_t attention = 0;  // GroupQueryAttention -> q3vl's (decode steps on its kernel)
+  std::int64_t swiglu = 0;     // Split, Sigmoid, Mul, Mul folded into a down projection's Int4MatMul
   std::int64_t total() const { return matmuls + experts + attention; }
 };
 
@@ -32,7 +33,8 @@ struct KernelRewrite {
 // with 4-bit or 8-bit symmetric weights in whole blocks, float scales, no bias or group index,
 // accuracy level 4 (int8 activations); QMoE with 4-bit symmetric experts, fused SwiGLU and no biases.
 // Where it replaced any of those, also each float32 GroupQueryAttention without rotary or other
-// options by q3vl's (ort/attention_op.h): same inputs and outputs, decode steps on q3vl's kernel.
+// options by q3vl's (ort/attention_op.h): same inputs and outputs, decode steps on q3vl's kernel;
+// and each gated MLP's SwiGLU (Split, Sigmoid, two Mul) into its down projection's Int4MatMul.
 KernelRewrite use_q3vl_kernels(onnx::ModelProto& model, KernelWidths widths = {});
 
 // Gives each Int4MatMul and Int4Experts node of `model` a float16 copy of its scales, appended to

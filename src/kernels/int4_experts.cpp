@@ -6,13 +6,12 @@
 #include <vector>
 
 #include "kernels/int4_rows.h"
+#include "kernels/swiglu.h"
 #include "q3vl/error.h"
 
 namespace q3vl::kernels {
 
 namespace {
-
-float silu(float v) { return v / (1.0f + std::exp(-v)); }
 
 // Weight rows per task: enough to amortise a task, few enough that one expert's rows spread over
 // the threads when a decode step has a single token.
@@ -143,10 +142,9 @@ void run_int4_experts(const ExpertLayer& layer, const float* x, const float* rou
     expert_products(p, up, x_q, p.member_token, gate_up_out.data(), up_kernel, parallel);
     act_q.reset(n * k, I, activation_group(down));
     parallel(static_cast<std::size_t>(n * k), [&](std::size_t m) {
-      // SwiGLU in place over the member's gate/up row: value i is written after gate 2i and up 2i+1
-      // are read, and later steps read only from 2i+2 on (no buffer per member on the hot path).
+      // SwiGLU in place over the member's interleaved gate/up row (no buffer per member on the hot path).
       float* h = gate_up_out.data() + m * static_cast<std::size_t>(2 * I);
-      for (std::int64_t i = 0; i < I; ++i) h[i] = silu(h[2 * i]) * h[2 * i + 1];
+      swiglu_rows(h, 1, I, GateUpLayout::Interleaved, h, isa);
       act_q.quantize(static_cast<std::int64_t>(m), h);
     });
     down_out.resize(static_cast<std::size_t>(n * k * H));

@@ -53,6 +53,12 @@ OrtStatusPtr AttentionKernel::ComputeV2(OrtKernelContext* raw) {
     if (in[6].GetTensorTypeAndShapeInfo().GetElementCount() != 1) fail("total_sequence_length must hold one value");
     const std::int64_t batch = q_shape[0], tokens = q_shape[1], D = q_shape[2] / num_heads;
     const std::int64_t total = in[6].GetTensorData<std::int32_t>()[0];
+    // The total length counts the cached positions and the new ones; the present buffers' size
+    // follows from it, so a hostile value must not ask for memory before anything else checks it.
+    if (total < tokens || total > past_shape[2] + tokens) {
+      fail("total_sequence_length " + std::to_string(total) + " is not within " + std::to_string(tokens) + " new and " + std::to_string(past_shape[2]) +
+           " past positions");
+    }
     const std::int64_t capacity = std::max(past_shape[2], total);
     Ort::UnownedValue out = context.GetOutput(0, q_shape);
     Ort::UnownedValue present_key = context.GetOutput(1, {past_shape[0], past_shape[1], capacity, past_shape[3]});

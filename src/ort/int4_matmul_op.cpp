@@ -1,5 +1,6 @@
 #include "ort/int4_matmul_op.h"
 
+#include <algorithm>
 #include <exception>
 #include <stdexcept>
 #include <string>
@@ -7,6 +8,7 @@
 
 #include "kernels/int4_matmul.h"
 #include "kernels/int8_matmul.h"
+#include "kernels/swiglu.h"
 #include "ort/custom_op_support.h"
 #include "package/format.h"
 #include "util/shape.h"
@@ -23,6 +25,13 @@ QuantMatMulKernel::QuantMatMulKernel(const OrtKernelInfo* info, int weight_bits)
   K = kernel_info.GetAttribute<std::int64_t>("K");
   N = kernel_info.GetAttribute<std::int64_t>("N");
   block = kernel_info.GetAttribute<std::int64_t>("block_size");
+  std::int64_t swiglu_attribute = 0;
+  const Ort::Status found(Ort::GetApi().KernelInfoGetAttribute_int64(info, "swiglu", &swiglu_attribute));
+  if (!found.IsOK()) swiglu_attribute = 0;  // absent: A is what the weights multiply
+  if (swiglu_attribute != 0 && (bits != 4 || swiglu_attribute != 1)) {
+    throw std::runtime_error(std::string(op_name(bits)) + ": swiglu = " + std::to_string(swiglu_attribute) + " (only Int4MatMul takes it, as 0 or 1)");
+  }
+  swiglu = swiglu_attribute == 1;
 }
 
 OrtStatusPtr QuantMatMulKernel::ComputeV2(OrtKernelContext* raw) {
@@ -52,14 +61,27 @@ OrtStatusPtr QuantMatMulKernel::ComputeV2(OrtKernelContext* raw) {
                                std::to_string(block));
     }
     std::vector<std::int64_t> shape = a.GetTensorTypeAndShapeInfo().GetShape();
-    if (shape.empty() || shape.back() != K) throw std::runtime_error(std::string(op) + ": A " + shape_string(shape) + " does not end in K=" + std::to_string(K));
-    const std::int64_t tokens = static_cast<std::int64_t>(a.GetTensorTypeAndShapeInfo().GetElementCount()) / K;
+    const std::int64_t width = swiglu ? 2 * K : K;  // A's last dimension
+    if (shape.empty() || shape.back() != width) {
+      throw std::runtime_error(std::string(op) + ": A " + shape_string(shape) + " does not end in " + (swiglu ? "2K=" : "K=") + std::to_string(width));
+    }
+    const std::int64_t tokens = static_cast<std::int64_t>(a.GetTensorTypeAndShapeInfo().GetElementCount()) / width;
     shape.back() = N;
     Ort::UnownedValue y = context.GetOutput(0, shape);
-    if (bits == 4) {
-      kernels::run_int4_matmul(int4, a.GetTensorData<float>(), tokens, y.GetTensorMutableData<float>(), ort_ops::session_parallel_for(context));
+    const kernels::ParallelFor parallel = ort_ops::session_parallel_for(context);
+    if (swiglu) {
+      std::vector<float> activated(static_cast<std::size_t>(tokens * K));
+      constexpr std::int64_t kRowsPerTask = 16;
+      parallel(static_cast<std::size_t>((tokens + kRowsPerTask - 1) / kRowsPerTask), [&](std::size_t task) {
+        const std::int64_t first = static_cast<std::int64_t>(task) * kRowsPerTask;
+        kernels::swiglu_rows(a.GetTensorData<float>() + first * width, std::min(kRowsPerTask, tokens - first), K, kernels::GateUpLayout::Halves,
+                             activated.data() + first * K);
+      });
+      kernels::run_int4_matmul(int4, activated.data(), tokens, y.GetTensorMutableData<float>(), parallel);
+    } else if (bits == 4) {
+      kernels::run_int4_matmul(int4, a.GetTensorData<float>(), tokens, y.GetTensorMutableData<float>(), parallel);
     } else {
-      kernels::run_int8_matmul(int8, a.GetTensorData<float>(), tokens, y.GetTensorMutableData<float>(), ort_ops::session_parallel_for(context));
+      kernels::run_int8_matmul(int8, a.GetTensorData<float>(), tokens, y.GetTensorMutableData<float>(), parallel);
     }
     return nullptr;
   } catch (const std::exception& e) {

@@ -5,7 +5,10 @@
 //
 // Inputs as MatMulNBits': A [..., K] float, B [N, K/block, block * bits / 8] uint8, scales
 // [N * K/block] (any shape of that many values): float or float16 for Int4MatMul, float for
-// Int8MatMul; attributes K, N, block_size; output [..., N].
+// Int8MatMul; attributes K, N, block_size; output [..., N]. Int4MatMul's optional attribute
+// swiglu = 1 takes A [..., 2K], a gated MLP's gate and up projections side by side, and multiplies
+// silu(gate) * up (kernels/swiglu.h): the Split, Sigmoid and two Mul nodes before a down projection
+// in one op.
 #include <atomic>
 #include <cstdint>
 
@@ -19,6 +22,7 @@ struct QuantMatMulKernel {
 
   int bits = 4;
   std::int64_t K = 0, N = 0, block = 0;
+  bool swiglu = false;
 };
 
 // One op class per weight width (kBits 4: Int4MatMul, 8: Int8MatMul).

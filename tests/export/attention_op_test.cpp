@@ -175,18 +175,29 @@ TEST(AttentionOp, DecodeStepsMatchOnnxRuntimesAndPromptsAreIdentical) {
   EXPECT_EQ(checked, steps.size());
 }
 
-TEST(AttentionOp, ALengthOutsideTheCacheIsAnErrorNamingTheOp) {
+TEST(AttentionOp, LengthsOutsideTheCacheAreErrorsNamingTheOp) {
   test::TempDir dir;
   OnnxEnvironment env(1);
   const OnnxSession ours(env, attention_model(dir.path(), true));
-  for (const Step& step : {Step{1, 1, 16, {40}, 16, true}, Step{1, 1, 16, {-5}, 3, true}, Step{2, 1, 16, {3, 16}, 16, true}}) {
+  const std::vector<std::pair<Step, std::string>> steps = {
+      {{1, 1, 16, {40}, 16, true}, "40 cached positions"},
+      {{1, 1, 16, {-5}, 3, true}, "-5 cached positions"},
+      {{2, 1, 16, {3, 16}, 16, true}, "16 cached positions"},
+      {{1, 1, 16, {3}, 2000000000, true}, "total_sequence_length 2000000000"},  // would size the present cache
+      {{1, 4, 16, {3}, 0, true}, "total_sequence_length 0"},                    // a prompt: checked before ONNX Runtime's kernel
+  };
+  std::size_t checked = 0;
+  for (const auto& [step, message] : steps) {
     try {
       run_step(ours, step, 1);
-      ADD_FAILURE() << "ran a step with " << step.seqlens.back() << " cached positions in a cache of " << step.capacity;
+      ADD_FAILURE() << "ran a step that should fail with " << message;
     } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("decode attention"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("GroupQueryAttention"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+      ++checked;
     }
   }
+  EXPECT_EQ(checked, steps.size());
 }
 
 }  // namespace

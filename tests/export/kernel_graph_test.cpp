@@ -229,7 +229,10 @@ TEST(KernelGraph, AnInt4MatMulNodeThatDisagreesWithItsTensorsIsAnError) {
   test::TempDir dir;
   const Checkpoint ckpt = tiny_checkpoint(dir);
   const std::vector<float> x = smooth_input(2, ckpt.config().text.hidden_size);
-  const auto cases = disagreeing_nodes("Int4MatMul", "int4 matmul", "float or float16");
+  auto cases = disagreeing_nodes("Int4MatMul", "int4 matmul", "float or float16");
+  // A SwiGLU down projection reads [..., 2K]; these layers' inputs are [..., K].
+  cases.push_back({test::add_attribute("Int4MatMul", "swiglu", 1), "Int4MatMul: A [1, 2, "});
+  cases.push_back({test::add_attribute("Int4MatMul", "swiglu", 2), "Int4MatMul: swiglu = 2"});
   EXPECT_EQ(test::expect_errors(cases,
                                 [&](const test::GraphEdit& edit) {
                                   run_two_layers(ckpt, TwoLayers{linear(WeightFormat::Int4), linear(WeightFormat::Int4)}, dir.path(), x,
@@ -243,7 +246,8 @@ TEST(KernelGraph, AnInt8MatMulNodeThatDisagreesWithItsTensorsIsAnError) {
   test::TempDir dir;
   const Checkpoint ckpt = tiny_checkpoint(dir);
   const std::vector<float> x = smooth_input(6, ckpt.config().text.hidden_size);
-  const auto cases = disagreeing_nodes("Int8MatMul", "int8 matmul", "float");
+  auto cases = disagreeing_nodes("Int8MatMul", "int8 matmul", "float");
+  cases.push_back({test::add_attribute("Int8MatMul", "swiglu", 1), "Int8MatMul: swiglu = 1 (only Int4MatMul takes it"});
   const TwoLayers int8_layers{linear(WeightFormat::Int8), linear(WeightFormat::Int8)};
   EXPECT_EQ(test::expect_errors(cases,
                                 [&](const test::GraphEdit& edit) {

@@ -301,8 +301,9 @@ TEST(TextExport, ReducedPrecisionDecodersAgreeWithHf) {
 }
 
 // text.kernels.onnx runs every layer's attention on q3vl's GroupQueryAttention (decode steps on its
-// kernel); text.onnx, which other runtimes read, keeps ONNX Runtime's.
-TEST(TextExport, TheKernelGraphRunsEveryLayersAttentionOnQ3vlsOp) {
+// kernel) and its MLP's SwiGLU inside the down projection; text.onnx, which other runtimes read,
+// keeps ONNX Runtime's ops.
+TEST(TextExport, TheKernelGraphRunsEveryLayersAttentionAndSwigluOnQ3vlsOps) {
   TextExportOptions options;
   options.linear.format = WeightFormat::Int4;
   options.linear.block_size = 16;
@@ -318,6 +319,17 @@ TEST(TextExport, TheKernelGraphRunsEveryLayersAttentionOnQ3vlsOp) {
     return count;
   };
   const std::int64_t layers = c.config().text.num_hidden_layers;
+  // Each MLP's SwiGLU folded into its down projection: no Sigmoid left, one fused Int4MatMul a layer.
+  onnx::ModelProto kernels;
+  std::ifstream in(package / package::kKernelTextModel, std::ios::binary);
+  ASSERT_TRUE(kernels.ParseFromIstream(&in));
+  std::int64_t sigmoids = 0, fused = 0;
+  for (const onnx::NodeProto& node : kernels.graph().node()) {
+    sigmoids += node.op_type() == "Sigmoid";
+    for (const onnx::AttributeProto& a : node.attribute()) fused += node.op_type() == package::kInt4MatMulOp && a.name() == "swiglu" && a.i() == 1;
+  }
+  EXPECT_EQ(sigmoids, 0);
+  EXPECT_EQ(fused, layers);
   EXPECT_EQ(attention_nodes(package::kKernelTextModel, package::kQ3vlOpDomain), layers);
   EXPECT_EQ(attention_nodes(package::kKernelTextModel, graph::kMicrosoftDomain), 0);
   EXPECT_EQ(attention_nodes(package::kTextModel, graph::kMicrosoftDomain), layers);

@@ -25,6 +25,19 @@ inline std::function<void(onnx::ModelProto&)> set_attribute(const std::string& o
   };
 }
 
+// An edit that adds integer attribute `name` = `value` to every node of type `op_type`.
+inline std::function<void(onnx::ModelProto&)> add_attribute(const std::string& op_type, const std::string& name, std::int64_t value) {
+  return [op_type, name, value](onnx::ModelProto& model) {
+    for (onnx::NodeProto& node : *model.mutable_graph()->mutable_node()) {
+      if (node.op_type() != op_type) continue;
+      onnx::AttributeProto* a = node.add_attribute();
+      a->set_name(name);
+      a->set_type(onnx::AttributeProto::INT);
+      a->set_i(value);
+    }
+  };
+}
+
 using GraphEdit = std::function<void(onnx::ModelProto&)>;
 
 // For each (edit, message): `run(edit)` must throw an Error whose text contains the message.
