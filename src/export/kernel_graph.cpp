@@ -131,6 +131,17 @@ std::vector<float> float_values(const onnx::TensorProto& tensor, const std::file
   return values;
 }
 
+// Removes the initializers for which `candidate(name)` holds that no node reads any more.
+template <typename Candidate>
+void drop_unread_initializers(onnx::GraphProto& graph, const Candidate& candidate) {
+  std::unordered_set<std::string> still_read;
+  for (const onnx::NodeProto& node : graph.node()) still_read.insert(node.input().begin(), node.input().end());
+  auto* initializers = graph.mutable_initializer();
+  initializers->erase(std::remove_if(initializers->begin(), initializers->end(),
+                                     [&](const onnx::TensorProto& t) { return candidate(t.name()) && !still_read.contains(t.name()); }),
+                      initializers->end());
+}
+
 // The int64 values of initializer `name` (inline raw data), or none.
 std::optional<std::vector<std::int64_t>> int64_initializer(const onnx::GraphProto& graph, const std::string& name) {
   for (const onnx::TensorProto& t : graph.initializer()) {
@@ -204,12 +215,7 @@ std::int64_t fuse_swiglu(onnx::GraphProto& graph) {
   for (int i : folded) graph.mutable_node(i)->clear_op_type();
   auto* nodes = graph.mutable_node();
   nodes->erase(std::remove_if(nodes->begin(), nodes->end(), [](const onnx::NodeProto& n) { return n.op_type().empty(); }), nodes->end());
-  std::unordered_set<std::string> still_read;
-  for (const onnx::NodeProto& node : graph.node()) still_read.insert(node.input().begin(), node.input().end());
-  auto* initializers = graph.mutable_initializer();
-  initializers->erase(std::remove_if(initializers->begin(), initializers->end(),
-                                     [&](const onnx::TensorProto& t) { return split_sizes.contains(t.name()) && !still_read.contains(t.name()); }),
-                      initializers->end());
+  drop_unread_initializers(graph, [&](const std::string& name) { return split_sizes.contains(name); });
   return fused;
 }
 
@@ -246,12 +252,7 @@ std::int64_t use_half_scales(onnx::ModelProto& model, const std::filesystem::pat
     }
   }
   // The float32 scales nothing reads any more leave this graph (text.onnx keeps them).
-  std::unordered_set<std::string> still_read;
-  for (const onnx::NodeProto& node : graph.node()) still_read.insert(node.input().begin(), node.input().end());
-  auto* initializers = graph.mutable_initializer();
-  initializers->erase(std::remove_if(initializers->begin(), initializers->end(),
-                                     [&](const onnx::TensorProto& t) { return halved.contains(t.name()) && !still_read.contains(t.name()); }),
-                      initializers->end());
+  drop_unread_initializers(graph, [&](const std::string& name) { return halved.contains(name); });
   for (onnx::TensorProto& copy : copies) *graph.add_initializer() = std::move(copy);
   return static_cast<std::int64_t>(copies.size());
 }
