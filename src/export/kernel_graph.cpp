@@ -156,24 +156,58 @@ std::optional<std::vector<std::int64_t>> int64_initializer(const onnx::GraphProt
   return std::nullopt;
 }
 
-// Folds each gated MLP's activation into its down projection: Split(gate_up, [I, I]) -> gate, up;
-// Mul(Mul(gate, Sigmoid(gate)), up) -> Int4MatMul(K = I) becomes Int4MatMul(gate_up, swiglu = 1),
-// where gate_up comes from an Int4MatMul of 2I rows and nothing else reads the values in between.
-std::int64_t fuse_swiglu(onnx::GraphProto& graph) {
-  std::unordered_map<std::string, int> producer;
-  std::unordered_map<std::string, int> readers;
-  for (int i = 0; i < graph.node_size(); ++i) {
-    for (const std::string& out : graph.node(i).output()) producer[out] = i;
-    for (const std::string& in : graph.node(i).input()) ++readers[in];
+void import_q3vl_domain(onnx::ModelProto& model) {
+  for (const onnx::OperatorSetIdProto& opset : model.opset_import()) {
+    if (opset.domain() == package::kQ3vlOpDomain) return;
   }
-  for (const onnx::ValueInfoProto& out : graph.output()) readers[out.name()] += 2;  // a graph output is never folded away
-  const auto made_by = [&](const std::string& value, const char* op, const std::string& domain) -> const onnx::NodeProto* {
+  onnx::OperatorSetIdProto* opset = model.add_opset_import();
+  opset->set_domain(package::kQ3vlOpDomain);
+  opset->set_version(1);
+}
+
+// Who produces and who reads each value of a graph, for the fusions below.
+struct GraphIndex {
+  explicit GraphIndex(const onnx::GraphProto& g) : graph(g) {
+    for (int i = 0; i < graph.node_size(); ++i) {
+      for (const std::string& out : graph.node(i).output()) producer[out] = i;
+      for (const std::string& in : graph.node(i).input()) ++readers[in];
+    }
+    for (const onnx::ValueInfoProto& out : graph.output()) readers[out.name()] += 2;  // a graph output is never folded away
+  }
+  // The node of type `op` in `domain` that writes `value`, or null.
+  const onnx::NodeProto* made_by(const std::string& value, const char* op, const std::string& domain) const {
     const auto found = producer.find(value);
     if (found == producer.end()) return nullptr;
     const onnx::NodeProto& node = graph.node(found->second);
     return node.op_type() == op && node.domain() == domain ? &node : nullptr;
-  };
-  const auto read_once = [&](const std::string& value) { return readers[value] == 1; };
+  }
+  std::int64_t read_by(const std::string& value) const {
+    const auto found = readers.find(value);
+    return found == readers.end() ? 0 : found->second;
+  }
+  bool read_once(const std::string& value) const { return read_by(value) == 1; }
+
+  const onnx::GraphProto& graph;
+  std::unordered_map<std::string, int> producer;
+  std::unordered_map<std::string, std::int64_t> readers;
+};
+
+// Drops the nodes at `folded` (a node always has an op type: an empty one marks those to drop) and
+// the initializers among `candidates` that nothing reads any more.
+void drop_nodes(onnx::GraphProto& graph, const std::vector<int>& folded, const std::unordered_set<std::string>& candidates) {
+  for (int i : folded) graph.mutable_node(i)->clear_op_type();
+  auto* nodes = graph.mutable_node();
+  nodes->erase(std::remove_if(nodes->begin(), nodes->end(), [](const onnx::NodeProto& n) { return n.op_type().empty(); }), nodes->end());
+  drop_unread_initializers(graph, [&](const std::string& name) { return candidates.contains(name); });
+}
+
+// Folds each gated MLP's activation into its down projection: Split(gate_up, [I, I]) -> gate, up;
+// Mul(Mul(gate, Sigmoid(gate)), up) -> Int4MatMul(K = I) becomes Int4MatMul(gate_up, swiglu = 1),
+// where gate_up comes from an Int4MatMul of 2I rows and nothing else reads the values in between.
+std::int64_t fuse_swiglu(onnx::GraphProto& graph) {
+  const GraphIndex index(graph);
+  const auto made_by = [&](const std::string& value, const char* op, const std::string& domain) { return index.made_by(value, op, domain); };
+  const auto read_once = [&](const std::string& value) { return index.read_once(value); };
   std::vector<int> folded;  // nodes to drop
   std::unordered_set<std::string> split_sizes;
   std::int64_t fused = 0;
@@ -192,7 +226,7 @@ std::int64_t fuse_swiglu(onnx::GraphProto& graph) {
       const std::string& gate = gated->input(1 - sigmoid_side);
       const onnx::NodeProto* sigmoid = made_by(gated->input(sigmoid_side), "Sigmoid", "");
       const onnx::NodeProto* split = made_by(gate, "Split", "");
-      if (sigmoid == nullptr || sigmoid->input(0) != gate || !read_once(gated->input(sigmoid_side)) || readers[gate] != 2 || !read_once(up) ||
+      if (sigmoid == nullptr || sigmoid->input(0) != gate || !read_once(gated->input(sigmoid_side)) || index.read_by(gate) != 2 || !read_once(up) ||
           split == nullptr || split->output_size() != 2 || split->output(0) != gate || split->output(1) != up ||
           int_attribute(*split, "axis", 0) != -1 || split->input_size() != 2 ||
           int64_initializer(graph, split->input(1)) != std::vector<std::int64_t>{I, I}) {
@@ -200,7 +234,8 @@ std::int64_t fuse_swiglu(onnx::GraphProto& graph) {
       }
       const onnx::NodeProto* gate_up = made_by(split->input(0), package::kInt4MatMulOp, package::kQ3vlOpDomain);
       if (gate_up == nullptr || int_attribute(*gate_up, "N", 0) != 2 * I || !read_once(split->input(0))) continue;
-      folded.insert(folded.end(), {producer[gate], producer[gated->input(sigmoid_side)], producer[activated], producer[down.input(0)]});
+      folded.insert(folded.end(), {index.producer.at(gate), index.producer.at(gated->input(sigmoid_side)), index.producer.at(activated),
+                                   index.producer.at(down.input(0))});
       split_sizes.insert(split->input(1));
       down.set_input(0, split->input(0));
       onnx::AttributeProto* swiglu = down.add_attribute();
@@ -211,11 +246,98 @@ std::int64_t fuse_swiglu(onnx::GraphProto& graph) {
       break;
     }
   }
-  // A node always has an op type: an empty one marks those to drop.
-  for (int i : folded) graph.mutable_node(i)->clear_op_type();
-  auto* nodes = graph.mutable_node();
-  nodes->erase(std::remove_if(nodes->begin(), nodes->end(), [](const onnx::NodeProto& n) { return n.op_type().empty(); }), nodes->end());
-  drop_unread_initializers(graph, [&](const std::string& name) { return split_sizes.contains(name); });
+  drop_nodes(graph, folded, split_sizes);
+  return fused;
+}
+
+// One head-normed, rotated projection feeding attention: Split output -> Reshape [0, 0, heads, D]
+// -> SimplifiedLayerNormalization (over D) -> Reshape [0, 0, -1] -> RotaryEmbedding (rotate-half,
+// all of D). What it found, or nothing when the chain is not exactly the exporter's.
+struct NormedRotation {
+  std::string split_output, norm_weight, rows, cos, sin;
+  float epsilon = 0.0f;
+  std::vector<int> nodes;
+  std::vector<std::string> shapes;  // the two Reshape shapes
+};
+
+std::optional<NormedRotation> normed_rotation(const GraphIndex& index, const std::string& value, std::int64_t heads, std::int64_t D) {
+  const onnx::NodeProto* rotary = index.made_by(value, "RotaryEmbedding", graph::kMicrosoftDomain);
+  if (rotary == nullptr || !index.read_once(value) || rotary->input_size() != 4 || int_attribute(*rotary, "interleaved", 0) != 0 ||
+      int_attribute(*rotary, "num_heads", 0) != heads || int_attribute(*rotary, "rotary_embedding_dim", 0) != 0 ||
+      int_attribute(*rotary, "is_packed_batching", 0) != 0 || attribute(*rotary, "scale") != nullptr) {
+    return std::nullopt;
+  }
+  const onnx::NodeProto* flatten = index.made_by(rotary->input(0), "Reshape", "");
+  if (flatten == nullptr || !index.read_once(rotary->input(0)) || int64_initializer(index.graph, flatten->input(1)) != std::vector<std::int64_t>{0, 0, -1}) {
+    return std::nullopt;
+  }
+  const onnx::NodeProto* norm = index.made_by(flatten->input(0), "SimplifiedLayerNormalization", "");
+  if (norm == nullptr || !index.read_once(flatten->input(0)) || norm->input_size() != 2 || norm->output_size() != 1 ||
+      int_attribute(*norm, "axis", -1) != -1 || int_attribute(*norm, "stash_type", 1) != 1) {
+    return std::nullopt;
+  }
+  const onnx::NodeProto* heads_view = index.made_by(norm->input(0), "Reshape", "");
+  if (heads_view == nullptr || !index.read_once(norm->input(0)) ||
+      int64_initializer(index.graph, heads_view->input(1)) != std::vector<std::int64_t>{0, 0, heads, D} || !index.read_once(heads_view->input(0))) {
+    return std::nullopt;
+  }
+  const onnx::AttributeProto* epsilon = attribute(*norm, "epsilon");
+  NormedRotation found{heads_view->input(0), norm->input(1), rotary->input(1), rotary->input(2), rotary->input(3),
+                       epsilon != nullptr ? epsilon->f() : 1e-5f, {}, {heads_view->input(1), flatten->input(1)}};
+  found.nodes = {index.producer.at(value), index.producer.at(rotary->input(0)), index.producer.at(flatten->input(0)),
+                 index.producer.at(norm->input(0))};
+  return found;
+}
+
+// Folds each q3vl GroupQueryAttention's preamble into it: Split(qkv, [H D, Hkv D, Hkv D]), the
+// query and key heads' RMS norms and rotations (normed_rotation) become inputs of one
+// QkvAttention node (ort/attention_op.h): qkv, the two norm weights, the rotary rows, cos and sin,
+// then the cache inputs. Ten nodes a layer become one.
+std::int64_t fuse_qkv_attention(onnx::GraphProto& graph) {
+  const GraphIndex index(graph);
+  std::vector<int> folded;
+  std::unordered_set<std::string> shapes;
+  std::int64_t fused = 0;
+  for (onnx::NodeProto& node : *graph.mutable_node()) {
+    if (node.op_type() != package::kGroupQueryAttentionOp || node.domain() != package::kQ3vlOpDomain) continue;
+    const std::int64_t heads = int_attribute(node, "num_heads", 0), kv_heads = int_attribute(node, "kv_num_heads", 0);
+    const onnx::NodeProto* split = index.made_by(node.input(2), "Split", "");
+    if (split == nullptr || heads <= 0 || kv_heads <= 0 || split->output_size() != 3 || split->input_size() != 2 ||
+        int_attribute(*split, "axis", 0) != -1 || split->output(2) != node.input(2) || !index.read_once(node.input(2))) {
+      continue;
+    }
+    const std::optional<std::vector<std::int64_t>> sizes = int64_initializer(graph, split->input(1));
+    if (!sizes || sizes->size() != 3 || (*sizes)[0] % heads != 0) continue;
+    const std::int64_t D = (*sizes)[0] / heads;
+    if (*sizes != std::vector<std::int64_t>{heads * D, kv_heads * D, kv_heads * D} || D % 2 != 0) continue;
+    const std::optional<NormedRotation> q = normed_rotation(index, node.input(0), heads, D);
+    const std::optional<NormedRotation> k = normed_rotation(index, node.input(1), kv_heads, D);
+    if (!q || !k || q->split_output != split->output(0) || k->split_output != split->output(1) || q->rows != k->rows || q->cos != k->cos ||
+        q->sin != k->sin || q->epsilon != k->epsilon) {
+      continue;
+    }
+    folded.insert(folded.end(), q->nodes.begin(), q->nodes.end());
+    folded.insert(folded.end(), k->nodes.begin(), k->nodes.end());
+    folded.push_back(index.producer.at(node.input(2)));
+    shapes.insert(split->input(1));
+    shapes.insert(q->shapes.begin(), q->shapes.end());
+    shapes.insert(k->shapes.begin(), k->shapes.end());
+    onnx::NodeProto replacement;
+    replacement.set_name(node.name() + ".qkv");
+    replacement.set_op_type(package::kQkvAttentionOp);
+    replacement.set_domain(package::kQ3vlOpDomain);
+    for (const std::string& input : {split->input(0), q->norm_weight, k->norm_weight, q->rows, q->cos, q->sin}) replacement.add_input(input);
+    for (int i = 3; i < 7; ++i) replacement.add_input(node.input(i));
+    *replacement.mutable_output() = node.output();
+    *replacement.mutable_attribute() = node.attribute();
+    onnx::AttributeProto* epsilon = replacement.add_attribute();
+    epsilon->set_name("epsilon");
+    epsilon->set_type(onnx::AttributeProto::FLOAT);
+    epsilon->set_f(q->epsilon);
+    node = std::move(replacement);
+    ++fused;
+  }
+  drop_nodes(graph, folded, shapes);
   return fused;
 }
 
@@ -257,6 +379,27 @@ std::int64_t use_half_scales(onnx::ModelProto& model, const std::filesystem::pat
   return static_cast<std::int64_t>(copies.size());
 }
 
+KernelRewrite use_q3vl_attention(onnx::ModelProto& model) {
+  KernelRewrite done;
+  std::unordered_map<std::string, int> graph_input_types;
+  for (const onnx::ValueInfoProto& v : model.graph().input()) graph_input_types[v.name()] = v.type().tensor_type().elem_type();
+  for (onnx::NodeProto& node : *model.mutable_graph()->mutable_node()) {
+    if (!replaceable_attention(node, graph_input_types)) continue;
+    node.set_name(node.name() + ".q3vl_attention");
+    node.set_domain(package::kQ3vlOpDomain);
+    if (attribute(node, "scale") == nullptr) {  // GroupQueryAttention's default: 1/sqrt(head size), which 0 asks for
+      onnx::AttributeProto* scale = node.add_attribute();
+      scale->set_name("scale");
+      scale->set_type(onnx::AttributeProto::FLOAT);
+      scale->set_f(0.0f);
+    }
+    ++done.attention;
+  }
+  done.qkv_attention = fuse_qkv_attention(*model.mutable_graph());
+  if (done.attention > 0) import_q3vl_domain(model);
+  return done;
+}
+
 KernelRewrite use_q3vl_kernels(onnx::ModelProto& model, KernelWidths widths) {
   std::unordered_map<std::string, int> initializer_types;
   for (const onnx::TensorProto& t : model.graph().initializer()) initializer_types[t.name()] = t.data_type();
@@ -278,26 +421,11 @@ KernelRewrite use_q3vl_kernels(onnx::ModelProto& model, KernelWidths widths) {
   if (done.matmuls > 0) done.swiglu = fuse_swiglu(*model.mutable_graph());
   // Attention too, where weights went to the kernels (a float decoder keeps ONNX Runtime's graph).
   if (done.total() > 0) {
-    std::unordered_map<std::string, int> graph_input_types;
-    for (const onnx::ValueInfoProto& v : model.graph().input()) graph_input_types[v.name()] = v.type().tensor_type().elem_type();
-    for (onnx::NodeProto& node : *model.mutable_graph()->mutable_node()) {
-      if (!replaceable_attention(node, graph_input_types)) continue;
-      node.set_name(node.name() + ".q3vl_attention");
-      node.set_domain(package::kQ3vlOpDomain);
-      if (attribute(node, "scale") == nullptr) {  // GroupQueryAttention's default: 1/sqrt(head size), which 0 asks for
-        onnx::AttributeProto* scale = node.add_attribute();
-        scale->set_name("scale");
-        scale->set_type(onnx::AttributeProto::FLOAT);
-        scale->set_f(0.0f);
-      }
-      ++done.attention;
-    }
+    const KernelRewrite attention = use_q3vl_attention(model);
+    done.attention = attention.attention;
+    done.qkv_attention = attention.qkv_attention;
   }
-  if (done.total() > 0) {
-    onnx::OperatorSetIdProto* opset = model.add_opset_import();
-    opset->set_domain(package::kQ3vlOpDomain);
-    opset->set_version(1);
-  }
+  if (done.total() > 0) import_q3vl_domain(model);
   return done;
 }
 

@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "kernels/decode_attention.h"
+#include "kernels/qk_norm_rotary.h"
+#include "ort/onnx_session.h"
 #include "ort/custom_op_support.h"
 #include "package/format.h"
 #include "util/shape.h"
@@ -23,8 +25,9 @@ std::vector<std::int64_t> shape_of(const Ort::ConstValue& value) { return value.
 
 }  // namespace
 
-AttentionKernel::AttentionKernel(const OrtKernelInfo* info) {
+AttentionKernel::AttentionKernel(const OrtKernelInfo* info, bool with_preamble) : preamble(with_preamble) {
   const Ort::ConstKernelInfo kernel_info(info);
+  if (preamble) epsilon = kernel_info.GetAttribute<float>("epsilon");
   num_heads = kernel_info.GetAttribute<std::int64_t>("num_heads");
   kv_heads = kernel_info.GetAttribute<std::int64_t>("kv_num_heads");
   scale = kernel_info.GetAttribute<float>("scale");
@@ -43,8 +46,51 @@ AttentionKernel::AttentionKernel(const OrtKernelInfo* info) {
 OrtStatusPtr AttentionKernel::ComputeV2(OrtKernelContext* raw) {
   try {
     Ort::KernelContext context(raw);
+    if (!preamble) {
+      std::vector<Ort::ConstValue> in;
+      for (std::size_t i = 0; i < 7; ++i) in.push_back(context.GetInput(i));
+      attend(context, raw, in);
+      return nullptr;
+    }
+    // QkvAttention: q, k and v from the fused projection, normed and rotated, then attention on them.
     std::vector<Ort::ConstValue> in;
-    for (std::size_t i = 0; i < 7; ++i) in.push_back(context.GetInput(i));
+    for (std::size_t i = 0; i < 10; ++i) in.push_back(context.GetInput(i));
+    const std::vector<std::int64_t> qkv_shape = shape_of(in[0]), cos_shape = shape_of(in[4]), rows_shape = shape_of(in[3]);
+    const std::int64_t heads_total = num_heads + 2 * kv_heads;
+    if (qkv_shape.size() != 3 || qkv_shape[2] % heads_total != 0 || rows_shape != std::vector<std::int64_t>{qkv_shape[0], qkv_shape[1]}) {
+      fail("qkv " + shape_string(qkv_shape) + " and rotary rows " + shape_string(rows_shape) + " are not [B, S, (heads + 2 kv_heads) * D] and [B, S]");
+    }
+    const std::int64_t D = qkv_shape[2] / heads_total, tokens = qkv_shape[0] * qkv_shape[1];
+    if (cos_shape.size() != 2 || cos_shape[1] != D / 2 || shape_of(in[5]) != cos_shape || shape_of(in[1]) != std::vector<std::int64_t>{D} ||
+        shape_of(in[2]) != std::vector<std::int64_t>{D}) {
+      fail("cos " + shape_string(cos_shape) + ", sin " + shape_string(shape_of(in[5])) + " and the norm weights " + shape_string(shape_of(in[1])) + ", " +
+           shape_string(shape_of(in[2])) + " do not fit heads of " + std::to_string(D));
+    }
+    kernels::QkvPreamble p;
+    p.heads = num_heads;
+    p.kv_heads = kv_heads;
+    p.head_dim = D;
+    p.epsilon = epsilon;
+    p.q_weight = in[1].GetTensorData<float>();
+    p.k_weight = in[2].GetTensorData<float>();
+    p.cos = in[4].GetTensorData<float>();
+    p.sin = in[5].GetTensorData<float>();
+    p.table_rows = cos_shape[0];
+    p.token_rows = in[3].GetTensorData<std::int64_t>();
+    std::vector<float> q(static_cast<std::size_t>(tokens * num_heads * D)), k(static_cast<std::size_t>(tokens * kv_heads * D)), v(k.size());
+    kernels::run_qkv_preamble(p, in[0].GetTensorData<float>(), tokens, q.data(), k.data(), v.data(), ort_ops::session_parallel_for(context));
+    Ort::Value q_value = tensor_view(q, {qkv_shape[0], qkv_shape[1], num_heads * D});
+    Ort::Value k_value = tensor_view(k, {qkv_shape[0], qkv_shape[1], kv_heads * D});
+    Ort::Value v_value = tensor_view(v, {qkv_shape[0], qkv_shape[1], kv_heads * D});
+    attend(context, raw, {q_value.GetConst(), k_value.GetConst(), v_value.GetConst(), in[6], in[7], in[8], in[9]});
+    return nullptr;
+  } catch (const std::exception& e) {
+    return ort_ops::error_status(e);
+  }
+}
+
+void AttentionKernel::attend(Ort::KernelContext& context, OrtKernelContext* raw, const std::vector<Ort::ConstValue>& in) {
+  {
     const std::vector<std::int64_t> q_shape = shape_of(in[0]), k_shape = shape_of(in[1]), past_shape = shape_of(in[3]);
     if (q_shape.size() != 3 || past_shape.size() != 4 || q_shape[2] % num_heads != 0) {
       fail("query " + shape_string(q_shape) + " and past key " + shape_string(past_shape) + " are not [B, S, heads * D] and [B, kv_heads, P, D] for " +
@@ -68,7 +114,7 @@ OrtStatusPtr AttentionKernel::ComputeV2(OrtKernelContext* raw) {
       for (std::size_t i = 0; i < 7; ++i) inputs[i] = in[i];
       OrtValue* outputs[] = {out, present_key, present_value};
       prompts.Invoke(raw, inputs, 7, outputs, 3);
-      return nullptr;
+      return;
     }
     const std::vector<std::int64_t> kv_shape{batch, 1, kv_heads * D};
     if (k_shape != kv_shape || shape_of(in[2]) != kv_shape || past_shape != std::vector<std::int64_t>{batch, kv_heads, past_shape[2], D} ||
@@ -101,36 +147,56 @@ OrtStatusPtr AttentionKernel::ComputeV2(OrtKernelContext* raw) {
     step.cached = cached;
     step.out = out.GetTensorMutableData<float>();
     kernels::run_decode_attention(step, ort_ops::session_parallel_for(context));
-    return nullptr;
-  } catch (const std::exception& e) {
-    return ort_ops::error_status(e);
   }
 }
 
-// Output shapes: the attention's is the query's; the present caches' the past's, with a sequence
-// length known only when the op runs.
-AttentionOp::AttentionOp() {
+// Output shapes: the attention's is the query's (GroupQueryAttention) or the fused projection's
+// with heads * D columns (QkvAttention); the present caches' the past's, with a sequence length
+// known only when the op runs.
+template <bool kPreamble>
+AttentionOp<kPreamble>::AttentionOp() {
   OrtCustomOp::InferOutputShapeFn = [](const OrtCustomOp* op, OrtShapeInferContext* context) -> OrtStatusPtr {
     std::atomic<std::uint64_t>& fresh = static_cast<const AttentionOp*>(op)->fresh_names;
+    const char* name = static_cast<const AttentionOp*>(op)->GetName();
     std::vector<std::int64_t> dims;
     std::vector<const char*> names;
     if (OrtStatusPtr status = ort_ops::input_shape(context, 0, dims, names)) return status;
-    if (OrtStatusPtr status = ort_ops::set_float_output_shape(context, 0, dims, names, kOp, fresh)) return status;
-    if (OrtStatusPtr status = ort_ops::input_shape(context, 3, dims, names)) return status;
-    if (dims.size() != 4) return Ort::Status((std::string("q3vl ") + kOp + ": the past key must have four dimensions").c_str(), ORT_INVALID_GRAPH).release();
+    if (kPreamble) {
+      if (dims.size() != 3) return Ort::Status((std::string("q3vl ") + name + ": qkv must have three dimensions").c_str(), ORT_INVALID_GRAPH).release();
+      std::int64_t heads = 0, kv_heads = 0;
+      try {
+        Ort::ShapeInferContext shapes(&Ort::GetApi(), context);
+        heads = shapes.GetAttrInt("num_heads");
+        kv_heads = shapes.GetAttrInt("kv_num_heads");
+      } catch (const std::exception& e) {
+        return Ort::Status(e.what(), ORT_INVALID_GRAPH).release();
+      }
+      dims[2] = dims[2] > 0 && heads + 2 * kv_heads > 0 ? dims[2] / (heads + 2 * kv_heads) * heads : -1;
+      names[2] = nullptr;
+    }
+    if (OrtStatusPtr status = ort_ops::set_float_output_shape(context, 0, dims, names, name, fresh)) return status;
+    if (OrtStatusPtr status = ort_ops::input_shape(context, kPreamble ? 6 : 3, dims, names)) return status;
+    if (dims.size() != 4) return Ort::Status((std::string("q3vl ") + name + ": the past key must have four dimensions").c_str(), ORT_INVALID_GRAPH).release();
     dims[2] = -1;
     names[2] = nullptr;
     for (std::size_t output : {std::size_t{1}, std::size_t{2}}) {
-      if (OrtStatusPtr status = ort_ops::set_float_output_shape(context, output, dims, names, kOp, fresh)) return status;
+      if (OrtStatusPtr status = ort_ops::set_float_output_shape(context, output, dims, names, name, fresh)) return status;
     }
     return nullptr;
   };
 }
 
-OrtStatusPtr AttentionOp::CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* info, void** kernel) const {
-  return ort_ops::create_kernel<AttentionKernel>(info, kernel);
+template <bool kPreamble>
+OrtStatusPtr AttentionOp<kPreamble>::CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* info, void** kernel) const {
+  return ort_ops::create_kernel<AttentionKernel>(info, kernel, kPreamble);
 }
 
-const char* AttentionOp::GetName() const { return kOp; }
+template <bool kPreamble>
+const char* AttentionOp<kPreamble>::GetName() const {
+  return kPreamble ? package::kQkvAttentionOp : package::kGroupQueryAttentionOp;
+}
+
+template struct AttentionOp<false>;
+template struct AttentionOp<true>;
 
 }  // namespace q3vl

@@ -11,32 +11,46 @@
 // [B, S, heads * D], present key and value [B, kv_heads, max(P, total), D].
 #include <atomic>
 #include <cstdint>
+#include <vector>
 
 #include <onnxruntime_cxx_api.h>
 
 namespace q3vl {
 
 struct AttentionKernel {
-  explicit AttentionKernel(const OrtKernelInfo* info);
+  AttentionKernel(const OrtKernelInfo* info, bool preamble);
   OrtStatusPtr ComputeV2(OrtKernelContext* context);
 
+  bool preamble = false;  // QkvAttention
   std::int64_t num_heads = 0, kv_heads = 0;
-  float scale = 0.0f;
+  float scale = 0.0f, epsilon = 0.0f;
   Ort::Op prompts{nullptr};  // ONNX Runtime's GroupQueryAttention
+
+ private:
+  // GroupQueryAttention's seven inputs.
+  void attend(Ort::KernelContext& context, OrtKernelContext* raw, const std::vector<Ort::ConstValue>& in);
 };
 
-struct AttentionOp : Ort::CustomOpBase<AttentionOp, AttentionKernel, /*WithStatus=*/true> {
+// kPreamble false: GroupQueryAttention (seven inputs); true: QkvAttention (ten).
+template <bool kPreamble>
+struct AttentionOp : Ort::CustomOpBase<AttentionOp<kPreamble>, AttentionKernel, /*WithStatus=*/true> {
   AttentionOp();
   OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const;
   const char* GetName() const;
-  std::size_t GetInputTypeCount() const { return 7; }
+  std::size_t GetInputTypeCount() const { return kPreamble ? 10 : 7; }
   ONNXTensorElementDataType GetInputType(std::size_t index) const {
-    return index >= 5 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+    if (kPreamble && index == 3) return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;  // rotary rows
+    return index >= (kPreamble ? 8u : 5u) ? ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
   }
   std::size_t GetOutputTypeCount() const { return 3; }
   ONNXTensorElementDataType GetOutputType(std::size_t /*index*/) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
 
   mutable std::atomic<std::uint64_t> fresh_names{0};  // names for unknown dimensions (ort/custom_op_support.h)
 };
+
+using GroupQueryAttentionOp = AttentionOp<false>;
+using QkvAttentionOp = AttentionOp<true>;
+extern template struct AttentionOp<false>;
+extern template struct AttentionOp<true>;
 
 }  // namespace q3vl

@@ -40,6 +40,8 @@ inline constexpr const char* kInt8MatMulOp = "Int8MatMul";
 inline constexpr const char* kInt4ExpertsOp = "Int4Experts";
 // GroupQueryAttention whose one-token steps run on q3vl's decode attention kernel.
 inline constexpr const char* kGroupQueryAttentionOp = "GroupQueryAttention";
+// The same with the q/k/v split, the query and key heads' RMS norms and rotary embedding inside.
+inline constexpr const char* kQkvAttentionOp = "QkvAttention";
 inline constexpr const char* kGenaiConfig = "genai_config.json";
 inline constexpr const char* kProcessorConfig = "processor_config.json";
 inline constexpr const char* kManifest = "q3vl_package.json";

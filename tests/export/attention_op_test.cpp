@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "export/kernel_graph.h"
 #include "graph/graph_builder.h"
 #include "ort/onnx_session.h"
 #include "package/format.h"
@@ -55,6 +56,53 @@ fs::path attention_model(const fs::path& dir, bool ours) {
   return path;
 }
 
+// The exporter's attention preamble and attention in ONNX Runtime's ops: qkv -> Split -> (q, k:
+// Reshape to heads, SimplifiedLayerNormalization, Reshape back, RotaryEmbedding) -> GroupQueryAttention.
+// With `fused`, after q3vl's rewrite (use_q3vl_attention), which must fold it into one QkvAttention.
+fs::path qkv_attention_model(const fs::path& dir, bool fused) {
+  graph::GraphBuilder g("qkv_attention");
+  const std::int64_t width = (kHeads + 2 * kKvHeads) * kHeadDim;
+  const std::string qkv = g.input("qkv", graph::kFloat, {std::string("batch"), std::string("sequence"), width});
+  const std::string rows = g.input("rows", graph::kInt64, {std::string("batch"), std::string("sequence")});
+  const std::string cos = g.input("cos", graph::kFloat, {std::string("tokens"), kHeadDim / 2});
+  const std::string sin = g.input("sin", graph::kFloat, {std::string("tokens"), kHeadDim / 2});
+  const graph::Shape cache{std::string("batch"), kKvHeads, std::string("past"), kHeadDim};
+  const std::string past_key = g.input("past_key", graph::kFloat, cache), past_value = g.input("past_value", graph::kFloat, cache);
+  const std::string seqlens = g.input("seqlens_k", graph::kInt32, {std::string("batch")});
+  const std::string total = g.input("total_sequence_length", graph::kInt32, {std::int64_t{1}});
+  const auto split = g.node("Split", {qkv, g.constant_i64({kHeads * kHeadDim, kKvHeads * kHeadDim, kKvHeads * kHeadDim})},
+                            {{"axis", std::int64_t{-1}}}, 3, "", "qkv_split");
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> around_one(0.5f, 1.5f);
+  const auto norm_rotate = [&](const std::string& x, std::int64_t heads, const std::string& name) {
+    std::vector<float> weight(kHeadDim);
+    for (float& w : weight) w = around_one(rng);
+    const std::string viewed = g.op("Reshape", {x, g.constant_i64({0, 0, heads, kHeadDim})});
+    const std::string normed = g.op("SimplifiedLayerNormalization", {viewed, g.initializer(name, {kHeadDim}, weight)},
+                                    {{"axis", std::int64_t{-1}}, {"epsilon", 1e-6f}, {"stash_type", std::int64_t{1}}});
+    return g.op("RotaryEmbedding", {g.op("Reshape", {normed, g.constant_i64({0, 0, -1})}), rows, cos, sin},
+                {{"interleaved", std::int64_t{0}}, {"num_heads", heads}}, graph::kMicrosoftDomain);
+  };
+  const std::string q = norm_rotate(split[0], kHeads, "q_norm"), k = norm_rotate(split[1], kKvHeads, "k_norm");
+  const auto out = g.node("GroupQueryAttention", {q, k, split[2], past_key, past_value, seqlens, total},
+                          {{"num_heads", kHeads}, {"kv_num_heads", kKvHeads}, {"scale", static_cast<float>(1.0 / std::sqrt(kHeadDim))}}, 3,
+                          graph::kMicrosoftDomain, "gqa");
+  const graph::Shape present{std::string("batch"), kKvHeads, std::string("present"), kHeadDim};
+  g.output(out[0], "out", graph::kFloat, {std::string("batch"), std::string("sequence"), kHeads * kHeadDim});
+  g.output(out[1], "present_key", graph::kFloat, present);
+  g.output(out[2], "present_value", graph::kFloat, present);
+  if (fused) {
+    const KernelRewrite done = use_q3vl_attention(g.model());
+    if (done.attention != 1 || done.qkv_attention != 1) throw Error("the preamble was not folded into QkvAttention");
+    int left = 0;  // besides the Identity nodes that name the graph outputs
+    for (const onnx::NodeProto& node : g.graph().node()) left += node.op_type() != "Identity";
+    if (left != 1) throw Error(std::to_string(left) + " nodes left after the fold");
+  }
+  const fs::path path = dir / (fused ? "qkv_ours.onnx" : "qkv_ort.onnx");
+  g.save(path);
+  return path;
+}
+
 struct Step {
   std::int64_t batch, tokens, capacity;
   std::vector<std::int32_t> seqlens;
@@ -73,7 +121,9 @@ std::vector<float> random_floats(std::size_t count, std::mt19937& rng) {
   return v;
 }
 
-Result run_step(const OnnxSession& session, const Step& step, unsigned seed) {
+// Runs one step on random inputs from `seed`: q, k, v, or with `qkv_form` the fused projection and
+// random rotary angles per token.
+Result run_step(const OnnxSession& session, const Step& step, unsigned seed, bool qkv_form = false) {
   std::mt19937 rng(seed);
   const std::int64_t B = step.batch, S = step.tokens, P = step.capacity;
   std::vector<float> q = random_floats(static_cast<std::size_t>(B * S * kHeads * kHeadDim), rng);
@@ -96,7 +146,27 @@ Result run_step(const OnnxSession& session, const Step& step, unsigned seed) {
   held.push_back(int32s(seqlens, {B}));
   held.push_back(int32s(total, {1}));
   const char* names[] = {"q", "k", "v", "past_key", "past_value", "seqlens_k", "total_sequence_length"};
-  for (std::size_t i = 0; i < held.size(); ++i) binding.BindInput(names[i], held[i]);
+  std::vector<float> qkv, cos, sin;
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(B * S));
+  for (std::size_t i = 0; i < held.size(); ++i) {
+    if (!qkv_form || i >= 3) binding.BindInput(names[i], held[i]);
+  }
+  if (qkv_form) {
+    qkv = random_floats(static_cast<std::size_t>(B * S * (kHeads + 2 * kKvHeads) * kHeadDim), rng);
+    std::uniform_real_distribution<float> angle(-40.0f, 40.0f);
+    for (std::int64_t i = 0; i < B * S * kHeadDim / 2; ++i) {
+      const float a = angle(rng);
+      cos.push_back(std::cos(a));
+      sin.push_back(std::sin(a));
+    }
+    for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<std::int64_t>(rows.size() - 1 - i);  // any row order
+    held.push_back(tensor_view(qkv, {B, S, (kHeads + 2 * kKvHeads) * kHeadDim}));
+    held.push_back(tensor_view(rows, {B, S}));
+    held.push_back(tensor_view(cos, {B * S, kHeadDim / 2}));
+    held.push_back(tensor_view(sin, {B * S, kHeadDim / 2}));
+    const char* qkv_names[] = {"qkv", "rows", "cos", "sin"};
+    for (std::size_t i = 0; i < 4; ++i) binding.BindInput(qkv_names[i], held[7 + i]);
+  }
   std::vector<float> out(q.size());
   Ort::Value out_value = tensor_view(out, {B, S, kHeads * kHeadDim});
   binding.BindOutput("out", out_value);
@@ -169,6 +239,34 @@ TEST(AttentionOp, DecodeStepsMatchOnnxRuntimesAndPromptsAreIdentical) {
           ASSERT_EQ(got.present_value[ours_at], expected.present_value[theirs_at]) << "sequence " << b << ", head " << j;
         }
       }
+    }
+    ++checked;
+  }
+  EXPECT_EQ(checked, steps.size());
+}
+
+// QkvAttention (the preamble folded in) against ONNX Runtime's ten nodes: within float rounding on
+// decode steps and prompts, and the same keys and values in the cache.
+TEST(AttentionOp, QkvAttentionMatchesTheNodesItReplaces) {
+  test::TempDir dir;
+  OnnxEnvironment env(2);
+  const OnnxSession ort(env, qkv_attention_model(dir.path(), false));
+  const OnnxSession ours(env, qkv_attention_model(dir.path(), true));
+  const std::vector<Step> steps = {{2, 1, 16, {4, 9}, 10, true}, {1, 1, 6, {6}, 7, false}, {1, 5, 16, {4}, 5, true}, {1, 3, 16, {7}, 8, true}};
+  std::size_t checked = 0;
+  for (const Step& step : steps) {
+    const unsigned seed = static_cast<unsigned>(31 * checked + 5);
+    const Result expected = run_step(ort, step, seed, true);
+    const Result got = run_step(ours, step, seed, true);
+    const double difference = relative_difference(got.out, expected.out);
+    std::printf("[ QkvAttention, batch %lld, %lld tokens ] attention %.2g, keys %.2g from ONNX Runtime's nodes\n", static_cast<long long>(step.batch),
+                static_cast<long long>(step.tokens), difference, relative_difference(got.present_key, expected.present_key));
+    EXPECT_LT(difference, 1e-5);
+    if (got.present_key.size() == expected.present_key.size()) {
+      EXPECT_LT(relative_difference(got.present_key, expected.present_key), 1e-5);
+      EXPECT_EQ(got.present_value, expected.present_value);
+    } else {
+      ADD_FAILURE() << "present caches of " << got.present_key.size() << " and " << expected.present_key.size() << " values";
     }
     ++checked;
   }

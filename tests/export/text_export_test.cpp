@@ -300,8 +300,8 @@ TEST(TextExport, ReducedPrecisionDecodersAgreeWithHf) {
   EXPECT_LE(our_kl, ort_kl * 1.2 + 0.005);
 }
 
-// text.kernels.onnx runs every layer's attention on q3vl's GroupQueryAttention (decode steps on its
-// kernel) and its MLP's SwiGLU inside the down projection; text.onnx, which other runtimes read,
+// text.kernels.onnx runs every layer's attention on q3vl's QkvAttention (q/k norms and rotations
+// inside, decode steps on its kernel) and its MLP's SwiGLU inside the down projection; text.onnx, which other runtimes read,
 // keeps ONNX Runtime's ops.
 TEST(TextExport, TheKernelGraphRunsEveryLayersAttentionAndSwigluOnQ3vlsOps) {
   TextExportOptions options;
@@ -330,7 +330,16 @@ TEST(TextExport, TheKernelGraphRunsEveryLayersAttentionAndSwigluOnQ3vlsOps) {
   }
   EXPECT_EQ(sigmoids, 0);
   EXPECT_EQ(fused, layers);
-  EXPECT_EQ(attention_nodes(package::kKernelTextModel, package::kQ3vlOpDomain), layers);
+  // Each layer's attention with its q/k/v split, norms and rotations: QkvAttention, nothing else left.
+  std::int64_t fused_attention = 0, rotations = 0, reshapes = 0;
+  for (const onnx::NodeProto& node : kernels.graph().node()) {
+    fused_attention += node.op_type() == package::kQkvAttentionOp && node.domain() == package::kQ3vlOpDomain;
+    rotations += node.op_type() == "RotaryEmbedding";
+    reshapes += node.op_type() == "Reshape";
+  }
+  EXPECT_EQ(fused_attention, layers);
+  EXPECT_EQ(rotations, 0);
+  EXPECT_LE(reshapes, 2);  // the rotary tables' own, once for all layers
   EXPECT_EQ(attention_nodes(package::kKernelTextModel, graph::kMicrosoftDomain), 0);
   EXPECT_EQ(attention_nodes(package::kTextModel, graph::kMicrosoftDomain), layers);
 }
