@@ -212,9 +212,9 @@ void check_decode_attention(const DecodeAttention& s) {
     fail("a tensor is missing");
   }
   if (static_cast<std::int64_t>(s.cached.size()) != s.batch) fail(std::to_string(s.cached.size()) + " cached lengths for a batch of " + std::to_string(s.batch));
+  const bool in_place = s.past_key == s.present_key && s.past_value == s.present_value;
   for (std::size_t b = 0; b < s.cached.size(); ++b) {
     const std::int64_t cached = s.cached[b];
-    const bool in_place = s.past_key == s.present_key && s.past_value == s.present_value;
     if (cached < 0 || cached >= s.capacity || (!in_place && cached > s.past_capacity)) {
       fail("sequence " + std::to_string(b) + " has " + std::to_string(cached) + " cached positions; the cache holds " +
            std::to_string(s.past_capacity) + " and room for " + std::to_string(s.capacity));

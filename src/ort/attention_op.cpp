@@ -17,13 +17,13 @@
 namespace q3vl {
 namespace {
 
-constexpr const char* kOp = package::kGroupQueryAttentionOp;
-
-[[noreturn]] void fail(const std::string& what) { throw std::runtime_error(std::string("q3vl ") + kOp + ": " + what); }
+const char* op_name(bool preamble) { return preamble ? package::kQkvAttentionOp : package::kGroupQueryAttentionOp; }
 
 std::vector<std::int64_t> shape_of(const Ort::ConstValue& value) { return value.GetTensorTypeAndShapeInfo().GetShape(); }
 
 }  // namespace
+
+void AttentionKernel::fail(const std::string& what) const { throw std::runtime_error(std::string("q3vl ") + op_name(preamble) + ": " + what); }
 
 AttentionKernel::AttentionKernel(const OrtKernelInfo* info, bool with_preamble) : preamble(with_preamble) {
   const Ort::ConstKernelInfo kernel_info(info);
@@ -90,64 +90,73 @@ OrtStatusPtr AttentionKernel::ComputeV2(OrtKernelContext* raw) {
 }
 
 void AttentionKernel::attend(Ort::KernelContext& context, OrtKernelContext* raw, const std::vector<Ort::ConstValue>& in) {
-  {
-    const std::vector<std::int64_t> q_shape = shape_of(in[0]), k_shape = shape_of(in[1]), past_shape = shape_of(in[3]);
-    if (q_shape.size() != 3 || past_shape.size() != 4 || q_shape[2] % num_heads != 0) {
-      fail("query " + shape_string(q_shape) + " and past key " + shape_string(past_shape) + " are not [B, S, heads * D] and [B, kv_heads, P, D] for " +
-           std::to_string(num_heads) + " heads");
-    }
-    if (in[6].GetTensorTypeAndShapeInfo().GetElementCount() != 1) fail("total_sequence_length must hold one value");
-    const std::int64_t batch = q_shape[0], tokens = q_shape[1], D = q_shape[2] / num_heads;
-    const std::int64_t total = in[6].GetTensorData<std::int32_t>()[0];
-    // The total length counts the cached positions and the new ones; the present buffers' size
-    // follows from it, so a hostile value must not ask for memory before anything else checks it.
-    if (total < tokens || total > past_shape[2] + tokens) {
-      fail("total_sequence_length " + std::to_string(total) + " is not within " + std::to_string(tokens) + " new and " + std::to_string(past_shape[2]) +
-           " past positions");
-    }
-    const std::int64_t capacity = std::max(past_shape[2], total);
-    Ort::UnownedValue out = context.GetOutput(0, q_shape);
-    Ort::UnownedValue present_key = context.GetOutput(1, {past_shape[0], past_shape[1], capacity, past_shape[3]});
-    Ort::UnownedValue present_value = context.GetOutput(2, {past_shape[0], past_shape[1], capacity, past_shape[3]});
-    if (tokens != 1) {  // a prompt: ONNX Runtime's own kernel, which checks its inputs
-      const OrtValue* inputs[7];
-      for (std::size_t i = 0; i < 7; ++i) inputs[i] = in[i];
-      OrtValue* outputs[] = {out, present_key, present_value};
-      prompts.Invoke(raw, inputs, 7, outputs, 3);
-      return;
-    }
-    const std::vector<std::int64_t> kv_shape{batch, 1, kv_heads * D};
-    if (k_shape != kv_shape || shape_of(in[2]) != kv_shape || past_shape != std::vector<std::int64_t>{batch, kv_heads, past_shape[2], D} ||
-        shape_of(in[4]) != past_shape) {
-      fail("key " + shape_string(k_shape) + ", value " + shape_string(shape_of(in[2])) + ", past key " + shape_string(past_shape) + " and past value " +
-           shape_string(shape_of(in[4])) + " do not match query " + shape_string(q_shape) + " with " + std::to_string(kv_heads) + " key/value heads");
-    }
-    if (in[5].GetTensorTypeAndShapeInfo().GetElementCount() != static_cast<std::size_t>(batch)) fail("seqlens_k must hold one length per sequence");
-    // As GroupQueryAttention: a first prompt of one token (total 1) has nothing cached; otherwise a
-    // sequence's new token follows its seqlens_k (= total length - 1) cached ones.
-    std::vector<std::int64_t> cached(static_cast<std::size_t>(batch), 0);
-    if (total != 1) {
-      for (std::int64_t b = 0; b < batch; ++b) cached[static_cast<std::size_t>(b)] = in[5].GetTensorData<std::int32_t>()[b];
-    }
-    kernels::DecodeAttention step;
-    step.batch = batch;
-    step.num_heads = num_heads;
-    step.kv_heads = kv_heads;
-    step.head_dim = D;
-    step.scale = scale != 0.0f ? scale : 1.0f / std::sqrt(static_cast<float>(D));
-    step.query = in[0].GetTensorData<float>();
-    step.key = in[1].GetTensorData<float>();
-    step.value = in[2].GetTensorData<float>();
-    step.past_key = in[3].GetTensorData<float>();
-    step.past_value = in[4].GetTensorData<float>();
-    step.past_capacity = past_shape[2];
-    step.present_key = present_key.GetTensorMutableData<float>();
-    step.present_value = present_value.GetTensorMutableData<float>();
-    step.capacity = capacity;
-    step.cached = cached;
-    step.out = out.GetTensorMutableData<float>();
-    kernels::run_decode_attention(step, ort_ops::session_parallel_for(context));
+  const std::vector<std::int64_t> q_shape = shape_of(in[0]), k_shape = shape_of(in[1]), past_shape = shape_of(in[3]);
+  if (q_shape.size() != 3 || past_shape.size() != 4 || q_shape[2] % num_heads != 0) {
+    fail("query " + shape_string(q_shape) + " and past key " + shape_string(past_shape) + " are not [B, S, heads * D] and [B, kv_heads, P, D] for " +
+         std::to_string(num_heads) + " heads");
   }
+  if (in[6].GetTensorTypeAndShapeInfo().GetElementCount() != 1) fail("total_sequence_length must hold one value");
+  const std::int64_t batch = q_shape[0], tokens = q_shape[1], D = q_shape[2] / num_heads;
+  const std::int64_t total = in[6].GetTensorData<std::int32_t>()[0];
+  // The total length counts the cached positions and the new ones; the present buffers' size
+  // follows from it, so a hostile value must not ask for memory before anything else checks it.
+  if (total < tokens || total > past_shape[2] + tokens) {
+    fail("total_sequence_length " + std::to_string(total) + " is not within " + std::to_string(tokens) + " new and " + std::to_string(past_shape[2]) +
+         " past positions");
+  }
+  const std::int64_t capacity = std::max(past_shape[2], total);
+  if (in[5].GetTensorTypeAndShapeInfo().GetElementCount() != static_cast<std::size_t>(batch)) fail("seqlens_k must hold one length per sequence");
+  const std::int32_t* seqlens = in[5].GetTensorData<std::int32_t>();
+  // Each sequence's total length - 1, which ONNX Runtime's kernel trusts for prompts (it reads and
+  // writes the cache by it; decode steps are checked by q3vl's kernel): within the present cache,
+  // and for a later turn at least the new tokens.
+  const bool later_turn = total != tokens;
+  for (std::int64_t b = 0; tokens != 1 && b < batch; ++b) {
+    if (seqlens[b] < 0 || seqlens[b] >= capacity || (later_turn && seqlens[b] + 1 < tokens)) {
+      fail("seqlens_k " + std::to_string(seqlens[b]) + " of sequence " + std::to_string(b) + " does not fit " + std::to_string(tokens) +
+           " new tokens in a cache of " + std::to_string(capacity));
+    }
+  }
+  Ort::UnownedValue out = context.GetOutput(0, q_shape);
+  Ort::UnownedValue present_key = context.GetOutput(1, {past_shape[0], past_shape[1], capacity, past_shape[3]});
+  Ort::UnownedValue present_value = context.GetOutput(2, {past_shape[0], past_shape[1], capacity, past_shape[3]});
+  if (tokens != 1) {  // a prompt: ONNX Runtime's own kernel, which checks its inputs
+    const OrtValue* inputs[7];
+    for (std::size_t i = 0; i < 7; ++i) inputs[i] = in[i];
+    OrtValue* outputs[] = {out, present_key, present_value};
+    prompts.Invoke(raw, inputs, 7, outputs, 3);
+    return;
+  }
+  const std::vector<std::int64_t> kv_shape{batch, 1, kv_heads * D};
+  if (k_shape != kv_shape || shape_of(in[2]) != kv_shape || past_shape != std::vector<std::int64_t>{batch, kv_heads, past_shape[2], D} ||
+      shape_of(in[4]) != past_shape) {
+    fail("key " + shape_string(k_shape) + ", value " + shape_string(shape_of(in[2])) + ", past key " + shape_string(past_shape) + " and past value " +
+         shape_string(shape_of(in[4])) + " do not match query " + shape_string(q_shape) + " with " + std::to_string(kv_heads) + " key/value heads");
+  }
+  // As GroupQueryAttention: a first prompt of one token (total 1) has nothing cached; otherwise a
+  // sequence's new token follows its seqlens_k (= total length - 1) cached ones.
+  std::vector<std::int64_t> cached(static_cast<std::size_t>(batch), 0);
+  if (total != 1) {
+    for (std::int64_t b = 0; b < batch; ++b) cached[static_cast<std::size_t>(b)] = seqlens[b];
+  }
+  kernels::DecodeAttention step;
+  step.batch = batch;
+  step.num_heads = num_heads;
+  step.kv_heads = kv_heads;
+  step.head_dim = D;
+  step.scale = scale != 0.0f ? scale : 1.0f / std::sqrt(static_cast<float>(D));
+  step.query = in[0].GetTensorData<float>();
+  step.key = in[1].GetTensorData<float>();
+  step.value = in[2].GetTensorData<float>();
+  step.past_key = in[3].GetTensorData<float>();
+  step.past_value = in[4].GetTensorData<float>();
+  step.past_capacity = past_shape[2];
+  step.present_key = present_key.GetTensorMutableData<float>();
+  step.present_value = present_value.GetTensorMutableData<float>();
+  step.capacity = capacity;
+  step.cached = cached;
+  step.out = out.GetTensorMutableData<float>();
+  kernels::run_decode_attention(step, ort_ops::session_parallel_for(context));
 }
 
 // Output shapes: the attention's is the query's (GroupQueryAttention) or the fused projection's

@@ -11,6 +11,7 @@
 // [B, S, heads * D], present key and value [B, kv_heads, max(P, total), D].
 #include <atomic>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <onnxruntime_cxx_api.h>
@@ -27,6 +28,7 @@ struct AttentionKernel {
   Ort::Op prompts{nullptr};  // ONNX Runtime's GroupQueryAttention
 
  private:
+  [[noreturn]] void fail(const std::string& what) const;  // throws naming the op
   // GroupQueryAttention's seven inputs.
   void attend(Ort::KernelContext& context, OrtKernelContext* raw, const std::vector<Ort::ConstValue>& in);
 };

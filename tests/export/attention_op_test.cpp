@@ -123,7 +123,7 @@ std::vector<float> random_floats(std::size_t count, std::mt19937& rng) {
 
 // Runs one step on random inputs from `seed`: q, k, v, or with `qkv_form` the fused projection and
 // random rotary angles per token.
-Result run_step(const OnnxSession& session, const Step& step, unsigned seed, bool qkv_form = false) {
+Result run_step(const OnnxSession& session, const Step& step, unsigned seed, bool qkv_form = false, std::int64_t rows_shift = 0) {
   std::mt19937 rng(seed);
   const std::int64_t B = step.batch, S = step.tokens, P = step.capacity;
   std::vector<float> q = random_floats(static_cast<std::size_t>(B * S * kHeads * kHeadDim), rng);
@@ -159,7 +159,7 @@ Result run_step(const OnnxSession& session, const Step& step, unsigned seed, boo
       cos.push_back(std::cos(a));
       sin.push_back(std::sin(a));
     }
-    for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<std::int64_t>(rows.size() - 1 - i);  // any row order
+    for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<std::int64_t>(rows.size() - 1 - i) + rows_shift;  // any row order
     held.push_back(tensor_view(qkv, {B, S, (kHeads + 2 * kKvHeads) * kHeadDim}));
     held.push_back(tensor_view(rows, {B, S}));
     held.push_back(tensor_view(cos, {B * S, kHeadDim / 2}));
@@ -271,6 +271,15 @@ TEST(AttentionOp, QkvAttentionMatchesTheNodesItReplaces) {
     ++checked;
   }
   EXPECT_EQ(checked, steps.size());
+  // A rotary row outside the cos/sin table is an error, not a read past it.
+  for (const std::int64_t shift : {std::int64_t{1000}, std::int64_t{-1000}}) {
+    try {
+      run_step(ours, steps[0], 1, true, shift);
+      ADD_FAILURE() << "ran with rotary rows shifted by " << shift;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("cos/sin table"), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(AttentionOp, LengthsOutsideTheCacheAreErrorsNamingTheOp) {
@@ -283,6 +292,8 @@ TEST(AttentionOp, LengthsOutsideTheCacheAreErrorsNamingTheOp) {
       {{2, 1, 16, {3, 16}, 16, true}, "16 cached positions"},
       {{1, 1, 16, {3}, 2000000000, true}, "total_sequence_length 2000000000"},  // would size the present cache
       {{1, 4, 16, {3}, 0, true}, "total_sequence_length 0"},                    // a prompt: checked before ONNX Runtime's kernel
+      {{1, 5, 16, {40}, 5, true}, "seqlens_k 40 of sequence 0"},                // a first prompt whose length ONNX Runtime would read by
+      {{1, 3, 16, {1}, 8, true}, "seqlens_k 1 of sequence 0"},                  // a later turn shorter than its new tokens
   };
   std::size_t checked = 0;
   for (const auto& [step, message] : steps) {
