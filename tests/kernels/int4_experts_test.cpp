@@ -64,6 +64,7 @@ struct Shape {
 TEST(Int4Experts, MatchTheDequantizedReferenceOnEveryInstructionSet) {
   const std::vector<Shape> shapes = {
       {8, 128, 64, 32, 2, 1, true},    // a decode step, vector kernels
+      {4, 384, 288, 32, 2, 1, true},   // decode rows of 12 and 9 groups: passes of eight, then the rest
       {8, 128, 64, 32, 2, 7, true},    // token tiles of 4 and 3
       {6, 96, 96, 32, 3, 300, false},  // two passes (256 tokens each), no renormalisation
       {5, 128, 64, 64, 2, 5, true},    // two groups of 32 per block

@@ -27,6 +27,11 @@ struct Shape {
 TEST(Int4MatMul, MatchesTheDequantizedReferenceOnEveryInstructionSet) {
   const std::vector<Shape> shapes = {
       {130, 256, 32, 1},  // a decode step: three row tasks, the last short
+      {37, 352, 32, 1},   // decode: eight groups a pass, then a pair and an unpaired group
+      {11, 96, 32, 1},    // decode, fewer than eight groups
+      {24, 512, 64, 1},   // decode, blocks of two groups (each pass reads only its row's scales)
+      {24, 512, 256, 1},  // decode, eight groups to a block
+      {9, 1024, 512, 1},  // decode, blocks longer than a pass
       {67, 128, 32, 7},   // token tiles of 4 and 3, an odd row count
       {45, 128, 32, 20},  // panels: the last of 13 rows (eight, then five in AVX2's second half)
       {40, 96, 32, 300},  // two passes (256 tokens each), an unpaired last group
