@@ -31,9 +31,9 @@ for size in "${sizes[@]}"; do
   [ -f "$ckpt/config.json" ] || "$q3vl" make-tiny --preset "$size" --out "$ckpt" --force
   echo "== $size: export"
   measure "export $size fp32" "$q3vl" build --model "$ckpt" --out "$work/pkg-$size-fp32" --force
-  measure "export $size int4" "$q3vl" build --model "$ckpt" --out "$work/pkg-$size-int4" --precision int4 --force
-  measure "export $size int4 + int8 vision" "$q3vl" build --model "$ckpt" --out "$work/pkg-$size-int4v8" --precision int4 \
-    --vision-precision int8 --force
+  measure "export $size int4 + fp32 vision" "$q3vl" build --model "$ckpt" --out "$work/pkg-$size-int4" --precision int4 \
+    --vision-precision fp32 --force
+  measure "export $size int4 (int8 vision, the default)" "$q3vl" build --model "$ckpt" --out "$work/pkg-$size-int4v8" --precision int4 --force
   echo "== $size: vision (fp32)"
   "$bench/vision_bench" "$work/pkg-$size-fp32" --runs 2
   echo "== $size: vision (int8: vision.kernels.onnx where this CPU has AVX-512 VNNI), speed and error against fp32"

@@ -125,4 +125,19 @@ rm -rf "$dir/out"
 "$q3vl" build --model "$dir/ck" --out "$dir/out" --generation-config "$dir/none.json" --quiet 2>"$dir/err"
 [ $? = 1 ] && grep -qF -- "$dir/none.json (--generation-config): no such file" "$dir/err" ||
   fail "a missing --generation-config file: $(cat "$dir/err")"
+
+# The vision encoder's precision: int8 for a quantized package unless --vision-precision says
+# otherwise, fp32 for an fp32 one (the package records what it holds).
+vision_weights() { get "$dir/$1/q3vl_package.json" '$j->{parts}{vision}{linear}{weights}'; }
+checked=0
+for case in "fp32::fp32" "int4::int8" "int8::int8" "int4:fp32:fp32" "int4:int4:int4" "fp32:int8:int8"; do
+  IFS=: read -r precision vision expected <<<"$case"
+  rm -rf "$dir/p"
+  "$q3vl" build --model "$dir/ck" --out "$dir/p" --only vision --precision "$precision" ${vision:+--vision-precision "$vision"} --quiet ||
+    fail "build --precision $precision ${vision:+--vision-precision $vision}"
+  [ "$(vision_weights p)" = "$expected" ] ||
+    fail "--precision $precision ${vision:+--vision-precision $vision}: vision weights $(vision_weights p), expected $expected"
+  checked=$((checked + 1))
+done
+[ "$checked" = 6 ] || fail "checked $checked vision precision cases"
 echo ok
