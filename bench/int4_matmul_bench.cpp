@@ -1,7 +1,8 @@
 // The dense int4 kernel alone (kernels/int4_matmul.h) on a 2B decoder layer's shapes (random
 // weights, block 32): a 256-token prefill through the MLP's gate/up matrix [12288, 2048] as integer
 // multiply-adds per second, and decode steps through eight layers' matrices (over 300 MB, more than
-// any cache) as weight bytes read per second against this machine's measured read bandwidth; and the
+// any cache) as weight bytes read per second against this machine's measured read bandwidth; the decode
+// rows' arithmetic alone (a matrix in cache, one thread) and the 2B's lm_head; and the
 // int8 kernel (kernels/int8_matmul.h) on the 2B vision encoder's MLP matrix [4096, 1024] for a
 // 448x448 image (784 patches); per instruction set.
 //   int4_matmul_bench [--threads N]
@@ -84,6 +85,24 @@ int main(int argc, char** argv) {
     });
     std::printf("%-13s decode step: %.2f ms, %.1f GB/s = %.0f%% of the read bandwidth\n", to_string(isa).c_str(), step * 1e3,
                 decode_bytes / step / 1e9, 100.0 * decode_bytes / step / 1e9 / bandwidth);
+  }
+  // The decode rows' arithmetic alone: a [4096, H] matrix with half-float scales (as text.kernels.onnx
+  // has them), 4.7 MB, held in cache and run on one thread; and the 2B's lm_head [151936, H], more
+  // than any cache, on `threads`.
+  for (const Int4Isa isa : {Int4Isa::Avx2, Int4Isa::Avx512Vnni}) {
+    if (!int4_isa_available(isa)) continue;
+    for (const auto& [rows, calls, label] : {std::tuple{4096L, 500, "decode rows in cache, one thread"}, std::tuple{151936L, 10, "lm_head"}}) {
+      Matrix m = random_matrix(rows, H, block, rng);
+      const std::vector<std::uint16_t> half(m.scales.size(), 0x2000);  // 2^-7
+      m.view.scales = nullptr;
+      m.view.half_scales = half.data();
+      const ParallelFor run_on = rows == 4096 ? serial_for() : parallel;
+      run_int4_matmul(m.view, x.data(), 1, out.data(), run_on, isa);  // warm the cache
+      const double seconds = best_seconds(calls, [&] { run_int4_matmul(m.view, x.data(), 1, out.data(), run_on, isa); });
+      const double bytes = static_cast<double>(rows * H) / 2 + static_cast<double>(rows * H / block) * 2;
+      std::printf("%-13s %s [%lld, %lld]: %.3f ms, %.1f GB/s of weights\n", to_string(isa).c_str(), label, static_cast<long long>(rows),
+                  static_cast<long long>(H), seconds * 1e3, bytes / seconds / 1e9);
+    }
   }
   const std::int64_t patches = 784, vision_in = 1024, vision_out = 4096;
   std::vector<std::uint8_t> int8_values(static_cast<std::size_t>(vision_out * vision_in));

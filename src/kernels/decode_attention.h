@@ -12,19 +12,25 @@
 
 namespace q3vl::kernels {
 
+// The cache's element type: float32, or IEEE half floats (q3vl's kernel graphs: half the bytes a
+// decode step reads from the cache, and half the memory). The new key and value are rounded to
+// nearest-even when appended; everything else computes in float32.
+enum class CacheType { Float32, Float16 };
+
 struct DecodeAttention {
   std::int64_t batch = 0, num_heads = 0, kv_heads = 0, head_dim = 0;
   float scale = 0.0f;
   const float* query = nullptr;  // [batch, num_heads * head_dim]: this step's
   const float* key = nullptr;    // [batch, kv_heads * head_dim]
   const float* value = nullptr;
+  CacheType cache = CacheType::Float32;  // what the four cache pointers below hold
   // The cache before this step, [batch, kv_heads, past_capacity, head_dim]; may be the present
   // buffers themselves (appending in place).
-  const float* past_key = nullptr;
-  const float* past_value = nullptr;
+  const void* past_key = nullptr;
+  const void* past_value = nullptr;
   std::int64_t past_capacity = 0;
-  float* present_key = nullptr;  // [batch, kv_heads, capacity, head_dim]
-  float* present_value = nullptr;
+  void* present_key = nullptr;  // [batch, kv_heads, capacity, head_dim]
+  void* present_value = nullptr;
   std::int64_t capacity = 0;
   // Per sequence, the positions already cached: the new token goes to that position and attends
   // to it and every one before.

@@ -7,6 +7,12 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__F16C__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include "math/half_float.h"
+
 // The wide vector values below never cross a call between separately compiled code (everything is
 // inlined into each build), so GCC's note on their ABI does not apply.
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -43,6 +49,21 @@ template <int L>
 Q3VL_INLINE Floats<L> load(const float* p) {
   Floats<L> v;
   std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+// L IEEE half floats to floats: F16C's conversion in a file compiled with it (-mf16c; AVX-512 for
+// 16 lanes), one value at a time otherwise. Only files built per instruction set with those flags
+// (not target attributes) get the instructions. (The masked form: GCC 12 warns on the plain one.)
+template <int L>
+Q3VL_INLINE Floats<L> load(const std::uint16_t* p) {
+#if defined(__AVX512F__)
+  if constexpr (L == 16) return std::bit_cast<Floats<16>>(_mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
+#endif
+#if defined(__F16C__)
+  if constexpr (L == 8) return std::bit_cast<Floats<8>>(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+#endif
+  Floats<L> v;
+  for (int i = 0; i < L; ++i) v[i] = fp16_to_float(p[i]);
   return v;
 }
 template <int L>

@@ -12,6 +12,7 @@
 
 #include "kernels/decode_attention.h"
 #include "kernels/int4_test_support.h"
+#include "math/half_float.h"
 #include "q3vl/error.h"
 
 namespace q3vl::kernels {
@@ -157,6 +158,67 @@ TEST(DecodeAttention, MatchesAttentionInDoublePrecisionOnEveryInstructionSet) {
     }
   }
   EXPECT_GE(checked, cases.size());  // the portable loop at least; here every set the CPU has
+}
+
+// A half-float cache (q3vl's kernel graphs): the same attention over keys and values rounded to half
+// floats, the new ones included (they are rounded as they are appended), and a present cache that
+// holds the past halves as they were and the new key and value rounded to nearest-even.
+TEST(DecodeAttention, AHalfFloatCacheIsAttentionOverTheRoundedKeysAndValues) {
+  const std::vector<Case> cases = {
+      {32, 4, 128, {0, 37}, 64, 0},   // groups of 8, a first token and a cached sequence, in place
+      {16, 8, 128, {300}, 512, 0},    // the 2B's heads (pairs)
+      {4, 2, 64, {100}, 160, 120},    // past copied into a larger present buffer
+      {6, 2, 40, {23}, 32, 0},        // the general loop, a tail of the head size past any vector
+  };
+  const auto halves_of = [](const std::vector<float>& v) {
+    std::vector<std::uint16_t> h(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) h[i] = float_to_fp16(v[i]);
+    return h;
+  };
+  const auto rounded = [](std::vector<float> v) {
+    for (float& x : v) x = fp16_to_float(float_to_fp16(x));
+    return v;
+  };
+  std::size_t checked = 0;
+  for (const Int4Isa isa : {Int4Isa::Portable, Int4Isa::Avx2, Int4Isa::Avx512Vnni}) {
+    if (!int4_isa_available(isa)) continue;
+    for (const Case& c : cases) {
+      std::mt19937 rng(static_cast<unsigned>(c.head_dim * 17 + c.num_heads));
+      const Tensors before = random_tensors(c, rng);
+      Tensors as_rounded = before;  // what the attention sees
+      as_rounded.key = rounded(before.key);
+      as_rounded.value = rounded(before.value);
+      as_rounded.past_key = rounded(before.past_key);
+      as_rounded.past_value = rounded(before.past_value);
+      std::vector<std::uint16_t> past_key = halves_of(before.past_key), past_value = halves_of(before.past_value);
+      std::vector<std::uint16_t> present_key(before.present_key.size(), 0), present_value(present_key.size(), 0);
+      Tensors after = before;
+      DecodeAttention step = step_of(c, after);
+      step.cache = CacheType::Float16;
+      step.past_key = past_key.data();
+      step.past_value = past_value.data();
+      step.present_key = c.past_capacity > 0 ? present_key.data() : past_key.data();
+      step.present_value = c.past_capacity > 0 ? present_value.data() : past_value.data();
+      run_decode_attention(step, serial_for(), isa);
+      const std::string what = to_string(isa) + ", " + std::to_string(c.num_heads) + "/" + std::to_string(c.kv_heads) + " heads of " + std::to_string(c.head_dim);
+      const double error = relative_error(after.out, reference(c, as_rounded));
+      EXPECT_LT(error, 1e-5) << what;
+      // The present cache as floats, to compare with what the float cache would hold.
+      Tensors cache_after = as_rounded;
+      const std::vector<std::uint16_t>& keys = c.past_capacity > 0 ? present_key : past_key;
+      const std::vector<std::uint16_t>& values = c.past_capacity > 0 ? present_value : past_value;
+      std::vector<float>& key_floats = c.past_capacity > 0 ? cache_after.present_key : cache_after.past_key;
+      std::vector<float>& value_floats = c.past_capacity > 0 ? cache_after.present_value : cache_after.past_value;
+      for (std::size_t i = 0; i < keys.size(); ++i) {
+        key_floats[i] = fp16_to_float(keys[i]);
+        value_floats[i] = fp16_to_float(values[i]);
+      }
+      EXPECT_TRUE(cache_appended(c, as_rounded, cache_after)) << what;
+      std::printf("[ half cache, %s ] relative error %.2g\n", what.c_str(), error);
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, cases.size());
 }
 
 TEST(DecodeAttention, ParallelTasksGiveTheSerialResult) {
