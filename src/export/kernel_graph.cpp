@@ -341,6 +341,67 @@ std::int64_t fuse_qkv_attention(onnx::GraphProto& graph) {
   return fused;
 }
 
+// Where every attention node is a QkvAttention whose caches are graph inputs and outputs read by
+// nothing else (Shape aside; Identity nodes naming the outputs), the caches become IEEE half floats (QkvAttentionHalfCache): a decode
+// step reads half the cache's bytes, and a sequence holds twice the context in the same memory.
+// Not elsewhere: the runtime binds one cache type for every layer. Returns how many nodes changed.
+std::int64_t use_half_caches(onnx::GraphProto& graph) {
+  std::unordered_map<std::string, std::vector<const onnx::NodeProto*>> readers;
+  for (const onnx::NodeProto& node : graph.node()) {
+    for (const std::string& input : node.input()) readers[input].push_back(&node);
+  }
+  std::unordered_map<std::string, onnx::ValueInfoProto*> inputs, outputs;
+  for (onnx::ValueInfoProto& v : *graph.mutable_input()) inputs[v.name()] = &v;
+  for (onnx::ValueInfoProto& v : *graph.mutable_output()) outputs[v.name()] = &v;
+  std::vector<onnx::NodeProto*> attention;
+  for (onnx::NodeProto& node : *graph.mutable_node()) {
+    if (node.op_type() == "GroupQueryAttention" || node.op_type() == package::kGroupQueryAttentionOp) return 0;
+    if (node.op_type() == package::kQkvAttentionOp && node.domain() == package::kQ3vlOpDomain) attention.push_back(&node);
+  }
+  const auto float_tensor = [](const std::unordered_map<std::string, onnx::ValueInfoProto*>& values, const std::string& name) {
+    const auto found = values.find(name);
+    return found != values.end() && found->second->type().tensor_type().elem_type() == onnx::TensorProto::FLOAT;
+  };
+  std::vector<std::string> retyped;  // the present caches and the graph outputs that name them
+  for (const onnx::NodeProto* node : attention) {
+    if (node->input_size() != 10 || node->output_size() != 3) return 0;
+    for (int i : {6, 7}) {
+      if (!float_tensor(inputs, node->input(i))) return 0;
+      for (const onnx::NodeProto* reader : readers[node->input(i)]) {
+        if (reader != node && reader->op_type() != "Shape") return 0;
+      }
+    }
+    // A present cache is a graph output, or read only by Identity nodes that name graph outputs.
+    for (int o : {1, 2}) {
+      const std::string& present = node->output(o);
+      if (outputs.contains(present)) {
+        if (!float_tensor(outputs, present) || !readers[present].empty()) return 0;
+        retyped.push_back(present);
+        continue;
+      }
+      if (readers[present].empty()) return 0;
+      for (const onnx::NodeProto* reader : readers[present]) {
+        if (reader->op_type() != "Identity" || !float_tensor(outputs, reader->output(0)) || !readers[reader->output(0)].empty()) return 0;
+        retyped.push_back(reader->output(0));
+      }
+      retyped.push_back(present);
+    }
+  }
+  const auto to_half = [](onnx::ValueInfoProto* v) { v->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT16); };
+  for (onnx::NodeProto* node : attention) {
+    node->set_op_type(package::kQkvAttentionHalfCacheOp);
+    for (int i : {6, 7}) to_half(inputs.at(node->input(i)));
+  }
+  std::unordered_set<std::string> retyped_names(retyped.begin(), retyped.end());
+  for (const std::string& name : retyped) {
+    if (outputs.contains(name)) to_half(outputs.at(name));
+  }
+  for (onnx::ValueInfoProto& v : *graph.mutable_value_info()) {  // shape annotations of the tensors in between
+    if (retyped_names.contains(v.name())) to_half(&v);
+  }
+  return static_cast<std::int64_t>(attention.size());
+}
+
 }  // namespace
 
 std::int64_t use_half_scales(onnx::ModelProto& model, const std::filesystem::path& dir, graph::ExternalDataWriter& out) {
@@ -396,6 +457,7 @@ KernelRewrite use_q3vl_attention(onnx::ModelProto& model) {
     ++done.attention;
   }
   done.qkv_attention = fuse_qkv_attention(*model.mutable_graph());
+  done.half_caches = use_half_caches(*model.mutable_graph());
   if (done.attention > 0) import_q3vl_domain(model);
   return done;
 }
@@ -424,6 +486,7 @@ KernelRewrite use_q3vl_kernels(onnx::ModelProto& model, KernelWidths widths) {
     const KernelRewrite attention = use_q3vl_attention(model);
     done.attention = attention.attention;
     done.qkv_attention = attention.qkv_attention;
+    done.half_caches = attention.half_caches;
   }
   if (done.total() > 0) import_q3vl_domain(model);
   return done;

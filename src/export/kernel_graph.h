@@ -26,6 +26,7 @@ struct KernelRewrite {
   std::int64_t attention = 0;  // GroupQueryAttention -> q3vl's (decode steps on its kernel)
   std::int64_t swiglu = 0;     // Split, Sigmoid, Mul, Mul folded into a down projection's Int4MatMul
   std::int64_t qkv_attention = 0;  // of those attention nodes, how many also took their q/k norms and rotations
+  std::int64_t half_caches = 0;    // of those, how many read and write a half-float cache (all or none)
   std::int64_t total() const { return matmuls + experts + attention; }
 };
 
@@ -36,12 +37,14 @@ struct KernelRewrite {
 // Where it replaced any of those, also each float32 GroupQueryAttention without rotary or other
 // options by q3vl's (ort/attention_op.h): same inputs and outputs, decode steps on q3vl's kernel;
 // each one's preamble (the split of the q/k/v product, the query and key heads' RMS norms and
-// rotations) into it as QkvAttention; and each gated MLP's SwiGLU (Split, Sigmoid, two Mul) into its
-// down projection's Int4MatMul.
+// rotations) into it as QkvAttention, over half-float KV caches where every layer's attention is
+// one (QkvAttentionHalfCache: the graph's past/present tensors become float16); and each gated
+// MLP's SwiGLU (Split, Sigmoid, two Mul) into its down projection's Int4MatMul.
 KernelRewrite use_q3vl_kernels(onnx::ModelProto& model, KernelWidths widths = {});
 
 // The attention part of use_q3vl_kernels on its own: each such GroupQueryAttention on q3vl's op,
-// as QkvAttention where its preamble is the exporter's. Counts in `attention` and `qkv_attention`.
+// as QkvAttention where its preamble is the exporter's, over half-float caches where every layer's
+// is one (QkvAttentionHalfCache). Counts in `attention`, `qkv_attention` and `half_caches`.
 KernelRewrite use_q3vl_attention(onnx::ModelProto& model);
 
 // Gives each Int4MatMul and Int4Experts node of `model` a float16 copy of its scales, appended to

@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "kernels/decode_attention.h"
 #include "kernels/qk_norm_rotary.h"
+#include "math/half_float.h"
 #include "ort/onnx_session.h"
 #include "ort/custom_op_support.h"
 #include "package/format.h"
@@ -17,15 +20,18 @@
 namespace q3vl {
 namespace {
 
-const char* op_name(bool preamble) { return preamble ? package::kQkvAttentionOp : package::kGroupQueryAttentionOp; }
+const char* op_name(bool preamble, bool half_cache) {
+  return half_cache ? package::kQkvAttentionHalfCacheOp : preamble ? package::kQkvAttentionOp : package::kGroupQueryAttentionOp;
+}
 
 std::vector<std::int64_t> shape_of(const Ort::ConstValue& value) { return value.GetTensorTypeAndShapeInfo().GetShape(); }
 
 }  // namespace
 
-void AttentionKernel::fail(const std::string& what) const { throw std::runtime_error(std::string("q3vl ") + op_name(preamble) + ": " + what); }
+void AttentionKernel::fail(const std::string& what) const { throw std::runtime_error(std::string("q3vl ") + op_name(preamble, half_cache) + ": " + what); }
 
-AttentionKernel::AttentionKernel(const OrtKernelInfo* info, bool with_preamble) : preamble(with_preamble) {
+AttentionKernel::AttentionKernel(const OrtKernelInfo* info, bool with_preamble, bool with_half_cache)
+    : preamble(with_preamble), half_cache(with_half_cache) {
   const Ort::ConstKernelInfo kernel_info(info);
   if (preamble) epsilon = kernel_info.GetAttribute<float>("epsilon");
   num_heads = kernel_info.GetAttribute<std::int64_t>("num_heads");
@@ -120,6 +126,10 @@ void AttentionKernel::attend(Ort::KernelContext& context, OrtKernelContext* raw,
   Ort::UnownedValue out = context.GetOutput(0, q_shape);
   Ort::UnownedValue present_key = context.GetOutput(1, {past_shape[0], past_shape[1], capacity, past_shape[3]});
   Ort::UnownedValue present_value = context.GetOutput(2, {past_shape[0], past_shape[1], capacity, past_shape[3]});
+  if (tokens != 1 && half_cache) {
+    prompt_over_half_cache(raw, in, out, present_key, present_value, capacity);
+    return;
+  }
   if (tokens != 1) {  // a prompt: ONNX Runtime's own kernel, which checks its inputs
     const OrtValue* inputs[7];
     for (std::size_t i = 0; i < 7; ++i) inputs[i] = in[i];
@@ -148,22 +158,80 @@ void AttentionKernel::attend(Ort::KernelContext& context, OrtKernelContext* raw,
   step.query = in[0].GetTensorData<float>();
   step.key = in[1].GetTensorData<float>();
   step.value = in[2].GetTensorData<float>();
-  step.past_key = in[3].GetTensorData<float>();
-  step.past_value = in[4].GetTensorData<float>();
+  step.cache = half_cache ? kernels::CacheType::Float16 : kernels::CacheType::Float32;
+  step.past_key = in[3].GetTensorRawData();
+  step.past_value = in[4].GetTensorRawData();
   step.past_capacity = past_shape[2];
-  step.present_key = present_key.GetTensorMutableData<float>();
-  step.present_value = present_value.GetTensorMutableData<float>();
+  step.present_key = present_key.GetTensorMutableRawData();
+  step.present_value = present_value.GetTensorMutableRawData();
   step.capacity = capacity;
   step.cached = cached;
   step.out = out.GetTensorMutableData<float>();
   kernels::run_decode_attention(step, ort_ops::session_parallel_for(context));
 }
 
+// ONNX Runtime's GroupQueryAttention takes float32 caches. The cached positions of each sequence
+// (its length less the prompt's tokens; none for a first prompt) are widened into float32 buffers,
+// one for past and present alike when the op appends in place (as the runtime binds it: ONNX
+// Runtime's kernel then appends in place too), and the positions the prompt leaves filled are
+// narrowed back into the present halves. Buffers are left uninitialised: positions past a
+// sequence's length are neither read nor written back.
+void AttentionKernel::prompt_over_half_cache(OrtKernelContext* raw, const std::vector<Ort::ConstValue>& in, Ort::UnownedValue& out,
+                                             Ort::UnownedValue& present_key, Ort::UnownedValue& present_value, std::int64_t capacity) {
+  const std::vector<std::int64_t> past_shape = shape_of(in[3]), q_shape = shape_of(in[0]);
+  const std::int64_t B = past_shape[0], H = past_shape[1], P = past_shape[2], D = past_shape[3], tokens = q_shape[1];
+  if (shape_of(in[4]) != past_shape) fail("past key " + shape_string(past_shape) + " and past value " + shape_string(shape_of(in[4])) + " differ");
+  const std::int32_t* seqlens = in[5].GetTensorData<std::int32_t>();
+  const bool first_prompt = in[6].GetTensorData<std::int32_t>()[0] == tokens;
+  const bool in_place = in[3].GetTensorRawData() == present_key.GetTensorRawData() && in[4].GetTensorRawData() == present_value.GetTensorRawData();
+  const auto count = [](std::int64_t a, std::int64_t b, std::int64_t c, std::int64_t d) { return static_cast<std::size_t>(a * b * c * d); };
+  const std::size_t present_size = count(B, H, capacity, D), past_size = in_place ? 0 : count(B, H, P, D);
+  auto wide_present_key = std::make_unique_for_overwrite<float[]>(present_size);
+  auto wide_present_value = std::make_unique_for_overwrite<float[]>(present_size);
+  auto wide_past_key = std::make_unique_for_overwrite<float[]>(past_size);
+  auto wide_past_value = std::make_unique_for_overwrite<float[]>(past_size);
+  float* past_key = in_place ? wide_present_key.get() : wide_past_key.get();
+  float* past_value = in_place ? wide_present_value.get() : wide_past_value.get();
+  const auto* half_key = static_cast<const std::uint16_t*>(in[3].GetTensorRawData());
+  const auto* half_value = static_cast<const std::uint16_t*>(in[4].GetTensorRawData());
+  for (std::int64_t b = 0; b < B; ++b) {
+    const std::int64_t cached = first_prompt ? 0 : std::min<std::int64_t>(P, seqlens[b] + 1 - tokens);
+    for (std::int64_t h = 0; h < H; ++h) {
+      const std::size_t from = count(b * H + h, P, D, 1);
+      for (std::size_t i = 0; i < static_cast<std::size_t>(cached * D); ++i) {
+        past_key[from + i] = fp16_to_float(half_key[from + i]);
+        past_value[from + i] = fp16_to_float(half_value[from + i]);
+      }
+    }
+  }
+  Ort::Value past_key_value = tensor_view(std::span<float>(past_key, in_place ? present_size : past_size), past_shape);
+  Ort::Value past_value_value = tensor_view(std::span<float>(past_value, in_place ? present_size : past_size), past_shape);
+  const std::vector<std::int64_t> present_shape{B, H, capacity, D};
+  Ort::Value present_key_value = tensor_view(std::span<float>(wide_present_key.get(), present_size), present_shape);
+  Ort::Value present_value_value = tensor_view(std::span<float>(wide_present_value.get(), present_size), present_shape);
+  const OrtValue* inputs[] = {in[0], in[1], in[2], past_key_value, past_value_value, in[5], in[6]};
+  OrtValue* outputs[] = {out, present_key_value, present_value_value};
+  prompts.Invoke(raw, inputs, 7, outputs, 3);
+  auto* key_out = static_cast<std::uint16_t*>(present_key.GetTensorMutableRawData());
+  auto* value_out = static_cast<std::uint16_t*>(present_value.GetTensorMutableRawData());
+  for (std::int64_t b = 0; b < B; ++b) {
+    const std::int64_t filled = std::min<std::int64_t>(capacity, seqlens[b] + 1);
+    for (std::int64_t h = 0; h < H; ++h) {
+      const std::size_t at = count(b * H + h, capacity, D, 1);
+      for (std::size_t i = 0; i < static_cast<std::size_t>(filled * D); ++i) {
+        key_out[at + i] = float_to_fp16(wide_present_key[at + i]);
+        value_out[at + i] = float_to_fp16(wide_present_value[at + i]);
+      }
+    }
+  }
+}
+
 // Output shapes: the attention's is the query's (GroupQueryAttention) or the fused projection's
 // with heads * D columns (QkvAttention); the present caches' the past's, with a sequence length
 // known only when the op runs.
-template <bool kPreamble>
-AttentionOp<kPreamble>::AttentionOp() {
+template <bool kPreamble, bool kHalfCache>
+AttentionOp<kPreamble, kHalfCache>::AttentionOp() {
+  static_assert(kPreamble || !kHalfCache, "half-float caches come with the preamble only");
   OrtCustomOp::InferOutputShapeFn = [](const OrtCustomOp* op, OrtShapeInferContext* context) -> OrtStatusPtr {
     std::atomic<std::uint64_t>& fresh = static_cast<const AttentionOp*>(op)->fresh_names;
     const char* name = static_cast<const AttentionOp*>(op)->GetName();
@@ -189,23 +257,25 @@ AttentionOp<kPreamble>::AttentionOp() {
     dims[2] = -1;
     names[2] = nullptr;
     for (std::size_t output : {std::size_t{1}, std::size_t{2}}) {
-      if (OrtStatusPtr status = ort_ops::set_float_output_shape(context, output, dims, names, name, fresh)) return status;
+      const ONNXTensorElementDataType type = kHalfCache ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+      if (OrtStatusPtr status = ort_ops::set_float_output_shape(context, output, dims, names, name, fresh, type)) return status;
     }
     return nullptr;
   };
 }
 
-template <bool kPreamble>
-OrtStatusPtr AttentionOp<kPreamble>::CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* info, void** kernel) const {
-  return ort_ops::create_kernel<AttentionKernel>(info, kernel, kPreamble);
+template <bool kPreamble, bool kHalfCache>
+OrtStatusPtr AttentionOp<kPreamble, kHalfCache>::CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* info, void** kernel) const {
+  return ort_ops::create_kernel<AttentionKernel>(info, kernel, kPreamble, kHalfCache);
 }
 
-template <bool kPreamble>
-const char* AttentionOp<kPreamble>::GetName() const {
-  return kPreamble ? package::kQkvAttentionOp : package::kGroupQueryAttentionOp;
+template <bool kPreamble, bool kHalfCache>
+const char* AttentionOp<kPreamble, kHalfCache>::GetName() const {
+  return op_name(kPreamble, kHalfCache);
 }
 
 template struct AttentionOp<false>;
 template struct AttentionOp<true>;
+template struct AttentionOp<true, true>;
 
 }  // namespace q3vl

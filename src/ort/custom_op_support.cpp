@@ -40,7 +40,8 @@ OrtStatusPtr input_shape(OrtShapeInferContext* context, std::size_t index, std::
 }
 
 OrtStatusPtr set_float_output_shape(OrtShapeInferContext* context, std::size_t index, const std::vector<std::int64_t>& dims,
-                                    const std::vector<const char*>& names, const char* op, std::atomic<std::uint64_t>& fresh) {
+                                    const std::vector<const char*>& names, const char* op, std::atomic<std::uint64_t>& fresh,
+                                    ONNXTensorElementDataType type) {
   const OrtApi& api = Ort::GetApi();
   std::vector<std::string> storage(dims.size());
   std::vector<const char*> named(dims.size());
@@ -51,7 +52,7 @@ OrtStatusPtr set_float_output_shape(OrtShapeInferContext* context, std::size_t i
   }
   OrtTensorTypeAndShapeInfo* out = nullptr;
   if (OrtStatusPtr status = api.CreateTensorTypeAndShapeInfo(&out)) return status;
-  OrtStatusPtr status = api.SetTensorElementType(out, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
+  OrtStatusPtr status = api.SetTensorElementType(out, type);
   if (status == nullptr) status = api.SetDimensions(out, dims.data(), dims.size());
   if (status == nullptr) status = api.SetSymbolicDimensions(out, named.data(), named.size());
   if (status == nullptr) status = api.ShapeInferContext_SetOutputTypeShape(context, index, out);

@@ -24,7 +24,8 @@ inline OrtStatusPtr error_status(const std::exception& e) { return Ort::Status(e
 // `op` and a number from `fresh` (the op's own counter: names never repeat within one op type, and
 // the op type keeps two ops' names apart, so no two unrelated dimensions are declared equal).
 OrtStatusPtr set_float_output_shape(OrtShapeInferContext* context, std::size_t index, const std::vector<std::int64_t>& dims,
-                                    const std::vector<const char*>& names, const char* op, std::atomic<std::uint64_t>& fresh);
+                                    const std::vector<const char*>& names, const char* op, std::atomic<std::uint64_t>& fresh,
+                                    ONNXTensorElementDataType type = ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
 
 // A custom op's CreateKernelV2: constructs Kernel(info, more...), or returns the error.
 template <typename Kernel, typename... More>

@@ -10,6 +10,7 @@ namespace q3vl {
 struct Q3vlOps::Ops {
   GroupQueryAttentionOp attention;
   QkvAttentionOp qkv_attention;
+  QkvAttentionHalfCacheOp qkv_attention_half_cache;
   Int4ExpertsOp int4_experts;
   Int4MatMulOp int4_matmul;
   Int8MatMulOp int8_matmul;
@@ -19,6 +20,7 @@ struct Q3vlOps::Ops {
 Q3vlOps::Q3vlOps() : ops_(std::make_unique<Ops>()) {
   ops_->domain.Add(&ops_->attention);
   ops_->domain.Add(&ops_->qkv_attention);
+  ops_->domain.Add(&ops_->qkv_attention_half_cache);
   ops_->domain.Add(&ops_->int4_experts);
   ops_->domain.Add(&ops_->int4_matmul);
   ops_->domain.Add(&ops_->int8_matmul);

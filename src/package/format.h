@@ -42,6 +42,9 @@ inline constexpr const char* kInt4ExpertsOp = "Int4Experts";
 inline constexpr const char* kGroupQueryAttentionOp = "GroupQueryAttention";
 // The same with the q/k/v split, the query and key heads' RMS norms and rotary embedding inside.
 inline constexpr const char* kQkvAttentionOp = "QkvAttention";
+// QkvAttention over a KV cache of IEEE half floats (text.kernels.onnx's, when every layer's
+// attention is a QkvAttention).
+inline constexpr const char* kQkvAttentionHalfCacheOp = "QkvAttentionHalfCache";
 inline constexpr const char* kGenaiConfig = "genai_config.json";
 inline constexpr const char* kProcessorConfig = "processor_config.json";
 inline constexpr const char* kManifest = "q3vl_package.json";

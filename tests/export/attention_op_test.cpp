@@ -15,6 +15,7 @@
 #include "export/kernel_graph.h"
 #include "graph/graph_builder.h"
 #include "ort/onnx_session.h"
+#include "math/half_float.h"
 #include "package/format.h"
 #include "q3vl/error.h"
 #include "support/test_support.h"
@@ -58,8 +59,10 @@ fs::path attention_model(const fs::path& dir, bool ours) {
 
 // The exporter's attention preamble and attention in ONNX Runtime's ops: qkv -> Split -> (q, k:
 // Reshape to heads, SimplifiedLayerNormalization, Reshape back, RotaryEmbedding) -> GroupQueryAttention.
-// With `fused`, after q3vl's rewrite (use_q3vl_attention), which must fold it into one QkvAttention.
-fs::path qkv_attention_model(const fs::path& dir, bool fused) {
+// With `fused`, after q3vl's rewrite (use_q3vl_attention), which must fold it into one
+// QkvAttentionHalfCache; with `float_cache` too, that node turned back into the float32-cache
+// QkvAttention, to test that op as well.
+fs::path qkv_attention_model(const fs::path& dir, bool fused, bool float_cache = false) {
   graph::GraphBuilder g("qkv_attention");
   const std::int64_t width = (kHeads + 2 * kKvHeads) * kHeadDim;
   const std::string qkv = g.input("qkv", graph::kFloat, {std::string("batch"), std::string("sequence"), width});
@@ -93,12 +96,25 @@ fs::path qkv_attention_model(const fs::path& dir, bool fused) {
   g.output(out[2], "present_value", graph::kFloat, present);
   if (fused) {
     const KernelRewrite done = use_q3vl_attention(g.model());
-    if (done.attention != 1 || done.qkv_attention != 1) throw Error("the preamble was not folded into QkvAttention");
+    if (done.attention != 1 || done.qkv_attention != 1 || done.half_caches != 1) throw Error("the preamble was not folded into QkvAttentionHalfCache");
     int left = 0;  // besides the Identity nodes that name the graph outputs
     for (const onnx::NodeProto& node : g.graph().node()) left += node.op_type() != "Identity";
     if (left != 1) throw Error(std::to_string(left) + " nodes left after the fold");
+    if (float_cache) {
+      for (onnx::NodeProto& node : *g.graph().mutable_node()) {
+        if (node.op_type() == package::kQkvAttentionHalfCacheOp) node.set_op_type(package::kQkvAttentionOp);
+      }
+      const auto to_float = [](auto& values) {
+        for (onnx::ValueInfoProto& v : values) {
+          if (v.type().tensor_type().elem_type() == onnx::TensorProto::FLOAT16) v.mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+        }
+      };
+      to_float(*g.graph().mutable_input());
+      to_float(*g.graph().mutable_output());
+      to_float(*g.graph().mutable_value_info());
+    }
   }
-  const fs::path path = dir / (fused ? "qkv_ours.onnx" : "qkv_ort.onnx");
+  const fs::path path = dir / (!fused ? "qkv_ort.onnx" : float_cache ? "qkv_ours_float.onnx" : "qkv_ours.onnx");
   g.save(path);
   return path;
 }
@@ -122,8 +138,10 @@ std::vector<float> random_floats(std::size_t count, std::mt19937& rng) {
 }
 
 // Runs one step on random inputs from `seed`: q, k, v, or with `qkv_form` the fused projection and
-// random rotary angles per token.
-Result run_step(const OnnxSession& session, const Step& step, unsigned seed, bool qkv_form = false, std::int64_t rows_shift = 0) {
+// random rotary angles per token. With `half_past` the random past caches are rounded to half floats
+// first, and bound as halves where the session's caches are (its present caches returned as floats).
+Result run_step(const OnnxSession& session, const Step& step, unsigned seed, bool qkv_form = false, std::int64_t rows_shift = 0,
+                bool half_past = false) {
   std::mt19937 rng(seed);
   const std::int64_t B = step.batch, S = step.tokens, P = step.capacity;
   std::vector<float> q = random_floats(static_cast<std::size_t>(B * S * kHeads * kHeadDim), rng);
@@ -131,6 +149,19 @@ Result run_step(const OnnxSession& session, const Step& step, unsigned seed, boo
   std::vector<float> v = random_floats(k.size(), rng);
   std::vector<float> past_key = random_floats(static_cast<std::size_t>(B * kKvHeads * P * kHeadDim), rng);
   std::vector<float> past_value = random_floats(past_key.size(), rng);
+  std::vector<std::uint16_t> half_key, half_value;
+  bool half_cache = false;
+  for (std::size_t i = 0; i < session.input_names().size(); ++i) {
+    if (session.input_names()[i] != "past_key") continue;
+    half_cache = session.session().GetInputTypeInfo(i).GetTensorTypeAndShapeInfo().GetElementType() == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16;
+  }
+  if (half_past || half_cache) {
+    for (std::vector<float>* cache : {&past_key, &past_value}) {
+      for (float& x : *cache) x = fp16_to_float(float_to_fp16(x));
+    }
+  }
+  for (const float x : past_key) half_key.push_back(float_to_fp16(x));
+  for (const float x : past_value) half_value.push_back(float_to_fp16(x));
   std::vector<std::int32_t> seqlens = step.seqlens, total{step.total};
   const Ort::MemoryInfo cpu = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
   const auto int32s = [&](std::vector<std::int32_t>& data, std::vector<std::int64_t> shape) {
@@ -141,8 +172,13 @@ Result run_step(const OnnxSession& session, const Step& step, unsigned seed, boo
   held.push_back(tensor_view(q, {B, S, kHeads * kHeadDim}));
   held.push_back(tensor_view(k, {B, S, kKvHeads * kHeadDim}));
   held.push_back(tensor_view(v, {B, S, kKvHeads * kHeadDim}));
-  held.push_back(tensor_view(past_key, {B, kKvHeads, P, kHeadDim}));
-  held.push_back(tensor_view(past_value, {B, kKvHeads, P, kHeadDim}));
+  const std::vector<std::int64_t> cache_shape{B, kKvHeads, P, kHeadDim};
+  const auto halves = [&](std::vector<std::uint16_t>& data) {
+    return Ort::Value::CreateTensor(cpu, data.data(), data.size() * sizeof(std::uint16_t), cache_shape.data(), cache_shape.size(),
+                                    ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16);
+  };
+  held.push_back(half_cache ? halves(half_key) : tensor_view(past_key, cache_shape));
+  held.push_back(half_cache ? halves(half_value) : tensor_view(past_value, cache_shape));
   held.push_back(int32s(seqlens, {B}));
   held.push_back(int32s(total, {1}));
   const char* names[] = {"q", "k", "v", "past_key", "past_value", "seqlens_k", "total_sequence_length"};
@@ -179,11 +215,26 @@ Result run_step(const OnnxSession& session, const Step& step, unsigned seed, boo
   }
   session.run(binding);
   Result result{out, past_key, past_value};
+  const auto floats_of = [](const std::uint16_t* data, std::size_t count) {
+    std::vector<float> floats(count);
+    for (std::size_t i = 0; i < count; ++i) floats[i] = fp16_to_float(data[i]);
+    return floats;
+  };
+  if (step.in_place && half_cache) {
+    result.present_key = floats_of(half_key.data(), half_key.size());
+    result.present_value = floats_of(half_value.data(), half_value.size());
+  }
   if (!step.in_place) {
     const std::vector<Ort::Value> outputs = binding.GetOutputValues();
     for (std::size_t i : {std::size_t{1}, std::size_t{2}}) {
-      const float* data = outputs[i].GetTensorData<float>();
-      (i == 1 ? result.present_key : result.present_value).assign(data, data + outputs[i].GetTensorTypeAndShapeInfo().GetElementCount());
+      const std::size_t count = outputs[i].GetTensorTypeAndShapeInfo().GetElementCount();
+      std::vector<float>& present = i == 1 ? result.present_key : result.present_value;
+      if (half_cache) {
+        present = floats_of(static_cast<const std::uint16_t*>(outputs[i].GetTensorRawData()), count);
+      } else {
+        const float* data = outputs[i].GetTensorData<float>();
+        present.assign(data, data + count);
+      }
     }
   }
   return result;
@@ -251,7 +302,7 @@ TEST(AttentionOp, QkvAttentionMatchesTheNodesItReplaces) {
   test::TempDir dir;
   OnnxEnvironment env(2);
   const OnnxSession ort(env, qkv_attention_model(dir.path(), false));
-  const OnnxSession ours(env, qkv_attention_model(dir.path(), true));
+  const OnnxSession ours(env, qkv_attention_model(dir.path(), true, /*float_cache=*/true));
   const std::vector<Step> steps = {{2, 1, 16, {4, 9}, 10, true}, {1, 1, 6, {6}, 7, false}, {1, 5, 16, {4}, 5, true}, {1, 3, 16, {7}, 8, true}};
   std::size_t checked = 0;
   for (const Step& step : steps) {
@@ -280,6 +331,50 @@ TEST(AttentionOp, QkvAttentionMatchesTheNodesItReplaces) {
       EXPECT_NE(std::string(e.what()).find("cos/sin table"), std::string::npos) << e.what();
     }
   }
+}
+
+// QkvAttentionHalfCache (the exporter's choice where every layer's attention is a QkvAttention)
+// against ONNX Runtime's ten nodes over the same past caches rounded to half floats: decode steps
+// (whose new key and value are rounded as they are appended) within half-float rounding, prompts
+// (ONNX Runtime's kernel on the widened cache) within float rounding; the present caches hold ONNX
+// Runtime's keys and values rounded to half floats, in place or copied.
+TEST(AttentionOp, QkvAttentionOverAHalfCacheMatchesTheNodesOverTheRoundedCache) {
+  test::TempDir dir;
+  OnnxEnvironment env(2);
+  const OnnxSession ort(env, qkv_attention_model(dir.path(), false));
+  const OnnxSession ours(env, qkv_attention_model(dir.path(), true));
+  const std::vector<Step> steps = {{2, 1, 16, {4, 9}, 10, true}, {1, 1, 6, {6}, 7, false}, {1, 5, 16, {4}, 5, true},
+                                   {1, 3, 16, {7}, 8, true},     {2, 3, 12, {2, 2}, 3, true}, {1, 4, 6, {8}, 9, false}};
+  std::size_t checked = 0;
+  for (const Step& step : steps) {
+    const unsigned seed = static_cast<unsigned>(13 * checked + 3);
+    const Result expected = run_step(ort, step, seed, true, 0, /*half_past=*/true);
+    const Result got = run_step(ours, step, seed, true);
+    const double difference = relative_difference(got.out, expected.out);
+    const bool prompt = step.tokens > 1;
+    std::printf("[ QkvAttentionHalfCache, batch %lld, %lld tokens, %s ] attention %.2g from ONNX Runtime's nodes\n",
+                static_cast<long long>(step.batch), static_cast<long long>(step.tokens), step.in_place ? "in place" : "copied", difference);
+    EXPECT_LT(difference, prompt ? 1e-5 : 2e-3);
+    for (std::int64_t b = 0; b < step.batch; ++b) {  // the positions each sequence holds after the step
+      const std::int64_t used = step.seqlens[static_cast<std::size_t>(b)] + 1;
+      const std::int64_t got_capacity = static_cast<std::int64_t>(got.present_key.size()) / (step.batch * kKvHeads * kHeadDim);
+      const std::int64_t want_capacity = static_cast<std::int64_t>(expected.present_key.size()) / (step.batch * kKvHeads * kHeadDim);
+      double worst = 0;
+      for (std::int64_t j = 0; j < kKvHeads; ++j) {
+        for (std::int64_t at = 0; at < used * kHeadDim; ++at) {
+          const auto ours_at = static_cast<std::size_t>((b * kKvHeads + j) * got_capacity * kHeadDim + at);
+          const auto theirs_at = static_cast<std::size_t>((b * kKvHeads + j) * want_capacity * kHeadDim + at);
+          for (const auto& [mine, theirs] : {std::pair{got.present_key[ours_at], expected.present_key[theirs_at]},
+                                             std::pair{got.present_value[ours_at], expected.present_value[theirs_at]}}) {
+            worst = std::max(worst, static_cast<double>(std::fabs(mine - fp16_to_float(float_to_fp16(theirs)))) / std::max(1.0f, std::fabs(theirs)));
+          }
+        }
+      }
+      EXPECT_LT(worst, 1e-3) << "sequence " << b;  // equal, or a half-float step apart where the preamble's rounding differs
+    }
+    ++checked;
+  }
+  EXPECT_EQ(checked, steps.size());
 }
 
 TEST(AttentionOp, LengthsOutsideTheCacheAreErrorsNamingTheOp) {

@@ -330,10 +330,11 @@ TEST(TextExport, TheKernelGraphRunsEveryLayersAttentionAndSwigluOnQ3vlsOps) {
   }
   EXPECT_EQ(sigmoids, 0);
   EXPECT_EQ(fused, layers);
-  // Each layer's attention with its q/k/v split, norms and rotations: QkvAttention, nothing else left.
+  // Each layer's attention with its q/k/v split, norms and rotations: QkvAttention over half-float
+  // caches (every layer's is one), nothing else left.
   std::int64_t fused_attention = 0, rotations = 0, reshapes = 0;
   for (const onnx::NodeProto& node : kernels.graph().node()) {
-    fused_attention += node.op_type() == package::kQkvAttentionOp && node.domain() == package::kQ3vlOpDomain;
+    fused_attention += node.op_type() == package::kQkvAttentionHalfCacheOp && node.domain() == package::kQ3vlOpDomain;
     rotations += node.op_type() == "RotaryEmbedding";
     reshapes += node.op_type() == "Reshape";
   }
@@ -342,6 +343,28 @@ TEST(TextExport, TheKernelGraphRunsEveryLayersAttentionAndSwigluOnQ3vlsOps) {
   EXPECT_LE(reshapes, 2);  // the rotary tables' own, once for all layers
   EXPECT_EQ(attention_nodes(package::kKernelTextModel, graph::kMicrosoftDomain), 0);
   EXPECT_EQ(attention_nodes(package::kTextModel, graph::kMicrosoftDomain), layers);
+  // The caches the runtime binds: half floats in the kernel graph, float32 in text.onnx (genai's).
+  std::map<std::string, int> types;
+  for (const onnx::ValueInfoProto& v : kernels.graph().input()) types[v.name()] = v.type().tensor_type().elem_type();
+  for (const onnx::ValueInfoProto& v : kernels.graph().output()) types[v.name()] = v.type().tensor_type().elem_type();
+  std::size_t half_caches = 0;
+  for (std::int64_t layer = 0; layer < layers; ++layer) {
+    for (const std::string& name : {package::past_key(layer), package::past_value(layer), package::present_key(layer), package::present_value(layer)}) {
+      EXPECT_EQ(types[name], onnx::TensorProto::FLOAT16) << name;
+      ++half_caches;
+    }
+  }
+  EXPECT_EQ(half_caches, static_cast<std::size_t>(4 * layers));
+  onnx::ModelProto text;
+  std::ifstream text_in(package / package::kTextModel, std::ios::binary);
+  ASSERT_TRUE(text.ParseFromIstream(&text_in));
+  std::size_t float_caches = 0;
+  for (const onnx::ValueInfoProto& v : text.graph().input()) {
+    if (v.name() != package::past_key(0)) continue;
+    EXPECT_EQ(v.type().tensor_type().elem_type(), onnx::TensorProto::FLOAT);
+    ++float_caches;
+  }
+  EXPECT_EQ(float_caches, 1u);
 }
 
 }  // namespace

@@ -133,11 +133,24 @@ std::vector<std::vector<float>> prefill_router_logits(const test::GoldenCase& c,
   inputs.push_back(tensor_view(embeds, {1, S, static_cast<std::int64_t>(embeds.size()) / S}));
   inputs.push_back(tensor_view(mask, {1, S}));
   inputs.push_back(tensor_view(positions, {3, 1, S}));
-  std::vector<float> empty_past;  // no cached tokens: [1, kv_heads, 0, head_dim]
+  // No cached tokens: [1, kv_heads, 0, head_dim], of the session's cache type (text.kernels.onnx's
+  // is float16).
+  std::vector<float> empty_past;
+  std::uint16_t no_halves = 0;
+  const std::vector<std::string> session_inputs = session.input_names();
+  bool half_cache = false;
+  for (std::size_t i = 0; i < session_inputs.size(); ++i) {
+    if (session_inputs[i] == package::past_key(0)) {
+      half_cache = session.session().GetInputTypeInfo(i).GetTensorTypeAndShapeInfo().GetElementType() == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16;
+    }
+  }
+  const std::vector<std::int64_t> empty_shape{1, t.num_key_value_heads, 0, t.head_dim};
+  const Ort::MemoryInfo cpu = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
   for (std::int64_t l = 0; l < t.num_hidden_layers; ++l) {
     for (const std::string& name : {package::past_key(l), package::past_value(l)}) {
       names.push_back(name);
-      inputs.push_back(tensor_view(empty_past, {1, t.num_key_value_heads, 0, t.head_dim}));
+      inputs.push_back(half_cache ? Ort::Value::CreateTensor(cpu, &no_halves, 0, empty_shape.data(), empty_shape.size(), ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16)
+                                  : tensor_view(empty_past, empty_shape));
     }
   }
   std::vector<std::string> outputs;
