@@ -1,5 +1,5 @@
 // Text decoder speed on a package: prefill tokens/s and decode tokens/s, with decode set against
-// the memory-bandwidth bound (weights read per token / measured read bandwidth).
+// the memory-bandwidth bound (weights and KV cache read per token / measured read bandwidth).
 // With --batch, also batched decode (issue 14): B sequences, each after its own prompt, stepping
 // together; aggregate tokens/s and the step time against one sequence's.
 //   decode_bench PACKAGE [--prompt N] [--decode N] [--threads N] [--batch 1,2,4,8] [--decoder text.onnx]
@@ -183,14 +183,19 @@ void run(const char* package_dir, const Options& options) {
     const double half_scales = static_cast<double>(std::filesystem::file_size(package.dir() / package::kKernelTextData, ec));
     if (!ec) weight_bytes -= half_scales;
   }
-  const double bytes_per_token = weight_bytes * weights_read_per_token(config.text);
-  std::printf("machine: read bandwidth %.1f GB/s; %s weights %.2f GB, %.2f GB read per token -> decode bound %.1f tok/s\n",
-              bandwidth, text_model.model.filename().c_str(), weight_bytes / 1e9, bytes_per_token / 1e9, bandwidth * 1e9 / bytes_per_token);
   OnnxEnvironment env(options.threads);
   EmbeddingModel embedding(env, package.embedding_model(), config);
   SessionOptions decoder_options;
   decoder_options.prepack_weights = !package.float_decoder();
   const DecoderModel decoder_model(env, text_model.model, config, decoder_options);
+  // Each step also reads the KV cache of every position so far (on average the prompt and half the
+  // decoded tokens), in the decoder's cache type.
+  const KvLayout kv = decoder_model.kv_layout();
+  const double cache_bytes = static_cast<double>(options.prompt + options.decode / 2) * static_cast<double>(kv.bytes_per_token());
+  const double bytes_per_token = weight_bytes * weights_read_per_token(config.text) + cache_bytes;
+  std::printf("machine: read bandwidth %.1f GB/s; %s weights %.2f GB; %.2f GB read per token (the float%d KV cache %.0f MB of it) -> decode bound %.1f tok/s\n",
+              bandwidth, text_model.model.filename().c_str(), weight_bytes / 1e9, bytes_per_token / 1e9, static_cast<int>(kv.element_bytes * 8),
+              cache_bytes / 1e6, bandwidth * 1e9 / bytes_per_token);
 
   const Timings timings = measure(embedding, decoder_model, options);
   const double decode_rate = static_cast<double>(options.decode) / timings.decode_s;
