@@ -9,6 +9,7 @@
 
 #include "engine/batch_engine.h"
 #include "engine/model_data.h"
+#include "export/package_writer.h"
 #include "q3vl/error.h"
 #include "support/full_model.h"
 #include "support/golden.h"
@@ -35,8 +36,9 @@ struct TwinSequence {
   std::int64_t prompt_tokens = 0;
 };
 
-TEST_F(Batch, BatchedStepGivesEachSequenceItsOwnLogits) {
-  const ModelData& data = model()->data();
+// Four sequences in one pool: rows 0, 2 and 3 decode six batched steps, each against a twin run
+// alone, and row 1 sits every step out and then gives its twin's logits.
+void expect_batched_steps_match_sequences_alone(const ModelData& data) {
   const std::int64_t vocab = data.package.config().text.vocab_size;
   auto pool = std::make_shared<KvPool>(data.decoder.kv_layout(), 4, 512);
   // Rows 0, 2 and 3 decode; row 1 holds a prompt and sits every step out.
@@ -91,6 +93,28 @@ TEST_F(Batch, BatchedStepGivesEachSequenceItsOwnLogits) {
   const std::vector<float> shared = data.decoder.forward(waiting.shared, embedding, text_positions(at, 1)).logits;
   const std::vector<float> alone = data.decoder.forward(waiting.alone, embedding, text_positions(at, 1)).logits;
   EXPECT_LT(test::compare(shared, alone).relative(), 1e-5);
+}
+
+TEST_F(Batch, BatchedStepGivesEachSequenceItsOwnLogits) { expect_batched_steps_match_sequences_alone(model()->data()); }
+
+// The same over a float16 KV cache: an int4 package's decoder (text.kernels.onnx), whose
+// attention reads and appends half floats, batched rows and the row that waits included.
+TEST(BatchHalfCache, BatchedStepsOverAFloat16CacheGiveEachSequenceItsOwnLogits) {
+  test::TempDir dir;
+  PackageOptions options;
+  options.tokenizer_dir = Q3VL_TOKENIZER_DIR;
+  options.video_preprocessor_config = test::reference_video_preprocessor_config();
+  options.show_progress = false;
+  options.parts = {PackagePart::Embedding, PackagePart::Text};
+  LinearOptions int4;
+  int4.format = WeightFormat::Int4;
+  int4.block_size = 16;
+  options.text.linear = int4;
+  options.text.lm_head = int4;
+  build_package(test::golden_dir() / "models" / "full", dir.path() / "pkg", options);
+  const std::shared_ptr<const Model> model = Model::load(dir.path() / "pkg");
+  ASSERT_EQ(model->data().decoder.kv_layout().element_bytes, 2u);  // the kernel graph's float16 cache
+  expect_batched_steps_match_sequences_alone(model->data());
 }
 
 // The golden `full` cases (text, image + system, two turns) at once on one engine, twice (the
