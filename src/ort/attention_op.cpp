@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "kernels/decode_attention.h"
+#include "kernels/half_floats.h"
 #include "kernels/qk_norm_rotary.h"
-#include "math/half_float.h"
 #include "ort/onnx_session.h"
 #include "ort/custom_op_support.h"
 #include "package/format.h"
@@ -198,10 +198,8 @@ void AttentionKernel::prompt_over_half_cache(OrtKernelContext* raw, const std::v
     const std::int64_t cached = first_prompt ? 0 : std::min<std::int64_t>(P, seqlens[b] + 1 - tokens);
     for (std::int64_t h = 0; h < H; ++h) {
       const std::size_t from = count(b * H + h, P, D, 1);
-      for (std::size_t i = 0; i < static_cast<std::size_t>(cached * D); ++i) {
-        past_key[from + i] = fp16_to_float(half_key[from + i]);
-        past_value[from + i] = fp16_to_float(half_value[from + i]);
-      }
+      kernels::halves_to_floats(half_key + from, past_key + from, static_cast<std::size_t>(cached * D));
+      kernels::halves_to_floats(half_value + from, past_value + from, static_cast<std::size_t>(cached * D));
     }
   }
   Ort::Value past_key_value = tensor_view(std::span<float>(past_key, in_place ? present_size : past_size), past_shape);
@@ -218,10 +216,8 @@ void AttentionKernel::prompt_over_half_cache(OrtKernelContext* raw, const std::v
     const std::int64_t filled = std::min<std::int64_t>(capacity, seqlens[b] + 1);
     for (std::int64_t h = 0; h < H; ++h) {
       const std::size_t at = count(b * H + h, capacity, D, 1);
-      for (std::size_t i = 0; i < static_cast<std::size_t>(filled * D); ++i) {
-        key_out[at + i] = float_to_fp16(wide_present_key[at + i]);
-        value_out[at + i] = float_to_fp16(wide_present_value[at + i]);
-      }
+      kernels::floats_to_halves(wide_present_key.get() + at, key_out + at, static_cast<std::size_t>(filled * D));
+      kernels::floats_to_halves(wide_present_value.get() + at, value_out + at, static_cast<std::size_t>(filled * D));
     }
   }
 }
