@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
   std::printf("machine: read bandwidth %.1f GB/s (%d threads); a decode step reads %.1f MB of experts\n", bandwidth, threads, expert_bytes / 1e6);
   const ParallelFor parallel = q3vl::bench::threaded_for(threads);
   std::normal_distribution<float> normal;
-  for (const Int4Isa isa : {Int4Isa::Portable, Int4Isa::Avx2, Int4Isa::Avx512Vnni}) {
+  for (const Int4Isa isa : kEveryInt4Isa) {
     if (!int4_isa_available(isa)) continue;
     for (const std::int64_t tokens : {std::int64_t{1}, std::int64_t{256}}) {
       std::vector<float> x(static_cast<std::size_t>(tokens * H)), logits(static_cast<std::size_t>(tokens * E)), out(x.size());

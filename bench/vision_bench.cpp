@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
     SessionOptions session_options;
     session_options.prepack_weights = prepack;
     // What q3vl run loads: vision.kernels.onnx where it is valid and this CPU has its kernels.
-    const VisionModelChoice chosen = choose_vision_model(package, true, kernels::int4_isa_available(kernels::Int4Isa::Avx512Vnni));
+    const VisionModelChoice chosen = choose_vision_model(package, true, kernels::int8_kernels_fast());
     const auto load_start = std::chrono::steady_clock::now();
     VisionEncoder encoder(env, chosen.model, config, session_options);
     std::printf("%s load (prepack %s): %.0f ms%s%s\n", chosen.model.filename().string().c_str(), prepack ? "on" : "off",

@@ -31,7 +31,7 @@ ModelData::ModelData(const std::filesystem::path& dir, const ModelOptions& optio
       session_options(counted(sessions_created)),
       vision_cache(options.vision_cache_bytes > 0 ? std::make_unique<VisionFeatureCache>(options.vision_cache_bytes) : nullptr),
       text_model(choose_text_model(package, Ort::GetVersionString(), options.prepacked_text, options.q3vl_kernels)),
-      vision_model(choose_vision_model(package, options.q3vl_kernels, kernels::int4_isa_available(kernels::Int4Isa::Avx512Vnni))),
+      vision_model(choose_vision_model(package, options.q3vl_kernels, kernels::int8_kernels_fast())),
       // Session creation is mostly single-threaded weight prepacking: on a second core, the vision
       // encoder and the tokenizer load in the time the text models take.
       vision_preload_(options.preload_vision && std::filesystem::exists(package.vision_model())

@@ -23,6 +23,7 @@ GroupKernel group_kernel(Int4Isa isa) {
   switch (usable_isa(isa)) {
 #if defined(Q3VL_X86_KERNELS)
     case Int4Isa::Avx512Vnni: return attend_group_avx512;
+    case Int4Isa::AvxVnni:  // VNNI adds nothing here
     case Int4Isa::Avx2: return attend_group_avx2;
 #endif
     default: return attend_group_portable;

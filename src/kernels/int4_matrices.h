@@ -28,9 +28,18 @@ struct Int4Matrices {
 inline bool int4_block_supported(std::int64_t block) { return block >= 2 && (block & (block - 1)) == 0; }
 
 // The instruction set a kernel call uses; Best picks the widest this CPU has.
-enum class Int4Isa { Best, Portable, Avx2, Avx512Vnni };
+// AvxVnni: AVX2 with AVX-VNNI's 256-bit dpbusd (Intel's client cores from Alder Lake, which lack
+// AVX-512).
+enum class Int4Isa { Best, Portable, Avx2, AvxVnni, Avx512Vnni };
 bool int4_isa_available(Int4Isa isa);
 std::string to_string(Int4Isa isa);
+// Every instruction set from the narrowest (Portable) to the widest, Best not included.
+inline constexpr Int4Isa kEveryInt4Isa[] = {Int4Isa::Portable, Int4Isa::Avx2, Int4Isa::AvxVnni, Int4Isa::Avx512Vnni};
+// Whether q3vl's int8 panels are known to beat ONNX Runtime's MatMulNBits on this CPU: with AVX-512
+// VNNI (1.4x in int4_matmul_bench). AVX-VNNI's and AVX2's panels are not measured against MLAS's
+// own paths for them (no such CPU at hand: here MLAS takes its AVX-512 path), so those CPUs keep
+// MatMulNBits for int8 vision.
+bool int8_kernels_fast();
 // `isa`, or for Best the widest this CPU has; throws Unsupported if the CPU lacks it.
 Int4Isa usable_isa(Int4Isa isa);
 

@@ -85,6 +85,7 @@ void int4_rows_portable(const RowsJob& job) {
 Int4Isa usable_isa(Int4Isa isa) {
   if (isa == Int4Isa::Best) {
     isa = int4_isa_available(Int4Isa::Avx512Vnni) ? Int4Isa::Avx512Vnni
+          : int4_isa_available(Int4Isa::AvxVnni)  ? Int4Isa::AvxVnni
           : int4_isa_available(Int4Isa::Avx2)     ? Int4Isa::Avx2
                                                   : Int4Isa::Portable;
   }
@@ -96,7 +97,11 @@ RowsKernel int4_rows_kernel(Int4Isa isa, std::int64_t group) {
   isa = usable_isa(isa);
   if (group != 32 || isa == Int4Isa::Portable) return int4_rows_portable;
 #if defined(Q3VL_X86_KERNELS)
-  return isa == Int4Isa::Avx512Vnni ? int4_rows_avx512vnni : int4_rows_avx2;
+  switch (isa) {
+    case Int4Isa::Avx512Vnni: return int4_rows_avx512vnni;
+    case Int4Isa::AvxVnni: return int4_rows_avxvnni;
+    default: return int4_rows_avx2;
+  }
 #else
   return int4_rows_portable;
 #endif
@@ -106,6 +111,8 @@ RowsKernel int8_rows_kernel(Int4Isa isa, [[maybe_unused]] std::int64_t group) {
   isa = usable_isa(isa);
 #if defined(Q3VL_X86_KERNELS)
   if (group == 32 && isa == Int4Isa::Avx512Vnni) return rows_panels_avx512vnni;
+  if (group == 32 && isa == Int4Isa::AvxVnni) return int8_panels_avxvnni;
+  if (group == 32 && isa == Int4Isa::Avx2) return int8_panels_avx2;
 #endif
   return int4_rows_portable;
 }
@@ -116,11 +123,15 @@ bool int4_isa_available(Int4Isa isa) {
     case Int4Isa::Portable: return true;
 #if defined(Q3VL_X86_KERNELS)
     case Int4Isa::Avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    case Int4Isa::AvxVnni:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") &&
+             __builtin_cpu_supports("avxvnni");
     case Int4Isa::Avx512Vnni:
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
 #else
     case Int4Isa::Avx2:
+    case Int4Isa::AvxVnni:
     case Int4Isa::Avx512Vnni: return false;
 #endif
   }
@@ -132,10 +143,13 @@ std::string to_string(Int4Isa isa) {
     case Int4Isa::Best: return "best";
     case Int4Isa::Portable: return "portable C++";
     case Int4Isa::Avx2: return "AVX2";
+    case Int4Isa::AvxVnni: return "AVX-VNNI";
     case Int4Isa::Avx512Vnni: return "AVX-512 VNNI";
   }
   return "?";
 }
+
+bool int8_kernels_fast() { return int4_isa_available(Int4Isa::Avx512Vnni); }
 
 ParallelFor serial_for() {
   return [](std::size_t count, const std::function<void(std::size_t)>& task) {

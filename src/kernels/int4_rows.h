@@ -69,14 +69,21 @@ using RowsKernel = void (*)(const RowsJob&);
 // The row kernel for `isa` (Best: the widest this CPU has) and activation groups of `group`: a
 // vector one for groups of 32, the portable one otherwise. Throws Unsupported if the CPU lacks `isa`.
 RowsKernel int4_rows_kernel(Int4Isa isa, std::int64_t group);
-// The row kernel for int8 weights: rows_panels_avx512vnni where `isa` is AVX-512 VNNI (or Best and
-// the CPU has it), the portable one otherwise. Throws Unsupported if the CPU lacks `isa`.
+// The row kernel for int8 weights and activation groups of `group`: for groups of 32 the panels of
+// `isa` (Best: the widest this CPU has), the portable one otherwise. Throws Unsupported if the CPU
+// lacks `isa`.
 RowsKernel int8_rows_kernel(Int4Isa isa, std::int64_t group);
 // Need group == 32 and cols % 32 == 0, block % 32 == 0.
 // AVX2: the row tiles below kPanelTokensAvx2 tokens, the panels (int4 only) from there on.
 void int4_rows_avx2(const RowsJob& job);
 void int4_row_tiles_avx2(const RowsJob& job);
 void int4_panels_avx2(const RowsJob& job);
+void int8_panels_avx2(const RowsJob& job);  // any number of tokens
+// AVX-VNNI: as AVX2's, with 256-bit dpbusd (int4_rows_avxvnni.cpp, panels_avxvnni.cpp).
+void int4_rows_avxvnni(const RowsJob& job);
+void int4_row_tiles_avxvnni(const RowsJob& job);
+void int4_panels_avxvnni(const RowsJob& job);
+void int8_panels_avxvnni(const RowsJob& job);  // any number of tokens
 // AVX-512 VNNI: the row tiles below kPanelTokensAvx512 tokens, the panels from there on.
 void int4_rows_avx512vnni(const RowsJob& job);
 void int4_row_tiles_avx512vnni(const RowsJob& job);
@@ -86,5 +93,6 @@ void rows_panels_avx512vnni(const RowsJob& job);
 // matrix in cache, where the interleaving's share is largest).
 constexpr std::int64_t kPanelTokensAvx512 = 5;
 constexpr std::int64_t kPanelTokensAvx2 = 12;
+constexpr std::int64_t kPanelTokensAvxVnni = 10;  // measured on this machine's AVX-VNNI: the two cross between 8 and 12
 
 }  // namespace q3vl::kernels

@@ -79,6 +79,7 @@ void swiglu_rows(const float* gate_up, std::int64_t rows, std::int64_t width, Ga
   switch (usable_isa(isa)) {
 #if defined(Q3VL_X86_KERNELS)
     case Int4Isa::Avx512Vnni: return swiglu_avx512(gate_up, rows, width, layout, out);
+    case Int4Isa::AvxVnni:  // VNNI adds nothing here
     case Int4Isa::Avx2: return swiglu_avx2(gate_up, rows, width, layout, out);
 #endif
     default: return swiglu_portable(gate_up, rows, width, layout, out);

@@ -35,8 +35,8 @@ struct VisionModelChoice {
   std::string note;  // which encoder and why, or why the kernel graph was ignored; empty for a plain vision.onnx
 };
 
-// vision.kernels.onnx when asked, valid and `fast_int8` (the CPU has the vector kernel for it:
-// elsewhere ONNX Runtime's MatMulNBits is faster); vision.onnx otherwise.
+// vision.kernels.onnx when asked, valid and `fast_int8` (kernels::int8_kernels_fast: elsewhere
+// ONNX Runtime's MatMulNBits is faster); vision.onnx otherwise.
 VisionModelChoice choose_vision_model(const Package& package, bool use_kernels, bool fast_int8);
 
 }  // namespace q3vl

@@ -176,7 +176,7 @@ TEST_F(Runtime, Int8VisionLoadsTheKernelGraphOnlyUnderAMatchingStamp) {
     return !conversation.send(images, "Describe this image.", greedy(3), nullptr).tokens.empty();
   };
   const std::shared_ptr<const Model> model = Model::load(int8_package);
-  EXPECT_EQ(model->vision_model_note(), kernels::int4_isa_available(kernels::Int4Isa::Avx512Vnni)
+  EXPECT_EQ(model->vision_model_note(), kernels::int8_kernels_fast()
                                             ? "vision encoder: vision.kernels.onnx (q3vl's int8 kernels)"
                                             : "vision encoder: vision.onnx (this CPU lacks AVX-512 VNNI, which vision.kernels.onnx's kernels need to be faster)");
   EXPECT_TRUE(replies(model));
@@ -196,7 +196,7 @@ TEST_F(Runtime, Int8VisionLoadsTheKernelGraphOnlyUnderAMatchingStamp) {
   EXPECT_TRUE(replies(garbled));
   // A matching stamp beside an empty kernel graph (say, a copy that stopped): the image turn fails
   // with an error naming the file, no crash. (Only on CPUs that would load it.)
-  if (kernels::int4_isa_available(kernels::Int4Isa::Avx512Vnni)) {
+  if (kernels::int8_kernels_fast()) {
     write_json_file(stamp_path, kernel_vision_stamp(int8_package));
     fs::resize_file(int8_package / package::kKernelVisionModel, 0);
     Conversation conversation(Model::load(int8_package));

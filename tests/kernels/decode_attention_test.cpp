@@ -142,7 +142,7 @@ TEST(DecodeAttention, MatchesAttentionInDoublePrecisionOnEveryInstructionSet) {
       {8, 4, 128, {2000}, 2048, 0},     // a long context
   };
   std::size_t checked = 0;
-  for (const Int4Isa isa : {Int4Isa::Portable, Int4Isa::Avx2, Int4Isa::Avx512Vnni}) {
+  for (const Int4Isa isa : kEveryInt4Isa) {
     if (!int4_isa_available(isa)) continue;
     for (const Case& c : cases) {
       std::mt19937 rng(static_cast<unsigned>(c.head_dim * 31 + c.num_heads));
@@ -180,7 +180,7 @@ TEST(DecodeAttention, AHalfFloatCacheIsAttentionOverTheRoundedKeysAndValues) {
     return v;
   };
   std::size_t checked = 0;
-  for (const Int4Isa isa : {Int4Isa::Portable, Int4Isa::Avx2, Int4Isa::Avx512Vnni}) {
+  for (const Int4Isa isa : kEveryInt4Isa) {
     if (!int4_isa_available(isa)) continue;
     for (const Case& c : cases) {
       std::mt19937 rng(static_cast<unsigned>(c.head_dim * 17 + c.num_heads));

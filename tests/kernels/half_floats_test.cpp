@@ -30,7 +30,7 @@ TEST(HalfFloats, RunsConvertAsTheScalarConversionsOnEveryInstructionSet) {
     if (h + 1 < 0x7C00u) floats.push_back(here + (next - here) / 2);
   }
   std::size_t checked = 0;
-  for (const Int4Isa isa : {Int4Isa::Portable, Int4Isa::Avx2, Int4Isa::Avx512Vnni}) {
+  for (const Int4Isa isa : kEveryInt4Isa) {
     if (!int4_isa_available(isa)) continue;
     std::vector<float> widened(halves.size());
     halves_to_floats(halves.data(), widened.data(), halves.size(), isa);

@@ -81,7 +81,7 @@ inline double relative_error(const std::vector<float>& ours, const std::vector<d
 
 inline std::vector<Int4Isa> available_isas() {
   std::vector<Int4Isa> isas;
-  for (Int4Isa isa : {Int4Isa::Portable, Int4Isa::Avx2, Int4Isa::Avx512Vnni}) {
+  for (Int4Isa isa : kEveryInt4Isa) {
     if (int4_isa_available(isa)) isas.push_back(isa);
   }
   return isas;

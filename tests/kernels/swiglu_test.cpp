@@ -16,7 +16,7 @@ double swiglu_reference(double gate, double up) { return gate / (1.0 + std::exp(
 
 TEST(Swiglu, MatchesDoublePrecisionOnEveryInstructionSetAndLayout) {
   std::size_t checked = 0;
-  for (const Int4Isa isa : {Int4Isa::Portable, Int4Isa::Avx2, Int4Isa::Avx512Vnni}) {
+  for (const Int4Isa isa : kEveryInt4Isa) {
     if (!int4_isa_available(isa)) continue;
     for (const std::int64_t width : {std::int64_t{768}, std::int64_t{37}, std::int64_t{3}}) {
       for (const GateUpLayout layout : {GateUpLayout::Halves, GateUpLayout::Interleaved}) {
