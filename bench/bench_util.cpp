@@ -5,8 +5,11 @@
 #include <fstream>
 #include <future>
 #include <numeric>
+#include <stdexcept>
 #include <thread>
 #include <vector>
+
+#include <stdlib.h>
 
 #include "graph/graph_builder.h"
 #include "ort/onnx_session.h"
@@ -64,8 +67,34 @@ double read_bandwidth_gbs(int threads, std::size_t bytes) {
   return rates[rates.size() / 2];  // the median: single passes on this VM swing widely
 }
 
-double onnxruntime_gemm_gflops(const std::filesystem::path& scratch_dir, std::int64_t n, int threads) {
-  const std::filesystem::path model = scratch_dir / "gemm_peak.onnx";
+namespace {
+
+// A fresh folder of this process's own under the system's temporary folder (mkdtemp), removed with
+// everything in it when done: the benchmarks' one-node models never land on a file they did not make.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "q3vl-bench-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("cannot make a scratch folder in " + pattern);
+    path_ = pattern;
+  }
+  ~ScratchDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+}  // namespace
+
+double onnxruntime_gemm_gflops(std::int64_t n, int threads) {
+  const ScratchDir scratch;
+  const std::filesystem::path model = scratch.path() / "gemm_peak.onnx";
   {
     graph::GraphBuilder g("gemm");
     const std::string a = g.input("a", graph::kFloat, {n, n});
@@ -86,14 +115,14 @@ double onnxruntime_gemm_gflops(const std::filesystem::path& scratch_dir, std::in
     session.run({"a", "b"}, inputs, {"c"});
     best = std::max(best, 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n) / seconds_since(start) / 1e9);
   }
-  std::filesystem::remove(model);
   return best;
 }
 
-double onnxruntime_matmulnbits_seconds(const std::filesystem::path& scratch_dir, std::int64_t bits, std::span<const std::uint8_t> packed,
+double onnxruntime_matmulnbits_seconds(std::int64_t bits, std::span<const std::uint8_t> packed,
                                        std::span<const float> scales, std::int64_t rows, std::int64_t cols, std::int64_t block,
                                        std::span<const float> x, std::int64_t tokens, int threads, int runs) {
-  const std::filesystem::path model = scratch_dir / "matmulnbits.onnx";
+  const ScratchDir scratch;
+  const std::filesystem::path model = scratch.path() / "matmulnbits.onnx";
   {
     graph::GraphBuilder g("matmulnbits");
     const std::string input = g.input("x", graph::kFloat, {tokens, cols});
@@ -116,8 +145,6 @@ double onnxruntime_matmulnbits_seconds(const std::filesystem::path& scratch_dir,
     session.run({"x"}, inputs, {"y"});
     if (run > 0) best = std::min(best, seconds_since(start));
   }
-  std::filesystem::remove(model);
-  std::filesystem::remove(model.string() + ".data");
   return best;
 }
 

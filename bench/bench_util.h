@@ -17,13 +17,14 @@ double read_bandwidth_gbs(int threads, std::size_t bytes = std::size_t{2} << 30)
 
 // FP32 GEMM rate of ONNX Runtime's MatMul on an n x n x n product (GFLOP/s, best of a few runs):
 // the practical compute peak the vision encoder and prefill can reach here.
-double onnxruntime_gemm_gflops(const std::filesystem::path& scratch_dir, std::int64_t n = 2048, int threads = 0);
+// (This and the next write their one-node model to a fresh temporary folder, removed after.)
+double onnxruntime_gemm_gflops(std::int64_t n = 2048, int threads = 0);
 
 // Best seconds of `runs` calls of ONNX Runtime's MatMulNBits (accuracy level 4: activations
 // quantized to int8, as q3vl's kernels do) on x [tokens, cols] with B in its `bits` 4 or 8 layout
 // ([rows, cols / block, block * bits / 8] bytes, no zero points) and float scales [rows, cols / block]:
 // the rate q3vl's own int4/int8 kernels are measured against, on this CPU's MLAS path.
-double onnxruntime_matmulnbits_seconds(const std::filesystem::path& scratch_dir, std::int64_t bits, std::span<const std::uint8_t> packed,
+double onnxruntime_matmulnbits_seconds(std::int64_t bits, std::span<const std::uint8_t> packed,
                                        std::span<const float> scales, std::int64_t rows, std::int64_t cols, std::int64_t block,
                                        std::span<const float> x, std::int64_t tokens, int threads, int runs);
 

@@ -10,7 +10,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -88,11 +87,10 @@ int main(int argc, char** argv) {
     std::printf("%-13s decode step: %.2f ms, %.1f GB/s = %.0f%% of the read bandwidth\n", to_string(isa).c_str(), step * 1e3,
                 decode_bytes / step / 1e9, 100.0 * decode_bytes / step / 1e9 / bandwidth);
   }
-  const std::filesystem::path scratch = std::filesystem::temp_directory_path();
   const auto mlas_line = [&](const char* what, std::int64_t bits, const std::vector<std::uint8_t>& packed, const std::vector<float>& scales,
                              std::int64_t rows, std::int64_t cols, const std::vector<float>& input, std::int64_t tokens) {
     const double seconds =
-        q3vl::bench::onnxruntime_matmulnbits_seconds(scratch, bits, packed, scales, rows, cols, block, input, tokens, threads, 3);
+        q3vl::bench::onnxruntime_matmulnbits_seconds(bits, packed, scales, rows, cols, block, input, tokens, threads, 3);
     std::printf("%-13s %s %lld tokens x [%lld, %lld]: %.1f ms, %.1f G multiply-adds/s\n", "MatMulNBits", what, static_cast<long long>(tokens),
                 static_cast<long long>(rows), static_cast<long long>(cols), seconds * 1e3,
                 static_cast<double>(tokens * rows * cols) / seconds / 1e9);

@@ -141,7 +141,7 @@ int main(int argc, char** argv) {
       report_error_against(encoder, reference_encoder, config, rng);
       return 0;
     }
-    const double peak = bench::onnxruntime_gemm_gflops(std::filesystem::temp_directory_path(), 2048, threads);
+    const double peak = bench::onnxruntime_gemm_gflops(2048, threads);
     std::printf("machine: ONNX Runtime FP32 GEMM 2048^3: %.1f GFLOP/s (the practical peak)\n", peak);
     for (std::int64_t side : sides) {
       const std::int64_t grid = side / config.vision.patch_size;

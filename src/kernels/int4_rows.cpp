@@ -82,6 +82,22 @@ void int4_rows_portable(const RowsJob& job) {
   }
 }
 
+#if defined(Q3VL_X86_KERNELS)
+namespace {
+
+// The row tiles below kPanelTokens tokens, the panels from there on.
+template <RowsKernel kTiles, RowsKernel kPanels, std::int64_t kPanelTokens>
+void tiles_or_panels(const RowsJob& job) {
+  if (job.token_count >= kPanelTokens) {
+    kPanels(job);
+  } else {
+    kTiles(job);
+  }
+}
+
+}  // namespace
+#endif
+
 Int4Isa usable_isa(Int4Isa isa) {
   if (isa == Int4Isa::Best) {
     isa = int4_isa_available(Int4Isa::Avx512Vnni) ? Int4Isa::Avx512Vnni
@@ -98,9 +114,9 @@ RowsKernel int4_rows_kernel(Int4Isa isa, std::int64_t group) {
   if (group != 32 || isa == Int4Isa::Portable) return int4_rows_portable;
 #if defined(Q3VL_X86_KERNELS)
   switch (isa) {
-    case Int4Isa::Avx512Vnni: return int4_rows_avx512vnni;
-    case Int4Isa::AvxVnni: return int4_rows_avxvnni;
-    default: return int4_rows_avx2;
+    case Int4Isa::Avx512Vnni: return tiles_or_panels<int4_row_tiles_avx512vnni, rows_panels_avx512vnni, kPanelTokensAvx512>;
+    case Int4Isa::AvxVnni: return tiles_or_panels<int4_row_tiles_avxvnni, int4_panels_avxvnni, kPanelTokensAvxVnni>;
+    default: return tiles_or_panels<int4_row_tiles_avx2, int4_panels_avx2, kPanelTokensAvx2>;
   }
 #else
   return int4_rows_portable;

@@ -73,19 +73,16 @@ RowsKernel int4_rows_kernel(Int4Isa isa, std::int64_t group);
 // `isa` (Best: the widest this CPU has), the portable one otherwise. Throws Unsupported if the CPU
 // lacks `isa`.
 RowsKernel int8_rows_kernel(Int4Isa isa, std::int64_t group);
-// Need group == 32 and cols % 32 == 0, block % 32 == 0.
-// AVX2: the row tiles below kPanelTokensAvx2 tokens, the panels (int4 only) from there on.
-void int4_rows_avx2(const RowsJob& job);
+// Need group == 32 and cols % 32 == 0, block % 32 == 0. Per instruction set, the row tiles
+// (int4_rows_simd.inc) for few tokens and the panels (panel.h) for many; int4_rows_kernel switches
+// between them at the instruction set's kPanelTokens*.
 void int4_row_tiles_avx2(const RowsJob& job);
 void int4_panels_avx2(const RowsJob& job);
 void int8_panels_avx2(const RowsJob& job);  // any number of tokens
 // AVX-VNNI: as AVX2's, with 256-bit dpbusd (int4_rows_avxvnni.cpp, panels_avxvnni.cpp).
-void int4_rows_avxvnni(const RowsJob& job);
 void int4_row_tiles_avxvnni(const RowsJob& job);
 void int4_panels_avxvnni(const RowsJob& job);
 void int8_panels_avxvnni(const RowsJob& job);  // any number of tokens
-// AVX-512 VNNI: the row tiles below kPanelTokensAvx512 tokens, the panels from there on.
-void int4_rows_avx512vnni(const RowsJob& job);
 void int4_row_tiles_avx512vnni(const RowsJob& job);
 // Any number of tokens, int4 or int8 weights (panels_avx512vnni.cpp).
 void rows_panels_avx512vnni(const RowsJob& job);

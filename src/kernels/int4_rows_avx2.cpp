@@ -7,15 +7,3 @@
 #define Q3VL_INT4_DOT2(w1, x1, w2, x2) \
   _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16((w1), (x1)), _mm256_maddubs_epi16((w2), (x2))), _mm256_set1_epi16(1))
 #include "kernels/int4_rows_simd.inc"
-
-namespace q3vl::kernels {
-
-void int4_rows_avx2(const RowsJob& job) {
-  if (job.token_count >= kPanelTokensAvx2) {
-    int4_panels_avx2(job);
-  } else {
-    int4_row_tiles_avx2(job);
-  }
-}
-
-}  // namespace q3vl::kernels

@@ -5,15 +5,3 @@
 #define Q3VL_INT4_DOT(w, x) _mm256_dpbusd_epi32(_mm256_setzero_si256(), (w), (x))
 #define Q3VL_INT4_DOT2(w1, x1, w2, x2) _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), (w1), (x1)), (w2), (x2))
 #include "kernels/int4_rows_simd.inc"
-
-namespace q3vl::kernels {
-
-void int4_rows_avx512vnni(const RowsJob& job) {
-  if (job.token_count >= kPanelTokensAvx512) {
-    rows_panels_avx512vnni(job);
-  } else {
-    int4_row_tiles_avx512vnni(job);
-  }
-}
-
-}  // namespace q3vl::kernels

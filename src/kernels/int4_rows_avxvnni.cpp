@@ -6,15 +6,3 @@
 #define Q3VL_INT4_DOT(w, x) _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), (w), (x))
 #define Q3VL_INT4_DOT2(w1, x1, w2, x2) _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), (w1), (x1)), (w2), (x2))
 #include "kernels/int4_rows_simd.inc"
-
-namespace q3vl::kernels {
-
-void int4_rows_avxvnni(const RowsJob& job) {
-  if (job.token_count >= kPanelTokensAvxVnni) {
-    int4_panels_avxvnni(job);
-  } else {
-    int4_row_tiles_avxvnni(job);
-  }
-}
-
-}  // namespace q3vl::kernels
