@@ -3,13 +3,15 @@
 #include <algorithm>
 #include <atomic>
 #include <fstream>
-#include <future>
 #include <numeric>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
 #include <stdlib.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 #include "graph/graph_builder.h"
 #include "ort/onnx_session.h"
@@ -148,16 +150,70 @@ double onnxruntime_matmulnbits_seconds(std::int64_t bits, std::span<const std::u
   return best;
 }
 
-std::function<void(std::size_t, const std::function<void(std::size_t)>&)> threaded_for(int threads) {
-  return [threads](std::size_t count, const std::function<void(std::size_t)>& task) {
-    std::atomic<std::size_t> next{0};
-    const auto work = [&] {
-      for (std::size_t i; (i = next++) < count;) task(i);
-    };
-    std::vector<std::future<void>> helpers;
-    for (int t = 1; t < threads; ++t) helpers.push_back(std::async(std::launch::async, work));
-    work();
-    for (auto& h : helpers) h.get();
+namespace {
+
+inline void spin_pause() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+}  // namespace
+
+struct SpinningPool::State {
+  std::atomic<std::uint64_t> generation{0};  // one more each call; helpers start when it moves
+  std::atomic<bool> stopping{false};
+  const std::function<void(std::size_t)>* task = nullptr;
+  std::size_t count = 0;
+  std::atomic<std::size_t> next{0};
+  std::atomic<int> running{0};  // helpers still inside the current call
+
+  void work() {
+    for (std::size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < count;) (*task)(i);
+  }
+  void helper() {
+    std::uint64_t seen = 0;
+    for (;;) {
+      // Spin a while (a decode step's calls come microseconds apart), then sleep until woken,
+      // so that an idle pool leaves the cores to whatever else the bench runs.
+      for (int spins = 0; generation.load(std::memory_order_acquire) == seen && spins < (1 << 16); ++spins) spin_pause();
+      generation.wait(seen, std::memory_order_acquire);
+      if (stopping.load(std::memory_order_acquire)) return;
+      seen = generation.load(std::memory_order_acquire);
+      work();
+      running.fetch_sub(1, std::memory_order_release);
+    }
+  }
+};
+
+SpinningPool::SpinningPool(int threads) : state_(std::make_unique<State>()) {
+  for (int t = 1; t < threads; ++t) helpers_.emplace_back([state = state_.get()] { state->helper(); });
+}
+
+SpinningPool::~SpinningPool() {
+  state_->stopping.store(true, std::memory_order_release);
+  state_->generation.fetch_add(1, std::memory_order_release);
+  state_->generation.notify_all();
+  for (std::thread& helper : helpers_) helper.join();
+}
+
+std::function<void(std::size_t, const std::function<void(std::size_t)>&)> SpinningPool::parallel_for() {
+  return [this](std::size_t count, const std::function<void(std::size_t)>& task) {
+    State& s = *state_;
+    if (helpers_.empty() || count <= 1) {
+      for (std::size_t i = 0; i < count; ++i) task(i);
+      return;
+    }
+    s.task = &task;
+    s.count = count;
+    s.next.store(0, std::memory_order_relaxed);
+    s.running.store(static_cast<int>(helpers_.size()), std::memory_order_relaxed);
+    s.generation.fetch_add(1, std::memory_order_release);
+    s.generation.notify_all();
+    s.work();
+    while (s.running.load(std::memory_order_acquire) != 0) spin_pause();
   };
 }
 

@@ -4,8 +4,11 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace q3vl::bench {
 
@@ -28,10 +31,23 @@ double onnxruntime_matmulnbits_seconds(std::int64_t bits, std::span<const std::u
                                        std::span<const float> scales, std::int64_t rows, std::int64_t cols, std::int64_t block,
                                        std::span<const float> x, std::int64_t tokens, int threads, int runs);
 
-// Spreads a call's `count` tasks over `threads` threads (the calling one included), as
-// kernels::ParallelFor wants. Helpers are started per call (tens of microseconds each), so with
-// more than one thread a kernel's times include that; ONNX Runtime's pool keeps its threads.
-std::function<void(std::size_t, const std::function<void(std::size_t)>&)> threaded_for(int threads);
+// A pool of `threads - 1` helper threads kept for the pool's life, spinning between calls as ONNX
+// Runtime's intra-op pool does, so that a kernel's times hold no thread starts. parallel_for() spreads a
+// call's `count` tasks over the helpers and the calling thread, as kernels::ParallelFor wants; the
+// pool must outlive it. One caller at a time.
+class SpinningPool {
+ public:
+  explicit SpinningPool(int threads);
+  ~SpinningPool();
+  SpinningPool(const SpinningPool&) = delete;
+  SpinningPool& operator=(const SpinningPool&) = delete;
+  std::function<void(std::size_t, const std::function<void(std::size_t)>&)> parallel_for();
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+  std::vector<std::thread> helpers_;
+};
 
 // This process's peak resident memory so far (VmHWM), in MB; 0 if unknown.
 double peak_rss_mb();

@@ -55,15 +55,23 @@ struct Timings {
   double decode_s = 0;
 };
 
-// Prefill of `prompt` tokens, then `decode` greedy steps, after a warm-up run on a cache of its own
-// (session initialization, first allocations).
+// Prefill of `prompt` tokens, then `decode` greedy steps, after a warm-up prompt (other tokens, at
+// least as many) on a cache of its own.
 Timings measure(const EmbeddingModel& embedding, const DecoderModel& decoder_model, const Options& options) {
   KvCache cache = decoder_model.new_cache(options.prompt + options.decode + 8);
   std::vector<std::int64_t> ids;
   for (std::int64_t i = 0; i < options.prompt; ++i) ids.push_back((i * 7919 + 13) % 150000);
   {
-    KvCache warm = decoder_model.new_cache(16);
-    decoder_model.forward(warm, embedding.embed(std::vector<std::int64_t>{1, 2, 3, 4}, nullptr), positions(0, 4));
+    // The warm-up is a prompt of other tokens, as long as the timed one and at least 256: besides the session's first allocations, this
+    // process's first read of each weight page is slow (~2 us a 4 KB page on this VM, a cost of new
+    // page tables that MADV_POPULATE_READ does not remove), and a MoE prompt's tokens reach nearly
+    // every expert, so neither the timed prompt nor the decode steps after a short one pay it.
+    // llama-bench times after a warm-up run too.
+    const std::int64_t warm_tokens = std::max<std::int64_t>(options.prompt, 256);
+    std::vector<std::int64_t> other;
+    for (std::int64_t i = 0; i < warm_tokens; ++i) other.push_back((i * 104729 + 7) % 150000);
+    KvCache warm = decoder_model.new_cache(warm_tokens + 8);
+    decoder_model.forward(warm, embedding.embed(other, nullptr), positions(0, warm_tokens));
   }
   Timings timings;
   const auto prefill_start = std::chrono::steady_clock::now();

@@ -34,7 +34,8 @@ int main(int argc, char** argv) {
   const double expert_bytes = static_cast<double>(k) * (3.0 * H * I / 2 + 3.0 * H * I / block * 4);
   const double bandwidth = q3vl::bench::read_bandwidth_gbs(threads, std::size_t{1} << 30);
   std::printf("machine: read bandwidth %.1f GB/s (%d threads); a decode step reads %.1f MB of experts\n", bandwidth, threads, expert_bytes / 1e6);
-  const ParallelFor parallel = q3vl::bench::threaded_for(threads);
+  q3vl::bench::SpinningPool pool(threads);
+  const ParallelFor parallel = pool.parallel_for();
   std::normal_distribution<float> normal;
   for (const Int4Isa isa : kEveryInt4Isa) {
     if (!int4_isa_available(isa)) continue;

@@ -72,7 +72,8 @@ int main(int argc, char** argv) {
   const double bandwidth = q3vl::bench::read_bandwidth_gbs(threads, std::size_t{1} << 30);
   std::printf("machine: read bandwidth %.1f GB/s (%d threads); a decode step over %lld layers reads %.0f MB\n", bandwidth, threads,
               static_cast<long long>(layers), decode_bytes / 1e6);
-  const ParallelFor parallel = q3vl::bench::threaded_for(threads);
+  q3vl::bench::SpinningPool pool(threads);
+  const ParallelFor parallel = pool.parallel_for();
   std::vector<float> x(static_cast<std::size_t>(prompt * I)), out(static_cast<std::size_t>(prompt * 2 * I));
   for (float& v : x) v = normal(rng);
   for (const Int4Isa isa : kEveryInt4Isa) {

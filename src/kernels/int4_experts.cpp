@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/int4_rows.h"
+#include "kernels/row_chunks.h"
 #include "kernels/swiglu.h"
 #include "q3vl/error.h"
 
@@ -13,8 +14,7 @@ namespace q3vl::kernels {
 
 namespace {
 
-// Weight rows per task: enough to amortise a task, few enough that one expert's rows spread over
-// the threads when a decode step has a single token.
+// Weight rows per task of a prompt's experts (decode steps go in chunks, row_chunks.h).
 constexpr std::int64_t kRowsPerTask = 64;
 // Tokens per pass, bounding the working buffers whatever the prompt length.
 constexpr std::int64_t kTokensPerPass = 256;
@@ -50,24 +50,40 @@ void group_by_expert(Pass& p, std::int64_t n, std::int64_t k, std::int64_t E) {
 }
 
 // Every active expert's rows of `m` against its members' activation rows (`rows_of_member` maps a
-// member to its row in `activations`): out[member * m.rows + r].
+// member to its row in `activations`): out[member * m.rows + r]. When every expert has few members
+// (a decode step) the reading of the weights bounds the time, and the experts' rows go in long
+// chunks (row_chunks.h); otherwise in tasks of kRowsPerTask rows.
 void expert_products(const Pass& p, const Int4Matrices& m, const QuantizedActivations& activations,
                      const std::vector<std::int64_t>& rows_of_member, float* out, RowsKernel kernel,
                      const ParallelFor& parallel) {
-  const std::int64_t chunks = (m.rows + kRowsPerTask - 1) / kRowsPerTask;
-  parallel(p.active.size() * static_cast<std::size_t>(chunks), [&](std::size_t task) {
-    const std::int64_t e = p.active[task / static_cast<std::size_t>(chunks)];
-    const std::int64_t r0 = static_cast<std::int64_t>(task % static_cast<std::size_t>(chunks)) * kRowsPerTask;
+  const auto rows_job = [&](std::int64_t e, std::int64_t r0, std::int64_t rows) {
     const std::int64_t first = p.first_member[static_cast<std::size_t>(e)];
     RowsJob job;
     point_at_rows(job, m, e, r0);
-    job.rows = std::min(kRowsPerTask, m.rows - r0);
+    job.rows = rows;
     job.activations = &activations;
     job.tokens = rows_of_member.data() + first;
     job.token_count = p.first_member[static_cast<std::size_t>(e + 1)] - first;
     job.out = out + first * m.rows + r0;
     job.out_stride = m.rows;
     kernel(job);
+  };
+  std::int64_t most_members = 0;
+  for (const std::int64_t e : p.active) {
+    most_members = std::max(most_members, p.first_member[static_cast<std::size_t>(e + 1)] - p.first_member[static_cast<std::size_t>(e)]);
+  }
+  if (most_members <= kStreamingTokens) {
+    RowsJob shape;
+    point_at_rows(shape, m, 0, 0);
+    const std::vector<std::int64_t> rows(p.active.size(), m.rows);
+    for_each_row_chunk(rows, shape.row_bytes_with_scales(), parallel,
+                       [&](std::size_t a, std::int64_t r0, std::int64_t count) { rows_job(p.active[a], r0, count); });
+    return;
+  }
+  const std::int64_t chunks = (m.rows + kRowsPerTask - 1) / kRowsPerTask;
+  parallel(p.active.size() * static_cast<std::size_t>(chunks), [&](std::size_t task) {
+    const std::int64_t r0 = static_cast<std::int64_t>(task % static_cast<std::size_t>(chunks)) * kRowsPerTask;
+    rows_job(p.active[task / static_cast<std::size_t>(chunks)], r0, std::min(kRowsPerTask, m.rows - r0));
   });
 }
 

@@ -6,13 +6,14 @@
 #include <vector>
 
 #include "kernels/int4_rows.h"
+#include "kernels/row_chunks.h"
 #include "q3vl/error.h"
 
 namespace q3vl::kernels {
 namespace {
 
-// Weight rows per task: a decode step's rows spread over the threads in tasks long enough to
-// amortise starting them; a prompt's tasks take every token of the pass against these rows.
+// Weight rows per task of a prompt (bound by compute; a decode step's rows go in chunks,
+// row_chunks.h): each task takes every token of the pass against these rows.
 constexpr std::int64_t kRowsPerTask = 64;
 // Tokens per pass, bounding the quantized activations whatever the prompt length.
 constexpr std::int64_t kTokensPerPass = 256;
@@ -39,20 +40,28 @@ void run_rows_matmul(const RowsJob& matrix, std::int64_t group, RowsKernel kerne
     parallel(static_cast<std::size_t>(n), [&](std::size_t t) { x_q.quantize(static_cast<std::int64_t>(t), x + (t0 + static_cast<std::int64_t>(t)) * matrix.cols); });
     token_rows.resize(static_cast<std::size_t>(n));
     std::iota(token_rows.begin(), token_rows.end(), std::int64_t{0});
-    parallel(static_cast<std::size_t>(chunks), [&](std::size_t task) {
-      const std::int64_t r0 = static_cast<std::int64_t>(task) * kRowsPerTask;
+    const auto rows_job = [&](std::int64_t r0, std::int64_t rows) {
       RowsJob job = matrix;
       job.packed += static_cast<std::size_t>(r0) * matrix.row_bytes();
       if (job.scales != nullptr) job.scales += r0 * matrix.blocks_per_row;
       if (job.half_scales != nullptr) job.half_scales += r0 * matrix.blocks_per_row;
-      job.rows = std::min(kRowsPerTask, matrix.rows - r0);
+      job.rows = rows;
       job.activations = &x_q;
       job.tokens = token_rows.data();
       job.token_count = n;
       job.out = out + t0 * matrix.rows + r0;
       job.out_stride = matrix.rows;
       kernel(job);
-    });
+    };
+    if (n <= kStreamingTokens) {
+      const std::int64_t rows[] = {matrix.rows};
+      for_each_row_chunk(rows, matrix.row_bytes_with_scales(), parallel, [&](std::size_t, std::int64_t r0, std::int64_t count) { rows_job(r0, count); });
+    } else {
+      parallel(static_cast<std::size_t>(chunks), [&](std::size_t task) {
+        const std::int64_t r0 = static_cast<std::int64_t>(task) * kRowsPerTask;
+        rows_job(r0, std::min(kRowsPerTask, matrix.rows - r0));
+      });
+    }
   }
 }
 

@@ -60,6 +60,10 @@ struct RowsJob {
   const std::uint16_t* half_scales = nullptr;  // `scales` as half floats, when `scales` is null
   std::int64_t bits = 4;
   std::size_t row_bytes() const { return static_cast<std::size_t>(cols * bits / 8); }
+  // A row's bytes in memory, its scales included.
+  std::size_t row_bytes_with_scales() const {
+    return row_bytes() + static_cast<std::size_t>(blocks_per_row) * (scales != nullptr ? sizeof(float) : sizeof(std::uint16_t));
+  }
 };
 
 void int4_rows_portable(const RowsJob& job);  // int8 weights too

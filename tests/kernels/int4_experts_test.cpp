@@ -69,6 +69,8 @@ TEST(Int4Experts, MatchTheDequantizedReferenceOnEveryInstructionSet) {
       {6, 96, 96, 32, 3, 300, false},  // two passes (256 tokens each), no renormalisation
       {5, 128, 64, 64, 2, 5, true},    // two groups of 32 per block
       {4, 48, 24, 16, 2, 3, true},     // block 16, a short last group: portable kernel only
+      {8, 512, 512, 32, 2, 1, true},   // decode: two experts' 2048 gate/up rows in chunks, one crossing experts
+      {8, 512, 512, 32, 3, 2, true},   // two tokens, at most two members an expert: chunked too
   };
   std::size_t checked = 0;
   for (const Shape& s : shapes) {

@@ -38,6 +38,8 @@ TEST(Int4MatMul, MatchesTheDequantizedReferenceOnEveryInstructionSet) {
       {64, 256, 64, 5},   // two groups of 32 per block
       {64, 256, 128, 2},  // four groups per block, two tokens (four rows at once)
       {33, 48, 16, 3},    // block 16: the portable kernel only
+      {2000, 512, 32, 1}, // decode rows in two chunks of ~900 rows (row_chunks.h)
+      {2000, 512, 32, 3}, // three tokens, still chunked: row tiles of four rows
   };
   std::size_t checked = 0;
   for (const Shape& s : shapes) {
