@@ -3,9 +3,11 @@
 // With --batch, also batched decode (issue 14): B sequences, each after its own prompt, stepping
 // together; aggregate tokens/s and the step time against one sequence's.
 //   decode_bench PACKAGE [--prompt N] [--decode N] [--threads N] [--batch 1,2,4,8] [--decoder text.onnx]
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 
 #include "engine/sampler.h"
@@ -29,11 +31,23 @@ struct Options {
   bool plain_text_onnx = false;  // --decoder text.onnx: not text.kernels.onnx or the prepacked decoder
 };
 
+// A whole number in [1, 1,000,000] (the prompt also sizes the warm-up and the caches), or an error
+// naming the flag.
+std::int64_t count_flag(const std::string& flag, const char* text) {
+  char* end = nullptr;
+  errno = 0;
+  const long long value = std::strtoll(text, &end, 10);
+  if (end == text || *end != 0 || errno != 0 || value < 1 || value > 1000000) {
+    throw std::invalid_argument(flag + " wants a whole number from 1 to 1000000, not '" + text + "'");
+  }
+  return value;
+}
+
 Options parse_options(int argc, char** argv) {
   Options options;
   for (int i = 2; i + 1 < argc; i += 2) {
-    if (std::string(argv[i]) == "--prompt") options.prompt = std::atoll(argv[i + 1]);
-    if (std::string(argv[i]) == "--decode") options.decode = std::atoll(argv[i + 1]);
+    if (std::string(argv[i]) == "--prompt") options.prompt = count_flag("--prompt", argv[i + 1]);
+    if (std::string(argv[i]) == "--decode") options.decode = count_flag("--decode", argv[i + 1]);
     if (std::string(argv[i]) == "--threads") options.threads = std::atoi(argv[i + 1]);
     if (std::string(argv[i]) == "--decoder") options.plain_text_onnx = std::string(argv[i + 1]) == "text.onnx";
     if (std::string(argv[i]) == "--batch") {
@@ -62,11 +76,11 @@ Timings measure(const EmbeddingModel& embedding, const DecoderModel& decoder_mod
   std::vector<std::int64_t> ids;
   for (std::int64_t i = 0; i < options.prompt; ++i) ids.push_back((i * 7919 + 13) % 150000);
   {
-    // The warm-up is a prompt of other tokens, as long as the timed one and at least 256: besides the session's first allocations, this
-    // process's first read of each weight page is slow (~2 us a 4 KB page on this VM, a cost of new
-    // page tables that MADV_POPULATE_READ does not remove), and a MoE prompt's tokens reach nearly
-    // every expert, so neither the timed prompt nor the decode steps after a short one pay it.
-    // llama-bench times after a warm-up run too.
+    // The warm-up is a prompt of other tokens, as long as the timed one and at least 256. Besides
+    // the session's first allocations, this process's first read of each weight page is slow (~2 us
+    // a 4 KB page on this VM, a cost of new page tables that MADV_POPULATE_READ does not remove), and
+    // a MoE prompt's tokens reach nearly every expert: neither the timed prompt nor the decode steps
+    // after a short one pay it. llama-bench times after a warm-up run too.
     const std::int64_t warm_tokens = std::max<std::int64_t>(options.prompt, 256);
     std::vector<std::int64_t> other;
     for (std::int64_t i = 0; i < warm_tokens; ++i) other.push_back((i * 104729 + 7) % 150000);
