@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "q3vl/error.h"
+#include "util/cpu_cores.h"
 
 namespace q3vl {
 namespace {
@@ -35,7 +36,8 @@ void log_without_colours(void* /*param*/, OrtLoggingLevel severity, const char* 
 
 Ort::Env make_env(int intra_op_threads, bool verbose) {
   Ort::ThreadingOptions threading;
-  if (intra_op_threads > 0) threading.SetGlobalIntraOpNumThreads(intra_op_threads);
+  // Always an explicit count: ONNX Runtime's default for 0 gave one thread on a 2-core VM.
+  threading.SetGlobalIntraOpNumThreads(intra_op_threads > 0 ? intra_op_threads : available_physical_cores());
   threading.SetGlobalInterOpNumThreads(1);
   // Only fatal problems are logged unless verbose: every error reaches the user as an exception
   // with context already, and a second, raw copy of it only confuses.

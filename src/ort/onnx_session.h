@@ -40,8 +40,8 @@ struct SessionOptions {
 // on a small machine.
 class OnnxEnvironment {
  public:
-  // intra_op_threads 0: one per physical core. ONNX Runtime's log shows only fatal errors, warnings
-  // too when verbose, without its colour codes.
+  // intra_op_threads 0: one per physical core this process may use (util/cpu_cores.h). ONNX
+  // Runtime's log shows only fatal errors, warnings too when verbose, without its colour codes.
   explicit OnnxEnvironment(int intra_op_threads = 0, bool verbose = false);
   ~OnnxEnvironment();  // removes ONNX Runtime's telemetry trace file if it appeared late
   OnnxEnvironment(const OnnxEnvironment&) = delete;
