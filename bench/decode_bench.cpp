@@ -16,6 +16,7 @@
 #include "math/rope_index.h"
 #include "package/package.h"
 #include "package/prepacked_text.h"
+#include "util/cpu_cores.h"
 #include "util/files.h"
 #include "engine/text_models.h"
 
@@ -190,7 +191,7 @@ double weights_read_per_token(const TextConfig& t) {
 void run(const char* package_dir, const Options& options) {
   const Package package = Package::open(package_dir);
   const ModelConfig& config = package.config();
-  const double bandwidth = bench::read_bandwidth_gbs(options.threads > 0 ? options.threads : 2);
+  const double bandwidth = bench::read_bandwidth_gbs(options.threads > 0 ? options.threads : available_physical_cores());
   // Per decoded token the decoder reads its weights once (a MoE model: only the chosen experts');
   // the embedding reads one row.
   // What `q3vl run` loads (text.kernels.onnx, or the decoder `q3vl prepack` wrote for this CPU when

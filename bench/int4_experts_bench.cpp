@@ -3,6 +3,7 @@
 // decode step (1 token) and a 256-token prefill, per instruction set, and the expert bytes a decode
 // step reads per second against this machine's measured read bandwidth.
 //   int4_experts_bench [--threads N]
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -42,14 +43,16 @@ int main(int argc, char** argv) {
     for (const std::int64_t tokens : {std::int64_t{1}, std::int64_t{256}}) {
       std::vector<float> x(static_cast<std::size_t>(tokens * H)), logits(static_cast<std::size_t>(tokens * E)), out(x.size());
       const int calls = tokens == 1 ? (isa == Int4Isa::Portable ? 20 : 200) : (isa == Int4Isa::Portable ? 1 : 3);
-      double best = 1e9;
+      std::vector<double> times;
       for (int c = 0; c < calls; ++c) {
         for (float& v : x) v = normal(rng);
         for (float& v : logits) v = normal(rng);  // other experts each call: nothing stays cached
         const auto t0 = std::chrono::steady_clock::now();
         run_int4_experts(layer, x.data(), logits.data(), tokens, out.data(), parallel, isa);
-        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       }
+      std::sort(times.begin(), times.end());
+      const double best = times.front(), median = times[times.size() / 2];
       if (tokens == 1) {
         // The same experts every call: their 24 MB mostly stay in the caches, so this is the
         // kernel's compute rate rather than the memory's.
@@ -60,8 +63,9 @@ int main(int argc, char** argv) {
           cached = std::min(cached, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
         }
         std::printf("%-13s decode step, same experts each call: %.3f ms\n", to_string(isa).c_str(), cached * 1e3);
-        std::printf("%-13s decode step: %.3f ms (best of %d), %.1f GB/s of experts = %.0f%% of the read bandwidth\n", to_string(isa).c_str(),
-                    best * 1e3, calls, expert_bytes / best / 1e9, 100.0 * expert_bytes / best / 1e9 / bandwidth);
+        std::printf("%-13s decode step: %.3f ms (best of %d; median %.3f ms), %.1f GB/s of experts = %.0f%% of the read bandwidth (median %.0f%%)\n",
+                    to_string(isa).c_str(), best * 1e3, calls, median * 1e3, expert_bytes / best / 1e9, 100.0 * expert_bytes / best / 1e9 / bandwidth,
+                    100.0 * expert_bytes / median / 1e9 / bandwidth);
       } else {
         std::printf("%-13s prefill %lld tokens: %.1f ms, %.2f ms per token\n", to_string(isa).c_str(), static_cast<long long>(tokens), best * 1e3,
                     best * 1e3 / static_cast<double>(tokens));

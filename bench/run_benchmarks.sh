@@ -64,10 +64,12 @@ end_to_end "2B int4 decoder + int8 vision (vision.kernels.onnx)" "$work/pkg-2b-i
 
 # q3vl's kernels alone, per instruction set: a 2B layer's shapes (prefill multiply-adds per second,
 # decode bytes per second against the read bandwidth), the int8 kernel on a vision MLP matrix, and
-# a 30B-A3B MoE layer's experts.
+# a 30B-A3B MoE layer's experts; the decode attention over a float16 cache of 256-4096 positions.
 echo "== int4 kernels"
 "$bench/int4_matmul_bench"
 "$bench/int4_experts_bench"
+echo "== decode attention"
+"$bench/decode_attention_bench"
 
 # Video decoding as Qwen3-VL's processor uses it (no model needed): the frames sampled at 2 fps
 # from a 60 s 1280x720 30 fps H.264 clip (written once into the work folder), then every frame.

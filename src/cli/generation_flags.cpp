@@ -100,7 +100,7 @@ void GenerationFlags::add_to(CLI::App& cmd) {
                  "Refuse images whose vision encoder would need more memory than this (default: env "
                  "Q3VL_MAX_VISION_MEMORY_MB, else 3/4 of physical memory)")
       ->check(integer_range(1, std::int64_t{1} << 40));
-  cmd.add_option("--threads", threads, "Threads per ONNX Runtime session (0: one per core; at most 256)")
+  cmd.add_option("--threads", threads, "Threads per ONNX Runtime session (0: one per physical core this process may use, within its CPU quota; at most 256)")
       ->check(integer_range(0, kMostThreads));
   cmd.add_flag("--verbose", verbose, "Print image tokens, vision time, prefill and decode speed; ONNX Runtime warnings");
 }

@@ -38,7 +38,7 @@ void add_prepack_command(CLI::App& app) {
                  "(memory-mapped at load instead of a second copy on the heap; int8/int4 packages)");
   cmd->add_option("--model", args->model, "Package folder (written by q3vl build)")->required();
   cmd->add_flag("--remove", args->remove, "Remove the prepacked decoder instead");
-  cmd->add_option("--threads", args->threads, "ONNX Runtime threads (0: one per core)")->check(CLI::Range(0, 1024));
+  cmd->add_option("--threads", args->threads, "ONNX Runtime threads (0: one per physical core this process may use, within its CPU quota)")->check(CLI::Range(0, 1024));
   cmd->callback([args] { run_prepack(*args); });
 }
 

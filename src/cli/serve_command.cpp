@@ -142,7 +142,7 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--request-timeout", o.request_timeout_s, "Seconds a request may take, queue included (504 after)")
       ->check(CLI::Range(1.0, 86400.0));
   cmd->add_option("--shutdown-timeout", o.shutdown_timeout_s, "Seconds in-flight requests get after SIGTERM")->check(CLI::Range(0.0, 3600.0));
-  cmd->add_option("--threads", o.model.threads, "ONNX Runtime threads (0: one per core)")->check(CLI::Range(0, 1024));
+  cmd->add_option("--threads", o.model.threads, "ONNX Runtime threads (0: one per physical core this process may use, within its CPU quota)")->check(CLI::Range(0, 1024));
   cmd->callback([flags] { serve(*flags); });
 }
 

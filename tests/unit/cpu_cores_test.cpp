@@ -39,6 +39,63 @@ TEST(CpuCores, UnknownTopologyCountsEachAllowedCpu) {
   EXPECT_EQ(count_physical_cores({}, topology({})), 1);
 }
 
+// Files of a fake /sys/fs/cgroup: path -> text.
+std::function<std::optional<std::string>(const std::string&)> files(std::map<std::string, std::string> texts) {
+  return [texts = std::move(texts)](const std::string& path) -> std::optional<std::string> {
+    const auto it = texts.find(path);
+    if (it == texts.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+const char* const kV2Mounts = "29 22 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
+const char* const kV1Mounts =
+    "30 22 0:27 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+    "31 30 0:28 / /sys/fs/cgroup/cpu,cpuacct rw,relatime shared:9 - cgroup cgroup rw,cpu,cpuacct\n"
+    "32 30 0:29 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset\n";
+
+TEST(CpuCores, CgroupV2QuotaRoundsUpToWholeCpus) {
+  // docker run --cpus=2.5: cpu.max "250000 100000".
+  EXPECT_EQ(cgroup_cpu_limit(kV2Mounts, "0::/\n", files({{"/sys/fs/cgroup/cpu.max", "250000 100000\n"}})), 3);
+  EXPECT_EQ(cgroup_cpu_limit(kV2Mounts, "0::/\n", files({{"/sys/fs/cgroup/cpu.max", "200000 100000\n"}})), 2);
+  EXPECT_EQ(cgroup_cpu_limit(kV2Mounts, "0::/\n", files({{"/sys/fs/cgroup/cpu.max", "50000 100000\n"}})), 1);
+}
+
+TEST(CpuCores, CgroupV2WithoutQuotaLimitsNothing) {
+  EXPECT_EQ(cgroup_cpu_limit(kV2Mounts, "0::/\n", files({{"/sys/fs/cgroup/cpu.max", "max 100000\n"}})), std::nullopt);
+  EXPECT_EQ(cgroup_cpu_limit(kV2Mounts, "0::/\n", files({})), std::nullopt);
+  EXPECT_EQ(cgroup_cpu_limit("", "0::/\n", files({{"/sys/fs/cgroup/cpu.max", "100000 100000\n"}})), std::nullopt);  // not mounted
+  EXPECT_EQ(cgroup_cpu_limit(kV2Mounts, "0::/\n", files({{"/sys/fs/cgroup/cpu.max", "lots 100000\n"}})), std::nullopt);
+}
+
+TEST(CpuCores, CgroupV2TakesTheSmallestQuotaOnThePath) {
+  // A service's slice allows 4 CPUs, the service itself 1.5; an unlimited leaf below them.
+  const auto tree = files({{"/sys/fs/cgroup/system.slice/cpu.max", "400000 100000"},
+                           {"/sys/fs/cgroup/system.slice/q3vl.service/cpu.max", "150000 100000"},
+                           {"/sys/fs/cgroup/system.slice/q3vl.service/leaf/cpu.max", "max 100000"}});
+  EXPECT_EQ(cgroup_cpu_limit(kV2Mounts, "0::/system.slice/q3vl.service/leaf\n", tree), 2);
+  EXPECT_EQ(cgroup_cpu_limit(kV2Mounts, "0::/system.slice\n", tree), 4);
+}
+
+TEST(CpuCores, CgroupV1CpuController) {
+  const std::string cgroups = "4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n2:cpuset:/docker/abc\n0::/\n";
+  EXPECT_EQ(cgroup_cpu_limit(kV1Mounts, cgroups,
+                             files({{"/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "300000\n"},
+                                    {"/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us", "100000\n"}})),
+            3);
+  EXPECT_EQ(cgroup_cpu_limit(kV1Mounts, cgroups,
+                             files({{"/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "-1\n"},
+                                    {"/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us", "100000\n"}})),
+            std::nullopt);
+}
+
+TEST(CpuCores, CgroupMountedAtItsOwnPathInsideAContainer) {
+  // Without a cgroup namespace the container sees its own cgroup mounted at the root, and its path
+  // in /proc/self/cgroup still names it.
+  const std::string mounts = "40 30 0:28 /docker/abc /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+  EXPECT_EQ(cgroup_cpu_limit(mounts, "0::/docker/abc\n", files({{"/sys/fs/cgroup/cpu.max", "200000 100000"}})), 2);
+}
+
 TEST(CpuCores, ThisMachineHasAtLeastOneAndNoMoreThanItsCpus) {
   const int cores = available_physical_cores();
   EXPECT_GE(cores, 1);
