@@ -123,6 +123,9 @@ int main(int argc, char** argv) {
     OnnxEnvironment env(threads);
     SessionOptions session_options;
     session_options.prepack_weights = prepack;
+    // As q3vl's runtime loads the vision encoder (ModelData::load_vision): an arena shrunk after each run.
+    session_options.memory_arena = true;
+    session_options.shrink_arena_after_run = true;
     // What q3vl run loads: vision.kernels.onnx where it is valid and this CPU has its kernels.
     const VisionModelChoice chosen = choose_vision_model(package, true, kernels::int8_kernels_fast());
     const auto load_start = std::chrono::steady_clock::now();

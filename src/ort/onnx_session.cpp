@@ -138,7 +138,7 @@ OnnxEnvironment::OnnxEnvironment(int intra_op_threads, bool verbose)
 OnnxEnvironment::~OnnxEnvironment() { remove_telemetry_trace_file(created_); }
 
 OnnxSession::OnnxSession(OnnxEnvironment& environment, const std::filesystem::path& model, const SessionOptions& options)
-    : path_(model) {
+    : path_(model), shrink_arena_after_run_(options.memory_arena && options.shrink_arena_after_run) {
   if (!std::filesystem::exists(model)) throw InvalidInput(model.string() + ": model file is missing");
   auto make_options = [&](bool shared_threads) {
     Ort::SessionOptions session_options;
@@ -199,6 +199,13 @@ std::map<std::string, std::vector<std::int64_t>> OnnxSession::interface() const 
   return io;
 }
 
+Ort::RunOptions OnnxSession::run_options() const {
+  if (!shrink_arena_after_run_) return Ort::RunOptions{nullptr};
+  Ort::RunOptions options;
+  options.AddConfigEntry("memory.enable_memory_arena_shrinkage", "cpu:0");
+  return options;
+}
+
 std::vector<Ort::Value> OnnxSession::run(const std::vector<std::string>& input_names, std::vector<Ort::Value>& inputs,
                                          const std::vector<std::string>& output_names) const {
   std::vector<const char*> in_names;
@@ -206,7 +213,7 @@ std::vector<Ort::Value> OnnxSession::run(const std::vector<std::string>& input_n
   std::vector<const char*> out_names;
   for (const std::string& name : output_names) out_names.push_back(name.c_str());
   try {
-    return session_.Run(Ort::RunOptions{nullptr}, in_names.data(), inputs.data(), inputs.size(), out_names.data(),
+    return session_.Run(run_options(), in_names.data(), inputs.data(), inputs.size(), out_names.data(),
                         out_names.size());
   } catch (const Ort::Exception& e) {
     throw Error(path_.string() + ": inference failed: " + e.what());
@@ -215,7 +222,7 @@ std::vector<Ort::Value> OnnxSession::run(const std::vector<std::string>& input_n
 
 void OnnxSession::run(Ort::IoBinding& binding) const {
   try {
-    session_.Run(Ort::RunOptions{nullptr}, binding);
+    session_.Run(run_options(), binding);
   } catch (const Ort::Exception& e) {
     throw Error(path_.string() + ": inference failed: " + e.what());
   }

@@ -21,10 +21,13 @@ struct SessionOptions {
   // where it doubles memory (a 4B fp32 decoder would need ~30 GB) for no decode speed; kept for
   // MatMulNBits, whose packed layout is what makes int4/int8 fast.
   bool prepack_weights = true;
-  // ONNX Runtime's CPU arena keeps every activation buffer a session ever needed. Off for the vision
-  // encoder: a long video's activations (gigabytes) would otherwise stay held through the prefill
-  // that follows and every later turn.
+  // ONNX Runtime's CPU arena keeps every activation buffer a session ever needed (unless shrunk,
+  // below): what a vision run's gigabytes of activations must not do through the prefill that
+  // follows and every later turn.
   bool memory_arena = true;
+  // With the arena: give its memory beyond the first chunk back after every run (ONNX Runtime's
+  // arena shrinkage), so a run's buffers are reused within it but not held between runs.
+  bool shrink_arena_after_run = false;
   // Write ONNX Runtime's per-node profile (JSON) with this file prefix; also enabled by the
   // environment variable Q3VL_ORT_PROFILE=prefix, for finding where the time goes.
   std::string profile_prefix;
@@ -77,7 +80,10 @@ class OnnxSession {
   Ort::Session& session() const { return session_; }
 
  private:
+  Ort::RunOptions run_options() const;
+
   std::filesystem::path path_;
+  bool shrink_arena_after_run_ = false;
   mutable Ort::Session session_{nullptr};  // Run is non-const in the C++ API but thread-safe
 };
 
