@@ -4,11 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <iterator>
 #include <set>
 #include <sstream>
 #include <thread>
+
+#include "util/files.h"
 
 namespace q3vl {
 namespace {
@@ -24,19 +25,23 @@ std::vector<int> allowed_cpus() {
   return cpus;
 }
 
+// A file's text, or nullopt where it cannot be read (no such file: not every kernel has them).
 std::optional<std::string> file_text(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) return std::nullopt;
-  return std::string(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+  try {
+    return read_text_file(path);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
 }
 
 // The CPUs sharing `cpu`'s core, as sysfs lists them (older kernels name the file thread_siblings_list).
 std::optional<std::string> sysfs_core_of(int cpu) {
   const std::string topology = "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";
   for (const char* name : {"core_cpus_list", "thread_siblings_list"}) {
-    std::ifstream file(topology + name);
-    std::string siblings;
-    if (file && std::getline(file, siblings) && !siblings.empty()) return siblings;
+    const auto text = file_text(topology + name);
+    if (!text) continue;
+    const std::string siblings = text->substr(0, text->find('\n'));
+    if (!siblings.empty()) return siblings;
   }
   return std::nullopt;
 }
@@ -147,7 +152,9 @@ std::optional<int> cgroup_cpu_limit(const std::string& mountinfo, const std::str
     }
   }
   if (!limit) return std::nullopt;
-  return std::max(1, static_cast<int>(std::ceil(*limit - 1e-9)));
+  // Within int whatever the files say (a quota no machine has means no limit in practice).
+  constexpr double kMostCpus = 1 << 20;
+  return std::max(1, static_cast<int>(std::ceil(std::min(*limit, kMostCpus) - 1e-9)));
 }
 
 int available_physical_cores() {

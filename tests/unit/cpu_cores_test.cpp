@@ -66,6 +66,16 @@ TEST(CpuCores, CgroupV2WithoutQuotaLimitsNothing) {
   EXPECT_EQ(cgroup_cpu_limit(kV2Mounts, "0::/\n", files({})), std::nullopt);
   EXPECT_EQ(cgroup_cpu_limit("", "0::/\n", files({{"/sys/fs/cgroup/cpu.max", "100000 100000\n"}})), std::nullopt);  // not mounted
   EXPECT_EQ(cgroup_cpu_limit(kV2Mounts, "0::/\n", files({{"/sys/fs/cgroup/cpu.max", "lots 100000\n"}})), std::nullopt);
+  EXPECT_EQ(cgroup_cpu_limit(kV2Mounts, "0::/\n", files({{"/sys/fs/cgroup/cpu.max", "\n"}})), std::nullopt);
+  EXPECT_EQ(cgroup_cpu_limit(kV2Mounts, "0::/\n", files({{"/sys/fs/cgroup/cpu.max", "-5 100000\n"}})), std::nullopt);
+  EXPECT_EQ(cgroup_cpu_limit(kV2Mounts, "0::/\n", files({{"/sys/fs/cgroup/cpu.max", "100000 0\n"}})), std::nullopt);
+}
+
+TEST(CpuCores, CgroupQuotaBeyondAnyMachineStaysAnInt) {
+  // A quota far past int's range (a converted double past INT_MAX would be undefined) is capped.
+  const auto limit = cgroup_cpu_limit(kV2Mounts, "0::/\n", files({{"/sys/fs/cgroup/cpu.max", "1e300 1\n"}}));
+  ASSERT_TRUE(limit.has_value());
+  EXPECT_EQ(*limit, 1 << 20);
 }
 
 TEST(CpuCores, CgroupV2TakesTheSmallestQuotaOnThePath) {
