@@ -3,11 +3,9 @@
 // small images in one call against one, and the process's peak RSS. With --reference, instead the
 // error of this package's features against another's (e.g. int8 against fp32 vision).
 //   vision_bench PACKAGE [--runs N] [--threads N] [--no-prepack] [--side PIXELS] [--reference PACKAGE]
-#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <random>
 #include <span>
 #include <stdexcept>
@@ -86,14 +84,7 @@ int main(int argc, char** argv) {
   // A whole decimal number in [low, high], or a usage error naming the option.
   auto number = [&](int& i, std::int64_t low, std::int64_t high) -> std::int64_t {
     const std::string option = argv[i];
-    std::int64_t value = 0;
-    const char* text = i + 1 < argc ? argv[++i] : "";
-    const auto [end, error] = std::from_chars(text, text + std::strlen(text), value);
-    if (error != std::errc() || *end != '\0' || value < low || value > high) {
-      throw std::invalid_argument(option + " '" + text + "': expected a number from " + std::to_string(low) + " to " +
-                                  std::to_string(high));
-    }
-    return value;
+    return bench::number_flag(option, i + 1 < argc ? argv[++i] : "", low, high);
   };
   try {
     for (int i = 2; i < argc; ++i) {
@@ -123,9 +114,6 @@ int main(int argc, char** argv) {
     OnnxEnvironment env(threads);
     SessionOptions session_options;
     session_options.prepack_weights = prepack;
-    // As q3vl's runtime loads the vision encoder (ModelData::load_vision): an arena shrunk after each run.
-    session_options.memory_arena = true;
-    session_options.shrink_arena_after_run = true;
     // What q3vl run loads: vision.kernels.onnx where it is valid and this CPU has its kernels.
     const VisionModelChoice chosen = choose_vision_model(package, true, kernels::int8_kernels_fast());
     const auto load_start = std::chrono::steady_clock::now();

@@ -50,13 +50,7 @@ std::unique_ptr<VisionEncoder> ModelData::load_vision() {
   if (!std::filesystem::exists(package.vision_model())) {
     throw InvalidInput(package.dir().string() + " has no vision model (built with --only?)");
   }
-  SessionOptions vision_options = session_options;
-  // The arena reuses a run's buffers within it (without it every tensor was fresh memory from the
-  // heap: slower on first touch, and glibc kept freed buffers, 174 KB a patch at peak against 93),
-  // and shrinks after each run, so a long video's activations are not held through the prefill
-  // that follows.
-  vision_options.memory_arena = true;
-  vision_options.shrink_arena_after_run = true;
+  SessionOptions vision_options = session_options;  // the encoder sets its own memory use (VisionEncoder)
   // Quantized weights on ONNX Runtime's MatMulNBits always: without its packed layout an image
   // encodes ~1.8x slower, and packing them takes ~1 s (2B int8), not the float encoder's ~4 s.
   // q3vl's kernels read them as they lie.

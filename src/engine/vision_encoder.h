@@ -46,6 +46,7 @@ std::uint64_t default_vision_memory_budget_bytes();
 
 class VisionEncoder {
  public:
+  // `options`' memory settings are the encoder's own: an arena shrunk after each run.
   VisionEncoder(OnnxEnvironment& environment, const std::filesystem::path& model, const ModelConfig& config,
                 const SessionOptions& options = {});
 

@@ -76,6 +76,8 @@ class OnnxSession {
                               const std::vector<std::string>& output_names) const;
   // Runs with inputs and outputs bound in advance (outputs may alias inputs: in-place KV cache).
   void run(Ort::IoBinding& binding) const;
+  // Whether each run hands back what it added to the arena (SessionOptions::shrink_arena_after_run).
+  bool shrinks_arena_after_run() const { return shrink_arena_after_run_; }
   // For IoBinding and type queries; Run through the members above.
   Ort::Session& session() const { return session_; }
 

@@ -2,6 +2,7 @@
 // with images (two images of different sizes in one call included).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -143,6 +144,29 @@ TEST(VisionExport, VideoItemsMatchHf) {
     std::printf("[ vision fp32 ] %-22s merged %.3g, deepstack %.3g\n", name.c_str(),
                 test::compare(ours_merged, merged).relative(), test::compare(ours_deepstack, deepstack).relative());
   }
+}
+
+// The encoder's memory use is its own whatever the caller's options: an arena shrunk after each
+// run, and runs after a shrink give the same features bit for bit.
+TEST(VisionExport, EncoderRunsOnAnArenaShrunkAfterEachRun) {
+  test::TempDir dir;
+  OnnxEnvironment env;
+  const std::vector<test::GoldenCase> cases = test::golden_cases();
+  const auto with_image = std::find_if(cases.begin(), cases.end(), [](const test::GoldenCase& g) { return g.has("pixel_values"); });
+  ASSERT_NE(with_image, cases.end());
+  const test::GoldenCase& c = *with_image;
+  const Checkpoint ckpt = Checkpoint::open(c.model_dir());
+  export_vision(ckpt, {}, dir.path());
+  SessionOptions without_arena;
+  without_arena.memory_arena = false;
+  const VisionEncoder encoder(env, dir / "vision.onnx", ckpt.config(), without_arena);
+  EXPECT_TRUE(encoder.session().shrinks_arena_after_run());
+  const std::vector<float> pixels = c.load("pixel_values").as_float();
+  const VisualFeatures first = encoder.encode(pixels, c.grids());
+  const VisualFeatures second = encoder.encode(pixels, c.grids());
+  EXPECT_EQ(first.data, second.data);
+  EXPECT_LT(test::compare(split_visual_features(first, ckpt.config().text.hidden_size).merged, c.load("image_features").as_float()).relative(),
+            1e-4);
 }
 
 TEST(VisionExport, Fp16StaysCloseToHf) {
