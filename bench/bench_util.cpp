@@ -1,6 +1,8 @@
 #include "bench_util.h"
 
 #include <algorithm>
+#include <charconv>
+#include <cstring>
 #include <atomic>
 #include <fstream>
 #include <numeric>
@@ -148,6 +150,25 @@ double onnxruntime_matmulnbits_seconds(std::int64_t bits, std::span<const std::u
     if (run > 0) best = std::min(best, seconds_since(start));
   }
   return best;
+}
+
+std::int64_t number_flag(const std::string& option, const char* text, std::int64_t low, std::int64_t high) {
+  std::int64_t value = 0;
+  const auto [end, error] = std::from_chars(text, text + std::strlen(text), value);
+  if (error != std::errc() || *end != '\0' || value < low || value > high) {
+    throw std::invalid_argument(option + " '" + text + "': expected a whole number from " + std::to_string(low) + " to " +
+                                std::to_string(high));
+  }
+  return value;
+}
+
+int threads_flag(int argc, char** argv, int fallback) {
+  int threads = fallback;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) != "--threads") throw std::invalid_argument(std::string("unknown argument '") + argv[i] + "' (only --threads N)");
+    threads = static_cast<int>(number_flag("--threads", i + 1 < argc ? argv[++i] : "", 1, 256));
+  }
+  return threads;
 }
 
 namespace {

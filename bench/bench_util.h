@@ -49,6 +49,12 @@ class SpinningPool {
   std::vector<std::thread> helpers_;
 };
 
+// A whole decimal number in [low, high] given to `option`, or std::invalid_argument naming both.
+std::int64_t number_flag(const std::string& option, const char* text, std::int64_t low, std::int64_t high);
+
+// The kernel benches' only flag, `--threads N` (1 to 256), or `fallback` where it is absent.
+int threads_flag(int argc, char** argv, int fallback);
+
 // This process's peak resident memory so far (VmHWM), in MB; 0 if unknown.
 double peak_rss_mb();
 

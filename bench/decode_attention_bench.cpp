@@ -5,6 +5,7 @@
 // positions: microseconds per layer and the cache bytes read per second, per instruction set.
 //   decode_attention_bench [--threads N]
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <random>
 #include <string>
@@ -26,8 +27,11 @@ struct Shape {
 
 int main(int argc, char** argv) {
   int threads = 2;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::string(argv[i]) == "--threads") threads = std::atoi(argv[i + 1]);
+  try {
+    threads = q3vl::bench::threads_flag(argc, argv, threads);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "decode_attention_bench: %s\n", e.what());
+    return 2;
   }
   q3vl::bench::SpinningPool pool(threads);
   const ParallelFor parallel = pool.parallel_for();
@@ -55,6 +59,7 @@ int main(int argc, char** argv) {
       std::vector<std::int64_t> cached = {depth};
       const double bytes_per_layer = 2.0 * static_cast<double>(shape.kv_heads * (depth + 1) * D) * 2.0;
       for (const Int4Isa isa : {Int4Isa::Best, Int4Isa::Avx2}) {
+        if (!int4_isa_available(isa)) continue;
         double best = 1e9;
         for (int round = 0; round < 5; ++round) {
           const auto t0 = std::chrono::steady_clock::now();
@@ -64,7 +69,7 @@ int main(int argc, char** argv) {
             step.num_heads = shape.heads;
             step.kv_heads = shape.kv_heads;
             step.head_dim = D;
-            step.scale = 0.0884f;
+            step.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
             step.query = query.data();
             step.key = key.data();
             step.value = value.data();

@@ -3,7 +3,6 @@
 // With --batch, also batched decode (issue 14): B sequences, each after its own prompt, stepping
 // together; aggregate tokens/s and the step time against one sequence's.
 //   decode_bench PACKAGE [--prompt N] [--decode N] [--threads N] [--batch 1,2,4,8] [--decoder text.onnx]
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -32,24 +31,15 @@ struct Options {
   bool plain_text_onnx = false;  // --decoder text.onnx: not text.kernels.onnx or the prepacked decoder
 };
 
-// A whole number in [1, 1,000,000] (the prompt also sizes the warm-up and the caches), or an error
-// naming the flag.
-std::int64_t count_flag(const std::string& flag, const char* text) {
-  char* end = nullptr;
-  errno = 0;
-  const long long value = std::strtoll(text, &end, 10);
-  if (end == text || *end != 0 || errno != 0 || value < 1 || value > 1000000) {
-    throw std::invalid_argument(flag + " wants a whole number from 1 to 1000000, not '" + text + "'");
-  }
-  return value;
-}
+// Counts from 1 to 1,000,000 (the prompt also sizes the warm-up and the caches).
+std::int64_t count_flag(const std::string& flag, const char* text) { return bench::number_flag(flag, text, 1, 1000000); }
 
 Options parse_options(int argc, char** argv) {
   Options options;
   for (int i = 2; i + 1 < argc; i += 2) {
     if (std::string(argv[i]) == "--prompt") options.prompt = count_flag("--prompt", argv[i + 1]);
     if (std::string(argv[i]) == "--decode") options.decode = count_flag("--decode", argv[i + 1]);
-    if (std::string(argv[i]) == "--threads") options.threads = std::atoi(argv[i + 1]);
+    if (std::string(argv[i]) == "--threads") options.threads = static_cast<int>(bench::number_flag("--threads", argv[i + 1], 0, 256));
     if (std::string(argv[i]) == "--decoder") options.plain_text_onnx = std::string(argv[i + 1]) == "text.onnx";
     if (std::string(argv[i]) == "--batch") {
       for (const char* p = argv[i + 1]; *p != 0;) {

@@ -18,8 +18,11 @@ using namespace q3vl::kernels;
 
 int main(int argc, char** argv) {
   int threads = 2;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::string(argv[i]) == "--threads") threads = std::atoi(argv[i + 1]);
+  try {
+    threads = q3vl::bench::threads_flag(argc, argv, threads);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", "int4_experts_bench", e.what());
+    return 2;
   }
   const std::int64_t E = 128, H = 2048, I = 768, k = 8, block = 32;
   std::mt19937 rng(1);

@@ -54,8 +54,11 @@ double best_seconds(int calls, const std::function<void()>& call) {
 
 int main(int argc, char** argv) {
   int threads = 2;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::string(argv[i]) == "--threads") threads = std::atoi(argv[i + 1]);
+  try {
+    threads = q3vl::bench::threads_flag(argc, argv, threads);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", "int4_matmul_bench", e.what());
+    return 2;
   }
   const std::int64_t H = 2048, I = 6144, block = 32, prompt = 256, layers = 8;
   std::mt19937 rng(1);
