@@ -250,6 +250,39 @@ std::int64_t fuse_swiglu(onnx::GraphProto& graph) {
   return fused;
 }
 
+// Folds each vision MLP's activation into its up projection: Int8MatMul (or Int4MatMul) ->
+// FastGelu(x, bias) becomes the matmul with the bias as its input 3 and gelu = 1, where nothing else
+// reads the product. ONNX Runtime's FastGelu with a bias allocates a scratch copy of its input,
+// four times the hidden size per patch: the largest buffer of a big image's vision pass.
+std::int64_t fuse_bias_gelu(onnx::GraphProto& graph) {
+  const GraphIndex index(graph);
+  std::vector<int> folded;
+  std::int64_t fused = 0;
+  for (int i = 0; i < graph.node_size(); ++i) {
+    const onnx::NodeProto& gelu = graph.node(i);
+    if (gelu.op_type() != "FastGelu" || gelu.domain() != graph::kMicrosoftDomain || gelu.input_size() != 2 || gelu.output_size() != 1) continue;
+    const std::string& product = gelu.input(0);
+    const auto found = index.producer.find(product);
+    if (found == index.producer.end() || !index.read_once(product)) continue;
+    onnx::NodeProto& matmul = *graph.mutable_node(found->second);
+    const bool quant_matmul = matmul.op_type() == package::kInt8MatMulOp || matmul.op_type() == package::kInt4MatMulOp;
+    if (!quant_matmul || matmul.domain() != package::kQ3vlOpDomain || matmul.input_size() != 3 || attribute(matmul, "swiglu") != nullptr ||
+        attribute(matmul, "gelu") != nullptr) {
+      continue;
+    }
+    matmul.add_input(gelu.input(1));
+    matmul.set_output(0, gelu.output(0));
+    onnx::AttributeProto* flag = matmul.add_attribute();
+    flag->set_name("gelu");
+    flag->set_type(onnx::AttributeProto::INT);
+    flag->set_i(1);
+    folded.push_back(i);
+    ++fused;
+  }
+  drop_nodes(graph, folded, {});
+  return fused;
+}
+
 // One head-normed, rotated projection feeding attention: Split output -> Reshape [0, 0, heads, D]
 // -> SimplifiedLayerNormalization (over D) -> Reshape [0, 0, -1] -> RotaryEmbedding (rotate-half,
 // all of D). What it found, or nothing when the chain is not exactly the exporter's.
@@ -480,7 +513,10 @@ KernelRewrite use_q3vl_kernels(onnx::ModelProto& model, KernelWidths widths) {
       ++done.matmuls;
     }
   }
-  if (done.matmuls > 0) done.swiglu = fuse_swiglu(*model.mutable_graph());
+  if (done.matmuls > 0) {
+    done.swiglu = fuse_swiglu(*model.mutable_graph());
+    done.gelu = fuse_bias_gelu(*model.mutable_graph());
+  }
   // Attention too, where weights went to the kernels (a float decoder keeps ONNX Runtime's graph).
   if (done.total() > 0) {
     const KernelRewrite attention = use_q3vl_attention(model);

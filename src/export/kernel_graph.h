@@ -25,6 +25,7 @@ struct KernelRewrite {
   std::int64_t experts = 0;    // QMoE -> Int4Experts
   std::int64_t attention = 0;  // GroupQueryAttention -> q3vl's (decode steps on its kernel)
   std::int64_t swiglu = 0;     // Split, Sigmoid, Mul, Mul folded into a down projection's Int4MatMul
+  std::int64_t gelu = 0;       // FastGelu with a bias folded into an up projection's Int8MatMul (Int4MatMul)
   std::int64_t qkv_attention = 0;  // of those attention nodes, how many also took their q/k norms and rotations
   std::int64_t half_caches = 0;    // of those, how many read and write a half-float cache (all or none)
   std::int64_t total() const { return matmuls + experts + attention; }
@@ -39,7 +40,8 @@ struct KernelRewrite {
 // each one's preamble (the split of the q/k/v product, the query and key heads' RMS norms and
 // rotations) into it as QkvAttention, over half-float KV caches where every layer's attention is
 // one (QkvAttentionHalfCache: the graph's past/present tensors become float16); and each gated
-// MLP's SwiGLU (Split, Sigmoid, two Mul) into its down projection's Int4MatMul.
+// MLP's SwiGLU (Split, Sigmoid, two Mul) into its down projection's Int4MatMul, and each FastGelu
+// with a bias (the vision MLP's) into the up projection before it.
 KernelRewrite use_q3vl_kernels(onnx::ModelProto& model, KernelWidths widths = {});
 
 // The attention part of use_q3vl_kernels on its own: each such GroupQueryAttention on q3vl's op,

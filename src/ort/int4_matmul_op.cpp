@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/int4_matmul.h"
+#include "kernels/gelu.h"
 #include "kernels/int8_matmul.h"
 #include "kernels/swiglu.h"
 #include "ort/custom_op_support.h"
@@ -32,6 +33,13 @@ QuantMatMulKernel::QuantMatMulKernel(const OrtKernelInfo* info, int weight_bits)
     throw std::runtime_error(std::string(op_name(bits)) + ": swiglu = " + std::to_string(swiglu_attribute) + " (only Int4MatMul takes it, as 0 or 1)");
   }
   swiglu = swiglu_attribute == 1;
+  std::int64_t gelu_attribute = 0;
+  const Ort::Status has_gelu(Ort::GetApi().KernelInfoGetAttribute_int64(info, "gelu", &gelu_attribute));
+  if (!has_gelu.IsOK()) gelu_attribute = 0;
+  if (gelu_attribute != 0 && (gelu_attribute != 1 || swiglu)) {
+    throw std::runtime_error(std::string(op_name(bits)) + ": gelu = " + std::to_string(gelu_attribute) + " (0 or 1, and not with swiglu)");
+  }
+  gelu = gelu_attribute == 1;
 }
 
 OrtStatusPtr QuantMatMulKernel::ComputeV2(OrtKernelContext* raw) {
@@ -82,6 +90,31 @@ OrtStatusPtr QuantMatMulKernel::ComputeV2(OrtKernelContext* raw) {
       kernels::run_int4_matmul(int4, a.GetTensorData<float>(), tokens, y.GetTensorMutableData<float>(), parallel);
     } else {
       kernels::run_int8_matmul(int8, a.GetTensorData<float>(), tokens, y.GetTensorMutableData<float>(), parallel);
+    }
+    const float* bias = nullptr;
+    if (context.GetInputCount() > 3) {
+      const Ort::ConstValue bias_value = context.GetInput(3);
+      if (static_cast<const OrtValue*>(bias_value) != nullptr) {
+        const auto info = bias_value.GetTensorTypeAndShapeInfo();
+        if (info.GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT || info.GetElementCount() != static_cast<std::size_t>(N)) {
+          throw std::runtime_error(std::string(op) + ": bias must be " + std::to_string(N) + " floats, one per output");
+        }
+        bias = bias_value.GetTensorData<float>();
+      }
+    }
+    if (gelu || bias != nullptr) {
+      // Bias and activation in place over the output: no second buffer of its size.
+      constexpr std::int64_t kRowsPerTask = 16;
+      float* out = y.GetTensorMutableData<float>();
+      parallel(static_cast<std::size_t>((tokens + kRowsPerTask - 1) / kRowsPerTask), [&](std::size_t task) {
+        const std::int64_t first = static_cast<std::int64_t>(task) * kRowsPerTask;
+        const std::int64_t rows = std::min(kRowsPerTask, tokens - first);
+        if (gelu) {
+          kernels::bias_gelu_tanh_rows(out + first * N, rows, N, bias);
+        } else {
+          kernels::add_bias_rows(out + first * N, rows, N, bias);
+        }
+      });
     }
     return nullptr;
   } catch (const std::exception& e) {

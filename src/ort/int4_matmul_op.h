@@ -8,7 +8,9 @@
 // Int8MatMul; attributes K, N, block_size; output [..., N]. Int4MatMul's optional attribute
 // swiglu = 1 takes A [..., 2K], a gated MLP's gate and up projections side by side, and multiplies
 // silu(gate) * up (kernels/swiglu.h): the Split, Sigmoid and two Mul nodes before a down projection
-// in one op.
+// in one op. Optional input 3, bias [N] float, is added to each output row; attribute gelu = 1 then
+// applies the tanh GELU (kernels/gelu.h): a vision MLP's up projection, bias and activation in one
+// op that writes its output once and allocates nothing the size of it.
 #include <atomic>
 #include <cstdint>
 
@@ -23,6 +25,7 @@ struct QuantMatMulKernel {
   int bits = 4;
   std::int64_t K = 0, N = 0, block = 0;
   bool swiglu = false;
+  bool gelu = false;
 };
 
 // One op class per weight width (kBits 4: Int4MatMul, 8: Int8MatMul).
@@ -31,10 +34,13 @@ struct QuantMatMulOp : Ort::CustomOpBase<QuantMatMulOp<kBits>, QuantMatMulKernel
   QuantMatMulOp();
   OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const;
   const char* GetName() const;
-  std::size_t GetInputTypeCount() const { return 3; }
+  std::size_t GetInputTypeCount() const { return 4; }
   ONNXTensorElementDataType GetInputType(std::size_t index) const {
     // Scales: float, or float16 in text.kernels.onnx (any type here; the kernel checks).
     return index == 1 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8 : index == 2 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+  }
+  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(std::size_t index) const {
+    return index == 3 ? INPUT_OUTPUT_OPTIONAL : INPUT_OUTPUT_REQUIRED;  // the bias
   }
   std::size_t GetOutputTypeCount() const { return 1; }
   ONNXTensorElementDataType GetOutputType(std::size_t /*index*/) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }

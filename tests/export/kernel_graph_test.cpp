@@ -256,5 +256,98 @@ TEST(KernelGraph, AnInt8MatMulNodeThatDisagreesWithItsTensorsIsAnError) {
             cases.size());
 }
 
+// The vision encoder's MLP: x [1, tokens, H] -> int8 up projection -> FastGelu with a bias ->
+// int8 down projection; with `kernels`, after q3vl's rewrite (then `edit`). Returns y, and how many
+// FastGelu nodes and gelu = 1 matmuls the saved graph has.
+struct GeluMlpRun {
+  std::vector<float> y;
+  int fast_gelus = 0, gelu_matmuls = 0;
+};
+
+GeluMlpRun run_gelu_mlp(const Checkpoint& ckpt, const fs::path& dir, const std::vector<float>& x, bool kernels,
+                        const test::GraphEdit& edit = {}) {
+  static int count = 0;
+  std::string model = "gelu_mlp_";
+  model += std::to_string(count++) + ".onnx";
+  const std::int64_t H = ckpt.config().text.hidden_size, I = ckpt.config().text.intermediate_size;
+  GeluMlpRun run;
+  {
+    graph::ExternalDataWriter external(dir / (model + ".data"), model + ".data");
+    graph::GraphBuilder g("gelu_mlp", {}, &external);
+    WeightWriter weights(g, ckpt);
+    const std::string in = g.input("x", graph::kFloat, {std::int64_t{1}, std::string("tokens"), H});
+    const std::string up = weights.linear(in, names::text_layer(0, "mlp.up_proj.weight"), "", linear(WeightFormat::Int8), "up");
+    std::vector<float> bias_values(static_cast<std::size_t>(I));
+    for (std::size_t i = 0; i < bias_values.size(); ++i) bias_values[i] = static_cast<float>(std::cos(0.7 * static_cast<double>(i)) * 0.5);
+    const std::string bias = g.initializer("up_bias", {I}, bias_values);
+    const std::string act = g.op("FastGelu", {up, bias}, {}, graph::kMicrosoftDomain);
+    g.output(weights.linear(act, names::text_layer(0, "mlp.down_proj.weight"), "", linear(WeightFormat::Int8), "down"), "y",
+             graph::kFloat, {std::int64_t{1}, std::string("tokens"), H});
+    external.close();
+    if (kernels) {
+      const KernelRewrite done = use_q3vl_kernels(g.model(), {.int4 = false, .int8 = true});
+      if (done.matmuls != 2 || done.gelu != 1) throw Error("expected two matmuls replaced and one FastGelu folded");
+    }
+    if (edit) edit(g.model());
+    for (const onnx::NodeProto& node : g.model().graph().node()) {
+      run.fast_gelus += node.op_type() == "FastGelu";
+      for (const onnx::AttributeProto& a : node.attribute()) run.gelu_matmuls += a.name() == "gelu" && a.i() == 1;
+    }
+    g.save(dir / model);
+  }
+  OnnxEnvironment env;
+  const OnnxSession session(env, dir / model);
+  std::vector<Ort::Value> inputs;
+  std::vector<float> input = x;
+  inputs.push_back(tensor_view(input, {1, static_cast<std::int64_t>(x.size()) / H, H}));
+  const std::vector<Ort::Value> out = session.run({"x"}, inputs, {"y"});
+  const float* y = out[0].GetTensorData<float>();
+  run.y.assign(y, y + x.size());
+  return run;
+}
+
+// vision.kernels.onnx folds the MLP's FastGelu (which allocates a scratch copy of its input) into
+// the up projection: the same outputs as ONNX Runtime's MatMulNBits, FastGelu, MatMulNBits.
+TEST(KernelGraph, AFastGeluWithBiasFoldsIntoTheInt8UpProjection) {
+  test::TempDir dir;
+  const Checkpoint ckpt = tiny_checkpoint(dir);
+  std::size_t checked = 0;
+  for (const std::int64_t tokens : {std::int64_t{1}, std::int64_t{6}, std::int64_t{40}}) {
+    const std::vector<float> x = smooth_input(tokens, ckpt.config().text.hidden_size);
+    const GeluMlpRun ort = run_gelu_mlp(ckpt, dir.path(), x, false);
+    const GeluMlpRun ours = run_gelu_mlp(ckpt, dir.path(), x, true);
+    EXPECT_EQ(ort.fast_gelus, 1);
+    EXPECT_EQ(ours.fast_gelus, 0);
+    EXPECT_EQ(ours.gelu_matmuls, 1);
+    const double apart = test::compare(ours.y, ort.y).relative();
+    std::printf("[ int8 MLP with a tanh GELU, %lld tokens ] fused against ONNX Runtime's nodes: %.3g apart\n",
+                static_cast<long long>(tokens), apart);
+    EXPECT_LT(apart, 1e-5);
+    ++checked;
+  }
+  EXPECT_EQ(checked, 3u);
+}
+
+TEST(KernelGraph, AGeluOrBiasTheInt8MatMulCannotTakeIsAnError) {
+  test::TempDir dir;
+  const Checkpoint ckpt = tiny_checkpoint(dir);
+  const std::vector<float> x = smooth_input(6, ckpt.config().text.hidden_size);
+  const test::GraphEdit short_bias = [](onnx::ModelProto& model) {  // the fused up projection reads 3 biases
+    onnx::TensorProto* t = model.mutable_graph()->add_initializer();
+    t->set_name("short_bias");
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    t->add_dims(3);
+    for (int i = 0; i < 3; ++i) t->add_float_data(0.5f);
+    for (onnx::NodeProto& node : *model.mutable_graph()->mutable_node()) {
+      if (node.input_size() == 4) node.set_input(3, "short_bias");
+    }
+  };
+  std::vector<std::pair<test::GraphEdit, std::string>> cases = {
+      {test::set_attribute("Int8MatMul", "gelu", 2), "Int8MatMul: gelu = 2"},
+      {short_bias, "Int8MatMul: bias must be"},
+  };
+  EXPECT_EQ(test::expect_errors(cases, [&](const test::GraphEdit& edit) { run_gelu_mlp(ckpt, dir.path(), x, true, edit); }), cases.size());
+}
+
 }  // namespace
 }  // namespace q3vl
