@@ -101,9 +101,10 @@ double onnxruntime_gemm_gflops(std::int64_t n, int threads) {
   const std::filesystem::path model = scratch.path() / "gemm_peak.onnx";
   {
     graph::GraphBuilder g("gemm");
-    const std::string a = g.input("a", graph::kFloat, {n, n});
-    const std::string b = g.input("b", graph::kFloat, {n, n});
-    g.output(g.op("MatMul", {a, b}), "c", graph::kFloat, {n, n});
+    const graph::Shape square = {n, n};
+    const std::string a = g.input("a", graph::kFloat, square);
+    const std::string b = g.input("b", graph::kFloat, square);
+    g.output(g.op("MatMul", {a, b}), "c", graph::kFloat, square);
     g.save(model);
   }
   OnnxEnvironment env(threads);

@@ -16,40 +16,68 @@ std::string rotate(GraphBuilder& g, const std::string& x, const AttentionInputs&
   return g.op("Add", {g.op("Mul", {x, inputs.cos}), g.op("Mul", {rotated, inputs.sin})});
 }
 
-// Attention of q, k, v [N, D] within segments, one Loop iteration per item: the item's rows are
-// reshaped to [slices, rows per slice, D], so its temporal slices are the batch of one
-// MultiHeadAttention. Without a mask, ONNX Runtime's CPU kernel takes its flash-attention path:
-// memory linear in the patches, and no work or memory spent across segments, however many items
-// one call holds. The iterations append to the carried [rows so far, D].
-std::string segmented_attention(const BlockContext& block, const AttentionInputs& inputs, const std::string& q,
-                                const std::string& k, const std::string& v) {
-  GraphBuilder& g = block.g;
-  const std::int64_t D = block.config.hidden_size;
-  const std::int64_t hd = block.config.head_dim();
-  const graph::ElemType type = block.weights.float_type();
-  const std::string axis0 = g.constant_i64({0});
+std::string multi_head_attention(GraphBuilder& b, const BlockContext& block, const std::string& q, const std::string& k,
+                                 const std::string& v) {
+  const double hd = static_cast<double>(block.config.head_dim());
+  return b.op("MultiHeadAttention", {q, k, v},
+              {{"num_heads", block.config.num_heads}, {"scale", static_cast<float>(1.0 / std::sqrt(hd))}},
+              graph::kMicrosoftDomain, block.hint("attn"));
+}
 
-  GraphBuilder body = g.subgraph(block.hint("attn_item"));
-  const std::string item = body.input(g.unique_name(block.hint("item")), graph::kInt64, {});
-  const std::string condition = body.input(g.unique_name(block.hint("cond")), graph::kBool, {});
-  const std::string so_far = body.input(g.unique_name(block.hint("attended")), type, {std::string("rows"), D});
+// The items' attention in `b`, one Loop iteration per item: the item's rows are sliced out and
+// reshaped to [slices, rows per slice, D], so its temporal slices are the batch of one
+// MultiHeadAttention. The iterations append to the carried [rows so far, D].
+std::string attention_per_item(GraphBuilder& b, const BlockContext& block, const AttentionInputs& inputs, const std::string& q,
+                               const std::string& k, const std::string& v) {
+  const std::int64_t D = block.config.hidden_size;
+  const graph::ElemType type = block.weights.float_type();
+  const std::string axis0 = b.constant_i64({0});
+
+  GraphBuilder body = b.subgraph(block.hint("attn_item"));
+  const std::string item = body.input(b.unique_name(block.hint("item")), graph::kInt64, {});
+  const std::string condition = body.input(b.unique_name(block.hint("cond")), graph::kBool, {});
+  const std::string so_far = body.input(b.unique_name(block.hint("attended")), type, {std::string("rows"), D});
   const auto per_item = [&](const std::string& values) { return body.op("Unsqueeze", {body.op("Gather", {values, item}), axis0}); };
   const std::string start = per_item(inputs.item_starts);
   const std::string end = per_item(inputs.item_ends);
   const std::string batch_shape =
       body.op("Concat", {per_item(inputs.item_frames), body.constant_i64({-1, D})}, {{"axis", std::int64_t{0}}});
   const auto slices = [&](const std::string& x) { return body.op("Reshape", {body.op("Slice", {x, start, end, axis0}), batch_shape}); };
-  const std::string attended =
-      body.op("MultiHeadAttention", {slices(q), slices(k), slices(v)},
-              {{"num_heads", block.config.num_heads}, {"scale", static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)))}},
-              graph::kMicrosoftDomain, block.hint("attn"));
+  const std::string attended = multi_head_attention(body, block, slices(q), slices(k), slices(v));
   const std::string rows = body.op("Reshape", {attended, body.constant_i64({-1, D})});
-  body.output(condition, g.unique_name(block.hint("cond_out")), graph::kBool, {});
-  body.output(body.op("Concat", {so_far, rows}, {{"axis", std::int64_t{0}}}), g.unique_name(block.hint("attended_out")), type,
+  body.output(condition, b.unique_name(block.hint("cond_out")), graph::kBool, {});
+  body.output(body.op("Concat", {so_far, rows}, {{"axis", std::int64_t{0}}}), b.unique_name(block.hint("attended_out")), type,
               {std::string("rows"), D});
 
-  const std::string none = g.op("Slice", {q, axis0, axis0, axis0});  // [0, D]: nothing attended yet
-  return g.op("Loop", {inputs.item_count, "", none}, {{"body", body.body()}}, "", block.hint("attn_items"));
+  const std::string none = b.op("Slice", {q, axis0, axis0, axis0});  // [0, D]: nothing attended yet
+  return b.op("Loop", {inputs.item_count, "", none}, {{"body", body.body()}}, "", block.hint("attn_items"));
+}
+
+// Attention of q, k, v [N, D] within segments. Without a mask, ONNX Runtime's CPU kernel takes its
+// flash-attention path: memory linear in the patches, and no work or memory spent across segments,
+// however many items one call holds. One item (an image, or one video's frames: the common call)
+// is all the rows, so its [slices, rows per slice, D] are views of q, k and v; the Loop over items
+// copies each item's rows out, three hidden widths per patch more at the vision pass's peak.
+std::string segmented_attention(const BlockContext& block, const AttentionInputs& inputs, const std::string& q,
+                                const std::string& k, const std::string& v) {
+  GraphBuilder& g = block.g;
+  const std::int64_t D = block.config.hidden_size;
+  const graph::ElemType type = block.weights.float_type();
+
+  GraphBuilder one = g.subgraph(block.hint("attn_one_item"));
+  const std::string frames = one.op("Gather", {inputs.item_frames, one.constant_i64({0})});  // [1]
+  const std::string batch_shape = one.op("Concat", {frames, one.constant_i64({-1, D})}, {{"axis", std::int64_t{0}}});
+  const auto view = [&](const std::string& x) { return one.op("Reshape", {x, batch_shape}); };
+  const std::string attended = multi_head_attention(one, block, view(q), view(k), view(v));
+  one.output(one.op("Reshape", {attended, one.constant_i64({-1, D})}), g.unique_name(block.hint("attended_one")), type,
+             {std::string("rows"), D});
+
+  GraphBuilder many = g.subgraph(block.hint("attn_many_items"));
+  many.output(attention_per_item(many, block, inputs, q, k, v), g.unique_name(block.hint("attended_many")), type,
+              {std::string("rows"), D});
+
+  const std::string single = g.op("Equal", {inputs.item_count, g.scalar_i64(1)});
+  return g.op("If", {single}, {{"then_branch", one.body()}, {"else_branch", many.body()}}, "", block.hint("attn_segments"));
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 #pragma once
 // The pieces of vision.onnx's ViT, one function per block kind: LayerNorm, attention (2-D rotary,
-// MultiHeadAttention within attention segments, one item per Loop iteration), the GELU MLP, the pre-norm residual block that
-// composes them, and the 2x2 patch merger.
+// MultiHeadAttention within attention segments: on views of q, k, v when a call holds one item,
+// one item per Loop iteration otherwise), the GELU MLP, the pre-norm residual block that composes
+// them, and the 2x2 patch merger.
 //
 // As in the decoder (export/decoder_blocks.h), vision_block only knows the two block signatures
 // in VisionBlocks, so another attention or MLP kind is one more function make_vision_blocks

@@ -127,6 +127,16 @@ PatchGeometry build_geometry(GraphBuilder& g, WeightWriter& weights, const Visio
   return out;
 }
 
+// x again, as a view that ONNX Runtime can only compute once `first` exists. Its CPU order walks
+// back from the graph's outputs depth first, so a DeepStack merger, read only by the final Concat,
+// ran after the last block and its input (one hidden width per patch) stayed alive through every
+// block after its tap. Tied to the next block's input, the merger runs at its tap and only its
+// output (half a width per patch) is held.
+std::string after(GraphBuilder& g, const std::string& x, const std::string& first) {
+  const std::string no_change = g.op("Mul", {g.op("Shape", {first}), g.constant_i64({0})});  // [0, 0]
+  return g.op("Reshape", {x, g.op("Add", {g.op("Shape", {x}), no_change})});
+}
+
 }  // namespace
 
 void export_vision(const Checkpoint& checkpoint, const VisionExportOptions& options, const std::filesystem::path& dir,
@@ -158,6 +168,7 @@ void export_vision(const Checkpoint& checkpoint, const VisionExportOptions& opti
     const auto level = std::find(taps.begin(), taps.end(), i);
     if (level != taps.end()) {
       features.push_back(vision::patch_merger(g, weights, v, options.linear, x, vision::deepstack_merger(level - taps.begin())));
+      x = after(g, x, features.back());
     }
   }
   features[0] = vision::patch_merger(g, weights, v, options.linear, x, vision::final_merger());

@@ -147,6 +147,7 @@ OnnxSession::OnnxSession(OnnxEnvironment& environment, const std::filesystem::pa
     environment.q3vl_ops().add_to(session_options);
     if (!options.prepack_weights) session_options.AddConfigEntry("session.disable_prepacking", "1");
     if (!options.memory_arena) session_options.DisableCpuMemArena();
+    if (!options.memory_pattern) session_options.DisableMemPattern();
     if (!options.save_prepacked_model.empty()) {
       session_options.SetOptimizedModelFilePath(options.save_prepacked_model.c_str());
       const std::string data_name = options.save_prepacked_model.filename().string() + ".data";

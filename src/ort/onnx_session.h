@@ -28,6 +28,10 @@ struct SessionOptions {
   // With the arena: give its memory beyond the first chunk back after every run (ONNX Runtime's
   // arena shrinkage), so a run's buffers are reused within it but not held between runs.
   bool shrink_arena_after_run = false;
+  // ONNX Runtime's memory pattern: after a run, one block sized for every buffer of the plan,
+  // reused while the input shapes repeat. For a vision pass that block is larger than what the run
+  // itself held at its peak (11 against 9 hidden widths per patch), and images seldom repeat sizes.
+  bool memory_pattern = true;
   // Write ONNX Runtime's per-node profile (JSON) with this file prefix; also enabled by the
   // environment variable Q3VL_ORT_PROFILE=prefix, for finding where the time goes.
   std::string profile_prefix;
