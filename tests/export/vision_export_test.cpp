@@ -107,9 +107,23 @@ TEST(VisionExport, QuantizedEncodersAlsoGetAKernelGraphAsCloseToHf) {
     }
   }
   EXPECT_EQ(checked, 2 * test::golden_cases_with_images());
+  std::size_t graphs = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
     EXPECT_TRUE(std::filesystem::exists(entry.path() / kKernelVisionStamp)) << entry.path();
+    // Each block's FastGelu, which allocates a scratch copy of its input, runs in the up projection.
+    onnx::ModelProto model;
+    std::ifstream in(entry.path() / package::kKernelVisionModel, std::ios::binary);
+    ASSERT_TRUE(model.ParseFromIstream(&in)) << entry.path();
+    int fast_gelus = 0, fused = 0;
+    for (const onnx::NodeProto& node : model.graph().node()) {
+      fast_gelus += node.op_type() == "FastGelu";
+      for (const onnx::AttributeProto& a : node.attribute()) fused += a.name() == "gelu" && a.i() == 1;
+    }
+    EXPECT_EQ(fast_gelus, 0) << entry.path();
+    EXPECT_GT(fused, 0) << entry.path();
+    ++graphs;
   }
+  EXPECT_GT(graphs, 0u);
   // A float encoder gets none.
   for (const test::GoldenCase& c : test::golden_cases()) {
     if (!c.has("pixel_values")) continue;
