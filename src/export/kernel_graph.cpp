@@ -256,6 +256,15 @@ std::int64_t fuse_swiglu(onnx::GraphProto& graph) {
 // four times the hidden size per patch: the largest buffer of a big image's vision pass.
 std::int64_t fuse_bias_gelu(onnx::GraphProto& graph) {
   const GraphIndex index(graph);
+  std::unordered_map<std::string, const onnx::TensorProto*> initializers;
+  for (const onnx::TensorProto& t : graph.initializer()) initializers[t.name()] = &t;
+  // The op takes a float bias of one value per output; any other FastGelu bias stays where it is.
+  const auto bias_fits = [&](const std::string& name, std::int64_t N) {
+    const auto found = initializers.find(name);
+    if (found == initializers.end()) return false;
+    const onnx::TensorProto& t = *found->second;
+    return t.data_type() == onnx::TensorProto::FLOAT && t.dims_size() == 1 && t.dims(0) == N;
+  };
   std::vector<int> folded;
   std::int64_t fused = 0;
   for (int i = 0; i < graph.node_size(); ++i) {
@@ -267,7 +276,7 @@ std::int64_t fuse_bias_gelu(onnx::GraphProto& graph) {
     onnx::NodeProto& matmul = *graph.mutable_node(found->second);
     const bool quant_matmul = matmul.op_type() == package::kInt8MatMulOp || matmul.op_type() == package::kInt4MatMulOp;
     if (!quant_matmul || matmul.domain() != package::kQ3vlOpDomain || matmul.input_size() != 3 || attribute(matmul, "swiglu") != nullptr ||
-        attribute(matmul, "gelu") != nullptr) {
+        attribute(matmul, "gelu") != nullptr || !bias_fits(gelu.input(1), int_attribute(matmul, "N", 0))) {
       continue;
     }
     matmul.add_input(gelu.input(1));

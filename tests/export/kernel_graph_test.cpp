@@ -328,6 +328,28 @@ TEST(KernelGraph, AFastGeluWithBiasFoldsIntoTheInt8UpProjection) {
   EXPECT_EQ(checked, 3u);
 }
 
+// A FastGelu whose bias is not a float initializer of one value per output (here a graph input)
+// stays ONNX Runtime's node.
+TEST(KernelGraph, AFastGeluWithAnotherBiasStays) {
+  test::TempDir dir;
+  const Checkpoint ckpt = tiny_checkpoint(dir);
+  const std::int64_t H = ckpt.config().text.hidden_size, I = ckpt.config().text.intermediate_size;
+  graph::ExternalDataWriter external(dir / "kept.onnx.data", "kept.onnx.data");
+  graph::GraphBuilder g("kept", {}, &external);
+  WeightWriter weights(g, ckpt);
+  const std::string in = g.input("x", graph::kFloat, {std::int64_t{1}, std::string("tokens"), H});
+  const std::string bias = g.input("bias", graph::kFloat, {I});
+  const std::string up = weights.linear(in, names::text_layer(0, "mlp.up_proj.weight"), "", linear(WeightFormat::Int8), "up");
+  g.output(g.op("FastGelu", {up, bias}, {}, graph::kMicrosoftDomain), "y", graph::kFloat, {std::int64_t{1}, std::string("tokens"), I});
+  external.close();
+  const KernelRewrite done = use_q3vl_kernels(g.model(), {.int4 = false, .int8 = true});
+  EXPECT_EQ(done.matmuls, 1);
+  EXPECT_EQ(done.gelu, 0);
+  int fast_gelus = 0;
+  for (const onnx::NodeProto& node : g.model().graph().node()) fast_gelus += node.op_type() == "FastGelu";
+  EXPECT_EQ(fast_gelus, 1);
+}
+
 TEST(KernelGraph, AGeluOrBiasTheInt8MatMulCannotTakeIsAnError) {
   test::TempDir dir;
   const Checkpoint ckpt = tiny_checkpoint(dir);
