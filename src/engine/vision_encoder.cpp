@@ -114,7 +114,7 @@ namespace {
 // back what the run added once it ends. Without the arena every tensor was fresh heap memory:
 // slower on first touch, and glibc kept the freed buffers (174 KB a patch at peak against 93 on
 // the 2B's int8 encoder); unshrunk, the arena would hold a long video's activations through the
-// prefill that follows and every later turn.
+// prefill that follows and every later turn. No memory pattern: see SessionOptions::memory_pattern.
 SessionOptions with_vision_memory(SessionOptions options) {
   options.memory_arena = true;
   options.shrink_arena_after_run = true;

@@ -68,6 +68,18 @@ OrtStatusPtr QuantMatMulKernel::ComputeV2(OrtKernelContext* raw) {
                                " scales do not describe [N=" + std::to_string(N) + ", K=" + std::to_string(K) + "] in blocks of " +
                                std::to_string(block));
     }
+    // Checked before the matmul: a bad bias fails fast.
+    const float* bias = nullptr;
+    if (context.GetInputCount() > 3) {
+      const Ort::ConstValue bias_value = context.GetInput(3);
+      if (static_cast<const OrtValue*>(bias_value) != nullptr) {
+        const auto info = bias_value.GetTensorTypeAndShapeInfo();
+        if (info.GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT || info.GetElementCount() != static_cast<std::size_t>(N)) {
+          throw std::runtime_error(std::string(op) + ": bias must be " + std::to_string(N) + " floats, one per output");
+        }
+        bias = bias_value.GetTensorData<float>();
+      }
+    }
     std::vector<std::int64_t> shape = a.GetTensorTypeAndShapeInfo().GetShape();
     const std::int64_t width = swiglu ? 2 * K : K;  // A's last dimension
     if (shape.empty() || shape.back() != width) {
@@ -90,17 +102,6 @@ OrtStatusPtr QuantMatMulKernel::ComputeV2(OrtKernelContext* raw) {
       kernels::run_int4_matmul(int4, a.GetTensorData<float>(), tokens, y.GetTensorMutableData<float>(), parallel);
     } else {
       kernels::run_int8_matmul(int8, a.GetTensorData<float>(), tokens, y.GetTensorMutableData<float>(), parallel);
-    }
-    const float* bias = nullptr;
-    if (context.GetInputCount() > 3) {
-      const Ort::ConstValue bias_value = context.GetInput(3);
-      if (static_cast<const OrtValue*>(bias_value) != nullptr) {
-        const auto info = bias_value.GetTensorTypeAndShapeInfo();
-        if (info.GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT || info.GetElementCount() != static_cast<std::size_t>(N)) {
-          throw std::runtime_error(std::string(op) + ": bias must be " + std::to_string(N) + " floats, one per output");
-        }
-        bias = bias_value.GetTensorData<float>();
-      }
     }
     if (gelu || bias != nullptr) {
       // Bias and activation in place over the output: no second buffer of its size.

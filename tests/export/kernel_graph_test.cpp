@@ -29,15 +29,33 @@ struct TwoLayers {
   LinearOptions first, second;  // up [H -> I], then down [I -> H]
 };
 
+// A fresh model file name in the test's directory, "PREFIX_N.onnx".
+std::string next_model_name(const char* prefix) {
+  static int count = 0;
+  std::string model = prefix;  // appended, not "..." + to_string(): GCC 12 warns (-Wrestrict) on that
+  model += "_" + std::to_string(count++) + ".onnx";
+  return model;
+}
+
+// Runs the saved `model` (input x [1, tokens, H], output y of x's size) on `x`.
+std::vector<float> run_saved(const fs::path& model, const std::vector<float>& x, std::int64_t H) {
+  OnnxEnvironment env;
+  const OnnxSession session(env, model);
+  std::vector<Ort::Value> inputs;
+  std::vector<float> input = x;
+  inputs.push_back(tensor_view(input, {1, static_cast<std::int64_t>(x.size()) / H, H}));
+  const std::vector<Ort::Value> out = session.run({"x"}, inputs, {"y"});
+  const float* y = out[0].GetTensorData<float>();
+  return {y, y + x.size()};
+}
+
 // x [1, tokens, H] -> up_proj -> down_proj of layer 0, each in its own format; with `kernels`, after
 // q3vl's rewrite, which must replace `expect_replaced` nodes. Runs it on `x`.
 std::vector<float> run_two_layers(const Checkpoint& ckpt, const TwoLayers& layers, const fs::path& dir, const std::vector<float>& x,
                                   bool kernels, std::int64_t expect_replaced = 0,
                                   const std::function<void(onnx::ModelProto&)>& edit = {}, bool half_scales = false,
                                   KernelWidths widths = {}) {
-  static int count = 0;
-  std::string model = "layers_";  // appended, not "..." + to_string(): GCC 12 warns (-Wrestrict) on that
-  model += std::to_string(count++) + ".onnx";
+  const std::string model = next_model_name("layers");
   const std::int64_t H = ckpt.config().text.hidden_size;
   {
     graph::ExternalDataWriter external(dir / (model + ".data"), model + ".data");
@@ -60,14 +78,7 @@ std::vector<float> run_two_layers(const Checkpoint& ckpt, const TwoLayers& layer
     if (edit) edit(g.model());
     g.save(dir / model);
   }
-  OnnxEnvironment env;
-  const OnnxSession session(env, dir / model);
-  std::vector<Ort::Value> inputs;
-  std::vector<float> input = x;
-  inputs.push_back(tensor_view(input, {1, static_cast<std::int64_t>(x.size()) / H, H}));
-  const std::vector<Ort::Value> out = session.run({"x"}, inputs, {"y"});
-  const float* y = out[0].GetTensorData<float>();
-  return {y, y + x.size()};
+  return run_saved(dir / model, x, H);
 }
 
 LinearOptions linear(WeightFormat format, std::int64_t accuracy_level = 4, bool symmetric = true) {
@@ -266,9 +277,7 @@ struct GeluMlpRun {
 
 GeluMlpRun run_gelu_mlp(const Checkpoint& ckpt, const fs::path& dir, const std::vector<float>& x, bool kernels,
                         const test::GraphEdit& edit = {}) {
-  static int count = 0;
-  std::string model = "gelu_mlp_";
-  model += std::to_string(count++) + ".onnx";
+  const std::string model = next_model_name("gelu_mlp");
   const std::int64_t H = ckpt.config().text.hidden_size, I = ckpt.config().text.intermediate_size;
   GeluMlpRun run;
   {
@@ -295,14 +304,7 @@ GeluMlpRun run_gelu_mlp(const Checkpoint& ckpt, const fs::path& dir, const std::
     }
     g.save(dir / model);
   }
-  OnnxEnvironment env;
-  const OnnxSession session(env, dir / model);
-  std::vector<Ort::Value> inputs;
-  std::vector<float> input = x;
-  inputs.push_back(tensor_view(input, {1, static_cast<std::int64_t>(x.size()) / H, H}));
-  const std::vector<Ort::Value> out = session.run({"x"}, inputs, {"y"});
-  const float* y = out[0].GetTensorData<float>();
-  run.y.assign(y, y + x.size());
+  run.y = run_saved(dir / model, x, H);
   return run;
 }
 
