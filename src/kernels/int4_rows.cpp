@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <cmath>
 
+#if defined(Q3VL_X86_KERNELS)
+#include <immintrin.h>
+#endif
+
 #include "math/half_float.h"
 #include "q3vl/error.h"
 
@@ -18,26 +22,97 @@ void QuantizedActivations::reset(std::int64_t rows, std::int64_t columns, std::i
   offsets.assign(static_cast<std::size_t>(rows * groups), 0.0f);
 }
 
-void QuantizedActivations::quantize(std::int64_t row, const float* x) {
-  std::int8_t* out = values.data() + row * groups * group;
-  for (std::int64_t g = 0; g < groups; ++g) {
-    const std::int64_t start = g * group;
-    const std::int64_t length = std::min(group, cols - start);
+namespace {
+
+// One group's largest magnitude and its scales, as every quantizer computes them.
+struct GroupScale {
+  float scale, inverse;
+};
+GroupScale group_scale(float largest) { return {largest / 127.0f, largest > 0.0f ? 127.0f / largest : 0.0f}; }
+
+void quantize_portable(QuantizedActivations& a, std::int64_t row, const float* x) {
+  std::int8_t* out = a.values.data() + row * a.groups * a.group;
+  for (std::int64_t g = 0; g < a.groups; ++g) {
+    const std::int64_t start = g * a.group;
+    const std::int64_t length = std::min(a.group, a.cols - start);
     float largest = 0.0f;
     for (std::int64_t i = 0; i < length; ++i) largest = std::max(largest, std::fabs(x[start + i]));
-    const float scale = largest / 127.0f;
-    const float inverse = largest > 0.0f ? 127.0f / largest : 0.0f;
-    const Halves at = halves(g);
+    const GroupScale s = group_scale(largest);
+    const QuantizedActivations::Halves at = a.halves(g);
     std::int32_t sum = 0;
     for (std::int64_t i = 0; i < length; ++i) {
-      const auto v = static_cast<std::int8_t>(std::clamp(std::nearbyint(x[start + i] * inverse), -127.0f, 127.0f));
-      out[weight_bits == 8 ? start + i : (i % 2 == 0 ? at.evens : at.odds) + i / 2] = v;
+      const auto v = static_cast<std::int8_t>(std::clamp(std::nearbyint(x[start + i] * s.inverse), -127.0f, 127.0f));
+      out[a.weight_bits == 8 ? start + i : (i % 2 == 0 ? at.evens : at.odds) + i / 2] = v;
       sum += v;
     }
-    const float zero_point = weight_bits == 8 ? 128.0f : 8.0f;
-    scales[static_cast<std::size_t>(row * groups + g)] = scale;
-    offsets[static_cast<std::size_t>(row * groups + g)] = zero_point * static_cast<float>(sum) * scale;
+    const float zero_point = a.weight_bits == 8 ? 128.0f : 8.0f;
+    a.scales[static_cast<std::size_t>(row * a.groups + g)] = s.scale;
+    a.offsets[static_cast<std::size_t>(row * a.groups + g)] = zero_point * static_cast<float>(sum) * s.scale;
   }
+}
+
+#if defined(Q3VL_X86_KERNELS)
+// Groups of 32 with AVX2: the same arithmetic as quantize_portable, element for element (the
+// magnitude's maximum, one multiply, rounding to nearest even, the clamp), so the bytes, scales and
+// offsets are bit-identical; 8 lanes serve every x86 kernel (the quantizer is a small share of a
+// prompt's time once it is not scalar).
+__attribute__((target("avx2,fma"))) void quantize_groups_of_32_avx2(QuantizedActivations& a, std::int64_t row, const float* x) {
+  std::int8_t* out = a.values.data() + row * a.groups * 32;
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 low = _mm256_set1_ps(-127.0f), high = _mm256_set1_ps(127.0f);
+  // After the two packs each 128-bit lane holds 4 values of each of the four vectors; these put
+  // them back in order (32-bit pieces 0, 4, 1, 5, ...).
+  const __m256i in_order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  // Within each 16-byte lane: its even-offset values, then its odd-offset ones.
+  const __m256i evens_then_odds = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15,  //
+                                                   0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  const float zero_point = a.weight_bits == 8 ? 128.0f : 8.0f;
+  for (std::int64_t g = 0; g < a.groups; ++g) {
+    const float* v = x + g * 32;
+    __m256 part[4];
+    __m256 largest = _mm256_setzero_ps();
+    for (int k = 0; k < 4; ++k) {
+      part[k] = _mm256_loadu_ps(v + 8 * k);
+      largest = _mm256_max_ps(_mm256_andnot_ps(sign, part[k]), largest);  // a NaN lane keeps `largest`, as std::max does
+    }
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(largest), _mm256_extractf128_ps(largest, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    const GroupScale s = group_scale(_mm_cvtss_f32(m));
+    const __m256 inverse = _mm256_set1_ps(s.inverse);
+    __m256i q[4];
+    __m256i sum = _mm256_setzero_si256();
+    for (int k = 0; k < 4; ++k) {
+      const __m256 rounded = _mm256_round_ps(_mm256_mul_ps(part[k], inverse), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      q[k] = _mm256_cvttps_epi32(_mm256_min_ps(_mm256_max_ps(rounded, low), high));
+      sum = _mm256_add_epi32(sum, q[k]);
+    }
+    const __m256i bytes =
+        _mm256_permutevar8x32_epi32(_mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3])), in_order);
+    if (a.weight_bits == 8) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + g * 32), bytes);
+    } else {
+      const __m256i split = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(bytes, evens_then_odds), 0xD8);  // evens of both lanes, then odds
+      const QuantizedActivations::Halves at = a.halves(g);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + at.evens), _mm256_castsi256_si128(split));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + at.odds), _mm256_extracti128_si256(split, 1));
+    }
+    __m128i total = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    total = _mm_add_epi32(total, _mm_shuffle_epi32(total, 0x4E));
+    total = _mm_add_epi32(total, _mm_shuffle_epi32(total, 0xB1));
+    a.scales[static_cast<std::size_t>(row * a.groups + g)] = s.scale;
+    a.offsets[static_cast<std::size_t>(row * a.groups + g)] = zero_point * static_cast<float>(_mm_cvtsi128_si32(total)) * s.scale;
+  }
+}
+#endif
+
+}  // namespace
+
+void QuantizedActivations::quantize(std::int64_t row, const float* x, Int4Isa isa) {
+#if defined(Q3VL_X86_KERNELS)
+  if (group == 32 && cols % 32 == 0 && usable_isa(isa) != Int4Isa::Portable) return quantize_groups_of_32_avx2(*this, row, x);
+#endif
+  quantize_portable(*this, row, x);
 }
 
 void point_at_rows(RowsJob& job, const Int4Matrices& m, std::int64_t e, std::int64_t first) {

@@ -25,8 +25,9 @@ struct QuantizedActivations {
   std::vector<float> offsets;       // [rows, groups]: zero point (8 or 128) * sum(q) * scale, the weights' zero point's share
 
   void reset(std::int64_t rows, std::int64_t columns, std::int64_t group_size, std::int64_t bits_of_weights = 4);
-  // Quantizes `cols` floats into row `row` (round to nearest, scale max|x| / 127).
-  void quantize(std::int64_t row, const float* x);
+  // Quantizes `cols` floats into row `row` (round to nearest, scale max|x| / 127). Every
+  // instruction set gives the same bytes, scales and offsets.
+  void quantize(std::int64_t row, const float* x, Int4Isa isa = Int4Isa::Best);
   const std::int8_t* row_values(std::int64_t row) const { return values.data() + row * groups * group; }
   // Where group g's even-offset and odd-offset values start within a row.
   struct Halves {
