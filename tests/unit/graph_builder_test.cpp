@@ -1,6 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <iterator>
+
 #include <onnxruntime_cxx_api.h>
 
 #include "graph/graph_builder.h"
@@ -89,6 +93,44 @@ TEST(GraphBuilder, StreamedInitializersAreWrittenInPieces) {
   std::vector<float> x(K, 0.5f);
   const std::vector<float> y = run_single_output(dir / "m.onnx", x, 1, K);
   for (std::int64_t i = 0; i < K; ++i) EXPECT_EQ(y[static_cast<std::size_t>(i)], static_cast<float>(i + 1));
+}
+
+// The writer holds bytes back until it has a whole 2 MB block (the page cache then keeps the file
+// in 2 MB pages): tensors that start and end inside blocks, in pieces across block edges, and a last
+// partial block must all land where the ranges say, with the alignment's zeros between them.
+TEST(ExternalDataWriter, TensorsAcrossTwoMegabyteBlocksLandWhereTheirRangesSay) {
+  test::TempDir dir;
+  const auto bytes_of = [](std::size_t count, std::uint32_t seed) {
+    std::vector<std::uint8_t> v(count);
+    for (std::size_t i = 0; i < count; ++i) v[i] = static_cast<std::uint8_t>((i * 2654435761u + seed) >> 13);
+    return v;
+  };
+  const std::vector<std::uint8_t> small = bytes_of(1000, 1), large = bytes_of((5u << 20) + 123, 2), pieces = bytes_of(3u << 20, 3);
+  std::vector<ExternalDataWriter::Range> ranges;
+  {
+    ExternalDataWriter external(dir / "w.data", "w.data");
+    ranges.push_back(external.append(small));
+    ranges.push_back(external.append(large));
+    ranges.push_back(external.begin_tensor(pieces.size()));
+    for (std::size_t at = 0; at < pieces.size(); at += 700001) {
+      external.append_piece({pieces.data() + at, std::min<std::size_t>(700001, pieces.size() - at)});
+    }
+    ranges.push_back(external.append(small));
+    external.close();
+    EXPECT_EQ(external.size(), ranges.back().offset + small.size());
+  }
+  std::ifstream in(dir / "w.data", std::ios::binary);
+  const std::vector<std::uint8_t> file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_EQ(file.size(), ranges.back().offset + small.size());
+  const std::vector<std::uint8_t>* expected[] = {&small, &large, &pieces, &small};
+  std::uint64_t end = 0;
+  for (std::size_t t = 0; t < 4; ++t) {
+    EXPECT_EQ(ranges[t].offset % 4096, 0u);
+    ASSERT_EQ(ranges[t].length, expected[t]->size());
+    for (std::uint64_t i = end; i < ranges[t].offset; ++i) ASSERT_EQ(file[i], 0) << "padding at " << i;
+    EXPECT_TRUE(std::equal(expected[t]->begin(), expected[t]->end(), file.begin() + static_cast<std::ptrdiff_t>(ranges[t].offset))) << "tensor " << t;
+    end = ranges[t].offset + ranges[t].length;
+  }
 }
 
 TEST(GraphBuilder, RejectsMismatchedInitializerBytes) {
