@@ -30,6 +30,7 @@ TEST(Int4MatMul, MatchesTheDequantizedReferenceOnEveryInstructionSet) {
       {37, 352, 32, 1},   // decode: eight groups a pass, then a pair and an unpaired group
       {11, 96, 32, 1},    // decode, fewer than eight groups
       {24, 512, 64, 1},   // decode, blocks of two groups (each pass reads only its row's scales)
+      {24, 512, 128, 1},  // decode, blocks of four groups
       {24, 512, 256, 1},  // decode, eight groups to a block
       {9, 1024, 512, 1},  // decode, blocks longer than a pass
       {67, 128, 32, 7},   // token tiles of 4 and 3, an odd row count
