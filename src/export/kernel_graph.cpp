@@ -173,6 +173,12 @@ struct GraphIndex {
       for (const std::string& in : graph.node(i).input()) ++readers[in];
     }
     for (const onnx::ValueInfoProto& out : graph.output()) readers[out.name()] += 2;  // a graph output is never folded away
+    for (const onnx::TensorProto& t : graph.initializer()) initializers[t.name()] = &t;
+  }
+  // The initializer named `value`, or null.
+  const onnx::TensorProto* initializer(const std::string& value) const {
+    const auto found = initializers.find(value);
+    return found == initializers.end() ? nullptr : found->second;
   }
   // The node of type `op` in `domain` that writes `value`, or null.
   const onnx::NodeProto* made_by(const std::string& value, const char* op, const std::string& domain) const {
@@ -190,6 +196,7 @@ struct GraphIndex {
   const onnx::GraphProto& graph;
   std::unordered_map<std::string, int> producer;
   std::unordered_map<std::string, std::int64_t> readers;
+  std::unordered_map<std::string, const onnx::TensorProto*> initializers;
 };
 
 // Drops the nodes at `folded` (a node always has an op type: an empty one marks those to drop) and
@@ -256,14 +263,10 @@ std::int64_t fuse_swiglu(onnx::GraphProto& graph) {
 // four times the hidden size per patch: the largest buffer of a big image's vision pass.
 std::int64_t fuse_bias_gelu(onnx::GraphProto& graph) {
   const GraphIndex index(graph);
-  std::unordered_map<std::string, const onnx::TensorProto*> initializers;
-  for (const onnx::TensorProto& t : graph.initializer()) initializers[t.name()] = &t;
   // The op takes a float bias of one value per output; any other FastGelu bias stays where it is.
   const auto bias_fits = [&](const std::string& name, std::int64_t N) {
-    const auto found = initializers.find(name);
-    if (found == initializers.end()) return false;
-    const onnx::TensorProto& t = *found->second;
-    return t.data_type() == onnx::TensorProto::FLOAT && t.dims_size() == 1 && t.dims(0) == N;
+    const onnx::TensorProto* t = index.initializer(name);
+    return t != nullptr && t->data_type() == onnx::TensorProto::FLOAT && t->dims_size() == 1 && t->dims(0) == N;
   };
   std::vector<int> folded;
   std::int64_t fused = 0;

@@ -12,7 +12,14 @@
 
 namespace q3vl::kernels {
 
-void QuantizedActivations::reset(std::int64_t rows, std::int64_t columns, std::int64_t group_size, std::int64_t bits_of_weights) {
+void QuantizedActivations::reset(std::int64_t rows, std::int64_t columns, std::int64_t group_size, std::int64_t bits_of_weights,
+                                 Int4Isa isa) {
+#if defined(Q3VL_X86_KERNELS)
+  vector_quantizer = group_size == 32 && columns % 32 == 0 && usable_isa(isa) != Int4Isa::Portable;
+#else
+  vector_quantizer = false;
+  (void)isa;
+#endif
   cols = columns;
   group = group_size;
   weight_bits = bits_of_weights;
@@ -29,6 +36,8 @@ struct GroupScale {
   float scale, inverse;
 };
 GroupScale group_scale(float largest) { return {largest / 127.0f, largest > 0.0f ? 127.0f / largest : 0.0f}; }
+// The weights' zero point: 8 for int4, 128 for int8 (MatMulNBits' unsigned layouts).
+float weight_zero_point(std::int64_t weight_bits) { return weight_bits == 8 ? 128.0f : 8.0f; }
 
 void quantize_portable(QuantizedActivations& a, std::int64_t row, const float* x) {
   std::int8_t* out = a.values.data() + row * a.groups * a.group;
@@ -45,7 +54,7 @@ void quantize_portable(QuantizedActivations& a, std::int64_t row, const float* x
       out[a.weight_bits == 8 ? start + i : (i % 2 == 0 ? at.evens : at.odds) + i / 2] = v;
       sum += v;
     }
-    const float zero_point = a.weight_bits == 8 ? 128.0f : 8.0f;
+    const float zero_point = weight_zero_point(a.weight_bits);
     a.scales[static_cast<std::size_t>(row * a.groups + g)] = s.scale;
     a.offsets[static_cast<std::size_t>(row * a.groups + g)] = zero_point * static_cast<float>(sum) * s.scale;
   }
@@ -66,7 +75,7 @@ __attribute__((target("avx2,fma"))) void quantize_groups_of_32_avx2(QuantizedAct
   // Within each 16-byte lane: its even-offset values, then its odd-offset ones.
   const __m256i evens_then_odds = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15,  //
                                                    0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
-  const float zero_point = a.weight_bits == 8 ? 128.0f : 8.0f;
+  const float zero_point = weight_zero_point(a.weight_bits);
   for (std::int64_t g = 0; g < a.groups; ++g) {
     const float* v = x + g * 32;
     __m256 part[4];
@@ -108,9 +117,9 @@ __attribute__((target("avx2,fma"))) void quantize_groups_of_32_avx2(QuantizedAct
 
 }  // namespace
 
-void QuantizedActivations::quantize(std::int64_t row, const float* x, Int4Isa isa) {
+void QuantizedActivations::quantize(std::int64_t row, const float* x) {
 #if defined(Q3VL_X86_KERNELS)
-  if (group == 32 && cols % 32 == 0 && usable_isa(isa) != Int4Isa::Portable) return quantize_groups_of_32_avx2(*this, row, x);
+  if (vector_quantizer) return quantize_groups_of_32_avx2(*this, row, x);
 #endif
   quantize_portable(*this, row, x);
 }

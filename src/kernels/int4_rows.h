@@ -23,11 +23,15 @@ struct QuantizedActivations {
   std::vector<std::int8_t> values;  // [rows, groups * group]
   std::vector<float> scales;        // [rows, groups]: value = q * scale
   std::vector<float> offsets;       // [rows, groups]: zero point (8 or 128) * sum(q) * scale, the weights' zero point's share
+  bool vector_quantizer = false;    // set by reset: groups of 32 on an x86 vector unit
 
-  void reset(std::int64_t rows, std::int64_t columns, std::int64_t group_size, std::int64_t bits_of_weights = 4);
+  // Sizes the rows and picks the quantizer for `isa` (Best: the widest this CPU has), once per
+  // pass rather than per row.
+  void reset(std::int64_t rows, std::int64_t columns, std::int64_t group_size, std::int64_t bits_of_weights = 4,
+             Int4Isa isa = Int4Isa::Best);
   // Quantizes `cols` floats into row `row` (round to nearest, scale max|x| / 127). Every
   // instruction set gives the same bytes, scales and offsets.
-  void quantize(std::int64_t row, const float* x, Int4Isa isa = Int4Isa::Best);
+  void quantize(std::int64_t row, const float* x);
   const std::int8_t* row_values(std::int64_t row) const { return values.data() + row * groups * group; }
   // Where group g's even-offset and odd-offset values start within a row.
   struct Halves {

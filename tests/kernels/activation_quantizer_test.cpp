@@ -46,8 +46,8 @@ TEST(ActivationQuantizer, FollowsTheRuleOnEveryInstructionSet) {
       for (Int4Isa isa : available_isas()) {
         SCOPED_TRACE(to_string(isa) + ", " + std::to_string(cols) + " columns, weights of " + std::to_string(bits) + " bits");
         QuantizedActivations a;
-        a.reset(rows, cols, 32, bits);
-        for (std::int64_t r = 0; r < rows; ++r) a.quantize(r, x.data() + r * cols, isa);
+        a.reset(rows, cols, 32, bits, isa);
+        for (std::int64_t r = 0; r < rows; ++r) a.quantize(r, x.data() + r * cols);
         for (std::int64_t r = 0; r < rows; ++r) {
           for (std::int64_t g = 0; g < a.groups; ++g) {
             const float* v = x.data() + r * cols + g * 32;
