@@ -70,9 +70,11 @@ template <int L>
 Q3VL_INLINE void store(float* p, Floats<L> v) {
   std::memcpy(p, &v, sizeof(v));
 }
+// x in every lane. (x - 0 is x for every x, -0 included, so the compiler drops the subtraction and
+// emits one broadcast; x + 0 is not (-0 + 0 is +0), so it kept an add before each broadcast.)
 template <int L>
 Q3VL_INLINE Floats<L> splat(float x) {
-  return Floats<L>{} + x;
+  return x - Floats<L>{};
 }
 template <int L>
 Q3VL_INLINE float lanes_sum(Floats<L> v) {
