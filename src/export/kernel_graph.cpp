@@ -295,6 +295,118 @@ std::int64_t fuse_bias_gelu(onnx::GraphProto& graph) {
   return fused;
 }
 
+// Each Split(Add(Int8MatMul(x), bias), [D, D, D]) (a vision block's qkv projection) becomes three
+// Int8MatMul nodes on rows 0, D and 2D of the same weights and bias (attribute first_row), each
+// writing one D-wide output: no three-wide buffer, so every buffer of the vision pass is one width
+// and ONNX Runtime's arena reuses them whole.
+std::int64_t split_qkv_projections(onnx::GraphProto& graph) {
+  const GraphIndex index(graph);
+  std::unordered_map<int, std::vector<onnx::NodeProto>> replaced;
+  std::unordered_set<int> dropped;
+  for (int i = 0; i < graph.node_size(); ++i) {
+    const onnx::NodeProto& split = graph.node(i);
+    if (split.op_type() != "Split" || !split.domain().empty() || split.output_size() != 3 || int_attribute(split, "axis", 0) != 1 ||
+        split.input_size() != 2 || !index.read_once(split.input(0))) {
+      continue;
+    }
+    const auto sizes = int64_initializer(graph, split.input(1));
+    const onnx::NodeProto* add = index.made_by(split.input(0), "Add", "");
+    if (!sizes || sizes->size() != 3 || (*sizes)[0] != (*sizes)[1] || (*sizes)[1] != (*sizes)[2] || add == nullptr || add->input_size() != 2 ||
+        !index.read_once(add->input(0))) {
+      continue;
+    }
+    const std::int64_t D = (*sizes)[0];
+    const onnx::TensorProto* bias = index.initializer(add->input(1));
+    const onnx::NodeProto* matmul = index.made_by(add->input(0), package::kInt8MatMulOp, package::kQ3vlOpDomain);
+    if (bias == nullptr || bias->data_type() != onnx::TensorProto::FLOAT || bias->dims_size() != 1 || bias->dims(0) != 3 * D ||
+        matmul == nullptr || matmul->input_size() != 3 || int_attribute(*matmul, "N", 0) != 3 * D || attribute(*matmul, "gelu") != nullptr ||
+        attribute(*matmul, "first_row") != nullptr) {
+      continue;
+    }
+    std::vector<onnx::NodeProto> parts;
+    for (int part = 0; part < 3; ++part) {
+      onnx::NodeProto one;
+      one.set_op_type(package::kInt8MatMulOp);
+      one.set_domain(package::kQ3vlOpDomain);
+      one.set_name(matmul->name() + "." + "qkv"[part]);
+      for (const std::string& in : {matmul->input(0), matmul->input(1), matmul->input(2), add->input(1)}) one.add_input(in);
+      one.add_output(split.output(part));
+      copy_int_attributes(*matmul, one, {"K", "block_size"});
+      for (const auto& [name, value] : {std::pair<const char*, std::int64_t>{"N", D}, {"first_row", part * D}}) {
+        onnx::AttributeProto* a = one.add_attribute();
+        a->set_name(name);
+        a->set_type(onnx::AttributeProto::INT);
+        a->set_i(value);
+      }
+      parts.push_back(std::move(one));
+    }
+    replaced[i] = std::move(parts);
+    dropped.insert(index.producer.at(split.input(0)));
+    dropped.insert(index.producer.at(add->input(0)));
+  }
+  if (replaced.empty()) return 0;
+  google::protobuf::RepeatedPtrField<onnx::NodeProto> nodes;
+  for (int i = 0; i < graph.node_size(); ++i) {
+    if (dropped.contains(i)) continue;
+    const auto found = replaced.find(i);
+    if (found == replaced.end()) {
+      *nodes.Add() = graph.node(i);
+    } else {
+      for (onnx::NodeProto& part : found->second) *nodes.Add() = std::move(part);
+    }
+  }
+  graph.mutable_node()->Swap(&nodes);
+  return static_cast<std::int64_t>(replaced.size());
+}
+
+// Folds each vision MLP into one PatchMlp node (ort/patch_mlp_op.h): an Int8MatMul with the GELU
+// and its bias folded in (fuse_bias_gelu), whose output only the down projection's Int8MatMul reads,
+// and that one's bias Add where it has one. Inputs: x, up B, scales, bias, down B, scales, bias.
+std::int64_t fuse_patch_mlp(onnx::GraphProto& graph) {
+  const GraphIndex index(graph);
+  const auto is_int8_matmul = [](const onnx::NodeProto& n) {
+    return n.op_type() == package::kInt8MatMulOp && n.domain() == package::kQ3vlOpDomain && attribute(n, "swiglu") == nullptr;
+  };
+  std::vector<int> folded;
+  std::int64_t fused = 0;
+  for (int i = 0; i < graph.node_size(); ++i) {
+    onnx::NodeProto& down = *graph.mutable_node(i);
+    if (!is_int8_matmul(down) || attribute(down, "gelu") != nullptr || down.input_size() != 3 || !index.read_once(down.input(0))) continue;
+    const auto up_at = index.producer.find(down.input(0));
+    if (up_at == index.producer.end()) continue;
+    const onnx::NodeProto& up = graph.node(up_at->second);
+    const std::int64_t K = int_attribute(up, "K", 0), N = int_attribute(up, "N", 0), block = int_attribute(up, "block_size", 0);
+    if (!is_int8_matmul(up) || int_attribute(up, "gelu", 0) != 1 || up.input_size() != 4 || int_attribute(down, "K", 0) != N ||
+        int_attribute(down, "N", 0) != K || int_attribute(down, "block_size", 0) != block) {
+      continue;
+    }
+    onnx::NodeProto mlp;
+    mlp.set_op_type(package::kPatchMlpOp);
+    mlp.set_domain(package::kQ3vlOpDomain);
+    mlp.set_name(down.name() + ".patch_mlp");
+    for (const std::string& in : {up.input(0), up.input(1), up.input(2), up.input(3), down.input(1), down.input(2)}) mlp.add_input(in);
+    std::string output = down.output(0);
+    // The down projection's bias, where an Add of a [K] float initializer is all that reads it.
+    for (int j = 0; j < graph.node_size() && index.read_once(output); ++j) {
+      const onnx::NodeProto& add = graph.node(j);
+      if (add.op_type() != "Add" || !add.domain().empty() || add.input_size() != 2 || add.input(0) != output) continue;
+      const onnx::TensorProto* bias = index.initializer(add.input(1));
+      if (bias == nullptr || bias->data_type() != onnx::TensorProto::FLOAT || bias->dims_size() != 1 || bias->dims(0) != K) break;
+      mlp.add_input(add.input(1));
+      output = add.output(0);
+      folded.push_back(j);
+      break;
+    }
+    mlp.add_output(output);
+    copy_int_attributes(up, mlp, {"K", "N", "block_size"});
+    folded.push_back(up_at->second);
+    down = std::move(mlp);
+    ++fused;
+  }
+  drop_nodes(graph, folded, {});
+  return fused;
+}
+
 // One head-normed, rotated projection feeding attention: Split output -> Reshape [0, 0, heads, D]
 // -> SimplifiedLayerNormalization (over D) -> Reshape [0, 0, -1] -> RotaryEmbedding (rotate-half,
 // all of D). What it found, or nothing when the chain is not exactly the exporter's.
@@ -485,6 +597,150 @@ std::int64_t use_half_scales(onnx::ModelProto& model, const std::filesystem::pat
   return static_cast<std::int64_t>(copies.size());
 }
 
+// Every value read anywhere in `graph`, its subgraphs' outer-scope reads included.
+void collect_reads(const onnx::GraphProto& graph, std::unordered_set<std::string>& read) {
+  for (const onnx::NodeProto& node : graph.node()) {
+    for (const std::string& in : node.input()) read.insert(in);
+    for (const onnx::AttributeProto& a : node.attribute()) {
+      if (a.has_g()) collect_reads(a.g(), read);
+      for (const onnx::GraphProto& g : a.graphs()) collect_reads(g, read);
+    }
+  }
+  for (const onnx::ValueInfoProto& out : graph.output()) read.insert(out.name());
+}
+
+// Drops the nodes of `graph` nothing reads any more (directly or from a subgraph), until none is left.
+void drop_dead_nodes(onnx::GraphProto& graph) {
+  for (bool dropped = true; dropped;) {
+    std::unordered_set<std::string> read;
+    collect_reads(graph, read);
+    auto* nodes = graph.mutable_node();
+    const auto dead = [&](const onnx::NodeProto& node) {
+      return std::none_of(node.output().begin(), node.output().end(), [&](const std::string& out) { return !out.empty() && read.contains(out); });
+    };
+    const auto first_dead = std::remove_if(nodes->begin(), nodes->end(), dead);
+    dropped = first_dead != nodes->end();
+    nodes->erase(first_dead, nodes->end());
+  }
+}
+
+const onnx::GraphProto* graph_attribute(const onnx::NodeProto& node, const char* name) {
+  const onnx::AttributeProto* a = attribute(node, name);
+  return a != nullptr && a->has_g() ? &a->g() : nullptr;
+}
+
+// The data inputs of `graph`'s Gather nodes that come from the enclosing graph (none of its nodes
+// writes them, nor is one its input), in node order.
+std::vector<std::string> outer_gathers(const onnx::GraphProto& graph) {
+  std::unordered_set<std::string> own;
+  for (const onnx::ValueInfoProto& in : graph.input()) own.insert(in.name());
+  for (const onnx::NodeProto& node : graph.node()) own.insert(node.output().begin(), node.output().end());
+  std::vector<std::string> outer;
+  for (const onnx::NodeProto& node : graph.node()) {
+    if (node.op_type() == "Gather" && node.input_size() == 2 && !own.contains(node.input(0))) outer.push_back(node.input(0));
+  }
+  return outer;
+}
+
+// What a node of `graph` of type `op` (default domain) reshapes: its input 0, when `value` is
+// such a node's output; "" otherwise.
+std::string reshaped(const onnx::GraphProto& graph, const std::string& value) {
+  for (const onnx::NodeProto& node : graph.node()) {
+    if (node.output_size() == 1 && node.output(0) == value) return node.op_type() == "Reshape" && node.domain().empty() ? node.input(0) : "";
+  }
+  return "";
+}
+
+const onnx::NodeProto* only_node(const onnx::GraphProto& graph, const char* op, const std::string& domain) {
+  const onnx::NodeProto* found = nullptr;
+  for (const onnx::NodeProto& node : graph.node()) {
+    if (node.op_type() == op && node.domain() == domain) {
+      if (found != nullptr) return nullptr;
+      found = &node;
+    }
+  }
+  return found;
+}
+
+// The rotation the vision exporter puts on a query or key (export/vision_blocks.cpp): Reshape
+// [-1, D] <- Add(Mul(x, cos), Mul(Concat(Neg(x2), x1), sin)), x = Reshape(`split_output`, [-1,
+// heads, hd]). Its cos and sin, or nothing when `value` is not made that way.
+std::optional<std::pair<std::string, std::string>> patch_rotation(const GraphIndex& index, const std::string& value, const std::string& split_output) {
+  const onnx::NodeProto* rows = index.made_by(value, "Reshape", "");
+  const onnx::NodeProto* add = rows != nullptr ? index.made_by(rows->input(0), "Add", "") : nullptr;
+  if (add == nullptr || add->input_size() != 2) return std::nullopt;
+  const onnx::NodeProto* straight = index.made_by(add->input(0), "Mul", "");
+  const onnx::NodeProto* turned = index.made_by(add->input(1), "Mul", "");
+  if (straight == nullptr || turned == nullptr) return std::nullopt;
+  const onnx::NodeProto* heads = index.made_by(straight->input(0), "Reshape", "");
+  const onnx::NodeProto* halves = index.made_by(turned->input(0), "Concat", "");
+  if (heads == nullptr || heads->input(0) != split_output || halves == nullptr || halves->input_size() != 2) return std::nullopt;
+  const onnx::NodeProto* negated = index.made_by(halves->input(0), "Neg", "");
+  const onnx::NodeProto* split = index.made_by(halves->input(1), "Split", "");
+  if (negated == nullptr || split == nullptr || split->input(0) != heads->output(0) || negated->input(0) != split->output(1) ||
+      halves->input(1) != split->output(0)) {
+    return std::nullopt;
+  }
+  return std::make_pair(straight->input(1), turned->input(1));
+}
+
+// Folds each vision block's attention into one PatchAttention node (ort/patch_attention_op.h): the
+// query and key rotations (patch_rotation) of Split(qkv, [D, D, D]) and the If over one item or
+// many (a MultiHeadAttention on views, or a Loop slicing each item out) become PatchAttention(q, k,
+// v, cos, sin, item starts, ends, slices) on the Split's outputs. What the fold leaves unread is
+// dropped.
+std::int64_t fuse_patch_attention(onnx::GraphProto& graph) {
+  std::int64_t fused = 0;
+  {
+    const GraphIndex index(graph);
+    for (onnx::NodeProto& node : *graph.mutable_node()) {
+      if (node.op_type() != "If" || !node.domain().empty() || node.output_size() != 1) continue;
+      const onnx::GraphProto* one = graph_attribute(node, "then_branch");
+      const onnx::GraphProto* many = graph_attribute(node, "else_branch");
+      if (one == nullptr || many == nullptr) continue;
+      // then: one MultiHeadAttention on reshaped q, k, v; the reshape's batch from Gather(frames).
+      const onnx::NodeProto* mha = only_node(*one, "MultiHeadAttention", graph::kMicrosoftDomain);
+      const std::vector<std::string> one_gathers = outer_gathers(*one);
+      if (mha == nullptr || mha->input_size() != 3 || one_gathers.size() != 1) continue;
+      const onnx::AttributeProto* scale = attribute(*mha, "scale");
+      const std::int64_t heads = int_attribute(*mha, "num_heads", 0);
+      const std::string q = reshaped(*one, mha->input(0));
+      const std::string k = reshaped(*one, mha->input(1));
+      const std::string v = reshaped(*one, mha->input(2));
+      // else: a Loop whose body gathers each item's start, end and frames, in that order.
+      const onnx::NodeProto* loop = only_node(*many, "Loop", "");
+      const onnx::GraphProto* body = loop != nullptr ? graph_attribute(*loop, "body") : nullptr;
+      const std::vector<std::string> items = body != nullptr ? outer_gathers(*body) : std::vector<std::string>{};
+      if (scale == nullptr || heads <= 0 || q.empty() || k.empty() || v.empty() || items.size() != 3 || items[2] != one_gathers[0]) continue;
+      const onnx::NodeProto* split = index.made_by(v, "Split", "");
+      if (split == nullptr || split->output_size() != 3 || split->output(2) != v || int_attribute(*split, "axis", 0) != 1) continue;
+      const auto sizes = int64_initializer(graph, split->input(1));
+      if (!sizes || sizes->size() != 3 || (*sizes)[0] != (*sizes)[1] || (*sizes)[1] != (*sizes)[2] || (*sizes)[0] % heads != 0) continue;
+      const auto q_tables = patch_rotation(index, q, split->output(0));
+      const auto k_tables = patch_rotation(index, k, split->output(1));
+      if (!q_tables || !k_tables || q_tables != k_tables) continue;
+
+      onnx::NodeProto attention;
+      attention.set_op_type(package::kPatchAttentionOp);
+      attention.set_domain(package::kQ3vlOpDomain);
+      attention.set_name(node.name() + ".patch_attention");
+      for (const std::string& in : {split->output(0), split->output(1), split->output(2), q_tables->first, q_tables->second, items[0], items[1], items[2]}) {
+        attention.add_input(in);
+      }
+      attention.add_output(node.output(0));
+      onnx::AttributeProto* h = attention.add_attribute();
+      h->set_name("num_heads");
+      h->set_type(onnx::AttributeProto::INT);
+      h->set_i(heads);
+      *attention.add_attribute() = *scale;
+      node = std::move(attention);
+      ++fused;
+    }
+  }
+  if (fused > 0) drop_dead_nodes(graph);
+  return fused;
+}
+
 KernelRewrite use_q3vl_attention(onnx::ModelProto& model) {
   KernelRewrite done;
   std::unordered_map<std::string, int> graph_input_types;
@@ -528,6 +784,9 @@ KernelRewrite use_q3vl_kernels(onnx::ModelProto& model, KernelWidths widths) {
   if (done.matmuls > 0) {
     done.swiglu = fuse_swiglu(*model.mutable_graph());
     done.gelu = fuse_bias_gelu(*model.mutable_graph());
+    done.patch_attention = fuse_patch_attention(*model.mutable_graph());
+    if (done.patch_attention > 0) done.qkv_splits = split_qkv_projections(*model.mutable_graph());
+    done.patch_mlp = fuse_patch_mlp(*model.mutable_graph());
   }
   // Attention too, where weights went to the kernels (a float decoder keeps ONNX Runtime's graph).
   if (done.total() > 0) {

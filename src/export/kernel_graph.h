@@ -28,7 +28,10 @@ struct KernelRewrite {
   std::int64_t gelu = 0;       // FastGelu with a bias folded into an up projection's Int8MatMul (Int4MatMul)
   std::int64_t qkv_attention = 0;  // of those attention nodes, how many also took their q/k norms and rotations
   std::int64_t half_caches = 0;    // of those, how many read and write a half-float cache (all or none)
-  std::int64_t total() const { return matmuls + experts + attention; }
+  std::int64_t patch_attention = 0;  // vision attention (Split, rotations, per-item MultiHeadAttention) -> PatchAttention
+  std::int64_t patch_mlp = 0;        // vision MLP (two Int8MatMul, the GELU, the biases) -> PatchMlp
+  std::int64_t qkv_splits = 0;       // int8 qkv projections (Int8MatMul, bias Add, Split) -> three Int8MatMul
+  std::int64_t total() const { return matmuls + experts + attention + patch_attention; }
 };
 
 // Rewrites `model` in place; returns how many nodes it replaced (none: leave no kernel graph).
@@ -40,8 +43,11 @@ struct KernelRewrite {
 // each one's preamble (the split of the q/k/v product, the query and key heads' RMS norms and
 // rotations) into it as QkvAttention, over half-float KV caches where every layer's attention is
 // one (QkvAttentionHalfCache: the graph's past/present tensors become float16); and each gated
-// MLP's SwiGLU (Split, Sigmoid, two Mul) into its down projection's Int4MatMul, and each FastGelu
-// with a bias (the vision MLP's) into the up projection before it.
+// MLP's SwiGLU (Split, Sigmoid, two Mul) into its down projection's Int4MatMul, each FastGelu
+// with a bias (the vision MLP's) into the up projection before it, and each vision block's
+// attention (the qkv Split, the rotations, the per-item MultiHeadAttention) into one PatchAttention
+// and each int8 vision MLP (both projections, the GELU, the biases) into one PatchMlp; the int8
+// qkv projection before it becomes three Int8MatMul nodes of one width each (first_row).
 KernelRewrite use_q3vl_kernels(onnx::ModelProto& model, KernelWidths widths = {});
 
 // The attention part of use_q3vl_kernels on its own: each such GroupQueryAttention on q3vl's op,

@@ -40,6 +40,12 @@ QuantMatMulKernel::QuantMatMulKernel(const OrtKernelInfo* info, int weight_bits)
     throw std::runtime_error(std::string(op_name(bits)) + ": gelu = " + std::to_string(gelu_attribute) + " (0 or 1, and not with swiglu)");
   }
   gelu = gelu_attribute == 1;
+  const Ort::Status has_first_row(Ort::GetApi().KernelInfoGetAttribute_int64(info, "first_row", &first_row));
+  row_range = has_first_row.IsOK();
+  if (!row_range) first_row = 0;
+  if (first_row < 0 || (first_row != 0 && (bits != 8 || gelu))) {
+    throw std::runtime_error(std::string(op_name(bits)) + ": first_row = " + std::to_string(first_row) + " (only Int8MatMul takes it, without gelu)");
+  }
 }
 
 OrtStatusPtr QuantMatMulKernel::ComputeV2(OrtKernelContext* raw) {
@@ -50,8 +56,10 @@ OrtStatusPtr QuantMatMulKernel::ComputeV2(OrtKernelContext* raw) {
     const Ort::ConstValue scales = context.GetInput(2);
     const char* op = op_name(bits);  // for errors
     const std::vector<std::int64_t> b_shape = b.GetTensorTypeAndShapeInfo().GetShape();
+    // Rows [first_row, first_row + N) of B, its scales and its bias; all of them without first_row.
+    const std::int64_t b_rows = row_range && !b_shape.empty() ? b_shape[0] : N;
     kernels::Int4Matrices int4{b.GetTensorData<std::uint8_t>(), nullptr, 1, N, K, block};
-    kernels::Int8Matrix int8{b.GetTensorData<std::uint8_t>(), nullptr, N, K, block};
+    kernels::Int8Matrix int8{b.GetTensorData<std::uint8_t>() + first_row * K, nullptr, N, K, block};
     if (bits == 4) {
       ort_ops::set_scales(int4, scales, op);
       kernels::check_int4_matmul(int4);
@@ -59,14 +67,15 @@ OrtStatusPtr QuantMatMulKernel::ComputeV2(OrtKernelContext* raw) {
       if (scales.GetTensorTypeAndShapeInfo().GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
         throw std::runtime_error(std::string(op) + ": scales must be float");
       }
-      int8.scales = scales.GetTensorData<float>();
+      if (block <= 0) throw std::runtime_error(std::string(op) + ": block_size " + std::to_string(block));
+      int8.scales = scales.GetTensorData<float>() + first_row * (K / block);
       kernels::check_int8_matmul(int8);
     }
-    if (b_shape != std::vector<std::int64_t>{N, K / block, block * bits / 8} ||
-        scales.GetTensorTypeAndShapeInfo().GetElementCount() != static_cast<std::size_t>(N * (K / block))) {
+    if (b_shape != std::vector<std::int64_t>{b_rows, K / block, block * bits / 8} || b_rows < first_row + N ||
+        scales.GetTensorTypeAndShapeInfo().GetElementCount() != static_cast<std::size_t>(b_rows * (K / block))) {
       throw std::runtime_error(std::string(op) + ": B " + shape_string(b_shape) + " and " + std::to_string(scales.GetTensorTypeAndShapeInfo().GetElementCount()) +
                                " scales do not describe [N=" + std::to_string(N) + ", K=" + std::to_string(K) + "] in blocks of " +
-                               std::to_string(block));
+                               std::to_string(block) + (row_range ? " from row " + std::to_string(first_row) : std::string()));
     }
     // Checked before the matmul: a bad bias fails fast.
     const float* bias = nullptr;
@@ -74,10 +83,10 @@ OrtStatusPtr QuantMatMulKernel::ComputeV2(OrtKernelContext* raw) {
       const Ort::ConstValue bias_value = context.GetInput(3);
       if (static_cast<const OrtValue*>(bias_value) != nullptr) {
         const auto info = bias_value.GetTensorTypeAndShapeInfo();
-        if (info.GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT || info.GetElementCount() != static_cast<std::size_t>(N)) {
-          throw std::runtime_error(std::string(op) + ": bias must be " + std::to_string(N) + " floats, one per output");
+        if (info.GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT || info.GetElementCount() != static_cast<std::size_t>(b_rows)) {
+          throw std::runtime_error(std::string(op) + ": bias must be " + std::to_string(b_rows) + " floats, one per row of B");
         }
-        bias = bias_value.GetTensorData<float>();
+        bias = bias_value.GetTensorData<float>() + first_row;
       }
     }
     std::vector<std::int64_t> shape = a.GetTensorTypeAndShapeInfo().GetShape();

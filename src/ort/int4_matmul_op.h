@@ -10,7 +10,11 @@
 // silu(gate) * up (kernels/swiglu.h): the Split, Sigmoid and two Mul nodes before a down projection
 // in one op. Optional input 3, bias [N] float, is added to each output row; attribute gelu = 1 then
 // applies the tanh GELU (kernels/gelu.h): a vision MLP's up projection, bias and activation in one
-// op that writes its output once and allocates nothing the size of it.
+// op that writes its output once and allocates nothing the size of it. Int8MatMul's optional
+// attribute first_row multiplies rows [first_row, first_row + N) of a B (scales, bias) that holds
+// more: a vision block's q, k and v projections, three outputs of one hidden width each from the
+// one qkv weight, so that every buffer of the vision pass has that width (ONNX Runtime's arena
+// then reuses them whole instead of growing for a three-wide one).
 #include <atomic>
 #include <cstdint>
 
@@ -26,6 +30,8 @@ struct QuantMatMulKernel {
   std::int64_t K = 0, N = 0, block = 0;
   bool swiglu = false;
   bool gelu = false;
+  std::int64_t first_row = 0;
+  bool row_range = false;  // first_row given: B, scales and bias may hold more rows than N
 };
 
 // One op class per weight width (kBits 4: Int4MatMul, 8: Int8MatMul).

@@ -3,6 +3,8 @@
 #include "ort/attention_op.h"
 #include "ort/int4_experts_op.h"
 #include "ort/int4_matmul_op.h"
+#include "ort/patch_attention_op.h"
+#include "ort/patch_mlp_op.h"
 #include "package/format.h"
 
 namespace q3vl {
@@ -14,6 +16,8 @@ struct Q3vlOps::Ops {
   Int4ExpertsOp int4_experts;
   Int4MatMulOp int4_matmul;
   Int8MatMulOp int8_matmul;
+  PatchAttentionOp patch_attention;
+  PatchMlpOp patch_mlp;
   Ort::CustomOpDomain domain{package::kQ3vlOpDomain};
 };
 
@@ -24,6 +28,8 @@ Q3vlOps::Q3vlOps() : ops_(std::make_unique<Ops>()) {
   ops_->domain.Add(&ops_->int4_experts);
   ops_->domain.Add(&ops_->int4_matmul);
   ops_->domain.Add(&ops_->int8_matmul);
+  ops_->domain.Add(&ops_->patch_attention);
+  ops_->domain.Add(&ops_->patch_mlp);
 }
 Q3vlOps::~Q3vlOps() = default;
 

@@ -2,7 +2,9 @@
 // q3vl's own ONNX Runtime ops, in the domain package::kQ3vlOpDomain, which text.kernels.onnx uses
 // in place of ONNX Runtime's int4 ops (package/format.h): Int4MatMul for MatMulNBits
 // (ort/int4_matmul_op.h), Int4Experts for QMoE (ort/int4_experts_op.h) and GroupQueryAttention for
-// ONNX Runtime's, whose decode steps run on q3vl's kernel (ort/attention_op.h).
+// ONNX Runtime's, whose decode steps run on q3vl's kernel (ort/attention_op.h); and in
+// vision.kernels.onnx, Int8MatMul, PatchAttention (ort/patch_attention_op.h) and PatchMlp
+// (ort/patch_mlp_op.h).
 #include <memory>
 
 #include <onnxruntime_cxx_api.h>

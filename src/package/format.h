@@ -45,6 +45,12 @@ inline constexpr const char* kQkvAttentionOp = "QkvAttention";
 // QkvAttention over a KV cache of IEEE half floats (text.kernels.onnx's, when every layer's
 // attention is a QkvAttention).
 inline constexpr const char* kQkvAttentionHalfCacheOp = "QkvAttentionHalfCache";
+// A vision block's attention from its q, k and v projections: the rotations and the per-item
+// attention in one op (vision.kernels.onnx).
+inline constexpr const char* kPatchAttentionOp = "PatchAttention";
+// A vision block's int8 MLP (up projection, bias, GELU, down projection, bias), a block of rows at a
+// time (vision.kernels.onnx).
+inline constexpr const char* kPatchMlpOp = "PatchMlp";
 inline constexpr const char* kGenaiConfig = "genai_config.json";
 inline constexpr const char* kProcessorConfig = "processor_config.json";
 inline constexpr const char* kManifest = "q3vl_package.json";

@@ -15,6 +15,7 @@
 #include "model/random_checkpoint.h"
 #include "model/tensor_names.h"
 #include "ort/onnx_session.h"
+#include "package/format.h"
 #include "q3vl/error.h"
 #include "support/golden.h"
 #include "support/graph_edits.h"
@@ -259,6 +260,9 @@ TEST(KernelGraph, AnInt8MatMulNodeThatDisagreesWithItsTensorsIsAnError) {
   const std::vector<float> x = smooth_input(6, ckpt.config().text.hidden_size);
   auto cases = disagreeing_nodes("Int8MatMul", "int8 matmul", "float");
   cases.push_back({test::add_attribute("Int8MatMul", "swiglu", 1), "Int8MatMul: swiglu = 1 (only Int4MatMul takes it"});
+  // Rows past B's (a q, k or v part of a qkv projection reads rows first_row .. first_row + N).
+  cases.push_back({test::add_attribute("Int8MatMul", "first_row", 1), "from row 1"});
+  cases.push_back({test::add_attribute("Int8MatMul", "first_row", -2), "Int8MatMul: first_row = -2"});
   const TwoLayers int8_layers{linear(WeightFormat::Int8), linear(WeightFormat::Int8)};
   EXPECT_EQ(test::expect_errors(cases,
                                 [&](const test::GraphEdit& edit) {
@@ -272,7 +276,7 @@ TEST(KernelGraph, AnInt8MatMulNodeThatDisagreesWithItsTensorsIsAnError) {
 // FastGelu nodes and gelu = 1 matmuls the saved graph has.
 struct GeluMlpRun {
   std::vector<float> y;
-  int fast_gelus = 0, gelu_matmuls = 0;
+  int fast_gelus = 0, gelu_matmuls = 0, patch_mlps = 0;
 };
 
 GeluMlpRun run_gelu_mlp(const Checkpoint& ckpt, const fs::path& dir, const std::vector<float>& x, bool kernels,
@@ -295,12 +299,13 @@ GeluMlpRun run_gelu_mlp(const Checkpoint& ckpt, const fs::path& dir, const std::
     external.close();
     if (kernels) {
       const KernelRewrite done = use_q3vl_kernels(g.model(), {.int4 = false, .int8 = true});
-      if (done.matmuls != 2 || done.gelu != 1) throw Error("expected two matmuls replaced and one FastGelu folded");
+      if (done.matmuls != 2 || done.gelu != 1 || done.patch_mlp != 1) throw Error("expected two matmuls replaced, one FastGelu folded, one PatchMlp");
     }
     if (edit) edit(g.model());
     for (const onnx::NodeProto& node : g.model().graph().node()) {
       run.fast_gelus += node.op_type() == "FastGelu";
       for (const onnx::AttributeProto& a : node.attribute()) run.gelu_matmuls += a.name() == "gelu" && a.i() == 1;
+      run.patch_mlps += node.op_type() == package::kPatchMlpOp;
     }
     g.save(dir / model);
   }
@@ -309,8 +314,9 @@ GeluMlpRun run_gelu_mlp(const Checkpoint& ckpt, const fs::path& dir, const std::
 }
 
 // vision.kernels.onnx folds the MLP's FastGelu (which allocates a scratch copy of its input) into
-// the up projection: the same outputs as ONNX Runtime's MatMulNBits, FastGelu, MatMulNBits.
-TEST(KernelGraph, AFastGeluWithBiasFoldsIntoTheInt8UpProjection) {
+// the up projection, and that and the down projection into one PatchMlp (256 rows at a time): the
+// same outputs as ONNX Runtime's MatMulNBits, FastGelu, MatMulNBits.
+TEST(KernelGraph, AFastGeluWithBiasFoldsIntoOnePatchMlp) {
   test::TempDir dir;
   const Checkpoint ckpt = tiny_checkpoint(dir);
   std::size_t checked = 0;
@@ -320,7 +326,8 @@ TEST(KernelGraph, AFastGeluWithBiasFoldsIntoTheInt8UpProjection) {
     const GeluMlpRun ours = run_gelu_mlp(ckpt, dir.path(), x, true);
     EXPECT_EQ(ort.fast_gelus, 1);
     EXPECT_EQ(ours.fast_gelus, 0);
-    EXPECT_EQ(ours.gelu_matmuls, 1);
+    EXPECT_EQ(ours.gelu_matmuls, 0);
+    EXPECT_EQ(ours.patch_mlps, 1);
     const double apart = test::compare(ours.y, ort.y).relative();
     std::printf("[ int8 MLP with a tanh GELU, %lld tokens ] fused against ONNX Runtime's nodes: %.3g apart\n",
                 static_cast<long long>(tokens), apart);
@@ -352,23 +359,24 @@ TEST(KernelGraph, AFastGeluWithAnotherBiasStays) {
   EXPECT_EQ(fast_gelus, 1);
 }
 
-TEST(KernelGraph, AGeluOrBiasTheInt8MatMulCannotTakeIsAnError) {
+TEST(KernelGraph, AShapeOrBiasThePatchMlpCannotTakeIsAnError) {
   test::TempDir dir;
   const Checkpoint ckpt = tiny_checkpoint(dir);
   const std::vector<float> x = smooth_input(6, ckpt.config().text.hidden_size);
-  const test::GraphEdit short_bias = [](onnx::ModelProto& model) {  // the fused up projection reads 3 biases
+  const test::GraphEdit short_bias = [](onnx::ModelProto& model) {  // the up projection reads 3 biases
     onnx::TensorProto* t = model.mutable_graph()->add_initializer();
     t->set_name("short_bias");
     t->set_data_type(onnx::TensorProto::FLOAT);
     t->add_dims(3);
     for (int i = 0; i < 3; ++i) t->add_float_data(0.5f);
     for (onnx::NodeProto& node : *model.mutable_graph()->mutable_node()) {
-      if (node.input_size() == 4) node.set_input(3, "short_bias");
+      if (node.op_type() == package::kPatchMlpOp) node.set_input(3, "short_bias");
     }
   };
   std::vector<std::pair<test::GraphEdit, std::string>> cases = {
-      {test::set_attribute("Int8MatMul", "gelu", 2), "Int8MatMul: gelu = 2"},
-      {short_bias, "Int8MatMul: bias must be"},
+      {test::set_attribute("PatchMlp", "N", 5), "PatchMlp: up B"},
+      {test::set_attribute("PatchMlp", "block_size", 0), "PatchMlp: up B"},
+      {short_bias, "PatchMlp: the up bias must be"},
   };
   EXPECT_EQ(test::expect_errors(cases, [&](const test::GraphEdit& edit) { run_gelu_mlp(ckpt, dir.path(), x, true, edit); }), cases.size());
 }

@@ -110,17 +110,35 @@ TEST(VisionExport, QuantizedEncodersAlsoGetAKernelGraphAsCloseToHf) {
   std::size_t graphs = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
     EXPECT_TRUE(std::filesystem::exists(entry.path() / kKernelVisionStamp)) << entry.path();
-    // Each block's FastGelu, which allocates a scratch copy of its input, runs in the up projection.
+    // Each block's attention is one PatchAttention (no rotation, If or MultiHeadAttention left of
+    // it) and its MLP one PatchMlp (no Int8MatMul with a GELU, no FastGelu, which allocates a
+    // scratch copy of its input).
     onnx::ModelProto model;
     std::ifstream in(entry.path() / package::kKernelVisionModel, std::ios::binary);
     ASSERT_TRUE(model.ParseFromIstream(&in)) << entry.path();
-    int fast_gelus = 0, fused = 0;
+    const bool int8 = entry.path().string().ends_with("-int8");
+    int fast_gelus = 0, gelus = 0, patch_attention = 0, patch_mlps = 0, ifs = 0, splits = 0;
     for (const onnx::NodeProto& node : model.graph().node()) {
       fast_gelus += node.op_type() == "FastGelu";
-      for (const onnx::AttributeProto& a : node.attribute()) fused += a.name() == "gelu" && a.i() == 1;
+      for (const onnx::AttributeProto& a : node.attribute()) gelus += a.name() == "gelu" && a.i() == 1;
+      patch_attention += node.op_type() == package::kPatchAttentionOp;
+      patch_mlps += node.op_type() == package::kPatchMlpOp;
+      ifs += node.op_type() == "If";
+      splits += node.op_type() == "Split";
     }
     EXPECT_EQ(fast_gelus, 0) << entry.path();
-    EXPECT_GT(fused, 0) << entry.path();
+    EXPECT_GT(patch_attention, 0) << entry.path();
+    EXPECT_EQ(ifs, 0) << entry.path();
+    // int8 qkv projections become three one-width Int8MatMul (first_row); int4 ones keep the Split.
+    int first_rows = 0;
+    for (const onnx::NodeProto& node : model.graph().node()) {
+      for (const onnx::AttributeProto& a : node.attribute()) first_rows += a.name() == "first_row";
+    }
+    EXPECT_EQ(splits, int8 ? 0 : patch_attention) << entry.path();
+    EXPECT_EQ(first_rows, int8 ? 3 * patch_attention : 0) << entry.path();
+    // int8 MLPs fold whole; int4 ones keep their Int4MatMul pair, the GELU in the first.
+    EXPECT_EQ(patch_mlps, int8 ? patch_attention : 0) << entry.path();
+    EXPECT_EQ(gelus, int8 ? 0 : patch_attention) << entry.path();
     ++graphs;
   }
   EXPECT_GT(graphs, 0u);
