@@ -10,6 +10,7 @@
 #include <onnx/onnx_pb.h>
 
 #include "export/vision_export.h"
+#include "kernels/int4_matrices.h"
 #include "model/checkpoint.h"
 #include "package/format.h"
 #include "package/kernel_graphs.h"
@@ -176,6 +177,38 @@ TEST(VisionExport, VideoItemsMatchHf) {
     std::printf("[ vision fp32 ] %-22s merged %.3g, deepstack %.3g\n", name.c_str(),
                 test::compare(ours_merged, merged).relative(), test::compare(ours_deepstack, deepstack).relative());
   }
+}
+
+// The same video cases through the int8 kernel graph (PatchAttention: each frame pair its own
+// segment) against the int8 vision.onnx (ONNX Runtime's per-item MultiHeadAttention), on the same
+// weights: the kernel graph differs only by float rounding.
+TEST(VisionExport, VideoItemsThroughTheKernelGraphMatchTheInt8Graph) {
+  if (!kernels::int8_kernels_fast()) GTEST_SKIP() << "vision.kernels.onnx runs only where q3vl's int8 panels are fast (AVX-512 VNNI)";
+  test::TempDir dir;
+  OnnxEnvironment env;
+  const auto& cases = test::golden_manifest()["vision_cases"];
+  ASSERT_FALSE(cases.empty());
+  std::size_t checked = 0;
+  for (const auto& [name, entry] : cases.items()) {
+    const test::GoldenCase c{name, entry};
+    const Checkpoint ckpt = Checkpoint::open(c.model_dir());
+    VisionExportOptions options;
+    options.linear.format = WeightFormat::Int8;
+    options.linear.block_size = 16;
+    const auto model_dir = dir / name;
+    std::filesystem::create_directories(model_dir);
+    export_vision(ckpt, options, model_dir);
+    ASSERT_TRUE(std::filesystem::exists(model_dir / package::kKernelVisionModel)) << name;
+    const std::vector<float> pixels = c.load("pixel_values").as_float();
+    const VisualFeatures plain = VisionEncoder(env, model_dir / package::kVisionModel, ckpt.config()).encode(pixels, c.grids());
+    const VisualFeatures ours = VisionEncoder(env, model_dir / package::kKernelVisionModel, ckpt.config()).encode(pixels, c.grids());
+    ASSERT_EQ(ours.data.size(), plain.data.size()) << name;
+    const double apart = test::compare(ours.data, plain.data).relative();
+    std::printf("[ vision int8, video ] %-22s kernel graph against vision.onnx: %.3g apart\n", name.c_str(), apart);
+    EXPECT_LT(apart, 1e-3) << name;  // an int8 activation rounding may fall the other way: one step of one group
+    ++checked;
+  }
+  EXPECT_EQ(checked, cases.size());
 }
 
 // The encoder's memory use is its own whatever the caller's options: an arena shrunk after each
