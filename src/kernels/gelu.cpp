@@ -1,5 +1,7 @@
 #include "kernels/gelu.h"
 
+#include <algorithm>
+
 #include "kernels/vector_math.h"
 
 namespace q3vl::kernels {
@@ -62,6 +64,21 @@ void add_bias_rows(float* values, std::int64_t rows, std::int64_t width, const f
     float* row = values + r * width;
     for (std::int64_t i = 0; i < width; ++i) row[i] += bias[i];
   }
+}
+
+void bias_activation_rows(float* values, std::int64_t rows, std::int64_t width, const float* bias, bool gelu, const ParallelFor& parallel,
+                          Int4Isa isa) {
+  if (!gelu && bias == nullptr) return;
+  constexpr std::int64_t kRowsPerTask = 16;
+  parallel(static_cast<std::size_t>((rows + kRowsPerTask - 1) / kRowsPerTask), [&](std::size_t task) {
+    const std::int64_t first = static_cast<std::int64_t>(task) * kRowsPerTask;
+    const std::int64_t count = std::min(kRowsPerTask, rows - first);
+    if (gelu) {
+      bias_gelu_tanh_rows(values + first * width, count, width, bias, isa);
+    } else {
+      add_bias_rows(values + first * width, count, width, bias);
+    }
+  });
 }
 
 }  // namespace q3vl::kernels

@@ -18,4 +18,9 @@ void bias_gelu_tanh_rows(float* values, std::int64_t rows, std::int64_t width, c
 // values[r * width + i] += bias[i] for `rows` rows.
 void add_bias_rows(float* values, std::int64_t rows, std::int64_t width, const float* bias);
 
+// A linear layer's epilogue in place over its output rows, 16 rows a task: the bias and, with
+// `gelu`, bias_gelu_tanh_rows (bias may then be null); nothing when neither is asked.
+void bias_activation_rows(float* values, std::int64_t rows, std::int64_t width, const float* bias, bool gelu, const ParallelFor& parallel,
+                          Int4Isa isa = Int4Isa::Best);
+
 }  // namespace q3vl::kernels

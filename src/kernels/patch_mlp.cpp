@@ -23,17 +23,13 @@ void run_patch_mlp(const PatchMlp& mlp, const float* x, std::int64_t tokens, flo
   const std::int64_t D = mlp.up.cols, hidden = mlp.up.rows;
   std::unique_ptr<std::vector<float>> hidden_rows = scratch.take();
   hidden_rows->resize(static_cast<std::size_t>(std::min(tokens, kPatchMlpRows) * hidden));
-  constexpr std::int64_t kRowsPerTask = 16;  // for the element-wise steps
   for (std::int64_t t0 = 0; t0 < tokens; t0 += kPatchMlpRows) {
     const std::int64_t rows = std::min(kPatchMlpRows, tokens - t0);
     float* h = hidden_rows->data();
     run_int8_matmul(mlp.up, x + t0 * D, rows, h, parallel, isa);
-    parallel(static_cast<std::size_t>((rows + kRowsPerTask - 1) / kRowsPerTask), [&](std::size_t task) {
-      const std::int64_t first = static_cast<std::int64_t>(task) * kRowsPerTask;
-      bias_gelu_tanh_rows(h + first * hidden, std::min(kRowsPerTask, rows - first), hidden, mlp.up_bias, isa);
-    });
+    bias_activation_rows(h, rows, hidden, mlp.up_bias, true, parallel, isa);
     run_int8_matmul(mlp.down, h, rows, out + t0 * D, parallel, isa);
-    if (mlp.down_bias != nullptr) add_bias_rows(out + t0 * D, rows, D, mlp.down_bias);
+    bias_activation_rows(out + t0 * D, rows, D, mlp.down_bias, false, parallel, isa);
   }
   const std::size_t bytes = hidden_rows->capacity() * sizeof(float);
   scratch.give_back(std::move(hidden_rows), bytes);

@@ -112,20 +112,8 @@ OrtStatusPtr QuantMatMulKernel::ComputeV2(OrtKernelContext* raw) {
     } else {
       kernels::run_int8_matmul(int8, a.GetTensorData<float>(), tokens, y.GetTensorMutableData<float>(), parallel);
     }
-    if (gelu || bias != nullptr) {
-      // Bias and activation in place over the output: no second buffer of its size.
-      constexpr std::int64_t kRowsPerTask = 16;
-      float* out = y.GetTensorMutableData<float>();
-      parallel(static_cast<std::size_t>((tokens + kRowsPerTask - 1) / kRowsPerTask), [&](std::size_t task) {
-        const std::int64_t first = static_cast<std::int64_t>(task) * kRowsPerTask;
-        const std::int64_t rows = std::min(kRowsPerTask, tokens - first);
-        if (gelu) {
-          kernels::bias_gelu_tanh_rows(out + first * N, rows, N, bias);
-        } else {
-          kernels::add_bias_rows(out + first * N, rows, N, bias);
-        }
-      });
-    }
+    // Bias and activation in place over the output: no second buffer of its size.
+    kernels::bias_activation_rows(y.GetTensorMutableData<float>(), tokens, N, bias, gelu, parallel);
     return nullptr;
   } catch (const std::exception& e) {
     return ort_ops::error_status(e);
