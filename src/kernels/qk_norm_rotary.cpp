@@ -5,6 +5,7 @@
 #include <cstring>
 #include <string>
 
+#include "kernels/rotary.h"
 #include "q3vl/error.h"
 
 namespace q3vl::kernels {
@@ -18,8 +19,9 @@ void norm_rotate(const float* x, std::int64_t D, float epsilon, const float* wei
   const std::int64_t half = D / 2;
   for (std::int64_t i = 0; i < half; ++i) {
     const float first = x[i] * inverse * weight[i], second = x[i + half] * inverse * weight[i + half];
-    out[i] = first * cos[i] - second * sin[i];
-    out[i + half] = second * cos[i] + first * sin[i];
+    const RotatedPair r = rotate_half_pair(first, second, cos[i], sin[i], cos[i], sin[i]);
+    out[i] = r.first;
+    out[i + half] = r.second;
   }
 }
 
