@@ -80,13 +80,15 @@ bool replaceable_attention(const onnx::NodeProto& node, const std::unordered_map
   return past != graph_input_types.end() && past->second == onnx::TensorProto::FLOAT;
 }
 
+void add_int_attribute(onnx::NodeProto& node, const char* name, std::int64_t value) {
+  onnx::AttributeProto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(value);
+}
+
 void copy_int_attributes(const onnx::NodeProto& from, onnx::NodeProto& to, std::initializer_list<const char*> names) {
-  for (const char* name : names) {
-    onnx::AttributeProto* a = to.add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INT);
-    a->set_i(int_attribute(from, name, 0));
-  }
+  for (const char* name : names) add_int_attribute(to, name, int_attribute(from, name, 0));
 }
 
 onnx::NodeProto q3vl_node(const onnx::NodeProto& node, const char* op, const char* suffix, std::initializer_list<int> inputs) {
@@ -199,6 +201,17 @@ struct GraphIndex {
   std::unordered_map<std::string, const onnx::TensorProto*> initializers;
 };
 
+// D, when `split` is a vision block's Split(qkv, [D, D, D]) along axis 1 (equal thirds).
+std::optional<std::int64_t> qkv_split_width(const onnx::GraphProto& graph, const onnx::NodeProto& split) {
+  if (split.op_type() != "Split" || !split.domain().empty() || split.input_size() != 2 || split.output_size() != 3 ||
+      int_attribute(split, "axis", 0) != 1) {
+    return std::nullopt;
+  }
+  const auto sizes = int64_initializer(graph, split.input(1));
+  if (!sizes || sizes->size() != 3 || (*sizes)[0] != (*sizes)[1] || (*sizes)[1] != (*sizes)[2]) return std::nullopt;
+  return (*sizes)[0];
+}
+
 // Drops the nodes at `folded` (a node always has an op type: an empty one marks those to drop) and
 // the initializers among `candidates` that nothing reads any more.
 void drop_nodes(onnx::GraphProto& graph, const std::vector<int>& folded, const std::unordered_set<std::string>& candidates) {
@@ -305,17 +318,11 @@ std::int64_t split_qkv_projections(onnx::GraphProto& graph) {
   std::unordered_set<int> dropped;
   for (int i = 0; i < graph.node_size(); ++i) {
     const onnx::NodeProto& split = graph.node(i);
-    if (split.op_type() != "Split" || !split.domain().empty() || split.output_size() != 3 || int_attribute(split, "axis", 0) != 1 ||
-        split.input_size() != 2 || !index.read_once(split.input(0))) {
-      continue;
-    }
-    const auto sizes = int64_initializer(graph, split.input(1));
+    const std::optional<std::int64_t> width = qkv_split_width(graph, split);
+    if (!width || !index.read_once(split.input(0))) continue;
     const onnx::NodeProto* add = index.made_by(split.input(0), "Add", "");
-    if (!sizes || sizes->size() != 3 || (*sizes)[0] != (*sizes)[1] || (*sizes)[1] != (*sizes)[2] || add == nullptr || add->input_size() != 2 ||
-        !index.read_once(add->input(0))) {
-      continue;
-    }
-    const std::int64_t D = (*sizes)[0];
+    if (add == nullptr || add->input_size() != 2 || !index.read_once(add->input(0))) continue;
+    const std::int64_t D = *width;
     const onnx::TensorProto* bias = index.initializer(add->input(1));
     const onnx::NodeProto* matmul = index.made_by(add->input(0), package::kInt8MatMulOp, package::kQ3vlOpDomain);
     if (bias == nullptr || bias->data_type() != onnx::TensorProto::FLOAT || bias->dims_size() != 1 || bias->dims(0) != 3 * D ||
@@ -332,12 +339,8 @@ std::int64_t split_qkv_projections(onnx::GraphProto& graph) {
       for (const std::string& in : {matmul->input(0), matmul->input(1), matmul->input(2), add->input(1)}) one.add_input(in);
       one.add_output(split.output(part));
       copy_int_attributes(*matmul, one, {"K", "block_size"});
-      for (const auto& [name, value] : {std::pair<const char*, std::int64_t>{"N", D}, {"first_row", part * D}}) {
-        onnx::AttributeProto* a = one.add_attribute();
-        a->set_name(name);
-        a->set_type(onnx::AttributeProto::INT);
-        a->set_i(value);
-      }
+      add_int_attribute(one, "N", D);
+      add_int_attribute(one, "first_row", part * D);
       parts.push_back(std::move(one));
     }
     replaced[i] = std::move(parts);
@@ -713,9 +716,8 @@ std::int64_t fuse_patch_attention(onnx::GraphProto& graph) {
       const std::vector<std::string> items = body != nullptr ? outer_gathers(*body) : std::vector<std::string>{};
       if (scale == nullptr || heads <= 0 || q.empty() || k.empty() || v.empty() || items.size() != 3 || items[2] != one_gathers[0]) continue;
       const onnx::NodeProto* split = index.made_by(v, "Split", "");
-      if (split == nullptr || split->output_size() != 3 || split->output(2) != v || int_attribute(*split, "axis", 0) != 1) continue;
-      const auto sizes = int64_initializer(graph, split->input(1));
-      if (!sizes || sizes->size() != 3 || (*sizes)[0] != (*sizes)[1] || (*sizes)[1] != (*sizes)[2] || (*sizes)[0] % heads != 0) continue;
+      const std::optional<std::int64_t> width = split != nullptr ? qkv_split_width(graph, *split) : std::nullopt;
+      if (!width || split->output(2) != v || *width % heads != 0) continue;
       const auto q_tables = patch_rotation(index, q, split->output(0));
       const auto k_tables = patch_rotation(index, k, split->output(1));
       if (!q_tables || !k_tables || q_tables != k_tables) continue;
@@ -728,10 +730,7 @@ std::int64_t fuse_patch_attention(onnx::GraphProto& graph) {
         attention.add_input(in);
       }
       attention.add_output(node.output(0));
-      onnx::AttributeProto* h = attention.add_attribute();
-      h->set_name("num_heads");
-      h->set_type(onnx::AttributeProto::INT);
-      h->set_i(heads);
+      add_int_attribute(attention, "num_heads", heads);
       *attention.add_attribute() = *scale;
       node = std::move(attention);
       ++fused;
