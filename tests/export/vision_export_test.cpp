@@ -17,6 +17,7 @@
 #include "q3vl/error.h"
 #include "engine/vision_encoder.h"
 #include "support/golden.h"
+#include "support/graph_edits.h"
 #include "support/test_support.h"
 
 namespace q3vl {
@@ -209,6 +210,47 @@ TEST(VisionExport, VideoItemsThroughTheKernelGraphMatchTheInt8Graph) {
     ++checked;
   }
   EXPECT_EQ(checked, cases.size());
+}
+
+// A PatchAttention node whose attributes disagree with its inputs fails the run with an error
+// naming the op, never a crash or a read past a buffer.
+TEST(VisionExport, APatchAttentionNodeThatDisagreesWithItsInputsIsAnError) {
+  if (!kernels::int8_kernels_fast()) GTEST_SKIP() << "vision.kernels.onnx runs only where q3vl's int8 panels are fast (AVX-512 VNNI)";
+  test::TempDir dir;
+  OnnxEnvironment env;
+  const test::GoldenCase* image = nullptr;
+  const std::vector<test::GoldenCase> golden = test::golden_cases();
+  for (const test::GoldenCase& c : golden) {
+    if (c.has("pixel_values") && image == nullptr) image = &c;
+  }
+  ASSERT_NE(image, nullptr);
+  const Checkpoint ckpt = Checkpoint::open(image->model_dir());
+  VisionExportOptions options;
+  options.linear.format = WeightFormat::Int8;
+  options.linear.block_size = 16;
+  export_vision(ckpt, options, dir.path());
+  const std::int64_t heads = ckpt.config().vision.num_heads;
+  const std::vector<std::pair<test::GraphEdit, std::string>> cases = {
+      {test::set_attribute(package::kPatchAttentionOp, "num_heads", 0), "PatchAttention: num_heads 0"},
+      {test::set_attribute(package::kPatchAttentionOp, "num_heads", -heads), "must be positive"},
+      {test::set_attribute(package::kPatchAttentionOp, "num_heads", 1000003), "PatchAttention: query"},
+  };
+  int edited = 0;
+  const auto run = [&](const test::GraphEdit& edit) {
+    onnx::ModelProto model;
+    {
+      std::ifstream in(dir / package::kKernelVisionModel, std::ios::binary);
+      ASSERT_TRUE(model.ParseFromIstream(&in));
+    }
+    edit(model);
+    const auto path = dir / ("edited" + std::to_string(edited++) + ".onnx");  // beside vision.onnx.data, which it reads
+    {
+      std::ofstream out(path, std::ios::binary);
+      ASSERT_TRUE(model.SerializeToOstream(&out));
+    }
+    VisionEncoder(env, path, ckpt.config()).encode(image->load("pixel_values").as_float(), image->grids());
+  };
+  EXPECT_EQ(test::expect_errors(cases, run), cases.size());
 }
 
 // The encoder's memory use is its own whatever the caller's options: an arena shrunk after each
