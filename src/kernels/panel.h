@@ -28,8 +28,7 @@ struct alignas(64) SixteenFloats {
 // quads[g * 8 + q] holds, for each row r (bytes 4r..4r+3), four weights of group g as unsigned
 // bytes, in the order of QuantizedActivations' halves: int4, for q < 4 the low nibbles of packed
 // bytes 4q..4q+3 (the group's values 8q, 8q+2, 8q+4, 8q+6), for q >= 4 the high nibbles of bytes
-// 4(q-4).. (the odd values); int8, values 4q..4q+3 (on AVX2, 16 quads a group: quads[g * 16 + q]
-// the low nibbles of values 4q..4q+3, quads[g * 16 + 8 + q] their high nibbles). scales[g] holds
+// 4(q-4).. (the odd values); int8, values 4q..4q+3 (on AVX2 as signed bytes, byte - 128). scales[g] holds
 // each row's scale for group g's block (0 for rows past the call's). `rows`: how many of the 16 are
 // the call's.
 struct Panel {
@@ -78,11 +77,10 @@ struct TokenRows {
 // The job's rows 16 at a time: fill(row, panel) interleaves rows [row, row + 16) into the panel,
 // then multiply(panel, row, first, std::integral_constant<int, K>{}) takes K tokens from `first`:
 // four at a time (each weight register then serves four multiply-adds), then the 1-3 left.
-// `quads_per_group`: 8, or 16 where a kernel keeps each weight byte as two nibbles (AVX2, int8).
 template <typename Fill, typename Multiply>
-void for_each_panel(const RowsJob& job, Fill&& fill, Multiply&& multiply, std::int64_t quads_per_group) {
+void for_each_panel(const RowsJob& job, Fill&& fill, Multiply&& multiply) {
   Panel panel;
-  panel.quads.resize(static_cast<std::size_t>(job.activations->groups * quads_per_group));
+  panel.quads.resize(static_cast<std::size_t>(job.activations->groups * 8));
   panel.scales.resize(static_cast<std::size_t>(job.activations->groups));
   for (std::int64_t row = 0; row < job.rows; row += kPanelRows) {
     fill(row, panel);
@@ -100,9 +98,9 @@ void for_each_panel(const RowsJob& job, Fill&& fill, Multiply&& multiply, std::i
 // A panel kernel's entry: for_each_panel with the job's scales, float or half floats (kernels
 // templated on the scale type: fill(job, scales, row, panel) and multiply as for_each_panel's).
 template <typename Fill, typename Multiply>
-void run_panels(const RowsJob& job, Fill&& fill, Multiply&& multiply, std::int64_t quads_per_group = 8) {
+void run_panels(const RowsJob& job, Fill&& fill, Multiply&& multiply) {
   const auto with = [&](const auto* scales) {
-    for_each_panel(job, [&](std::int64_t row, Panel& panel) { fill(scales, row, panel); }, multiply, quads_per_group);
+    for_each_panel(job, [&](std::int64_t row, Panel& panel) { fill(scales, row, panel); }, multiply);
   };
   if (job.scales != nullptr) {
     with(job.scales);
