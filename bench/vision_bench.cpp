@@ -2,7 +2,9 @@
 // the GFLOP/s that is, and that figure against this machine's measured FP32 GEMM rate; then 20
 // small images in one call against one, and the process's peak RSS. With --reference, instead the
 // error of this package's features against another's (e.g. int8 against fp32 vision).
+// --encoder picks vision.kernels.onnx or vision.onnx whatever this CPU is (default: what q3vl run picks).
 //   vision_bench PACKAGE [--runs N] [--threads N] [--no-prepack] [--side PIXELS] [--reference PACKAGE]
+//                [--encoder auto|kernels|onnx]
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -73,7 +75,8 @@ void report_error_against(const VisionEncoder& encoder, const VisionEncoder& ref
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: vision_bench PACKAGE [--runs N] [--threads N] [--no-prepack] [--side PIXELS] [--reference PACKAGE]\n");
+    std::fprintf(stderr, "usage: vision_bench PACKAGE [--runs N] [--threads N] [--no-prepack] [--side PIXELS] [--reference PACKAGE] "
+                         "[--encoder auto|kernels|onnx]\n");
     return 2;
   }
   int runs = 3;
@@ -81,6 +84,7 @@ int main(int argc, char** argv) {
   bool prepack = true;
   std::string reference;  // another package's vision.onnx (fp32) to measure this one's error against
   std::vector<std::int64_t> sides = {448, 896};
+  std::string encoder_choice = "auto";
   // A whole decimal number in [low, high], or a usage error naming the option.
   auto number = [&](int& i, std::int64_t low, std::int64_t high) -> std::int64_t {
     const std::string option = argv[i];
@@ -91,6 +95,11 @@ int main(int argc, char** argv) {
       const std::string arg = argv[i];
       if (arg == "--no-prepack") {
         prepack = false;
+      } else if (arg == "--encoder" && i + 1 < argc) {
+        encoder_choice = argv[++i];
+        if (encoder_choice != "auto" && encoder_choice != "kernels" && encoder_choice != "onnx") {
+          throw std::invalid_argument("--encoder: auto, kernels or onnx, not " + encoder_choice);
+        }
       } else if (arg == "--reference" && i + 1 < argc) {
         reference = argv[++i];
       } else if (arg == "--side") {
@@ -114,8 +123,13 @@ int main(int argc, char** argv) {
     OnnxEnvironment env(threads);
     SessionOptions session_options;
     session_options.prepack_weights = prepack;
-    // What q3vl run loads: vision.kernels.onnx where it is valid and this CPU has its kernels.
-    const VisionModelChoice chosen = choose_vision_model(package, true, kernels::int8_kernels_fast());
+    // By default what q3vl run loads: vision.kernels.onnx where it is valid and this CPU has its
+    // kernels. "kernels" takes it on any CPU (to weigh q3vl's AVX2 kernels against MLAS's there).
+    const bool fast_int8 = encoder_choice == "kernels" || kernels::int8_kernels_fast();
+    const VisionModelChoice chosen = choose_vision_model(package, encoder_choice != "onnx", fast_int8);
+    if (encoder_choice == "kernels" && !chosen.kernels) {
+      throw InvalidInput(std::string(argv[1]) + ": no usable vision.kernels.onnx" + (chosen.note.empty() ? " (the package has none)" : " (" + chosen.note + ")"));
+    }
     const auto load_start = std::chrono::steady_clock::now();
     VisionEncoder encoder(env, chosen.model, config, session_options);
     std::printf("%s load (prepack %s): %.0f ms%s%s\n", chosen.model.filename().string().c_str(), prepack ? "on" : "off",

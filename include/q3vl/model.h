@@ -47,7 +47,7 @@ struct ModelOptions {
   // int4 packages: run the int4 linear layers and MoE experts with q3vl's own kernels
   // (text.kernels.onnx: int8 activations, the weights read in place from the mapped package)
   // instead of ONNX Runtime's MatMulNBits and QMoE in text.onnx (which repack every weight at load).
-  // Quantized vision encoders likewise (vision.kernels.onnx), on CPUs with AVX-512 VNNI. See
+  // Quantized vision encoders likewise (vision.kernels.onnx), on x86 CPUs with AVX2 or wider. See
   // text_model_note() and vision_model_note().
   bool q3vl_kernels = true;
 };

@@ -35,10 +35,10 @@ bool int4_isa_available(Int4Isa isa);
 std::string to_string(Int4Isa isa);
 // Every instruction set from the narrowest (Portable) to the widest, Best not included.
 inline constexpr Int4Isa kEveryInt4Isa[] = {Int4Isa::Portable, Int4Isa::Avx2, Int4Isa::AvxVnni, Int4Isa::Avx512Vnni};
-// Whether q3vl's int8 panels are known to beat ONNX Runtime's MatMulNBits on this CPU: with AVX-512
-// VNNI (1.4x in int4_matmul_bench). AVX-VNNI's and AVX2's panels are not measured against MLAS's
-// own paths for them (no such CPU at hand: here MLAS takes its AVX-512 path), so those CPUs keep
-// MatMulNBits for int8 vision.
+// Whether q3vl's int8 panels beat ONNX Runtime's MatMulNBits on this CPU: on any x86 CPU with AVX2
+// (int4_matmul_bench: 1.4x MLAS's AVX-512 VNNI path on Zen 4, 1.17x its AVX2 path on Zen 3; the
+// AVX-VNNI panels, 2.3x the AVX2 ones on Zen 4, were not set against MLAS's AVX-VNNI path). Other
+// CPUs (portable C++ only) keep MatMulNBits for int8 vision.
 bool int8_kernels_fast();
 // `isa`, or for Best the widest this CPU has; throws Unsupported if the CPU lacks it.
 Int4Isa usable_isa(Int4Isa isa);

@@ -249,7 +249,7 @@ std::string to_string(Int4Isa isa) {
   return "?";
 }
 
-bool int8_kernels_fast() { return int4_isa_available(Int4Isa::Avx512Vnni); }
+bool int8_kernels_fast() { return int4_isa_available(Int4Isa::Avx2); }
 
 ParallelFor serial_for() {
   return [](std::size_t count, const std::function<void(std::size_t)>& task) {

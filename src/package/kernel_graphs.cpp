@@ -70,7 +70,7 @@ VisionModelChoice choose_vision_model(const Package& package, bool use_kernels, 
   const std::optional<std::string> problem = kernel_vision_problem(package);
   if (!problem) {
     if (!fast_int8) {
-      choice.note = std::string("vision encoder: ") + package::kVisionModel + " (this CPU lacks AVX-512 VNNI, which " +
+      choice.note = std::string("vision encoder: ") + package::kVisionModel + " (this CPU lacks AVX2, which " +
                     package::kKernelVisionModel + "'s kernels need to be faster)";
       return choice;
     }

@@ -178,7 +178,7 @@ TEST_F(Runtime, Int8VisionLoadsTheKernelGraphOnlyUnderAMatchingStamp) {
   const std::shared_ptr<const Model> model = Model::load(int8_package);
   EXPECT_EQ(model->vision_model_note(), kernels::int8_kernels_fast()
                                             ? "vision encoder: vision.kernels.onnx (q3vl's int8 kernels)"
-                                            : "vision encoder: vision.onnx (this CPU lacks AVX-512 VNNI, which vision.kernels.onnx's kernels need to be faster)");
+                                            : "vision encoder: vision.onnx (this CPU lacks AVX2, which vision.kernels.onnx's kernels need to be faster)");
   EXPECT_TRUE(replies(model));
   ModelOptions no_kernels;
   no_kernels.q3vl_kernels = false;

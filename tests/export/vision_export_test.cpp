@@ -181,10 +181,11 @@ TEST(VisionExport, VideoItemsMatchHf) {
 }
 
 // The same video cases through the int8 kernel graph (PatchAttention: each frame pair its own
-// segment) against the int8 vision.onnx (ONNX Runtime's per-item MultiHeadAttention), on the same
-// weights: the kernel graph differs only by float rounding.
+// segment): as close to HF as the images are, and close to the int8 vision.onnx (ONNX Runtime's
+// per-item MultiHeadAttention) on the same weights, apart only where an activation's int8 rounding
+// falls the other way (4e-7 on Zen 4, whose MLAS path rounds as q3vl does; 1.3e-3 on Zen 3's AVX2).
 TEST(VisionExport, VideoItemsThroughTheKernelGraphMatchTheInt8Graph) {
-  if (!kernels::int8_kernels_fast()) GTEST_SKIP() << "vision.kernels.onnx runs only where q3vl's int8 panels are fast (AVX-512 VNNI)";
+  if (!kernels::int8_kernels_fast()) GTEST_SKIP() << "vision.kernels.onnx runs only where q3vl's int8 panels are fast (AVX2 and wider)";
   test::TempDir dir;
   OnnxEnvironment env;
   const auto& cases = test::golden_manifest()["vision_cases"];
@@ -205,8 +206,14 @@ TEST(VisionExport, VideoItemsThroughTheKernelGraphMatchTheInt8Graph) {
     const VisualFeatures ours = VisionEncoder(env, model_dir / package::kKernelVisionModel, ckpt.config()).encode(pixels, c.grids());
     ASSERT_EQ(ours.data.size(), plain.data.size()) << name;
     const double apart = test::compare(ours.data, plain.data).relative();
-    std::printf("[ vision int8, video ] %-22s kernel graph against vision.onnx: %.3g apart\n", name.c_str(), apart);
-    EXPECT_LT(apart, 1e-3) << name;  // an int8 activation rounding may fall the other way: one step of one group
+    const SplitVisualFeatures split = split_visual_features(ours, ckpt.config().text.hidden_size);
+    const double merged_error = test::compare(split.merged, c.load("image_features").as_float()).relative();
+    const double deepstack_error = test::compare(split.deepstack, c.load("deepstack_features").as_float()).relative();
+    std::printf("[ vision int8, video ] %-22s kernel graph against vision.onnx: %.3g apart; against HF: merged %.3g, deepstack %.3g\n",
+                name.c_str(), apart, merged_error, deepstack_error);
+    EXPECT_LT(apart, 5e-3) << name;  // a few int8 roundings of activations falling the other way
+    EXPECT_LT(merged_error, 0.05) << name;  // the images' int8 bound (QuantizedLinearsStayCloseToHf)
+    EXPECT_LT(deepstack_error, 0.05) << name;
     ++checked;
   }
   EXPECT_EQ(checked, cases.size());
@@ -215,7 +222,7 @@ TEST(VisionExport, VideoItemsThroughTheKernelGraphMatchTheInt8Graph) {
 // A PatchAttention node whose attributes disagree with its inputs fails the run with an error
 // naming the op, never a crash or a read past a buffer.
 TEST(VisionExport, APatchAttentionNodeThatDisagreesWithItsInputsIsAnError) {
-  if (!kernels::int8_kernels_fast()) GTEST_SKIP() << "vision.kernels.onnx runs only where q3vl's int8 panels are fast (AVX-512 VNNI)";
+  if (!kernels::int8_kernels_fast()) GTEST_SKIP() << "vision.kernels.onnx runs only where q3vl's int8 panels are fast (AVX2 and wider)";
   test::TempDir dir;
   OnnxEnvironment env;
   const test::GoldenCase* image = nullptr;
