@@ -133,11 +133,26 @@ std::vector<float> float_values(const onnx::TensorProto& tensor, const std::file
   return values;
 }
 
-// Removes the initializers for which `candidate(name)` holds that no node reads any more.
+// Every value read anywhere in `graph`, its subgraphs' outer-scope reads included.
+void collect_reads(const onnx::GraphProto& graph, std::unordered_set<std::string>& read) {
+  for (const onnx::NodeProto& node : graph.node()) {
+    for (const std::string& in : node.input()) read.insert(in);
+    for (const onnx::AttributeProto& a : node.attribute()) {
+      if (a.has_g()) collect_reads(a.g(), read);
+      for (const onnx::GraphProto& g : a.graphs()) collect_reads(g, read);
+    }
+  }
+  for (const onnx::ValueInfoProto& out : graph.output()) read.insert(out.name());
+}
+
+// Removes the initializers for which `candidate(name)` holds that nothing reads any more: no node,
+// no subgraph, no graph output (ONNX Runtime would name each in a warning at every load; their
+// bytes stay in the data file).
 template <typename Candidate>
 void drop_unread_initializers(onnx::GraphProto& graph, const Candidate& candidate) {
   std::unordered_set<std::string> still_read;
-  for (const onnx::NodeProto& node : graph.node()) still_read.insert(node.input().begin(), node.input().end());
+  collect_reads(graph, still_read);
+  for (const onnx::ValueInfoProto& in : graph.input()) still_read.insert(in.name());
   auto* initializers = graph.mutable_initializer();
   initializers->erase(std::remove_if(initializers->begin(), initializers->end(),
                                      [&](const onnx::TensorProto& t) { return candidate(t.name()) && !still_read.contains(t.name()); }),
@@ -600,17 +615,6 @@ std::int64_t use_half_scales(onnx::ModelProto& model, const std::filesystem::pat
   return static_cast<std::int64_t>(copies.size());
 }
 
-// Every value read anywhere in `graph`, its subgraphs' outer-scope reads included.
-void collect_reads(const onnx::GraphProto& graph, std::unordered_set<std::string>& read) {
-  for (const onnx::NodeProto& node : graph.node()) {
-    for (const std::string& in : node.input()) read.insert(in);
-    for (const onnx::AttributeProto& a : node.attribute()) {
-      if (a.has_g()) collect_reads(a.g(), read);
-      for (const onnx::GraphProto& g : a.graphs()) collect_reads(g, read);
-    }
-  }
-  for (const onnx::ValueInfoProto& out : graph.output()) read.insert(out.name());
-}
 
 // Drops the nodes of `graph` nothing reads any more (directly or from a subgraph), until none is left.
 void drop_dead_nodes(onnx::GraphProto& graph) {
@@ -794,7 +798,10 @@ KernelRewrite use_q3vl_kernels(onnx::ModelProto& model, KernelWidths widths) {
     done.qkv_attention = attention.qkv_attention;
     done.half_caches = attention.half_caches;
   }
-  if (done.total() > 0) import_q3vl_domain(model);
+  if (done.total() > 0) {
+    import_q3vl_domain(model);
+    drop_unread_initializers(*model.mutable_graph(), [](const std::string&) { return true; });
+  }
   return done;
 }
 
