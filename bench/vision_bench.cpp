@@ -3,7 +3,7 @@
 // small images in one call against one, and the process's peak RSS. With --reference, instead the
 // error of this package's features against another's (e.g. int8 against fp32 vision).
 // --encoder picks vision.kernels.onnx or vision.onnx whatever this CPU is (default: what q3vl run picks).
-//   vision_bench PACKAGE [--runs N] [--threads N] [--no-prepack] [--side PIXELS] [--reference PACKAGE]
+//   vision_bench PACKAGE [--runs N] [--threads N] [--no-prepack] [--side PIXELS]... [--reference PACKAGE]
 //                [--encoder auto|kernels|onnx]
 #include <cmath>
 #include <cstdio>
@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
   std::string reference;  // another package's vision.onnx (fp32) to measure this one's error against
   std::vector<std::int64_t> sides = {448, 896};
   std::string encoder_choice = "auto";
+  bool sides_given = false;
   // A whole decimal number in [low, high], or a usage error naming the option.
   auto number = [&](int& i, std::int64_t low, std::int64_t high) -> std::int64_t {
     const std::string option = argv[i];
@@ -102,9 +103,11 @@ int main(int argc, char** argv) {
         }
       } else if (arg == "--reference" && i + 1 < argc) {
         reference = argv[++i];
-      } else if (arg == "--side") {
-        sides = {number(i, 32, 4096)};
-        if (sides[0] % 32 != 0) throw std::invalid_argument("--side: a multiple of 32 pixels (two merged patches)");
+      } else if (arg == "--side") {  // may repeat: the sides in that order
+        if (!sides_given) sides.clear();
+        sides_given = true;
+        sides.push_back(number(i, 32, 4096));
+        if (sides.back() % 32 != 0) throw std::invalid_argument("--side: a multiple of 32 pixels (two merged patches)");
       } else if (arg == "--runs") {
         runs = static_cast<int>(number(i, 1, 100));
       } else if (arg == "--threads") {
