@@ -39,6 +39,22 @@ OrtStatusPtr input_shape(OrtShapeInferContext* context, std::size_t index, std::
   return api.GetSymbolicDimensions(info, names.data(), rank);
 }
 
+OrtStatusPtr float_output_shaped_as_input0(OrtShapeInferContext* context, const char* op, std::atomic<std::uint64_t>& fresh, std::size_t rank) {
+  std::vector<std::int64_t> dims;
+  std::vector<const char*> names;
+  if (OrtStatusPtr status = input_shape(context, 0, dims, names)) return status;
+  if (rank != 0 && dims.size() != rank) {
+    return Ort::Status((std::string(op) + ": input 0 must have " + std::to_string(rank) + " dimensions").c_str(), ORT_INVALID_GRAPH).release();
+  }
+  return set_float_output_shape(context, 0, dims, names, op, fresh);
+}
+
+bool quantized_weights_describe(const std::vector<std::int64_t>& b_shape, std::size_t scale_count, std::int64_t rows, std::int64_t cols,
+                                std::int64_t block, std::int64_t bits) {
+  return block > 0 && cols % block == 0 && b_shape == std::vector<std::int64_t>{rows, cols / block, block * bits / 8} &&
+         scale_count == static_cast<std::size_t>(rows * (cols / block));
+}
+
 OrtStatusPtr set_float_output_shape(OrtShapeInferContext* context, std::size_t index, const std::vector<std::int64_t>& dims,
                                     const std::vector<const char*>& names, const char* op, std::atomic<std::uint64_t>& fresh,
                                     ONNXTensorElementDataType type) {

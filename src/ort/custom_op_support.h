@@ -27,6 +27,15 @@ OrtStatusPtr set_float_output_shape(OrtShapeInferContext* context, std::size_t i
                                     const std::vector<const char*>& names, const char* op, std::atomic<std::uint64_t>& fresh,
                                     ONNXTensorElementDataType type = ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
 
+// Shape inference for an op whose output 0 is a float tensor of input 0's shape (symbolic
+// dimensions included); `rank`, unless 0, is the rank input 0 must have (an error naming `op` if not).
+OrtStatusPtr float_output_shaped_as_input0(OrtShapeInferContext* context, const char* op, std::atomic<std::uint64_t>& fresh, std::size_t rank = 0);
+
+// Whether B [rows, cols / block, block * bits / 8] and `scale_count` scales describe a
+// MatMulNBits-layout matrix [rows, cols] in blocks of `block` (which divides cols).
+bool quantized_weights_describe(const std::vector<std::int64_t>& b_shape, std::size_t scale_count, std::int64_t rows, std::int64_t cols,
+                                std::int64_t block, std::int64_t bits);
+
 // A custom op's CreateKernelV2: constructs Kernel(info, more...), or returns the error.
 template <typename Kernel, typename... More>
 OrtStatusPtr create_kernel(const OrtKernelInfo* info, void** kernel, More... more) {

@@ -63,11 +63,7 @@ OrtStatusPtr Int4ExpertsKernel::ComputeV2(OrtKernelContext* raw) {
 // The output has the input's shape, symbolic dimensions included.
 Int4ExpertsOp::Int4ExpertsOp() {
   OrtCustomOp::InferOutputShapeFn = [](const OrtCustomOp* op, OrtShapeInferContext* context) -> OrtStatusPtr {
-    std::vector<std::int64_t> dims;
-    std::vector<const char*> names;
-    if (OrtStatusPtr status = ort_ops::input_shape(context, 0, dims, names)) return status;
-    return ort_ops::set_float_output_shape(context, 0, dims, names, package::kInt4ExpertsOp,
-                                          static_cast<const Int4ExpertsOp*>(op)->fresh_names);
+    return ort_ops::float_output_shaped_as_input0(context, package::kInt4ExpertsOp, static_cast<const Int4ExpertsOp*>(op)->fresh_names);
   };
 }
 

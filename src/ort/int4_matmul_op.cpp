@@ -71,8 +71,8 @@ OrtStatusPtr QuantMatMulKernel::ComputeV2(OrtKernelContext* raw) {
       int8.scales = scales.GetTensorData<float>() + first_row * (K / block);
       kernels::check_int8_matmul(int8);
     }
-    if (b_shape != std::vector<std::int64_t>{b_rows, K / block, block * bits / 8} || b_rows < first_row + N ||
-        scales.GetTensorTypeAndShapeInfo().GetElementCount() != static_cast<std::size_t>(b_rows * (K / block))) {
+    if (!ort_ops::quantized_weights_describe(b_shape, scales.GetTensorTypeAndShapeInfo().GetElementCount(), b_rows, K, block, bits) ||
+        b_rows < first_row + N) {
       throw std::runtime_error(std::string(op) + ": B " + shape_string(b_shape) + " and " + std::to_string(scales.GetTensorTypeAndShapeInfo().GetElementCount()) +
                                " scales do not describe [N=" + std::to_string(N) + ", K=" + std::to_string(K) + "] in blocks of " +
                                std::to_string(block) + (row_range ? " from row " + std::to_string(first_row) : std::string()));

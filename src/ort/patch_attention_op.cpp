@@ -79,11 +79,7 @@ OrtStatusPtr PatchAttentionKernel::ComputeV2(OrtKernelContext* raw) {
 // The output's shape: the query's.
 PatchAttentionOp::PatchAttentionOp() {
   OrtCustomOp::InferOutputShapeFn = [](const OrtCustomOp* op, OrtShapeInferContext* context) -> OrtStatusPtr {
-    std::vector<std::int64_t> dims;
-    std::vector<const char*> names;
-    if (OrtStatusPtr status = ort_ops::input_shape(context, 0, dims, names)) return status;
-    if (dims.size() != 2) return Ort::Status((std::string(package::kPatchAttentionOp) + ": query must be [N, D]").c_str(), ORT_INVALID_GRAPH).release();
-    return ort_ops::set_float_output_shape(context, 0, dims, names, package::kPatchAttentionOp, static_cast<const PatchAttentionOp*>(op)->fresh_names);
+    return ort_ops::float_output_shaped_as_input0(context, package::kPatchAttentionOp, static_cast<const PatchAttentionOp*>(op)->fresh_names, 2);
   };
 }
 

@@ -28,9 +28,8 @@ OrtStatusPtr PatchMlpKernel::ComputeV2(OrtKernelContext* raw) {
       const Ort::ConstValue scales = context.GetInput(b_index + 1);
       const auto scale_info = scales.GetTensorTypeAndShapeInfo();
       const std::vector<std::int64_t> shape = b.GetTensorTypeAndShapeInfo().GetShape();
-      if (block <= 0 || cols % block != 0 || shape != std::vector<std::int64_t>{rows, cols / block, block} ||
-          scale_info.GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT ||
-          scale_info.GetElementCount() != static_cast<std::size_t>(rows * (cols / block))) {
+      if (!ort_ops::quantized_weights_describe(shape, scale_info.GetElementCount(), rows, cols, block, 8) ||
+          scale_info.GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
         throw std::runtime_error(std::string(op) + ": " + which + " B " + shape_string(shape) + " and " + std::to_string(scale_info.GetElementCount()) +
                                  " float scales do not describe [" + std::to_string(rows) + ", " + std::to_string(cols) + "] in blocks of " +
                                  std::to_string(block));
@@ -66,10 +65,7 @@ OrtStatusPtr PatchMlpKernel::ComputeV2(OrtKernelContext* raw) {
 // The output's shape: x's.
 PatchMlpOp::PatchMlpOp() {
   OrtCustomOp::InferOutputShapeFn = [](const OrtCustomOp* op, OrtShapeInferContext* context) -> OrtStatusPtr {
-    std::vector<std::int64_t> dims;
-    std::vector<const char*> names;
-    if (OrtStatusPtr status = ort_ops::input_shape(context, 0, dims, names)) return status;
-    return ort_ops::set_float_output_shape(context, 0, dims, names, package::kPatchMlpOp, static_cast<const PatchMlpOp*>(op)->fresh_names);
+    return ort_ops::float_output_shaped_as_input0(context, package::kPatchMlpOp, static_cast<const PatchMlpOp*>(op)->fresh_names);
   };
 }
 
