@@ -273,10 +273,7 @@ std::int64_t fuse_swiglu(onnx::GraphProto& graph) {
                                    index.producer.at(down.input(0))});
       split_sizes.insert(split->input(1));
       down.set_input(0, split->input(0));
-      onnx::AttributeProto* swiglu = down.add_attribute();
-      swiglu->set_name("swiglu");
-      swiglu->set_type(onnx::AttributeProto::INT);
-      swiglu->set_i(1);
+      add_int_attribute(down, "swiglu", 1);
       ++fused;
       break;
     }
@@ -312,10 +309,7 @@ std::int64_t fuse_bias_gelu(onnx::GraphProto& graph) {
     }
     matmul.add_input(gelu.input(1));
     matmul.set_output(0, gelu.output(0));
-    onnx::AttributeProto* flag = matmul.add_attribute();
-    flag->set_name("gelu");
-    flag->set_type(onnx::AttributeProto::INT);
-    flag->set_i(1);
+    add_int_attribute(matmul, "gelu", 1);
     folded.push_back(i);
     ++fused;
   }
