@@ -115,8 +115,12 @@ void WeightWriter::for_each_expert(const std::string& checkpoint_name, std::int6
   const std::size_t per_expert = static_cast<std::size_t>(out * in);
   std::vector<float> source(per_expert);
   std::vector<float> target(per_expert);
+  const std::size_t expert_bytes = tensor.bytes.size() / static_cast<std::size_t>(experts);
   for (std::int64_t e = 0; e < experts; ++e) {
     read_as_float(tensor, static_cast<std::size_t>(e) * per_expert, source);
+    // An expert stack is one tensor of up to 3.2 GB (235B-A22B's gate_up): let each expert's pages
+    // go once read, so that build's memory holds one expert, not the stack.
+    checkpoint_.release(TensorView{tensor.info, tensor.bytes.subspan(static_cast<std::size_t>(e) * expert_bytes, expert_bytes)});
     for (std::int64_t r = 0; r < out; ++r) {
       const std::int64_t from = rows[static_cast<std::size_t>(r)];
       for (std::int64_t c = 0; c < in; ++c) {
