@@ -124,7 +124,7 @@ void untied_with_large_vision(ModelConfig& c) {
 
 }  // namespace
 
-std::vector<std::string> random_checkpoint_presets() { return {"tiny", "small", "2b", "4b", "8b", "32b", "moe", "30b-a3b"}; }
+std::vector<std::string> random_checkpoint_presets() { return {"tiny", "small", "2b", "4b", "8b", "32b", "moe", "30b-a3b", "235b-a22b"}; }
 
 ModelConfig random_checkpoint_config(const std::string& preset) {
   ModelConfig c = base_config();  // the real 4B config; presets change what differs
@@ -154,6 +154,14 @@ ModelConfig random_checkpoint_config(const std::string& preset) {
     t.num_key_value_heads = 4;
     t.intermediate_size = 6144;
     t.moe = moe_config(128, 8, 768, {});
+    untied_with_large_vision(c);
+  } else if (preset == "235b-a22b") {  // Qwen3-VL-235B-A22B: its config.json values (text, experts; the vision tower of the 8B)
+    t.hidden_size = 4096;
+    t.num_hidden_layers = 94;
+    t.num_attention_heads = 64;
+    t.num_key_value_heads = 4;
+    t.intermediate_size = 12288;
+    t.moe = moe_config(128, 8, 1536, {});
     untied_with_large_vision(c);
   } else if (preset == "tiny" || preset == "moe") {
     t.hidden_size = 64;

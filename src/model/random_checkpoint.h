@@ -11,7 +11,7 @@
 
 namespace q3vl {
 
-// Names of the presets, e.g. "tiny", "small", "2b", "4b", "8b"; MoE: "moe" (tiny) and "30b-a3b".
+// Names of the presets, e.g. "tiny", "small", "2b", "4b", "8b"; MoE: "moe" (tiny), "30b-a3b" and "235b-a22b".
 std::vector<std::string> random_checkpoint_presets();
 // The config of a preset; throws InvalidInput for an unknown name.
 ModelConfig random_checkpoint_config(const std::string& preset);

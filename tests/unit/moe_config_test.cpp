@@ -195,5 +195,24 @@ TEST(MoePresets, TinyMoeCheckpointOpensAndRealShapesCanBeCut) {
   EXPECT_THROW(with_text_layers(full, 2), InvalidInput);
 }
 
+TEST(MoePresets, LargestMoeHasTheHubShapes) {
+  // Qwen3-VL-235B-A22B's config.json as the shared spec transcribes it (§1.2).
+  const ModelConfig c = random_checkpoint_config("235b-a22b");
+  ASSERT_TRUE(c.text.moe.has_value());
+  EXPECT_EQ(c.text.hidden_size, 4096);
+  EXPECT_EQ(c.text.num_hidden_layers, 94);
+  EXPECT_EQ(c.text.num_attention_heads, 64);
+  EXPECT_EQ(c.text.num_key_value_heads, 4);
+  EXPECT_EQ(c.text.head_dim, 128);
+  EXPECT_EQ(c.text.moe->experts, 128);
+  EXPECT_EQ(c.text.moe->experts_per_token, 8);
+  EXPECT_EQ(c.text.moe->intermediate_size, 1536);
+  EXPECT_FALSE(c.tie_word_embeddings);
+  EXPECT_EQ(c.vision.depth, 27);
+  EXPECT_EQ(c.vision.hidden_size, 1152);
+  EXPECT_EQ(c.vision.out_hidden_size, 4096);
+  EXPECT_EQ(c.vision.deepstack_visual_indexes, (std::vector<std::int64_t>{8, 16, 24}));
+}
+
 }  // namespace
 }  // namespace q3vl
