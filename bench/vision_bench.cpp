@@ -3,7 +3,7 @@
 // small images in one call against one, and the process's peak RSS. With --reference, instead the
 // error of this package's features against another's (e.g. int8 against fp32 vision).
 // --encoder picks vision.kernels.onnx or vision.onnx whatever this CPU is (default: what q3vl run picks).
-//   vision_bench PACKAGE [--runs N] [--threads N] [--no-prepack] [--side PIXELS]... [--reference PACKAGE]
+//   vision_bench PACKAGE [--runs N (0: first pass only)] [--threads N] [--no-prepack] [--side PIXELS]... [--reference PACKAGE]
 //                [--encoder auto|kernels|onnx]
 #include <cmath>
 #include <cstdio>
@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
         sides.push_back(number(i, 32, 4096));
         if (sides.back() % 32 != 0) throw std::invalid_argument("--side: a multiple of 32 pixels (two merged patches)");
       } else if (arg == "--runs") {
-        runs = static_cast<int>(number(i, 1, 100));
+        runs = static_cast<int>(number(i, 0, 100));  // 0: the first pass only (the largest images take minutes a pass)
       } else if (arg == "--threads") {
         threads = static_cast<int>(number(i, 0, 256));
       } else {
@@ -167,12 +167,19 @@ int main(int argc, char** argv) {
         best = std::min(best, bench::seconds_since(start));
       }
       const double flops = vision_flops(config, static_cast<double>(grid * grid));
+      if (runs == 0) {
+        std::printf("vision %lldx%lld (%lld patches, %lld tokens): first pass %.0f ms, %.1f GFLOP (%.1f GFLOP/s)\n",
+                    static_cast<long long>(side), static_cast<long long>(side), static_cast<long long>(grid * grid),
+                    static_cast<long long>(grid * grid / 4), first * 1000, flops / 1e9, flops / first / 1e9);
+        continue;
+      }
       std::printf("vision %lldx%lld (%lld patches, %lld tokens): %.0f ms/image (first pass %.0f ms), %.1f GFLOP (%.1f GFLOP/s, %.0f%% of the FP32 GEMM peak)\n",
                   static_cast<long long>(side), static_cast<long long>(side), static_cast<long long>(grid * grid),
                   static_cast<long long>(grid * grid / 4), best * 1000, first * 1000, flops / 1e9, flops / best / 1e9,
                   100.0 * flops / best / 1e9 / peak);
     }
     std::printf("peak RSS after the single images: %.0f MB\n", bench::peak_rss_mb());
+    if (runs == 0) return 0;  // first passes only: no timing of many images against one
     // Attention stays within each image: 20 images in one call cost 20 times one image, not more.
     const std::int64_t grid = 224 / config.vision.patch_size;
     const std::size_t image_values = static_cast<std::size_t>(grid * grid * config.vision.patch_input_size());
