@@ -33,6 +33,15 @@ std::string to_string(WeightFormat format) {
   return "?";
 }
 
+void WeightWriter::read_once(const TensorView& tensor, std::size_t first, std::span<float> out) {
+  read_as_float(tensor, first, out);
+  if (out.empty()) return;
+  // Tensors are read front to back in pieces: without this, every piece of one stayed mapped until
+  // its end (a 235B-A22B layer's expert stack is 3.2 GB).
+  const std::size_t element_bytes = tensor.bytes.size() / static_cast<std::size_t>(tensor.element_count());
+  checkpoint_.release(TensorView{tensor.info, tensor.bytes.subspan(first * element_bytes, out.size() * element_bytes)});
+}
+
 void WeightWriter::done_with(const TensorView& tensor) {
   if (progress_ != nullptr) progress_->advance(tensor.bytes.size());
   checkpoint_.release(tensor);
@@ -69,7 +78,7 @@ std::string WeightWriter::float_tensor(const std::string& checkpoint_name, graph
   std::vector<float> slice(std::min(count, kSliceElements));
   for (std::size_t done = 0; done < count;) {
     const std::size_t n = std::min(kSliceElements, count - done);
-    read_as_float(tensor, done, std::span<float>(slice.data(), n));
+    read_once(tensor, done, std::span<float>(slice.data(), n));
     append_values(std::span<const float>(slice.data(), n), type);
     done += n;
   }
@@ -115,12 +124,8 @@ void WeightWriter::for_each_expert(const std::string& checkpoint_name, std::int6
   const std::size_t per_expert = static_cast<std::size_t>(out * in);
   std::vector<float> source(per_expert);
   std::vector<float> target(per_expert);
-  const std::size_t expert_bytes = tensor.bytes.size() / static_cast<std::size_t>(experts);
   for (std::int64_t e = 0; e < experts; ++e) {
-    read_as_float(tensor, static_cast<std::size_t>(e) * per_expert, source);
-    // An expert stack is one tensor of up to 3.2 GB (235B-A22B's gate_up): let each expert's pages
-    // go once read, so that build's memory holds one expert, not the stack.
-    checkpoint_.release(TensorView{tensor.info, tensor.bytes.subspan(static_cast<std::size_t>(e) * expert_bytes, expert_bytes)});
+    read_once(tensor, static_cast<std::size_t>(e) * per_expert, source);
     for (std::int64_t r = 0; r < out; ++r) {
       const std::int64_t from = rows[static_cast<std::size_t>(r)];
       for (std::int64_t c = 0; c < in; ++c) {
@@ -199,7 +204,7 @@ WeightWriter::QuantizedTensors WeightWriter::quantize_rows(const std::vector<Row
     for (std::int64_t r0 = 0; r0 < part.out; r0 += rows_per_slab) {
       const std::int64_t rows = std::min(rows_per_slab, part.out - r0);
       slab.resize(static_cast<std::size_t>(rows * K));
-      read_as_float(part.tensor, static_cast<std::size_t>(r0 * K), slab);
+      read_once(part.tensor, static_cast<std::size_t>(r0 * K), slab);
       const QuantizedMatrix q = quantize_blocks(slab, rows, K, quant);
       g_.external()->append_piece(q.packed);
       scales.insert(scales.end(), q.scales.begin(), q.scales.end());

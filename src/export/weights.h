@@ -88,6 +88,8 @@ class WeightWriter {
   void for_each_expert(const std::string& checkpoint_name, std::int64_t experts, std::int64_t out, std::int64_t in,
                        std::span<const std::int64_t> rows, const std::function<void(std::span<const float>)>& use);
 
+  // Elements [first, first + out.size()) of `tensor` as float, read for the last time: their pages go.
+  void read_once(const TensorView& tensor, std::size_t first, std::span<float> out);
   void done_with(const TensorView& tensor);  // progress, and let its pages go
 
   // Appends float values to the external data in `type` (float32 or float16).
