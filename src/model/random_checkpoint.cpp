@@ -122,6 +122,20 @@ void untied_with_large_vision(ModelConfig& c) {
   c.vision.deepstack_visual_indexes = {8, 16, 24};
 }
 
+// The released MoE models: 4 key/value heads, 128 experts of which 8 run per token, every layer
+// sparse, and the large vision tower. `dense_intermediate` is in their configs though unused.
+void released_moe(ModelConfig& c, std::int64_t hidden, std::int64_t layers, std::int64_t heads, std::int64_t dense_intermediate,
+                  std::int64_t expert_intermediate) {
+  TextConfig& t = c.text;
+  t.hidden_size = hidden;
+  t.num_hidden_layers = layers;
+  t.num_attention_heads = heads;
+  t.num_key_value_heads = 4;
+  t.intermediate_size = dense_intermediate;
+  t.moe = moe_config(128, 8, expert_intermediate, {});
+  untied_with_large_vision(c);
+}
+
 }  // namespace
 
 std::vector<std::string> random_checkpoint_presets() { return {"tiny", "small", "2b", "4b", "8b", "32b", "moe", "30b-a3b", "235b-a22b"}; }
@@ -147,22 +161,10 @@ ModelConfig random_checkpoint_config(const std::string& preset) {
     t.num_attention_heads = 64;
     t.intermediate_size = 25600;
     untied_with_large_vision(c);
-  } else if (preset == "30b-a3b") {  // Qwen3-VL-30B-A3B (docs/model-math.md §1.2)
-    t.hidden_size = 2048;
-    t.num_hidden_layers = 48;
-    t.num_attention_heads = 32;
-    t.num_key_value_heads = 4;
-    t.intermediate_size = 6144;
-    t.moe = moe_config(128, 8, 768, {});
-    untied_with_large_vision(c);
-  } else if (preset == "235b-a22b") {  // Qwen3-VL-235B-A22B: its config.json values (text, experts; the vision tower of the 8B)
-    t.hidden_size = 4096;
-    t.num_hidden_layers = 94;
-    t.num_attention_heads = 64;
-    t.num_key_value_heads = 4;
-    t.intermediate_size = 12288;
-    t.moe = moe_config(128, 8, 1536, {});
-    untied_with_large_vision(c);
+  } else if (preset == "30b-a3b") {  // Qwen3-VL-30B-A3B's config.json values
+    released_moe(c, 2048, 48, 32, 6144, 768);
+  } else if (preset == "235b-a22b") {  // Qwen3-VL-235B-A22B's
+    released_moe(c, 4096, 94, 64, 12288, 1536);
   } else if (preset == "tiny" || preset == "moe") {
     t.hidden_size = 64;
     t.num_hidden_layers = 4;
