@@ -54,14 +54,15 @@ bool replaceable_experts(const onnx::NodeProto& node) {
          attribute(node, "k") != nullptr;
 }
 
-// MatMulNBits inputs: 0 A, 1 B, 2 scales, then zero points, group index and bias, absent here.
+// MatMulNBits inputs: 0 A, 1 B, 2 scales, then zero points, group index and bias, absent here. int8
+// rows may end in a padded block (the 8B and larger vision MLP's 4304 columns); int4 ones may not.
 bool replaceable_matmul(const onnx::NodeProto& node, const std::unordered_map<std::string, int>& initializer_types, KernelWidths widths) {
   if (node.op_type() != "MatMulNBits" || node.domain() != graph::kMicrosoftDomain || !inputs_exactly(node, {0, 1, 2})) return false;
   const std::int64_t K = int_attribute(node, "K", 0), N = int_attribute(node, "N", 0), block = int_attribute(node, "block_size", 0);
   const std::int64_t bits = int_attribute(node, "bits", 4);
   const auto scales = initializer_types.find(node.input(2));
   return ((bits == 4 && widths.int4) || (bits == 8 && widths.int8)) && int_attribute(node, "accuracy_level", 0) == 4 && N > 0 && K > 0 &&
-         kernels::int4_block_supported(block) && K % block == 0 && scales != initializer_types.end() &&
+         kernels::int4_block_supported(block) && (K % block == 0 || bits == 8) && scales != initializer_types.end() &&
          scales->second == onnx::TensorProto::FLOAT;
 }
 

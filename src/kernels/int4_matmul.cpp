@@ -29,15 +29,15 @@ void check_int4_matmul(const Int4Matrices& w) {
   }
 }
 
-void run_rows_matmul(const RowsJob& matrix, std::int64_t group, RowsKernel kernel, const float* x, std::int64_t tokens, float* out,
-                     const ParallelFor& parallel) {
+void run_rows_matmul(const RowsJob& matrix, std::int64_t x_cols, std::int64_t group, RowsKernel kernel, const float* x, std::int64_t tokens,
+                     float* out, const ParallelFor& parallel) {
   const std::int64_t chunks = (matrix.rows + kRowsPerTask - 1) / kRowsPerTask;
   QuantizedActivations x_q;
   std::vector<std::int64_t> token_rows;
   for (std::int64_t t0 = 0; t0 < tokens; t0 += kTokensPerPass) {
     const std::int64_t n = std::min(kTokensPerPass, tokens - t0);
-    x_q.reset(n, matrix.cols, group, matrix.bits);
-    parallel(static_cast<std::size_t>(n), [&](std::size_t t) { x_q.quantize(static_cast<std::int64_t>(t), x + (t0 + static_cast<std::int64_t>(t)) * matrix.cols); });
+    x_q.reset(n, x_cols, group, matrix.bits);
+    parallel(static_cast<std::size_t>(n), [&](std::size_t t) { x_q.quantize(static_cast<std::int64_t>(t), x + (t0 + static_cast<std::int64_t>(t)) * x_cols); });
     token_rows.resize(static_cast<std::size_t>(n));
     std::iota(token_rows.begin(), token_rows.end(), std::int64_t{0});
     const auto rows_job = [&](std::int64_t r0, std::int64_t rows) {
@@ -71,7 +71,7 @@ void run_int4_matmul(const Int4Matrices& w, const float* x, std::int64_t tokens,
   RowsJob matrix;
   point_at_rows(matrix, w, 0, 0);
   matrix.rows = w.rows;
-  run_rows_matmul(matrix, group, int4_rows_kernel(isa, group), x, tokens, out, parallel);
+  run_rows_matmul(matrix, matrix.cols, group, int4_rows_kernel(isa, group), x, tokens, out, parallel);
 }
 
 }  // namespace q3vl::kernels

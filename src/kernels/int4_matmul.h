@@ -21,9 +21,10 @@ void run_int4_matmul(const Int4Matrices& weights, const float* x, std::int64_t t
                      Int4Isa isa = Int4Isa::Best);
 
 // The dense product over row tasks (int4 and int8): `matrix` describes every row from row 0 (no
-// activations, tokens or output yet); activations are quantized in groups of `group`, up to 256
-// tokens a pass.
-void run_rows_matmul(const RowsJob& matrix, std::int64_t group, RowsKernel kernel, const float* x, std::int64_t tokens, float* out,
-                     const ParallelFor& parallel);
+// activations, tokens or output yet); x's rows are `x_cols` wide (matrix.cols, or fewer where the
+// weight rows are padded to whole blocks, int8 only: the rest count as zeros); activations are
+// quantized in groups of `group`, up to 256 tokens a pass.
+void run_rows_matmul(const RowsJob& matrix, std::int64_t x_cols, std::int64_t group, RowsKernel kernel, const float* x, std::int64_t tokens,
+                     float* out, const ParallelFor& parallel);
 
 }  // namespace q3vl::kernels

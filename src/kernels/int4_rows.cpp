@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #if defined(Q3VL_X86_KERNELS)
 #include <immintrin.h>
@@ -15,7 +16,8 @@ namespace q3vl::kernels {
 void QuantizedActivations::reset(std::int64_t rows, std::int64_t columns, std::int64_t group_size, std::int64_t bits_of_weights,
                                  Int4Isa isa) {
 #if defined(Q3VL_X86_KERNELS)
-  vector_quantizer = group_size == 32 && columns % 32 == 0 && usable_isa(isa) != Int4Isa::Portable;
+  // A short last group only for int8 weights: int4's group halves would not fit in it.
+  vector_quantizer = group_size == 32 && (columns % 32 == 0 || bits_of_weights == 8) && usable_isa(isa) != Int4Isa::Portable;
 #else
   vector_quantizer = false;
   (void)isa;
@@ -76,8 +78,14 @@ __attribute__((target("avx2,fma"))) void quantize_groups_of_32_avx2(QuantizedAct
   const __m256i evens_then_odds = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15,  //
                                                    0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
   const float zero_point = weight_zero_point(a.weight_bits);
+  alignas(32) float short_group[32];  // a short last group (int8 only), padded with zeros
   for (std::int64_t g = 0; g < a.groups; ++g) {
     const float* v = x + g * 32;
+    if (const std::int64_t present = a.cols - g * 32; present < 32) {
+      std::memset(short_group, 0, sizeof short_group);
+      std::memcpy(short_group, v, static_cast<std::size_t>(present) * sizeof(float));
+      v = short_group;
+    }
     __m256 part[4];
     __m256 largest = _mm256_setzero_ps();
     for (int k = 0; k < 4; ++k) {

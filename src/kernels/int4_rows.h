@@ -17,7 +17,8 @@ namespace q3vl::kernels {
 // even-offset values, then its odd-offset ones. Groups of 32 go in pairs, as the vector kernels
 // unpack 32 weight bytes (two groups) at once: the pair's first group's evens, the second's evens,
 // the first's odds, the second's odds; a last unpaired group as above. For int8 weights (one byte a
-// value) they are stored in order, and a group's two "halves" are its first and second half.
+// value) they are stored in order, and a group's two "halves" are its first and second half; a
+// short last group is padded with zeros to a whole one (weight rows padded to whole blocks).
 struct QuantizedActivations {
   std::int64_t cols = 0, group = 0, groups = 0, weight_bits = 4;
   std::vector<std::int8_t> values;  // [rows, groups * group]
@@ -39,7 +40,8 @@ struct QuantizedActivations {
   };
   Halves halves(std::int64_t g) const {
     const std::int64_t start = g * group;
-    if (weight_bits == 8) return {start, start + std::min(group, cols - start) / 2};
+    // int8: whole halves even for a short last group, whose missing values are zeros.
+    if (weight_bits == 8) return {start, start + group / 2};
     if (group == 32 && (g | 1) < groups) return {(g & ~std::int64_t{1}) * 32 + (g & 1) * 16, (g & ~std::int64_t{1}) * 32 + 32 + (g & 1) * 16};
     return {start, start + std::min(group, cols - start) / 2};
   }

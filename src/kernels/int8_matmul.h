@@ -9,15 +9,20 @@
 
 namespace q3vl::kernels {
 
-// MatMulNBits' 8-bit B without zero points: row r (of `rows`) is `cols` bytes at values + r * cols,
-// byte c standing for (byte - 128) * scales[r * cols / block + c / block].
+// MatMulNBits' 8-bit B without zero points: row r (of `rows`) is blocks() whole blocks at
+// values + r * row_bytes(), byte c < cols standing for (byte - 128) * scales[r * blocks() + c / block].
+// Where cols is not a multiple of block (the vision MLP of the 8B and larger: 4304 columns), the
+// last block of each row is padded, as MatMulNBits stores it; the padding multiplies zeros.
 struct Int8Matrix {
   const std::uint8_t* values = nullptr;
   const float* scales = nullptr;
   std::int64_t rows = 0, cols = 0, block = 0;
+
+  std::int64_t blocks() const { return block > 0 ? (cols + block - 1) / block : 0; }
+  std::int64_t row_bytes() const { return blocks() * block; }
 };
 
-// Throws InvalidInput unless `weights` has rows, whole blocks of a power of two and scales.
+// Throws InvalidInput unless `weights` has rows, columns, blocks of a power of two and scales.
 void check_int8_matmul(const Int8Matrix& weights);
 
 // out[t, r] = dot(x[t, :], dequantized row r) for `tokens` rows x [tokens, cols], out [tokens, rows].

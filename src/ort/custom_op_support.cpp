@@ -51,8 +51,9 @@ OrtStatusPtr float_output_shaped_as_input0(OrtShapeInferContext* context, const 
 
 bool quantized_weights_describe(const std::vector<std::int64_t>& b_shape, std::size_t scale_count, std::int64_t rows, std::int64_t cols,
                                 std::int64_t block, std::int64_t bits) {
-  return block > 0 && cols % block == 0 && b_shape == std::vector<std::int64_t>{rows, cols / block, block * bits / 8} &&
-         scale_count == static_cast<std::size_t>(rows * (cols / block));
+  if (block <= 0 || cols <= 0) return false;
+  const std::int64_t blocks = (cols + block - 1) / block;  // MatMulNBits pads each row to whole blocks
+  return b_shape == std::vector<std::int64_t>{rows, blocks, block * bits / 8} && scale_count == static_cast<std::size_t>(rows * blocks);
 }
 
 OrtStatusPtr set_float_output_shape(OrtShapeInferContext* context, std::size_t index, const std::vector<std::int64_t>& dims,

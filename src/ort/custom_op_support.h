@@ -31,8 +31,9 @@ OrtStatusPtr set_float_output_shape(OrtShapeInferContext* context, std::size_t i
 // dimensions included); `rank`, unless 0, is the rank input 0 must have (an error naming `op` if not).
 OrtStatusPtr float_output_shaped_as_input0(OrtShapeInferContext* context, const char* op, std::atomic<std::uint64_t>& fresh, std::size_t rank = 0);
 
-// Whether B [rows, cols / block, block * bits / 8] and `scale_count` scales describe a
-// MatMulNBits-layout matrix [rows, cols] in blocks of `block` (which divides cols).
+// Whether B [rows, blocks, block * bits / 8] and `scale_count` scales describe a MatMulNBits-layout
+// matrix [rows, cols] in blocks of `block` (blocks = cols / block rounded up: rows padded to whole
+// blocks; the int4 kernels take whole blocks only, kernels/int4_matmul.h).
 bool quantized_weights_describe(const std::vector<std::int64_t>& b_shape, std::size_t scale_count, std::int64_t rows, std::int64_t cols,
                                 std::int64_t block, std::int64_t bits);
 

@@ -59,7 +59,8 @@ OrtStatusPtr QuantMatMulKernel::ComputeV2(OrtKernelContext* raw) {
     // Rows [first_row, first_row + N) of B, its scales and its bias; all of them without first_row.
     const std::int64_t b_rows = row_range && !b_shape.empty() ? b_shape[0] : N;
     kernels::Int4Matrices int4{b.GetTensorData<std::uint8_t>(), nullptr, 1, N, K, block};
-    kernels::Int8Matrix int8{b.GetTensorData<std::uint8_t>() + first_row * K, nullptr, N, K, block};
+    kernels::Int8Matrix int8{b.GetTensorData<std::uint8_t>(), nullptr, N, K, block};
+    int8.values += first_row * int8.row_bytes();
     if (bits == 4) {
       ort_ops::set_scales(int4, scales, op);
       kernels::check_int4_matmul(int4);
@@ -68,7 +69,7 @@ OrtStatusPtr QuantMatMulKernel::ComputeV2(OrtKernelContext* raw) {
         throw std::runtime_error(std::string(op) + ": scales must be float");
       }
       if (block <= 0) throw std::runtime_error(std::string(op) + ": block_size " + std::to_string(block));
-      int8.scales = scales.GetTensorData<float>() + first_row * (K / block);
+      int8.scales = scales.GetTensorData<float>() + first_row * int8.blocks();
       kernels::check_int8_matmul(int8);
     }
     if (!ort_ops::quantized_weights_describe(b_shape, scales.GetTensorTypeAndShapeInfo().GetElementCount(), b_rows, K, block, bits) ||

@@ -159,6 +159,44 @@ TEST(VisionExport, QuantizedEncodersAlsoGetAKernelGraphAsCloseToHf) {
   EXPECT_FALSE(std::filesystem::exists(dir / "fp32" / package::kKernelVisionModel));
 }
 
+// int8 rows padded to whole blocks: in blocks of 32, small_b's width 48 ends each row of its qkv,
+// output and MLP up projections in half a block, as 4304 ends the 8B's (and every larger model's)
+// vision MLP down projection. The kernel graph still takes every linear layer (no MatMulNBits left,
+// one PatchMlp a block) and stays as close to HF as ONNX Runtime's MatMulNBits on the same package.
+TEST(VisionExport, Int8RowsPaddedToWholeBlocksStayOnTheKernelGraph) {
+  test::TempDir dir;
+  VisionExportOptions options;
+  options.linear.format = WeightFormat::Int8;
+  options.linear.block_size = 32;
+  const std::map<std::string, double> plain = vision_errors(options, dir);
+  const std::map<std::string, double> kernels = vision_errors(options, dir, package::kKernelVisionModel);
+  ASSERT_EQ(kernels.size(), test::golden_cases_with_images());
+  for (const auto& [name, error] : kernels) {
+    std::printf("[ vision int8, blocks of 32 ] %-22s max relative error %.3g (MatMulNBits %.3g)\n", name.c_str(), error, plain.at(name));
+    EXPECT_LT(error, plain.at(name) * 1.2 + 0.002) << name;
+    EXPECT_LT(error, 0.05) << name;
+  }
+  std::set<std::string> padded_models;
+  for (const test::GoldenCase& c : test::golden_cases()) {
+    if (!c.has("pixel_values") || padded_models.contains(c.model())) continue;
+    const VisionConfig vision = Checkpoint::open(c.model_dir()).config().vision;
+    if (vision.hidden_size % 32 == 0 && vision.intermediate_size % 32 == 0) continue;
+    const auto path = dir / (c.model() + "-int8") / package::kKernelVisionModel;  // vision_errors' folder
+    onnx::ModelProto model;
+    std::ifstream in(path, std::ios::binary);
+    ASSERT_TRUE(model.ParseFromIstream(&in)) << path;
+    int matmul_nbits = 0, patch_mlps = 0;
+    for (const onnx::NodeProto& node : model.graph().node()) {
+      matmul_nbits += node.op_type() == "MatMulNBits";
+      patch_mlps += node.op_type() == package::kPatchMlpOp;
+    }
+    EXPECT_EQ(matmul_nbits, 0) << path;
+    EXPECT_EQ(patch_mlps, vision.depth) << path;
+    padded_models.insert(c.model());
+  }
+  EXPECT_EQ(padded_models, std::set<std::string>{"small_b"});
+}
+
 // Video items (grid_t > 1): every frame pair is its own attention segment, next to an image, in
 // one call (HF's vision tower on seeded pixel values).
 TEST(VisionExport, VideoItemsMatchHf) {

@@ -22,22 +22,26 @@ struct RandomInt8Matrix {
   Int8Matrix view;
 };
 
-// Random bytes; scales random, or powers of two when `exact` (products then stay exact in float).
+// Random bytes (the padding of a short last block too, which must multiply zeros); scales random,
+// or powers of two when `exact` (products then stay exact in float).
 RandomInt8Matrix random_int8_matrix(std::int64_t rows, std::int64_t cols, std::int64_t block, std::mt19937& rng, bool exact = false) {
   RandomInt8Matrix m;
-  m.values.resize(static_cast<std::size_t>(rows * cols));
+  const std::int64_t blocks = (cols + block - 1) / block;
+  m.values.resize(static_cast<std::size_t>(rows * blocks * block));
   for (std::uint8_t& b : m.values) b = static_cast<std::uint8_t>(rng() & 0xFF);
-  m.scales.resize(static_cast<std::size_t>(rows * (cols / block)));
+  m.scales.resize(static_cast<std::size_t>(rows * blocks));
   std::uniform_real_distribution<float> scale(0.0002f, 0.002f);
   for (float& s : m.scales) s = exact ? std::ldexp(1.0f, -static_cast<int>(rng() % 4) - 12) : scale(rng);
   m.view = {m.values.data(), m.scales.data(), rows, cols, block};
   return m;
 }
 
+// Row r of MatMulNBits' layout: whole blocks of `block` bytes, the last padded past `cols`.
 std::vector<double> reference(const Int8Matrix& w, const std::vector<float>& x, std::int64_t tokens) {
+  const std::int64_t blocks = (w.cols + w.block - 1) / w.block;
   const auto weight = [&](std::int64_t r, std::int64_t c) {
-    return (w.values[static_cast<std::size_t>(r * w.cols + c)] - 128) *
-           static_cast<double>(w.scales[static_cast<std::size_t>(r * (w.cols / w.block) + c / w.block)]);
+    return (w.values[static_cast<std::size_t>(r * blocks * w.block + c)] - 128) *
+           static_cast<double>(w.scales[static_cast<std::size_t>(r * blocks + c / w.block)]);
   };
   return dense_reference(w.rows, w.cols, weight, x, tokens);
 }
@@ -54,6 +58,10 @@ TEST(Int8MatMul, MatchesTheDequantizedReferenceOnEveryInstructionSet) {
       {64, 256, 64, 5},   // two groups of 32 per block
       {48, 256, 128, 2},  // four groups per block
       {33, 48, 16, 3},    // block 16: the portable kernel only
+      {37, 80, 32, 9},    // rows padded to whole blocks (80 of 96 columns), as the 8B's vision MLP (4304)
+      {20, 48, 32, 300},  // one whole block and one half one, two passes
+      {16, 100, 64, 5},   // a block of 64 padded by 28: the last activation group holds 4 values
+      {9, 40, 16, 4},     // block 16 padded: the portable kernel
   };
   std::size_t checked = 0;
   for (const Shape& s : shapes) {
@@ -77,27 +85,30 @@ TEST(Int8MatMul, MatchesTheDequantizedReferenceOnEveryInstructionSet) {
 }
 
 // Activations int8 holds exactly and power-of-two scales: every instruction set equals the exact
-// products, across the pass boundary (260 tokens), the row tasks and a short last panel (70 rows).
+// products, across the pass boundary (260 tokens), the row tasks and a short last panel (70 rows);
+// also with rows padded to whole blocks (112 of 128 columns: the padding's random bytes add nothing).
 TEST(Int8MatMul, IsExactWhereInt8IsExact) {
-  std::mt19937 rng(13);
-  const std::int64_t rows = 70, cols = 128, tokens = 260;
-  const RandomInt8Matrix w = random_int8_matrix(rows, cols, 32, rng, /*exact=*/true);
-  std::vector<float> x(static_cast<std::size_t>(tokens * cols));
-  for (std::size_t i = 0; i < x.size(); ++i) x[i] = i % 32 == 5 ? 127.0f : static_cast<float>(static_cast<int>(rng() % 255) - 127);
-  const std::vector<double> ref = reference(w.view, x, tokens);
   std::size_t checked = 0;
-  for (const std::int64_t count : {std::int64_t{1}, tokens}) {
-    for (Int4Isa isa : available_isas()) {
-      SCOPED_TRACE(to_string(isa) + ", " + std::to_string(count) + " tokens");
-      std::vector<float> out(static_cast<std::size_t>(count * rows), 0.0f);
-      run_int8_matmul(w.view, x.data(), count, out.data(), serial_for(), isa);
-      for (std::size_t i = 0; i < out.size(); ++i) {
-        ASSERT_EQ(out[i], ref[i]) << "token " << i / rows << " row " << i % rows;
-        ++checked;
+  const std::int64_t rows = 70, tokens = 260;
+  for (const std::int64_t cols : {std::int64_t{128}, std::int64_t{112}}) {
+    std::mt19937 rng(13);
+    const RandomInt8Matrix w = random_int8_matrix(rows, cols, 32, rng, /*exact=*/true);
+    std::vector<float> x(static_cast<std::size_t>(tokens * cols));
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = i % static_cast<std::size_t>(cols) % 32 == 5 ? 127.0f : static_cast<float>(static_cast<int>(rng() % 255) - 127);
+    const std::vector<double> ref = reference(w.view, x, tokens);
+    for (const std::int64_t count : {std::int64_t{1}, tokens}) {
+      for (Int4Isa isa : available_isas()) {
+        SCOPED_TRACE(to_string(isa) + ", " + std::to_string(cols) + " columns, " + std::to_string(count) + " tokens");
+        std::vector<float> out(static_cast<std::size_t>(count * rows), 0.0f);
+        run_int8_matmul(w.view, x.data(), count, out.data(), serial_for(), isa);
+        for (std::size_t i = 0; i < out.size(); ++i) {
+          ASSERT_EQ(out[i], ref[i]) << "token " << i / rows << " row " << i % rows;
+          ++checked;
+        }
       }
     }
   }
-  EXPECT_EQ(checked, available_isas().size() * rows * (1 + tokens));
+  EXPECT_EQ(checked, 2 * available_isas().size() * rows * (1 + tokens));
 }
 
 TEST(Int8MatMul, RefusesMatricesItCannotReadNamingThem) {
