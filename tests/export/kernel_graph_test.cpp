@@ -263,6 +263,10 @@ TEST(KernelGraph, AnInt8MatMulNodeThatDisagreesWithItsTensorsIsAnError) {
   // Rows past B's (a q, k or v part of a qkv projection reads rows first_row .. first_row + N).
   cases.push_back({test::add_attribute("Int8MatMul", "first_row", 1), "from row 1"});
   cases.push_back({test::add_attribute("Int8MatMul", "first_row", -2), "Int8MatMul: first_row = -2"});
+  // K shrunk within B's last block: B still describes it (rows padded to whole blocks), so A's width
+  // must be what refuses it, before any read.
+  const std::int64_t shrunk = ckpt.config().text.hidden_size - 8;
+  cases.push_back({test::set_attribute("Int8MatMul", "K", shrunk), "does not end in K=" + std::to_string(shrunk)});
   const TwoLayers int8_layers{linear(WeightFormat::Int8), linear(WeightFormat::Int8)};
   EXPECT_EQ(test::expect_errors(cases,
                                 [&](const test::GraphEdit& edit) {
@@ -377,6 +381,8 @@ TEST(KernelGraph, AShapeOrBiasThePatchMlpCannotTakeIsAnError) {
       {test::set_attribute("PatchMlp", "N", 5), "PatchMlp: up B"},
       {test::set_attribute("PatchMlp", "block_size", 0), "PatchMlp: up B"},
       {short_bias, "PatchMlp: the up bias must be"},
+      // K shrunk within the up projection's last block: the down projection's rows then disagree.
+      {test::set_attribute("PatchMlp", "K", ckpt.config().text.hidden_size - 8), "PatchMlp: down B"},
   };
   EXPECT_EQ(test::expect_errors(cases, [&](const test::GraphEdit& edit) { run_gelu_mlp(ckpt, dir.path(), x, true, edit); }), cases.size());
 }

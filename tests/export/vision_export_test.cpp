@@ -24,6 +24,11 @@
 namespace q3vl {
 namespace {
 
+// Where vision_errors exports a golden model's encoder with `options`.
+std::filesystem::path vision_model_dir(const test::TempDir& dir, const std::string& model, const VisionExportOptions& options) {
+  return dir / (model + "-" + to_string(options.linear.format) + (options.fp16 ? "-fp16" : ""));
+}
+
 // Runs every image case of the fixtures through an exported vision model and returns, per case,
 // the largest relative error over the merged features and the DeepStack levels.
 std::map<std::string, double> vision_errors(const VisionExportOptions& options, const test::TempDir& dir,
@@ -32,7 +37,7 @@ std::map<std::string, double> vision_errors(const VisionExportOptions& options, 
   std::map<std::string, double> errors;
   for (const test::GoldenCase& c : test::golden_cases()) {
     if (!c.has("pixel_values")) continue;
-    const auto model_dir = dir / (c.model() + "-" + to_string(options.linear.format) + (options.fp16 ? "-fp16" : ""));
+    const auto model_dir = vision_model_dir(dir, c.model(), options);
     const Checkpoint ckpt = Checkpoint::open(c.model_dir());
     if (!std::filesystem::exists(model_dir / "vision.onnx")) {
       std::filesystem::create_directories(model_dir);
@@ -181,7 +186,7 @@ TEST(VisionExport, Int8RowsPaddedToWholeBlocksStayOnTheKernelGraph) {
     if (!c.has("pixel_values") || padded_models.contains(c.model())) continue;
     const VisionConfig vision = Checkpoint::open(c.model_dir()).config().vision;
     if (vision.hidden_size % 32 == 0 && vision.intermediate_size % 32 == 0) continue;
-    const auto path = dir / (c.model() + "-int8") / package::kKernelVisionModel;  // vision_errors' folder
+    const auto path = vision_model_dir(dir, c.model(), options) / package::kKernelVisionModel;
     onnx::ModelProto model;
     std::ifstream in(path, std::ios::binary);
     ASSERT_TRUE(model.ParseFromIstream(&in)) << path;

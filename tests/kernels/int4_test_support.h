@@ -1,11 +1,13 @@
 #pragma once
-// What the int4 kernel tests share: random block-quantized matrices, the plain dequantized value of
-// one weight, the error measure, and the instruction sets this CPU runs.
+// What the int4 and int8 kernel tests share: random block-quantized matrices, the plain dequantized
+// value of one weight, the error measure, the exact comparison, and the instruction sets this CPU runs.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "kernels/int4_matrices.h"
 #include "math/half_float.h"
@@ -77,6 +79,17 @@ inline double relative_error(const std::vector<float>& ours, const std::vector<d
     scale = std::max(scale, std::fabs(ref[i]));
   }
   return err / scale;
+}
+
+// The exact cases (int8-exact activations, power-of-two scales): every out[t * rows + r] equals the
+// reference's (which may hold more tokens), the first that does not named by token and row; adds
+// how many it compared to `checked`.
+inline void expect_exact_products(const std::vector<float>& out, const std::vector<double>& ref, std::int64_t rows, std::size_t& checked) {
+  ASSERT_LE(out.size(), ref.size());
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    ASSERT_EQ(out[i], ref[i]) << "token " << i / static_cast<std::size_t>(rows) << " row " << i % static_cast<std::size_t>(rows);
+    ++checked;
+  }
 }
 
 inline std::vector<Int4Isa> available_isas() {
